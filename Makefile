@@ -1,0 +1,56 @@
+# AI Gateway infrastructure (cdktf, Python). `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# pip's own default index unless the caller points elsewhere (mirrors, proxies).
+PIP_INDEX_URL ?= $(shell python3 -c 'from pip._internal.models.index import PyPI; print(PyPI.simple_url)')
+export PIP_INDEX_URL
+# The Pipfile's source is the only index: a machine-wide pip.conf may add
+# local file:// indexes that pipenv's resolver mishandles.
+export PIP_CONFIG_FILE := /dev/null
+export PIP_FIND_LINKS :=
+export PIPENV_VENV_IN_PROJECT := 1
+export PIPENV_VERBOSITY := -1
+# jsii warns on every run under Node 20 (end of life); the warning is known and documented.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+PIPENV_VERSION := 2026.10.3
+BOOTSTRAP := .bootstrap
+export PATH := $(CURDIR)/$(BOOTSTRAP)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+PY := .venv/bin/python
+
+.PHONY: help setup synth test test-fast lint docs clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+setup: .venv/.synced node_modules/.synced ## Install Python (pipenv, .venv) and Node (cdktf-cli) dependencies
+
+$(BOOTSTRAP)/bin/pipenv:
+	python3 -m venv $(BOOTSTRAP)
+	$(BOOTSTRAP)/bin/pip install --quiet pipenv==$(PIPENV_VERSION)
+
+.venv/.synced: Pipfile Pipfile.lock | $(BOOTSTRAP)/bin/pipenv
+	pipenv sync --dev
+	touch $@
+
+node_modules/.synced: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+synth: setup ## Synthesize every environment into cdktf.out/ (through the cdktf CLI)
+	cdktf synth
+
+test: setup ## Run the whole test suite
+	$(PY) -m pytest
+
+lint: setup ## Ruff lint and format check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+docs: setup ## Regenerate the configuration reference in README.md
+	$(PY) -m modules.docs --write README.md
+
+clean: ## Remove synthesized output and caches (keeps installed dependencies)
+	rm -rf cdktf.out .pytest_cache .ruff_cache
+	find . -name __pycache__ -not -path './.venv/*' -not -path './node_modules/*' -prune -exec rm -rf {} +

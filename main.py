@@ -1,0 +1,40 @@
+#!/usr/bin/env python
+"""cdktf app: one stack per environment file (``environments/*.toml``).
+
+Every environment file is validated before any construct is built. On a bad
+file, every problem is printed as ``<file>: <field>: <problem>``, the process
+exits with status 2 and nothing is written (an existing cdktf.out is kept).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from modules.environments import ConfigError, load_environments
+
+EXIT_BAD_CONFIG = 2
+
+
+def main() -> int:
+    try:
+        environments = load_environments()
+    except ConfigError as error:
+        for line in error.lines:
+            print(line, file=sys.stderr)
+        print(f"{len(error.lines)} problem(s) found; nothing was synthesized.", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+
+    # Imported only now: loading the provider bindings is the slow part.
+    from cdktf import App
+
+    from modules.stack import GatewayStack
+
+    app = App()
+    for environment in environments:
+        GatewayStack(app, environment)
+    app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

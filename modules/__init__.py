@@ -1,0 +1,1 @@
+"""The AI Gateway constructs, their settings and the environment loader."""

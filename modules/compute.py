@@ -1,0 +1,486 @@
+"""Compute: ECR, the provider-key secrets, the ECS cluster, the task (gateway
+plus ADOT collector sidecar), its two IAM roles, the service and autoscaling."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cdktf import TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.appautoscaling_policy import (
+    AppautoscalingPolicy,
+    AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration,
+    AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification,
+)
+from cdktf_cdktf_provider_aws.appautoscaling_target import AppautoscalingTarget
+from cdktf_cdktf_provider_aws.ecr_lifecycle_policy import EcrLifecyclePolicy
+from cdktf_cdktf_provider_aws.ecr_repository import (
+    EcrRepository,
+    EcrRepositoryEncryptionConfiguration,
+    EcrRepositoryImageScanningConfiguration,
+)
+from cdktf_cdktf_provider_aws.ecs_cluster import EcsCluster, EcsClusterSetting
+from cdktf_cdktf_provider_aws.ecs_cluster_capacity_providers import (
+    EcsClusterCapacityProviders,
+    EcsClusterCapacityProvidersDefaultCapacityProviderStrategy,
+)
+from cdktf_cdktf_provider_aws.ecs_service import (
+    EcsService,
+    EcsServiceCapacityProviderStrategy,
+    EcsServiceDeploymentCircuitBreaker,
+    EcsServiceLoadBalancer,
+    EcsServiceNetworkConfiguration,
+)
+from cdktf_cdktf_provider_aws.ecs_task_definition import EcsTaskDefinition, EcsTaskDefinitionRuntimePlatform
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
+from cdktf_cdktf_provider_aws.kms_key import KmsKey
+from cdktf_cdktf_provider_aws.lb_listener import LbListener
+from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret
+from cdktf_cdktf_provider_aws.security_group import SecurityGroup
+from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
+from constructs import Construct
+
+from modules.context import StackContext
+from modules.grants import (
+    Statement,
+    allow_from,
+    grant_log_writes,
+    grant_secrets_read,
+    policy_document,
+    service_trust_policy,
+)
+from modules.networking import GATEWAY_PORT, NetworkingOutputs
+from modules.observability import METRICS_NAMESPACE, ObservabilityOutputs
+from modules.settings import GatewaySettings
+
+COLLECTOR_CONFIG = Path(__file__).resolve().parent.parent / "config" / "adot-collector.yaml"
+PROVIDERS: tuple[str, ...] = ("openai", "anthropic", "google", "azure")
+GATEWAY_CONTAINER = "gateway"
+COLLECTOR_CONTAINER = "adot-collector"
+IMAGES_KEPT = 10
+# Node's own fetch: the gateway image has no curl, and node is always there.
+GATEWAY_HEALTH_COMMAND = (
+    f"node -e \"fetch('http://127.0.0.1:{GATEWAY_PORT}/').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))\""
+)
+# Actions AWS only authorizes on "*" (no resource-level permissions).
+XRAY_ACTIONS = [
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "xray:GetSamplingStatisticSummaries",
+]
+
+
+@dataclass(frozen=True)
+class ComputeOutputs:
+    ecr_repository_url: str
+    cluster_name: str
+    service_name: str
+    task_definition_family: str
+    provider_secret_arns: dict[str, str]
+    task_security_group_id: str
+    execution_role_arn: str
+    task_role_arn: str
+
+
+# cdktf's own unresolved references look like ${TfToken[TOKEN.12]}; every
+# other "${" or "%{" is meant literally and must not reach Terraform's
+# template engine (the collector config's ${env:VAR} placeholders, say).
+_LITERAL_TEMPLATE = re.compile(r"([$%])\{(?!TfToken\[)")
+
+
+def terraform_literal(text: str) -> str:
+    """Escape template sequences so Terraform passes ``text`` through verbatim."""
+    return _LITERAL_TEMPLATE.sub(r"\1\1{", text)
+
+
+def collector_config() -> str:
+    """The ADOT collector's configuration, passed verbatim to the sidecar."""
+    return COLLECTOR_CONFIG.read_text(encoding="utf-8")
+
+
+class Compute(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        gateway: GatewaySettings,
+        context: StackContext,
+        networking: NetworkingOutputs,
+        observability: ObservabilityOutputs,
+        listeners: list[LbListener],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        prefix = context.prefix
+        region = context.region
+
+        ecr_key = self._key("ecr-key", f"{prefix}: ECR image encryption", f"{prefix}-ecr", context)
+        secrets_key = self._key("secrets-key", f"{prefix}: provider API key secrets", f"{prefix}-secrets", context)
+
+        repository = EcrRepository(
+            self,
+            "ecr",
+            name=f"{prefix}/gateway",
+            image_tag_mutability="IMMUTABLE",
+            image_scanning_configuration=EcrRepositoryImageScanningConfiguration(scan_on_push=True),
+            encryption_configuration=[EcrRepositoryEncryptionConfiguration(encryption_type="KMS", kms_key=ecr_key.arn)],
+            force_delete=not context.deletion_protection,
+        )
+        EcrLifecyclePolicy(
+            self,
+            "ecr-lifecycle",
+            repository=repository.name,
+            policy=json.dumps(
+                {
+                    "rules": [
+                        {
+                            "rulePriority": 1,
+                            "description": f"Keep the last {IMAGES_KEPT} images",
+                            "selection": {
+                                "tagStatus": "any",
+                                "countType": "imageCountMoreThan",
+                                "countNumber": IMAGES_KEPT,
+                            },
+                            "action": {"type": "expire"},
+                        }
+                    ]
+                }
+            ),
+        )
+
+        # Values are set by operators after deploy (README); never in this code or its output.
+        # They are not injected into the gateway container: Portkey 1.15.2 reads
+        # no provider key from its environment (keys travel per request), and
+        # ECS refuses to start a task whose secret has no value yet.
+        secrets = {
+            provider: SecretsmanagerSecret(
+                self,
+                f"secret-{provider}",
+                name=f"{prefix}/providers/{provider}",
+                description=f"{provider} API key for the gateway; value set by operators",
+                kms_key_id=secrets_key.arn,
+                recovery_window_in_days=30 if context.deletion_protection else 7,
+            )
+            for provider in PROVIDERS
+        }
+        secret_arns = {provider: secret.arn for provider, secret in secrets.items()}
+
+        cluster = EcsCluster(
+            self,
+            "cluster",
+            name=f"{prefix}-cluster",
+            setting=[EcsClusterSetting(name="containerInsights", value="enabled")],
+        )
+        strategy = [
+            EcsClusterCapacityProvidersDefaultCapacityProviderStrategy(capacity_provider="FARGATE", base=1, weight=1)
+        ]
+        if gateway.fargate_spot_weight:
+            strategy.append(
+                EcsClusterCapacityProvidersDefaultCapacityProviderStrategy(
+                    capacity_provider="FARGATE_SPOT", weight=gateway.fargate_spot_weight
+                )
+            )
+        EcsClusterCapacityProviders(
+            self,
+            "capacity-providers",
+            cluster_name=cluster.name,
+            capacity_providers=["FARGATE", "FARGATE_SPOT"],
+            default_capacity_provider_strategy=strategy,
+        )
+
+        logs = observability.log_group_names
+        log_arns = observability.log_group_arns
+        ecs_source_arn = f"arn:{context.partition}:ecs:{region}:{context.account_id}:*"
+
+        execution_statements: list[Statement] = [
+            grant_log_writes([log_arns["gateway"], log_arns["collector"]], sid="ContainerLogs"),
+            *grant_secrets_read(list(secret_arns.values()), kms_key_arn=secrets_key.arn, region=region),
+        ]
+        image = gateway.image
+        if gateway.image_from_ecr:
+            tag = gateway.image.rsplit("@", 1)[-1] if "@" in gateway.image else gateway.image.rsplit(":", 1)[-1]
+            image = f"{repository.repository_url}{'@' if '@' in gateway.image else ':'}{tag}"
+            execution_statements += [
+                # GetAuthorizationToken has no resource-level permissions.
+                {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+                {
+                    "Sid": "PullGatewayImage",
+                    "Effect": "Allow",
+                    "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                    "Resource": repository.arn,
+                },
+                {
+                    "Sid": "DecryptImageLayers",
+                    "Effect": "Allow",
+                    "Action": "kms:Decrypt",
+                    "Resource": ecr_key.arn,
+                    "Condition": {"StringEquals": {"kms:ViaService": f"ecr.{region}.amazonaws.com"}},
+                },
+            ]
+        execution_role = IamRole(
+            self,
+            "execution-role",
+            name=f"{prefix}-task-execution",
+            description="ECS agent: pull the image, write container logs, inject the provider secrets",
+            assume_role_policy=service_trust_policy(
+                "ecs-tasks.amazonaws.com", account_id=context.account_id, source_arn=ecs_source_arn
+            ),
+        )
+        IamRolePolicy(self, "execution-policy", role=execution_role.id, policy=policy_document(execution_statements))
+
+        task_role = IamRole(
+            self,
+            "task-role",
+            name=f"{prefix}-task",
+            description="Gateway and collector at run time: Bedrock, X-Ray, metrics and their own logs",
+            assume_role_policy=service_trust_policy(
+                "ecs-tasks.amazonaws.com", account_id=context.account_id, source_arn=ecs_source_arn
+            ),
+        )
+        IamRolePolicy(
+            self,
+            "task-policy",
+            role=task_role.id,
+            policy=policy_document(
+                [
+                    {
+                        "Sid": "InvokeBedrockFoundationModels",
+                        "Effect": "Allow",
+                        "Action": ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+                        "Resource": f"arn:{context.partition}:bedrock:{region}::foundation-model/*",
+                    },
+                    {"Sid": "XRayTraces", "Effect": "Allow", "Action": XRAY_ACTIONS, "Resource": "*"},
+                    {
+                        "Sid": "MetricsInOwnNamespace",
+                        "Effect": "Allow",
+                        "Action": "cloudwatch:PutMetricData",
+                        "Resource": "*",
+                        "Condition": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+                    },
+                    grant_log_writes([log_arns["metrics"], log_arns["otlp_logs"]], sid="CollectorLogGroups"),
+                ]
+            ),
+        )
+
+        containers = task_containers(
+            gateway=gateway,
+            gateway_image=image,
+            region=region,
+            log_groups=logs,
+        )
+        task = EcsTaskDefinition(
+            self,
+            "task",
+            family=f"{prefix}-gateway",
+            requires_compatibilities=["FARGATE"],
+            network_mode="awsvpc",
+            cpu=str(gateway.cpu),
+            memory=str(gateway.memory),
+            execution_role_arn=execution_role.arn,
+            task_role_arn=task_role.arn,
+            runtime_platform=EcsTaskDefinitionRuntimePlatform(
+                operating_system_family="LINUX", cpu_architecture="X86_64"
+            ),
+            container_definitions=terraform_literal(json.dumps(containers)),
+        )
+
+        task_sg = SecurityGroup(
+            self,
+            "task-sg",
+            name=f"{prefix}-tasks",
+            description="Gateway tasks: the gateway port from the load balancer only",
+            vpc_id=networking.vpc_id,
+            tags={"Name": f"{prefix}-tasks"},
+        )
+        allow_from(
+            self,
+            "tasks-from-alb",
+            source_security_group_id=networking.alb_security_group_id,
+            target_security_group_id=task_sg.id,
+            port=GATEWAY_PORT,
+            description="load balancer to gateway",
+        )
+        # Outbound: LLM providers over the NAT and AWS APIs over the endpoints, all HTTPS.
+        VpcSecurityGroupEgressRule(
+            self,
+            "tasks-https-out",
+            security_group_id=task_sg.id,
+            cidr_ipv4="0.0.0.0/0",
+            ip_protocol="tcp",
+            from_port=443,
+            to_port=443,
+            description="HTTPS to LLM providers and AWS APIs",
+        )
+
+        service_strategy = [EcsServiceCapacityProviderStrategy(capacity_provider="FARGATE", base=1, weight=1)]
+        if gateway.fargate_spot_weight:
+            service_strategy.append(
+                EcsServiceCapacityProviderStrategy(capacity_provider="FARGATE_SPOT", weight=gateway.fargate_spot_weight)
+            )
+        service = EcsService(
+            self,
+            "service",
+            name=f"{prefix}-gateway",
+            cluster=cluster.arn,
+            task_definition=task.arn,
+            desired_count=gateway.desired_count,
+            capacity_provider_strategy=service_strategy,
+            network_configuration=EcsServiceNetworkConfiguration(
+                subnets=networking.private_subnet_ids, security_groups=[task_sg.id], assign_public_ip=False
+            ),
+            load_balancer=[
+                EcsServiceLoadBalancer(
+                    target_group_arn=networking.target_group_arn,
+                    container_name=GATEWAY_CONTAINER,
+                    container_port=GATEWAY_PORT,
+                )
+            ],
+            deployment_circuit_breaker=EcsServiceDeploymentCircuitBreaker(enable=True, rollback=True),
+            deployment_minimum_healthy_percent=100,
+            deployment_maximum_percent=200,
+            health_check_grace_period_seconds=60,
+            propagate_tags="SERVICE",
+            enable_ecs_managed_tags=True,
+            wait_for_steady_state=False,
+            # Autoscaling owns the task count after the first deploy.
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["desired_count"]),
+            depends_on=list(listeners),
+        )
+
+        scaling_target = AppautoscalingTarget(
+            self,
+            "scaling-target",
+            service_namespace="ecs",
+            resource_id=f"service/{cluster.name}/{service.name}",
+            scalable_dimension="ecs:service:DesiredCount",
+            min_capacity=gateway.min_capacity,
+            max_capacity=gateway.max_capacity,
+        )
+        self._target_tracking(
+            "scale-on-cpu",
+            f"{prefix}-cpu",
+            scaling_target,
+            "ECSServiceAverageCPUUtilization",
+            gateway.cpu_target_percent,
+            None,
+        )
+        self._target_tracking(
+            "scale-on-requests",
+            f"{prefix}-requests",
+            scaling_target,
+            "ALBRequestCountPerTarget",
+            gateway.requests_per_target,
+            f"{networking.alb_arn_suffix}/{networking.target_group_arn_suffix}",
+        )
+
+        self.outputs = ComputeOutputs(
+            ecr_repository_url=repository.repository_url,
+            cluster_name=cluster.name,
+            service_name=service.name,
+            task_definition_family=task.family,
+            provider_secret_arns=secret_arns,
+            task_security_group_id=task_sg.id,
+            execution_role_arn=execution_role.arn,
+            task_role_arn=task_role.arn,
+        )
+
+    def _key(self, construct_id: str, description: str, alias: str, context: StackContext) -> KmsKey:
+        key = KmsKey(
+            self,
+            construct_id,
+            description=description,
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=policy_document([context.key_admin_statement()]),
+        )
+        KmsAlias(self, f"{construct_id}-alias", name=f"alias/{alias}", target_key_id=key.key_id)
+        return key
+
+    def _target_tracking(
+        self,
+        construct_id: str,
+        name: str,
+        target: AppautoscalingTarget,
+        metric: str,
+        value: float,
+        resource_label: str | None,
+    ) -> None:
+        AppautoscalingPolicy(
+            self,
+            construct_id,
+            name=name,
+            policy_type="TargetTrackingScaling",
+            service_namespace=target.service_namespace,
+            resource_id=target.resource_id,
+            scalable_dimension=target.scalable_dimension,
+            target_tracking_scaling_policy_configuration=AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration(
+                target_value=value,
+                scale_in_cooldown=120,
+                scale_out_cooldown=60,
+                predefined_metric_specification=AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification(
+                    predefined_metric_type=metric, resource_label=resource_label
+                ),
+            ),
+        )
+
+
+def task_containers(
+    *,
+    gateway: GatewaySettings,
+    gateway_image: str,
+    region: str,
+    log_groups: dict[str, str],
+) -> list[dict[str, Any]]:
+    """The task's container definitions (ECS JSON), gateway first."""
+
+    def awslogs(group: str, stream_prefix: str) -> dict[str, Any]:
+        return {
+            "logDriver": "awslogs",
+            "options": {"awslogs-group": group, "awslogs-region": region, "awslogs-stream-prefix": stream_prefix},
+        }
+
+    gateway_container = {
+        "name": GATEWAY_CONTAINER,
+        "image": gateway_image,
+        "essential": True,
+        "portMappings": [{"containerPort": GATEWAY_PORT, "protocol": "tcp", "name": "http"}],
+        # PORT is read by the gateway's Node server.
+        "environment": [{"name": "PORT", "value": str(GATEWAY_PORT)}],
+        "healthCheck": {
+            "command": ["CMD-SHELL", GATEWAY_HEALTH_COMMAND],
+            "interval": 15,
+            "timeout": 5,
+            "retries": 3,
+            "startPeriod": 20,
+        },
+        "logConfiguration": awslogs(log_groups["gateway"], "gateway"),
+        "dependsOn": [{"containerName": COLLECTOR_CONTAINER, "condition": "START"}],
+    }
+    collector_container = {
+        "name": COLLECTOR_CONTAINER,
+        "image": gateway.collector_image,
+        # Telemetry must not take the gateway down with it.
+        "essential": False,
+        "environment": [
+            {"name": "AOT_CONFIG_CONTENT", "value": collector_config()},
+            {"name": "EMF_LOG_GROUP", "value": log_groups["metrics"]},
+            {"name": "OTLP_LOG_GROUP", "value": log_groups["otlp_logs"]},
+            {"name": "METRICS_NAMESPACE", "value": METRICS_NAMESPACE},
+        ],
+        "healthCheck": {
+            "command": ["CMD", "/healthcheck"],
+            "interval": 30,
+            "timeout": 5,
+            "retries": 3,
+            "startPeriod": 15,
+        },
+        "logConfiguration": awslogs(log_groups["collector"], "collector"),
+    }
+    return [gateway_container, collector_container]

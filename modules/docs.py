@@ -1,0 +1,99 @@
+"""Generate the README's configuration reference and outputs table from the
+code (like terraform-docs): ``python -m modules.docs --write README.md``.
+A test fails when README.md and this output disagree."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Annotated, Literal, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from modules.outputs import SENSITIVE_OUTPUTS, STACK_OUTPUTS
+from modules.settings import SECTION_NAMES, EnvironmentSettings
+
+BEGIN = "<!-- BEGIN GENERATED: configuration reference (python -m modules.docs --write README.md) -->"
+END = "<!-- END GENERATED: configuration reference -->"
+
+
+_SCALARS = {str: "string", int: "integer", float: "number", bool: "boolean"}
+
+
+def _type_name(annotation: object) -> str:
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if origin is list:
+        return f"list of {_type_name(args[0])}s"
+    if origin is dict:
+        return f"table of {_type_name(args[1])}s"
+    if origin is Annotated:
+        return _type_name(args[0])
+    return _SCALARS.get(annotation, getattr(annotation, "__name__", str(annotation)))  # type: ignore[call-overload]
+
+
+def _default(field: object) -> str:
+    default = getattr(field, "default", PydanticUndefined)
+    if default is PydanticUndefined:
+        factory = getattr(field, "default_factory", None)
+        if factory is None:
+            return "required"
+        default = factory()
+        if isinstance(default, BaseModel):
+            return "(table)"
+    if isinstance(default, bool):
+        return f"`{str(default).lower()}`"
+    if isinstance(default, str):
+        return f'`"{default}"`'
+    if isinstance(default, list | dict):
+        return f"`{default!r}`".replace("'", '"')
+    return f"`{default}`"
+
+
+def _rows(model: type[BaseModel], prefix: str) -> list[str]:
+    rows = []
+    for name, field in model.model_fields.items():
+        if prefix == "" and name in SECTION_NAMES:
+            continue
+        description = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `{prefix}{name}` | {_type_name(field.annotation)} | {_default(field)} | {description} |")
+    return rows
+
+
+def reference() -> str:
+    lines = [BEGIN, "", "### Settings", ""]
+    lines += ["| key | type | default | description |", "|---|---|---|---|"]
+    lines += _rows(EnvironmentSettings, "")
+    for section in SECTION_NAMES:
+        model = EnvironmentSettings.model_fields[section].annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        lines += [f"| **`[{section}]`** | | | {model.__doc__.strip() if model.__doc__ else ''} |"]
+        lines += _rows(model, f"{section}.")
+    lines += ["", "### Outputs", "", "| output | description |", "|---|---|"]
+    lines += [f"| `{name}` | {text} |" for name, text in STACK_OUTPUTS.items()]
+    lines += [f"| `{name}` (sensitive) | {text} |" for name, text in SENSITIVE_OUTPUTS.items()]
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def replace_reference(readme: str) -> str:
+    start, end = readme.index(BEGIN), readme.index(END) + len(END)
+    return readme[:start] + reference() + readme[end:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--write", type=Path, help="rewrite the generated block of this file in place")
+    args = parser.parse_args(argv)
+    if args.write:
+        args.write.write_text(replace_reference(args.write.read_text(encoding="utf-8")), encoding="utf-8")
+    else:
+        sys.stdout.write(reference() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

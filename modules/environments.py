@@ -1,0 +1,169 @@
+"""Find, parse and validate every environment file before anything is built.
+
+``load_environments`` either returns one validated ``Environment`` per
+``*.toml`` file or raises ``ConfigError`` carrying every problem of every file,
+each as ``<file>: <dotted.field>: <what is wrong>``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from modules.settings import ENVIRONMENT_NAME, EnvironmentSettings, Problem
+
+ENV_DIR_VARIABLE = "AIGW_ENV_DIR"
+DEFAULT_ENV_DIR = Path(__file__).resolve().parent.parent / "environments"
+STACK_PREFIX = "ai-gateway-"
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A validated environment: its name (the file stem), file and settings."""
+
+    name: str
+    path: Path
+    settings: EnvironmentSettings
+
+    @property
+    def stack_name(self) -> str:
+        return f"{STACK_PREFIX}{self.name}"
+
+
+class ConfigError(Exception):
+    """Every problem found in the environment files, one line each."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def environment_dir() -> Path:
+    """The directory of environment files: ``$AIGW_ENV_DIR`` or ``environments/``."""
+    configured = os.environ.get(ENV_DIR_VARIABLE)
+    return Path(configured) if configured else DEFAULT_ENV_DIR
+
+
+def load_environments(directory: Path | None = None) -> list[Environment]:
+    directory = directory if directory is not None else environment_dir()
+    if not directory.is_dir():
+        raise ConfigError([f"{directory}: {ENV_DIR_VARIABLE}: not a directory of environment files"])
+    files = sorted(directory.glob("*.toml"))
+    if not files:
+        raise ConfigError([f"{directory}: (directory): no *.toml environment files found"])
+    environments: list[Environment] = []
+    lines: list[str] = []
+    for path in files:
+        environment, problems = load_environment(path)
+        label = _display(path)
+        lines += [f"{label}: {problem.field}: {problem.message}" for problem in problems]
+        if environment is not None:
+            environments.append(environment)
+    if lines:
+        raise ConfigError(lines)
+    return environments
+
+
+def load_environment(path: Path) -> tuple[Environment | None, list[Problem]]:
+    """Validate one file; returns the environment only when there is no problem."""
+    problems: list[Problem] = []
+    if not ENVIRONMENT_NAME.match(path.stem):
+        problems.append(
+            Problem(
+                "(file name)",
+                f"environment name {path.stem!r} must be 1-16 characters of lowercase a-z, 0-9 and '-', "
+                "starting with a letter (it becomes part of resource names)",
+            )
+        )
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        return None, [*problems, Problem("(syntax)", f"not valid TOML: {error}")]
+    except (OSError, UnicodeDecodeError) as error:
+        return None, [*problems, Problem("(file)", f"cannot be read: {error}")]
+
+    try:
+        settings = EnvironmentSettings.model_validate(raw)
+    except ValidationError as error:
+        problems += _from_pydantic(error)
+        failed = {str(detail["loc"][0]) for detail in error.errors() if detail["loc"]}
+        problems += _problems_of_valid_parts(raw, failed)
+        return None, problems
+    problems += settings.problems()
+    if problems:
+        return None, problems
+    return Environment(path.stem, path, settings), []
+
+
+# Stand-ins for required keys whose own value was invalid, so that the rules
+# not reading them can still run; problems from rules that do read them are dropped.
+_STAND_INS: dict[str, Any] = {
+    "region": "us-east-1",
+    "backend": {"bucket": "stand-in", "key": "stand-in", "dynamodb_table": "stand-in", "region": "us-east-1"},
+}
+
+
+def _problems_of_valid_parts(raw: dict[str, Any], failed: set[str]) -> list[Problem]:
+    """Cross-field rules over the keys that did validate, so one run shows everything."""
+    partial = {key: value for key, value in raw.items() if key not in failed}
+    partial.update({key: value for key, value in _STAND_INS.items() if key not in partial})
+    try:
+        settings = EnvironmentSettings.model_validate(partial)
+    except ValidationError:
+        return []
+    return [problem for problem in settings.problems() if not problem.inputs & failed]
+
+
+def _from_pydantic(error: ValidationError) -> list[Problem]:
+    problems = []
+    for detail in error.errors():
+        loc = detail["loc"]
+        field = _dotted(loc)
+        kind = detail["type"]
+        if kind == "extra_forbidden":
+            message = _unknown_key_message(loc)
+        elif kind == "missing":
+            message = "required key is missing"
+        elif kind == "value_error":
+            message = str(detail["ctx"]["error"])
+        else:
+            message = f"{detail['msg'][0].lower()}{detail['msg'][1:]} (got {detail['input']!r})"
+        problems.append(Problem(field, message))
+    return problems
+
+
+def _unknown_key_message(loc: tuple[int | str, ...]) -> str:
+    model: type[BaseModel] | None = EnvironmentSettings
+    for part in loc[:-1]:
+        annotation = model.model_fields[str(part)].annotation if model and str(part) in model.model_fields else None
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    if model is None:
+        return "unknown key"
+    allowed = list(model.model_fields)
+    key = str(loc[-1])
+    # A truncated key ("enable_jwt") is likelier a prefix of the intended one
+    # than the closest string overall ("enable_waf").
+    prefixed = [name for name in allowed if name.startswith(key)]
+    guess = prefixed[:1] if len(prefixed) == 1 else difflib.get_close_matches(key, allowed, n=1)
+    hint = f"did you mean {guess[0]!r}? " if guess else ""
+    return f"unknown key; {hint}allowed: {', '.join(allowed)}"
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,124 @@
+"""Named edges of the system: every security-group rule and IAM grant between
+two parts of the stack is written by one of these functions, so each edge can
+be found by name (``allow_from``, ``grant_…``) rather than by reading policies.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
+from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
+from constructs import Construct
+
+Statement = dict[str, Any]
+
+
+def policy_document(statements: Sequence[Statement]) -> str:
+    """An IAM policy document as the JSON string Terraform expects."""
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, sort_keys=True)
+
+
+def allow_from(
+    scope: Construct,
+    name: str,
+    *,
+    source_security_group_id: str,
+    target_security_group_id: str,
+    port: int,
+    description: str,
+) -> None:
+    """Let ``source`` reach ``target`` on TCP ``port``: the egress rule on the
+    source and the matching ingress rule on the target, nothing wider."""
+    VpcSecurityGroupEgressRule(
+        scope,
+        f"{name}-egress",
+        security_group_id=source_security_group_id,
+        referenced_security_group_id=target_security_group_id,
+        ip_protocol="tcp",
+        from_port=port,
+        to_port=port,
+        description=f"to {description}",
+    )
+    VpcSecurityGroupIngressRule(
+        scope,
+        f"{name}-ingress",
+        security_group_id=target_security_group_id,
+        referenced_security_group_id=source_security_group_id,
+        ip_protocol="tcp",
+        from_port=port,
+        to_port=port,
+        description=f"from {description}",
+    )
+
+
+def allow_cidrs(
+    scope: Construct,
+    name: str,
+    *,
+    security_group_id: str,
+    cidrs: Sequence[str],
+    port: int,
+    description: str,
+) -> None:
+    """Ingress on TCP ``port`` from each CIDR, one rule per CIDR (stable ids)."""
+    for index, cidr in enumerate(cidrs):
+        VpcSecurityGroupIngressRule(
+            scope,
+            f"{name}-{index}",
+            security_group_id=security_group_id,
+            cidr_ipv4=cidr,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            description=description,
+        )
+
+
+def service_trust_policy(service: str, *, account_id: str, source_arn: str | None = None) -> str:
+    """Trust policy for an AWS service principal, scoped to this account (and
+    to ``source_arn`` where the service sends it) against confused deputies."""
+    condition: dict[str, Any] = {"StringEquals": {"aws:SourceAccount": account_id}}
+    if source_arn:
+        condition["ArnLike"] = {"aws:SourceArn": source_arn}
+    return policy_document(
+        [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": "sts:AssumeRole",
+                "Condition": condition,
+            }
+        ]
+    )
+
+
+def grant_secrets_read(secret_arns: Sequence[str], *, kms_key_arn: str, region: str) -> list[Statement]:
+    """Read exactly these secrets, decrypting only through Secrets Manager."""
+    return [
+        {
+            "Sid": "ReadProviderSecrets",
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": list(secret_arns),
+        },
+        {
+            "Sid": "DecryptSecretsThroughSecretsManager",
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": kms_key_arn,
+            "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}},
+        },
+    ]
+
+
+def grant_log_writes(log_group_arns: Sequence[str], *, sid: str) -> Statement:
+    """Create streams in and put events into exactly these log groups."""
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+        "Resource": [f"{arn}:log-stream:*" for arn in log_group_arns] + list(log_group_arns),
+    }

@@ -1,0 +1,447 @@
+"""Typed settings of one environment file (``environments/<env>.toml``).
+
+Every field is documented here; the README's configuration reference is
+generated from these models (``python -m modules.docs``) and a test keeps the
+two in step. Field validators check single values; ``problems()`` methods check
+rules that span fields and report each problem against the field to change.
+Nothing in this module imports cdktf, so a bad file is reported in well under
+a second, before the (slow) provider bindings are loaded.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from modules.versions import admits_older_than, parse_constraint
+
+# hashicorp/aws gained the ALB `jwt-validation` listener action in 6.22.0.
+JWT_VALIDATION_MIN_PROVIDER: tuple[int, int, int] = (6, 22, 0)
+
+# Availability zones this project knows per region, by letter. A region that
+# is missing here is refused rather than guessed: subnets are pinned to named
+# zones so that a plan never depends on an API lookup.
+REGION_AZ_LETTERS: dict[str, str] = {
+    "us-east-1": "abcdef",
+    "us-east-2": "abc",
+    "us-west-2": "abcd",
+    "ca-central-1": "abd",
+    "eu-west-1": "abc",
+    "eu-west-2": "abc",
+    "eu-west-3": "abc",
+    "eu-central-1": "abc",
+    "eu-north-1": "abc",
+    "ap-south-1": "abc",
+    "ap-southeast-1": "abc",
+    "ap-southeast-2": "abc",
+    "ap-northeast-1": "acd",
+    "sa-east-1": "abc",
+}
+
+# Valid task sizes on Fargate (CPU units -> allowed memory MiB), per the ECS
+# developer guide's task-size table.
+FARGATE_MEMORY_BY_CPU: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4096 + 1, 1024)),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
+}
+
+# Retention values CloudWatch Logs accepts (PutRetentionPolicy).
+LOG_RETENTION_DAYS: tuple[int, ...] = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+
+ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
+_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_DYNAMODB_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[A-Za-z0-9-]+$")
+_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$")
+_TAG_KEY = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in an environment file, against the field to change."""
+
+    field: str
+    message: str
+    # Top-level keys the rule read; used to skip rules whose input was invalid.
+    inputs: frozenset[str] = frozenset()
+
+
+class Section(BaseModel):
+    """Base of every settings table: strict keys, immutable once validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    def problems(self) -> Iterator[Problem]:
+        """Rules spanning several fields of this table (none by default)."""
+        return iter(())
+
+
+def _region(value: str) -> str:
+    if value not in REGION_AZ_LETTERS:
+        raise ValueError(f"{value!r} is not a supported region; supported: {', '.join(sorted(REGION_AZ_LETTERS))}")
+    return value
+
+
+class BackendSettings(Section):
+    """Terraform state: one S3 object per environment, locked through DynamoDB."""
+
+    bucket: str = Field(description="S3 bucket holding the state. Required.")
+    key: str = Field(description="Object key of this environment's state. Required.")
+    dynamodb_table: str = Field(description="DynamoDB table for state locks (hash key `LockID`). Required.")
+    region: str = Field(description="Region of the bucket and the table. Required.")
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        if not _S3_BUCKET.match(value) or ".." in value:
+            raise ValueError(
+                f"{value!r} is not a valid S3 bucket name (3-63 characters: lowercase letters, digits, dots, hyphens)"
+            )
+        return value
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if not value.strip() or value.startswith("/"):
+            raise ValueError("must be a non-empty object key that does not start with '/'")
+        return value
+
+    @field_validator("dynamodb_table")
+    @classmethod
+    def _table(cls, value: str) -> str:
+        if not _DYNAMODB_TABLE.match(value):
+            raise ValueError(
+                f"{value!r} is not a valid DynamoDB table name (3-255 characters: letters, digits, '_', '-', '.')"
+            )
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        return _region(value)
+
+
+class NetworkSettings(Section):
+    """The VPC: public subnets for the load balancer, private ones for the tasks."""
+
+    vpc_cidr: str = Field("10.0.0.0/16", description="IPv4 CIDR of the VPC, /16 to /22. Default: `10.0.0.0/16`.")
+    num_az: int = Field(
+        2,
+        description="Availability zones to span (1-6, at most as many as the region has). "
+        "An internet-facing ALB needs at least 2. Default: 2.",
+    )
+    single_nat_gateway: bool = Field(
+        True,
+        description="One shared NAT gateway (cheaper) instead of one per AZ (survives an AZ outage). Default: true.",
+    )
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        try:
+            network = ipaddress.IPv4Network(value, strict=True)
+        except ValueError as error:
+            raise ValueError(f"{value!r} is not a valid IPv4 CIDR block ({error})") from None
+        if not 16 <= network.prefixlen <= 22:
+            raise ValueError(
+                f"{value!r}: prefix length must be between /16 and /22 (each of up to 12 subnets takes 1/16 of the VPC)"
+            )
+        return value
+
+    @field_validator("num_az")
+    @classmethod
+    def _num_az(cls, value: int) -> int:
+        if not 1 <= value <= 6:
+            raise ValueError(f"{value} is out of range; allowed: 1 to 6")
+        return value
+
+
+class GatewaySettings(Section):
+    """The Portkey gateway service on ECS Fargate."""
+
+    image: str = Field(
+        "portkeyai/gateway:1.15.2",
+        description="Upstream gateway image, pinned by tag or digest. Default: `portkeyai/gateway:1.15.2`.",
+    )
+    image_from_ecr: bool = Field(
+        False,
+        description="Run the image from this stack's ECR repository (same tag as `image`, pushed there by the "
+        "operator) instead of pulling it from the upstream registry. Default: false.",
+    )
+    collector_image: str = Field(
+        "amazon/aws-otel-collector:v0.43.3",
+        description="ADOT collector sidecar image. Default: `amazon/aws-otel-collector:v0.43.3`.",
+    )
+    cpu: Literal[256, 512, 1024, 2048, 4096, 8192, 16384] = Field(
+        512, description="Task CPU units (Fargate sizes). Default: 512."
+    )
+    memory: int = Field(1024, description="Task memory in MiB; must be valid for `cpu` on Fargate. Default: 1024.")
+    desired_count: int = Field(2, description="Tasks at deploy time. Default: 2.")
+    min_capacity: int = Field(1, description="Autoscaling floor, at least 1. Default: 1.")
+    max_capacity: int = Field(3, description="Autoscaling ceiling, at most 100. Default: 3.")
+    cpu_target_percent: int = Field(
+        70, ge=10, le=95, description="Target average CPU for scaling (10-95). Default: 70."
+    )
+    requests_per_target: int = Field(
+        1000, ge=1, le=100_000, description="Target ALB requests per task per minute for scaling. Default: 1000."
+    )
+    fargate_spot_weight: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="Weight of FARGATE_SPOT against FARGATE (weight 1, base 1 task always on FARGATE); "
+        "0 runs everything on FARGATE. Default: 0.",
+    )
+
+    @field_validator("image", "collector_image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        if not _IMAGE.match(value):
+            raise ValueError(f"{value!r} must be an image reference pinned by a tag or an @sha256 digest")
+        if value.endswith(":latest"):
+            raise ValueError(f"{value!r}: the 'latest' tag is not reproducible; pin a version")
+        return value
+
+    @field_validator("min_capacity", "desired_count")
+    @classmethod
+    def _at_least_one(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"{value} is out of range; allowed: 1 or more")
+        return value
+
+    @field_validator("max_capacity")
+    @classmethod
+    def _max(cls, value: int) -> int:
+        if not 1 <= value <= 100:
+            raise ValueError(f"{value} is out of range; allowed: 1 to 100")
+        return value
+
+    def problems(self) -> Iterator[Problem]:
+        allowed = FARGATE_MEMORY_BY_CPU[self.cpu]
+        if self.memory not in allowed:
+            yield Problem(
+                "memory",
+                f"{self.memory} MiB is not a Fargate size for cpu = {self.cpu}; allowed: {_describe_sizes(allowed)}",
+            )
+        if not self.min_capacity <= self.desired_count <= self.max_capacity:
+            yield Problem(
+                "desired_count",
+                f"{self.desired_count} must lie between min_capacity ({self.min_capacity}) "
+                f"and max_capacity ({self.max_capacity})",
+            )
+
+
+def _describe_sizes(sizes: tuple[int, ...]) -> str:
+    if len(sizes) <= 3:
+        return ", ".join(str(size) for size in sizes)
+    return f"{sizes[0]} to {sizes[-1]} in steps of {sizes[1] - sizes[0]}"
+
+
+class EdgeSettings(Section):
+    """What faces clients: the load balancer's listeners, WAF and JWT validation."""
+
+    certificate_arn: str = Field(
+        "",
+        description="ACM certificate (same region) for the HTTPS listener; empty serves HTTP only, "
+        "for development. Default: empty.",
+    )
+    allowed_cidrs: list[str] = Field(
+        ["0.0.0.0/0"],
+        min_length=1,
+        description='IPv4 CIDRs allowed to reach the load balancer on 80/443. Default: `["0.0.0.0/0"]`.',
+    )
+    enable_waf: bool = Field(False, description="Attach a WAFv2 web ACL to the load balancer. Default: false.")
+    waf_rate_limit: int = Field(
+        2000,
+        ge=10,
+        le=2_000_000_000,
+        description="Requests per client IP per 5 minutes before the WAF blocks it. Default: 2000.",
+    )
+    enable_jwt_auth: bool = Field(
+        False,
+        description="Validate Cognito JWTs on the HTTPS listener (needs `certificate_arn` and "
+        "`aws_provider_version` >= 6.22). Default: false.",
+    )
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _certificate(cls, value: str) -> str:
+        if value and not _ACM_ARN.match(value):
+            raise ValueError(
+                f"{value!r} is not an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>); "
+                "leave empty for HTTP only"
+            )
+        return value
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _cidrs(cls, values: list[str]) -> list[str]:
+        bad = []
+        for value in values:
+            try:
+                ipaddress.IPv4Network(value, strict=True)
+            except ValueError:
+                bad.append(value)
+        if bad:
+            raise ValueError(f"not valid IPv4 CIDR blocks: {', '.join(map(repr, bad))}")
+        return values
+
+    @property
+    def https(self) -> bool:
+        return bool(self.certificate_arn)
+
+    def problems(self) -> Iterator[Problem]:
+        if self.enable_jwt_auth and not self.https:
+            yield Problem(
+                "enable_jwt_auth",
+                "JWT validation runs on the HTTPS listener; set edge.certificate_arn or turn this off",
+            )
+
+
+class ObservabilitySettings(Section):
+    """Logs, dashboard and alarms."""
+
+    log_retention_days: int = Field(365, description="Retention of every log group, in days. Default: 365.")
+    alarm_email: str = Field(
+        "",
+        description="Address subscribed to the alarm topic (confirmation mail required); empty: none. Default: empty.",
+    )
+    alarm_5xx_percent: float = Field(
+        5.0,
+        gt=0,
+        le=100,
+        description="ALB 5xx responses, % of requests over 5 minutes, that raise the alarm. Default: 5.",
+    )
+    alarm_p99_latency_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="p99 target response time (seconds) that raises the alarm; LLM calls are slow. Default: 30.",
+    )
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(
+                f"{value} is not a CloudWatch Logs retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}"
+            )
+        return value
+
+    @field_validator("alarm_email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if value and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", value):
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value
+
+
+class FeatureSettings(Section):
+    """Opt-in features (B-series). Each is refused until it is built, never silently ignored."""
+
+    enable_multi_client: bool = Field(False, description="One Cognito app client per consuming team. Not built yet.")
+    enable_fallback_routing: bool = Field(False, description="Default provider fallback routing. Not built yet.")
+    enable_cost_attribution: bool = Field(False, description="Per-client cost attribution. Not built yet.")
+    enable_guardrails: bool = Field(False, description="Bedrock guardrails. Not built yet.")
+    enable_response_cache: bool = Field(False, description="Response cache in front of providers. Not built yet.")
+
+    def problems(self) -> Iterator[Problem]:
+        for name in type(self).model_fields:
+            if getattr(self, name):
+                yield Problem(name, "this feature is not built in this release yet; set it to false")
+
+
+Tags = dict[Annotated[str, Field(pattern=_TAG_KEY.pattern)], Annotated[str, Field(max_length=256)]]
+
+
+class EnvironmentSettings(Section):
+    """One environment file. Top-level keys, then one table per area."""
+
+    region: str = Field(description="AWS region of the stack. Required.")
+    aws_provider_version: str = Field(
+        "~> 6.22",
+        description="Version constraint of hashicorp/aws written into the stack. Default: `~> 6.22`.",
+    )
+    deletion_protection: bool = Field(
+        True,
+        description="Protect the load balancer and the Cognito user pool from deletion. Default: true.",
+    )
+    tags: Tags = Field(
+        default_factory=dict,
+        description="Extra default tags on every resource (Project, Environment, ManagedBy are always set). "
+        "Default: none.",
+    )
+    backend: BackendSettings
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    edge: EdgeSettings = Field(default_factory=EdgeSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        return _region(value)
+
+    @field_validator("aws_provider_version")
+    @classmethod
+    def _constraint(cls, value: str) -> str:
+        parse_constraint(value)
+        return value
+
+    @property
+    def availability_zones(self) -> list[str]:
+        letters = REGION_AZ_LETTERS[self.region][: self.network.num_az]
+        return [f"{self.region}{letter}" for letter in letters]
+
+    def problems(self) -> Iterator[Problem]:
+        yield from cross_section_problems(self)
+        for name in SECTION_NAMES:
+            section: Section = getattr(self, name)
+            for problem in section.problems():
+                yield Problem(f"{name}.{problem.field}", problem.message, frozenset({name}))
+
+
+SECTION_NAMES: tuple[str, ...] = ("backend", "network", "gateway", "edge", "observability", "features")
+
+
+def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
+    """Rules that read more than one table."""
+    zones = REGION_AZ_LETTERS[env.region]
+    if env.network.num_az > len(zones):
+        yield Problem(
+            "network.num_az",
+            f"{env.network.num_az} AZs requested but {env.region} has {len(zones)} "
+            f"({', '.join(env.region + z for z in zones)})",
+            frozenset({"network", "region"}),
+        )
+    if env.edge.enable_jwt_auth and admits_older_than(
+        parse_constraint(env.aws_provider_version), JWT_VALIDATION_MIN_PROVIDER
+    ):
+        yield Problem(
+            "aws_provider_version",
+            f"{env.aws_provider_version!r} admits provider versions older than 6.22, which lack ALB JWT "
+            'validation (edge.enable_jwt_auth); use "~> 6.22" or turn JWT auth off',
+            frozenset({"edge", "aws_provider_version"}),
+        )
+    certificate = re.match(_ACM_ARN, env.edge.certificate_arn)
+    if certificate and certificate["region"] != env.region:
+        yield Problem(
+            "edge.certificate_arn",
+            f"the certificate is in {certificate['region']} but the load balancer is in {env.region}; "
+            "ACM certificates must be in the load balancer's region",
+            frozenset({"edge", "region"}),
+        )

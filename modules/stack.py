@@ -1,0 +1,118 @@
+"""The stack of one environment: provider, state backend, and the modules in
+the admin guide's dependency order, wired only through their typed outputs."""
+
+from __future__ import annotations
+
+from cdktf import S3Backend, TerraformOutput, TerraformStack
+from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
+from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
+from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
+from constructs import Construct
+
+from modules.auth import Auth
+from modules.compute import Compute
+from modules.context import PROJECT, StackContext
+from modules.environments import Environment
+from modules.networking import Networking
+from modules.observability import MonitoredService, Monitoring, Observability
+from modules.outputs import SENSITIVE_OUTPUTS, STACK_OUTPUTS
+
+
+class GatewayStack(TerraformStack):
+    def __init__(self, scope: Construct, environment: Environment) -> None:
+        super().__init__(scope, environment.stack_name)
+        settings = environment.settings
+
+        AwsProvider(
+            self,
+            "aws",
+            region=settings.region,
+            default_tags=[
+                AwsProviderDefaultTags(
+                    tags={
+                        **settings.tags,
+                        "Project": PROJECT,
+                        "Environment": environment.name,
+                        "ManagedBy": "cdktf",
+                    }
+                )
+            ],
+        )
+        # The prebuilt bindings pin the exact provider they were generated from;
+        # the environment decides which versions Terraform may install.
+        self.add_override("terraform.required_providers.aws.version", settings.aws_provider_version)
+        S3Backend(
+            self,
+            bucket=settings.backend.bucket,
+            key=settings.backend.key,
+            region=settings.backend.region,
+            dynamodb_table=settings.backend.dynamodb_table,
+            encrypt=True,
+        )
+
+        context = StackContext(
+            environment=environment.name,
+            region=settings.region,
+            account_id=DataAwsCallerIdentity(self, "caller").account_id,
+            partition=DataAwsPartition(self, "partition").partition,
+            waf_enabled=settings.edge.enable_waf,
+            deletion_protection=settings.deletion_protection,
+        )
+        observability = Observability(self, "observability", settings=settings.observability, context=context).outputs
+        networking = Networking(
+            self,
+            "networking",
+            network=settings.network,
+            edge=settings.edge,
+            context=context,
+            availability_zones=settings.availability_zones,
+            waf_log_group_arn=observability.waf_log_group_arn,
+        ).outputs
+        auth = Auth(self, "auth", edge=settings.edge, context=context, networking=networking).outputs
+        listeners = [*networking.listener_dependencies, *([auth.https_listener] if auth.https_listener else [])]
+        compute = Compute(
+            self,
+            "compute",
+            gateway=settings.gateway,
+            context=context,
+            networking=networking,
+            observability=observability,
+            listeners=listeners,
+        ).outputs
+        monitoring = Monitoring(
+            self,
+            "monitoring",
+            settings=settings.observability,
+            context=context,
+            observability=observability,
+            watched=MonitoredService(
+                load_balancer_arn_suffix=networking.alb_arn_suffix,
+                target_group_arn_suffix=networking.target_group_arn_suffix,
+                cluster_name=compute.cluster_name,
+                service_name=compute.service_name,
+                min_tasks=settings.gateway.min_capacity,
+            ),
+        )
+
+        scheme = "https" if settings.edge.https else "http"
+        values: dict[str, object] = {
+            "alb_dns_name": networking.alb_dns_name,
+            "gateway_url": f"{scheme}://{networking.alb_dns_name}",
+            "vpc_id": networking.vpc_id,
+            "cognito_user_pool_id": auth.user_pool_id,
+            "cognito_client_id": auth.client_id,
+            "cognito_token_endpoint": auth.token_endpoint,
+            "cognito_scopes": auth.scopes,
+            "ecr_repository_url": compute.ecr_repository_url,
+            "ecs_cluster_name": compute.cluster_name,
+            "ecs_service_name": compute.service_name,
+            "provider_secret_arns": compute.provider_secret_arns,
+            "dashboard_name": monitoring.dashboard_name,
+        }
+        if set(values) != set(STACK_OUTPUTS):
+            raise ValueError(f"outputs and their descriptions disagree: {set(values) ^ set(STACK_OUTPUTS)}")
+        for name, description in STACK_OUTPUTS.items():
+            TerraformOutput(self, name, value=values[name], description=description)
+        secret_values = {"cognito_client_secret": auth.client_secret}
+        for name, description in SENSITIVE_OUTPUTS.items():
+            TerraformOutput(self, name, value=secret_values[name], description=description, sensitive=True)

@@ -1,0 +1,156 @@
+"""main.py and the real cdktf CLI as a user runs them (subprocesses)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BAD_DEV = """
+region = "us-east-1"
+[backend]
+bucket = "b"
+key = ""
+dynamodb_table = "tfstate-lock"
+region = "us-east-1"
+[network]
+vpc_cidr = "10.0.0.0/33"
+single_nat_gatway = true
+[gateway]
+cpu = 512
+memory = 512
+"""
+BAD_PROD = """
+region = "us-east-1"
+aws_provider_version = "~> 6.0"
+[backend]
+bucket = "tfstate-bucket"
+key = "prod.tfstate"
+dynamodb_table = "tfstate-lock"
+region = "us-east-1"
+[edge]
+certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
+enable_jwt_auth = true
+"""
+
+pytestmark = pytest.mark.cli
+
+
+def run(args: list[str], env_dir: Path | None, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
+    env["CHECKPOINT_DISABLE"] = "1"
+    if env_dir is not None:
+        env["AIGW_ENV_DIR"] = str(env_dir)
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture
+def bad_env_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "envs"
+    directory.mkdir()
+    (directory / "dev.toml").write_text(BAD_DEV)
+    (directory / "prod.toml").write_text(BAD_PROD)
+    return directory
+
+
+def test_bad_files_exit_2_with_every_problem_and_write_nothing(bad_env_dir: Path, tmp_path: Path) -> None:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    outdir = workdir / "cdktf.out"
+    outdir.mkdir()
+    (outdir / "previous-synth.json").write_text("{}")
+    env = dict(os.environ, CDKTF_OUTDIR=str(outdir))
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "main.py")],
+        cwd=workdir,
+        env={**env, "AIGW_ENV_DIR": str(bad_env_dir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith(str(bad_env_dir))]
+    fields = {line.split(": ")[1] for line in lines}
+    assert {
+        "backend.bucket",
+        "backend.key",
+        "network.vpc_cidr",
+        "network.single_nat_gatway",
+        "gateway.memory",
+    } <= fields
+    assert "aws_provider_version" in fields
+    assert any(line.startswith(f"{bad_env_dir}/dev.toml: ") for line in lines)
+    assert any(line.startswith(f"{bad_env_dir}/prod.toml: ") for line in lines)
+    assert sorted(p.name for p in outdir.iterdir()) == ["previous-synth.json"]
+    assert result.stdout == ""
+
+
+def test_main_synthesizes_one_stack_per_environment_file(tmp_path: Path) -> None:
+    env_dir = tmp_path / "envs"
+    env_dir.mkdir()
+    shutil.copy(ROOT / "environments" / "dev.toml", env_dir / "dev.toml")
+    shutil.copy(ROOT / "environments" / "dev.toml", env_dir / "qa-2.toml")
+    outdir = tmp_path / "out"
+    env = {**os.environ, "AIGW_ENV_DIR": str(env_dir), "CDKTF_OUTDIR": str(outdir)}
+    env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "main.py")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (outdir / "stacks").iterdir()) == ["ai-gateway-dev", "ai-gateway-qa-2"]
+
+
+@pytest.fixture(scope="module")
+def cli_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the project files the CLI needs, so its cdktf.out is private."""
+    project = tmp_path_factory.mktemp("project")
+    for name in ("main.py", "cdktf.json", "Pipfile", "Pipfile.lock", "modules", "config", "environments"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, project / name)
+    (project / ".venv").symlink_to(ROOT / ".venv")
+    return project
+
+
+def cdktf_cli() -> str:
+    binary = ROOT / "node_modules" / ".bin" / "cdktf"
+    if not binary.exists():
+        pytest.fail("cdktf-cli is not installed: run `make setup` (the README's test command does)")
+    return str(binary)
+
+
+def test_cdktf_cli_synth_matches_main_py_byte_for_byte(cli_project: Path, tmp_path: Path) -> None:
+    cli = run([cdktf_cli(), "synth", "--output", "cli.out"], env_dir=None, cwd=cli_project)
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    direct_env = {**os.environ, "CDKTF_OUTDIR": str(tmp_path / "direct.out")}
+    direct_env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
+    direct = subprocess.run(
+        [sys.executable, "main.py"], cwd=cli_project, env=direct_env, capture_output=True, text=True, timeout=300
+    )
+    assert direct.returncode == 0, direct.stderr
+    cli_stacks = sorted(p.name for p in (cli_project / "cli.out" / "stacks").iterdir())
+    assert cli_stacks == ["ai-gateway-dev", "ai-gateway-prod"]
+    for stack in cli_stacks:
+        cli_json = (cli_project / "cli.out" / "stacks" / stack / "cdk.tf.json").read_bytes()
+        direct_json = (tmp_path / "direct.out" / "stacks" / stack / "cdk.tf.json").read_bytes()
+        assert cli_json == direct_json, stack
+
+
+def test_cdktf_cli_synth_fails_on_bad_files_and_keeps_previous_output(cli_project: Path, bad_env_dir: Path) -> None:
+    previous = cli_project / "kept.out"
+    (previous / "stacks").mkdir(parents=True)
+    (previous / "stacks" / "marker").write_text("from an earlier synth")
+    result = run([cdktf_cli(), "synth", "--output", "kept.out"], env_dir=bad_env_dir, cwd=cli_project)
+    assert result.returncode != 0
+    assert "network.vpc_cidr" in result.stdout + result.stderr
+    assert (previous / "stacks" / "marker").read_text() == "from an earlier synth"
+    assert sorted(p.name for p in (previous / "stacks").iterdir()) == ["marker"]

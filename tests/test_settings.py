@@ -1,0 +1,295 @@
+"""Validation of environment files: every bad-input case the foundation issue
+names, reported as `<file>: <dotted.field>: <problem>`, all problems at once."""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modules.environments import ConfigError, load_environments
+from modules.settings import FARGATE_MEMORY_BY_CPU, EnvironmentSettings
+from modules.versions import admits_older_than, parse_constraint
+
+VALID = """
+region = "us-east-1"
+[backend]
+bucket = "tfstate-bucket"
+key = "ai-gateway/test.tfstate"
+dynamodb_table = "tfstate-lock"
+region = "us-east-1"
+"""
+
+
+def write_env(directory: Path, name: str, text: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems(tmp_path: Path, text: str, name: str = "test") -> list[str]:
+    """GIVEN one environment file WHEN loaded THEN the problem lines (empty if valid)."""
+    write_env(tmp_path, name, text)
+    try:
+        load_environments(tmp_path)
+    except ConfigError as error:
+        return error.lines
+    return []
+
+
+def with_section(section: str, body: str) -> str:
+    return f"{VALID}\n[{section}]\n{body}\n"
+
+
+def test_valid_minimal_file_loads_with_defaults(tmp_path: Path) -> None:
+    write_env(tmp_path, "test", VALID)
+    (env,) = load_environments(tmp_path)
+    assert env.name == "test"
+    assert env.stack_name == "ai-gateway-test"
+    assert env.settings.network.num_az == 2
+    assert env.settings.aws_provider_version == "~> 6.22"
+    assert env.settings.availability_zones == ["us-east-1a", "us-east-1b"]
+
+
+def test_problem_lines_name_file_and_dotted_field(tmp_path: Path) -> None:
+    lines = problems(tmp_path, with_section("network", 'vpc_cidr = "10.0.0.0/33"'))
+    assert len(lines) == 1
+    file_part, field, message = lines[0].split(": ", 2)
+    assert file_part.endswith("test.toml")
+    assert field == "network.vpc_cidr"
+    assert "not a valid IPv4 CIDR" in message
+
+
+@pytest.mark.parametrize(
+    ("cidr", "expected"),
+    [
+        ("10.0.0.0/33", "not a valid IPv4 CIDR"),
+        ("10.0.0.1/16", "not a valid IPv4 CIDR"),  # host bits set
+        ("banana", "not a valid IPv4 CIDR"),
+        ("10.0.0.0/8", "between /16 and /22"),
+        ("10.0.0.0/24", "between /16 and /22"),
+    ],
+)
+def test_invalid_vpc_cidr_is_refused(tmp_path: Path, cidr: str, expected: str) -> None:
+    lines = problems(tmp_path, with_section("network", f'vpc_cidr = "{cidr}"'))
+    assert any("network.vpc_cidr" in line and expected in line for line in lines), lines
+
+
+@pytest.mark.parametrize("num_az", [0, 7, -1])
+def test_num_az_outside_1_to_6_is_refused(tmp_path: Path, num_az: int) -> None:
+    lines = problems(tmp_path, with_section("network", f"num_az = {num_az}"))
+    assert any("network.num_az" in line and "allowed: 1 to 6" in line for line in lines), lines
+
+
+def test_more_azs_than_the_region_has_is_refused(tmp_path: Path) -> None:
+    text = VALID.replace('region = "us-east-1"\n[backend]', 'region = "us-east-2"\n[backend]', 1)
+    lines = problems(tmp_path, text + "\n[network]\nnum_az = 4\n")
+    assert any("network.num_az" in line and "us-east-2 has 3" in line for line in lines), lines
+
+
+def test_unknown_region_is_refused_with_the_supported_list(tmp_path: Path) -> None:
+    text = VALID.replace('region = "us-east-1"\n[backend]', 'region = "mars-north-1"\n[backend]', 1)
+    lines = problems(tmp_path, text)
+    assert any(line.split(": ")[1] == "region" and "supported: " in line for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory"),
+    [(256, 4096), (512, 512), (512, 5120), (1024, 1024), (1024, 9216), (2048, 2048), (4096, 31744), (8192, 8192),
+     (8192, 18432), (16384, 16384), (16384, 36864)],
+)  # fmt: skip
+def test_fargate_rejected_cpu_memory_pairs_are_refused(tmp_path: Path, cpu: int, memory: int) -> None:
+    lines = problems(tmp_path, with_section("gateway", f"cpu = {cpu}\nmemory = {memory}\ndesired_count = 1"))
+    assert any("gateway.memory" in line and f"cpu = {cpu}" in line for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory"),
+    [(256, 512), (256, 2048), (512, 1024), (512, 4096), (1024, 2048), (1024, 8192), (2048, 16384), (4096, 30720),
+     (8192, 16384), (8192, 61440), (16384, 32768), (16384, 122880)],
+)  # fmt: skip
+def test_fargate_accepted_cpu_memory_pairs_load(tmp_path: Path, cpu: int, memory: int) -> None:
+    assert problems(tmp_path, with_section("gateway", f"cpu = {cpu}\nmemory = {memory}")) == []
+
+
+def test_fargate_table_matches_the_aws_documentation_bounds() -> None:
+    # Bounds and step sizes from the ECS task-size table, written out independently.
+    documented = {256: (512, 2048, None), 512: (1024, 4096, 1024), 1024: (2048, 8192, 1024),
+                  2048: (4096, 16384, 1024), 4096: (8192, 30720, 1024), 8192: (16384, 61440, 4096),
+                  16384: (32768, 122880, 8192)}  # fmt: skip
+    for cpu, (low, high, step) in documented.items():
+        sizes = FARGATE_MEMORY_BY_CPU[cpu]
+        assert (sizes[0], sizes[-1]) == (low, high)
+        if step:
+            assert all(b - a == step for a, b in itertools.pairwise(sizes))
+
+
+def test_cpu_not_a_fargate_size_is_refused(tmp_path: Path) -> None:
+    lines = problems(tmp_path, with_section("gateway", "cpu = 300"))
+    assert any("gateway.cpu" in line and "256, 512, 1024" in line for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("min_capacity", "desired", "max_capacity"),
+    [(2, 1, 3), (1, 4, 3)],
+)
+def test_desired_count_outside_min_max_is_refused(
+    tmp_path: Path, min_capacity: int, desired: int, max_capacity: int
+) -> None:
+    body = f"min_capacity = {min_capacity}\ndesired_count = {desired}\nmax_capacity = {max_capacity}"
+    lines = problems(tmp_path, with_section("gateway", body))
+    assert any("gateway.desired_count" in line and "between min_capacity" in line for line in lines), lines
+
+
+def test_jwt_auth_without_certificate_is_refused(tmp_path: Path) -> None:
+    lines = problems(tmp_path, with_section("edge", "enable_jwt_auth = true"))
+    assert any("edge.enable_jwt_auth" in line and "certificate_arn" in line for line in lines), lines
+
+
+CERT = 'certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/abc-123"'
+
+
+@pytest.mark.parametrize("constraint", ["~> 6.0", ">= 5.100", "~> 5.100", "> 6.21", "6.21.0", "< 7.0", "~> 6.21.0"])
+def test_jwt_auth_with_provider_constraint_admitting_pre_6_22_is_refused(tmp_path: Path, constraint: str) -> None:
+    text = f'aws_provider_version = "{constraint}"\n{VALID}\n[edge]\n{CERT}\nenable_jwt_auth = true\n'
+    lines = problems(tmp_path, text)
+    assert any(line.split(": ")[1] == "aws_provider_version" and "older than 6.22" in line for line in lines), lines
+
+
+@pytest.mark.parametrize("constraint", ["~> 6.22", ">= 6.22", ">= 6.25, < 7.0", "6.25.0", "~> 6.22.1"])
+def test_jwt_auth_with_provider_constraint_from_6_22_loads(tmp_path: Path, constraint: str) -> None:
+    text = f'aws_provider_version = "{constraint}"\n{VALID}\n[edge]\n{CERT}\nenable_jwt_auth = true\n'
+    assert problems(tmp_path, text) == []
+
+
+def test_older_provider_constraint_is_fine_without_jwt(tmp_path: Path) -> None:
+    assert problems(tmp_path, f'aws_provider_version = "~> 5.100"\n{VALID}') == []
+
+
+def test_malformed_provider_constraint_is_refused(tmp_path: Path) -> None:
+    lines = problems(tmp_path, f'aws_provider_version = "latest please"\n{VALID}')
+    assert any("aws_provider_version" in line and "not a version constraint" in line for line in lines), lines
+
+
+@pytest.mark.parametrize("field", ["bucket", "key", "dynamodb_table", "region"])
+def test_empty_backend_fields_are_refused(tmp_path: Path, field: str) -> None:
+    backend = {"bucket": "tfstate-bucket", "key": "k.tfstate", "dynamodb_table": "tfstate-lock", "region": "us-east-1"}
+    backend[field] = ""
+    body = "\n".join(f'{key} = "{value}"' for key, value in backend.items())
+    lines = problems(tmp_path, f'region = "us-east-1"\n[backend]\n{body}\n')
+    assert any(f": backend.{field}: " in line for line in lines), lines
+
+
+def test_missing_backend_table_is_refused(tmp_path: Path) -> None:
+    lines = problems(tmp_path, 'region = "us-east-1"\n')
+    assert any(line.split(": ")[1] == "backend" and "required key is missing" in line for line in lines), lines
+
+
+@pytest.mark.parametrize("name", ["Dev", "prod_eu", "dev.1", "1dev", "a-very-long-environment-name"])
+def test_environment_names_not_lowercase_dash_are_refused(tmp_path: Path, name: str) -> None:
+    lines = problems(tmp_path, VALID, name=name)
+    assert any("(file name)" in line and "lowercase" in line for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "suggestion"),
+    [("network", "single_nat_gatway", "single_nat_gateway"), ("gateway", "desired_cout", "desired_count"),
+     ("edge", "enable_jwt", "enable_jwt_auth"), ("", "aws_provider_versoin", "aws_provider_version")],
+)  # fmt: skip
+def test_misspelled_keys_are_refused_with_a_suggestion(tmp_path: Path, section: str, key: str, suggestion: str) -> None:
+    text = f"{key} = 1\n{VALID}" if not section else with_section(section, f"{key} = true")
+    lines = problems(tmp_path, text)
+    field = f"{section}.{key}" if section else key
+    assert any(f": {field}: unknown key; did you mean '{suggestion}'?" in line for line in lines), lines
+
+
+def test_wrong_types_are_refused_not_coerced(tmp_path: Path) -> None:
+    lines = problems(tmp_path, with_section("edge", 'enable_waf = "yes"'))
+    assert any("edge.enable_waf" in line and "valid boolean" in line for line in lines), lines
+
+
+@pytest.mark.parametrize("feature", list(EnvironmentSettings.model_fields["features"].annotation.model_fields))  # type: ignore[union-attr]
+def test_features_not_built_yet_are_refused_not_ignored(tmp_path: Path, feature: str) -> None:
+    lines = problems(tmp_path, with_section("features", f"{feature} = true"))
+    assert any(f"features.{feature}" in line and "not built" in line for line in lines), lines
+
+
+def test_certificate_in_another_region_is_refused(tmp_path: Path) -> None:
+    cert = 'certificate_arn = "arn:aws:acm:eu-west-1:123456789012:certificate/abc"'
+    lines = problems(tmp_path, with_section("edge", cert))
+    assert any("edge.certificate_arn" in line and "eu-west-1" in line for line in lines), lines
+
+
+def test_latest_image_tag_is_refused(tmp_path: Path) -> None:
+    lines = problems(tmp_path, with_section("gateway", 'image = "portkeyai/gateway:latest"'))
+    assert any("gateway.image" in line and "latest" in line for line in lines), lines
+
+
+def test_log_retention_must_be_a_cloudwatch_value(tmp_path: Path) -> None:
+    lines = problems(tmp_path, with_section("observability", "log_retention_days = 100"))
+    assert any("observability.log_retention_days" in line and "allowed: 1, 3" in line for line in lines), lines
+
+
+def test_allowed_cidrs_are_each_validated(tmp_path: Path) -> None:
+    lines = problems(tmp_path, with_section("edge", 'allowed_cidrs = ["10.0.0.0/8", "300.1.1.1/32"]'))
+    assert any("edge.allowed_cidrs" in line and "300.1.1.1/32" in line for line in lines), lines
+
+
+def test_toml_syntax_error_is_reported_against_the_file(tmp_path: Path) -> None:
+    lines = problems(tmp_path, "region = \n")
+    assert len(lines) == 1 and "(syntax)" in lines[0] and "not valid TOML" in lines[0]
+
+
+def test_all_problems_of_all_files_are_reported_in_one_run(tmp_path: Path) -> None:
+    write_env(tmp_path, "alpha", with_section("network", "num_az = 9") + "\n[gateway]\nmemory = 3\n")
+    write_env(
+        tmp_path, "beta", with_section("edge", "enable_jwt_auth = true") + "\n[features]\nenable_guardrails = true\n"
+    )
+    write_env(tmp_path, "good", VALID)
+    with pytest.raises(ConfigError) as raised:
+        load_environments(tmp_path)
+    lines = raised.value.lines
+    assert any(line.startswith(str(tmp_path / "alpha.toml")) and "network.num_az" in line for line in lines)
+    assert any("alpha.toml" in line and "gateway.memory" in line for line in lines)
+    assert any("beta.toml" in line and "edge.enable_jwt_auth" in line for line in lines)
+    assert any("beta.toml" in line and "features.enable_guardrails" in line for line in lines)
+    assert not any("good.toml" in line for line in lines)
+
+
+def test_cross_field_rules_still_run_when_another_table_has_a_type_error(tmp_path: Path) -> None:
+    text = with_section("gateway", 'cpu = "512"') + "\n[edge]\nenable_jwt_auth = true\n"
+    lines = problems(tmp_path, text)
+    assert any("gateway.cpu" in line for line in lines)
+    assert any("edge.enable_jwt_auth" in line and "certificate_arn" in line for line in lines), lines
+
+
+def test_empty_directory_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no \*\.toml environment files"):
+        load_environments(tmp_path)
+
+
+def test_shipped_environments_and_examples_are_valid() -> None:
+    root = Path(__file__).resolve().parent.parent
+    for directory in [root / "environments", *sorted(p for p in (root / "examples").iterdir() if p.is_dir())]:
+        assert load_environments(directory), directory
+
+
+def test_every_shipped_environment_file_sets_only_known_keys() -> None:
+    # Guards the examples against keys the model would drop if extra="forbid" were ever relaxed.
+    root = Path(__file__).resolve().parent.parent
+    for path in root.glob("environments/*.toml"):
+        raw: dict[str, Any] = tomllib.loads(path.read_text())
+        assert set(raw) <= set(EnvironmentSettings.model_fields), path
+
+
+@pytest.mark.parametrize(
+    ("constraint", "older"),
+    [("~> 6.22", False), ("~> 6.0", True), (">= 6.22.0", False), ("> 6.21.9", True), ("!= 6.21.0, >= 6.21", True),
+     ("= 6.22.0", False), ("< 6.22", True), (">= 6.25, < 6.30", False), ("~> 6", True), ("~> 7.0", False)],
+)  # fmt: skip
+def test_constraint_admits_older_than_6_22(constraint: str, older: bool) -> None:
+    assert admits_older_than(parse_constraint(constraint), (6, 22, 0)) is older

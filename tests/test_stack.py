@@ -1,0 +1,147 @@
+"""Every stack: backend, provider, tags, outputs, and the dev/prod differences."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from tests.template import Template
+
+EXPECTED_OUTPUTS = {
+    "alb_dns_name",
+    "gateway_url",
+    "vpc_id",
+    "cognito_user_pool_id",
+    "cognito_client_id",
+    "cognito_client_secret",
+    "cognito_token_endpoint",
+    "cognito_scopes",
+    "ecr_repository_url",
+    "ecs_cluster_name",
+    "ecs_service_name",
+    "provider_secret_arns",
+    "dashboard_name",
+}
+
+
+def test_s3_backend_per_environment_with_encryption_and_lock_table(dev: Template, prod: Template) -> None:
+    for stack, env in ((dev, "dev"), (prod, "prod")):
+        assert stack.terraform["backend"] == {
+            "s3": {
+                "bucket": f"ai-gateway-tfstate-{env}",
+                "key": f"ai-gateway/{env}.tfstate",
+                "dynamodb_table": f"ai-gateway-tfstate-lock-{env}",
+                "region": "us-east-1",
+                "encrypt": True,
+            }
+        }
+
+
+def test_required_provider_version_comes_from_the_setting(stacks: dict[str, Template]) -> None:
+    assert stacks["dev"].terraform["required_providers"]["aws"]["version"] == "~> 6.22"
+    assert stacks["staging"].terraform["required_providers"]["aws"]["version"] == ">= 6.22, < 7.0"
+
+
+def test_provider_region_and_default_tags(dev: Template, staging: Template) -> None:
+    assert dev.provider["region"] == "us-east-1"
+    assert dev.provider["default_tags"] == [
+        {"tags": {"Project": "ai-gateway", "Environment": "dev", "ManagedBy": "cdktf"}}
+    ]
+    (tags,) = staging.provider["default_tags"]
+    assert tags["tags"] == {
+        "CostCenter": "platform",
+        "Owner": "gateway-team",
+        "Project": "ai-gateway",
+        "Environment": "staging",
+        "ManagedBy": "cdktf",
+    }
+
+
+def test_outputs_are_described_and_useful(env_stack: Template) -> None:
+    outputs = env_stack.outputs
+    assert set(outputs) == EXPECTED_OUTPUTS
+    assert all(output.get("description") for output in outputs.values())
+    alb = env_stack.resource("aws_lb")
+    assert outputs["alb_dns_name"]["value"] == alb.ref("dns_name")
+    assert outputs["ecs_service_name"]["value"] == env_stack.resource("aws_ecs_service").ref("name")
+    assert outputs["dashboard_name"]["value"] == env_stack.resource("aws_cloudwatch_dashboard").ref("dashboard_name")
+
+
+def test_gateway_url_scheme_follows_the_certificate(dev: Template, prod: Template) -> None:
+    assert dev.outputs["gateway_url"]["value"].startswith("http://")
+    assert prod.outputs["gateway_url"]["value"].startswith("https://")
+
+
+def test_only_the_client_secret_output_is_sensitive(env_stack: Template) -> None:
+    sensitive = {name for name, output in env_stack.outputs.items() if output.get("sensitive")}
+    assert sensitive == {"cognito_client_secret"}
+
+
+def test_dev_and_prod_differ_as_designed(dev: Template, prod: Template) -> None:
+    def facts(stack: Template) -> dict[str, object]:
+        task = stack.resource("aws_ecs_task_definition")
+        target = stack.resource("aws_appautoscaling_target")
+        return {
+            "task": (task["cpu"], task["memory"]),
+            "scaling": (target["min_capacity"], target["max_capacity"]),
+            "waf": stack.count("aws_wafv2_web_acl"),
+            "https": stack.count("aws_lb_listener", {"port": 443}),
+            "jwt": any(
+                a["type"] == "jwt-validation"
+                for listener in stack.resources("aws_lb_listener")
+                for a in listener["default_action"]
+            ),
+            "nat": stack.count("aws_nat_gateway"),
+            "alb_protection": stack.resource("aws_lb")["enable_deletion_protection"],
+        }
+
+    assert facts(dev) == {
+        "task": ("512", "1024"),
+        "scaling": (1, 2),
+        "waf": 0,
+        "https": 0,
+        "jwt": False,
+        "nat": 1,
+        "alb_protection": False,
+    }
+    assert facts(prod) == {
+        "task": ("1024", "2048"),
+        "scaling": (2, 6),
+        "waf": 1,
+        "https": 1,
+        "jwt": True,
+        "nat": 3,
+        "alb_protection": True,
+    }
+
+
+def test_minimal_environment_takes_the_safe_defaults(minimal: Template) -> None:
+    assert minimal.resource("aws_lb")["enable_deletion_protection"] is True
+    assert minimal.resource("aws_cognito_user_pool")["deletion_protection"] == "ACTIVE"
+    assert minimal.count("aws_nat_gateway") == 1
+    assert minimal.resource("aws_ecs_service")["desired_count"] == 2
+    assert minimal.provider["region"] == "eu-west-1"
+
+
+SECRET_LOOKING = re.compile(
+    r"(REPLACE|CHANGE_?ME|PLACEHOLDER|sk-[A-Za-z0-9]{10,}|AKIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY)", re.I
+)
+
+
+def test_no_secret_value_or_placeholder_appears_in_any_stack(stacks: dict[str, Template]) -> None:
+    for name, stack in stacks.items():
+        text = json.dumps(stack.document)
+        assert not SECRET_LOOKING.search(text), name
+        assert stack.count("aws_secretsmanager_secret_version") == 0, name
+        client = stack.resource("aws_cognito_user_pool_client")
+        # The only place the client secret may be referenced is the sensitive output.
+        assert text.count(client.ref("client_secret")) == 1, name
+
+
+def test_every_stack_has_distinct_resource_names(stacks: dict[str, Template]) -> None:
+    # Names are prefixed per environment, so two environments can share an account.
+    for stack in stacks.values():
+        env_names = {
+            r["name"] for r in stack.all_resources() if isinstance(r.get("name"), str) and r["name"].startswith("aigw")
+        }
+        assert env_names and all(n.startswith(f"aigw-{stack.name.removeprefix('ai-gateway-')}") for n in env_names)

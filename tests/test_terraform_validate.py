@@ -1,0 +1,86 @@
+"""`terraform validate` on the synthesized JSON, with the AWS provider from a
+local filesystem mirror (``TF_PLUGIN_DIR``; `.ci/run` points it at the
+machine's mirror, air-gapped users at theirs).
+
+The mirror on this machine image holds hashicorp/aws 5.100.0 only, while the
+stacks target 6.x. Each stack is validated against the mirror's version when
+it uses nothing newer: stacks with ALB JWT validation (a 6.22 feature) are
+validated as the same stack with JWT off, and the JWT listener action itself
+is covered by the typed 6.25 bindings and JSON assertions (test_auth.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from modules.environments import Environment
+from tests.conftest import all_environments
+
+pytestmark = pytest.mark.terraform
+PLUGIN_DIR_VARIABLE = "TF_PLUGIN_DIR"
+
+
+def mirror() -> tuple[Path, str]:
+    """The provider mirror directory and the aws version it holds."""
+    configured = os.environ.get(PLUGIN_DIR_VARIABLE)
+    if not configured:
+        pytest.skip(f"{PLUGIN_DIR_VARIABLE} is not set: no local provider mirror to validate with")
+    if shutil.which("terraform") is None:
+        pytest.fail(f"{PLUGIN_DIR_VARIABLE} is set but terraform is not on PATH")
+    directory = Path(configured)
+    versions = sorted(p.name for p in directory.glob("*/hashicorp/aws/*") if p.is_dir())
+    assert versions, f"{directory} holds no hashicorp/aws provider (expected <host>/hashicorp/aws/<version>/<os_arch>)"
+    return directory, versions[-1]
+
+
+def without_jwt(environment: Environment) -> Environment:
+    edge = environment.settings.edge.model_copy(update={"enable_jwt_auth": False})
+    settings = environment.settings.model_copy(update={"edge": edge})
+    return Environment(f"{environment.name}-nojwt", environment.path, settings)
+
+
+@pytest.fixture(scope="module")
+def validatable(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Synthesized JSON of every environment the mirror's provider can check."""
+    from cdktf import App
+
+    from modules.stack import GatewayStack
+
+    outdir = tmp_path_factory.mktemp("validate.out")
+    app = App(outdir=str(outdir))
+    environments = [without_jwt(e) if e.settings.edge.enable_jwt_auth else e for e in all_environments()]
+    for environment in environments:
+        GatewayStack(app, environment)
+    app.synth()
+    return {e.name: outdir / "stacks" / e.stack_name / "cdk.tf.json" for e in environments}
+
+
+def test_every_environment_has_a_validatable_variant(validatable: dict[str, Path]) -> None:
+    assert {"dev", "prod-nojwt", "minimal", "staging"} <= set(validatable)
+
+
+@pytest.mark.parametrize("name", ["dev", "prod-nojwt", "minimal", "staging"])
+def test_terraform_validate_accepts_the_stack(validatable: dict[str, Path], tmp_path: Path, name: str) -> None:
+    plugin_dir, version = mirror()
+    document = json.loads(validatable[name].read_text())
+    # Same stack, pinned to the provider the mirror has.
+    document["terraform"]["required_providers"]["aws"]["version"] = version
+    (tmp_path / "main.tf.json").write_text(json.dumps(document))
+    env = {**os.environ, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
+    init = subprocess.run(
+        ["terraform", "init", "-backend=false", "-input=false", "-no-color", f"-plugin-dir={plugin_dir}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert init.returncode == 0, init.stdout + init.stderr
+    validate = subprocess.run(
+        ["terraform", "validate", "-json", "-no-color"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    result = json.loads(validate.stdout)
+    errors = [d for d in result["diagnostics"] if d["severity"] == "error"]
+    assert result["valid"] is True and not errors, json.dumps(errors, indent=1)[:4000]
