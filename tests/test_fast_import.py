@@ -1,0 +1,146 @@
+"""The provider fast-import path (modules/fast_import.py) changes nothing but
+speed: byte-identical stacks, the stock import as a safe fallback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from modules import fast_import
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_python(
+    code_or_args: list[str], env_extra: dict[str, str], timeout: int = 600
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", **env_extra}
+    return subprocess.run(
+        [sys.executable, *code_or_args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.mark.cli
+def test_fast_and_stock_imports_synthesize_byte_identical_stacks(tmp_path: Path) -> None:
+    fast = run_python(["-m", "bench.synth_all", "--outdir", str(tmp_path / "fast")], {})
+    assert fast.returncode == 0, fast.stderr
+    stock = run_python(
+        ["-m", "bench.synth_all", "--outdir", str(tmp_path / "stock")], {fast_import.DISABLE_VARIABLE: "1"}
+    )
+    assert stock.returncode == 0, stock.stderr
+    fast_files = sorted(p.relative_to(tmp_path / "fast") for p in (tmp_path / "fast").rglob("*") if p.is_file())
+    stock_files = sorted(p.relative_to(tmp_path / "stock") for p in (tmp_path / "stock").rglob("*") if p.is_file())
+    assert fast_files == stock_files
+    stacks = [f for f in fast_files if f.name == "cdk.tf.json"]
+    assert len(stacks) >= 4  # dev, prod and every example
+    for relative in fast_files:
+        assert (tmp_path / "fast" / relative).read_bytes() == (tmp_path / "stock" / relative).read_bytes(), relative
+
+
+@pytest.mark.cli
+def test_main_loads_only_a_few_dozen_provider_submodules() -> None:
+    code = textwrap.dedent(
+        """
+        import os, sys, tempfile
+        os.environ["CDKTF_OUTDIR"] = tempfile.mkdtemp()
+        import main
+        assert main.main() == 0
+        loaded = [m for m in sys.modules if m.startswith("cdktf_cdktf_provider_aws.") and m.count(".") == 1]
+        print(len(loaded))
+        """
+    )
+    result = run_python(["-c", code], {})
+    assert result.returncode == 0, result.stderr
+    loaded = int(result.stdout.strip().splitlines()[-1])
+    # The stack uses ~45 resource types (+ the _jsii registration); the stock import loads ~2,200.
+    assert 20 < loaded < 100, loaded
+
+
+def fake_package(root: Path, init: str, submodules: int) -> Path:
+    package = root / fast_import.PACKAGE
+    (package / "_jsii").mkdir(parents=True)
+    (package / "_jsii" / "__init__.py").write_text("")
+    for index in range(submodules):
+        (package / f"res_{index}").mkdir()
+        (package / f"res_{index}" / "__init__.py").write_text(f"VALUE = {index}\n")
+    (package / "__init__.py").write_text(init)
+    return package
+
+
+GENERATED_SHAPE = "import sys\n__all__ = ['res_0']\nSTOCK_BODY_RAN = True\n"
+
+
+def test_known_shape_is_trimmed_to_the_preamble(tmp_path: Path) -> None:
+    imports = "".join(f"from . import res_{i}\n" for i in range(150))
+    package = fake_package(tmp_path, GENERATED_SHAPE + imports, 150)
+    trimmed = fast_import.trimmed_package_code(package / "__init__.py")
+    assert trimmed is not None
+    code, names = trimmed
+    assert names == [f"res_{i}" for i in range(150)]
+    namespace: dict[str, object] = {}
+    exec(code, namespace)
+    assert namespace["STOCK_BODY_RAN"] is True and "res_0" not in namespace
+
+
+@pytest.mark.parametrize(
+    "init",
+    [
+        GENERATED_SHAPE + "".join(f"from . import res_{i}\n" for i in range(150)) + "x = 1\n",  # code after imports
+        GENERATED_SHAPE + "".join(f"from . import res_{i}\n" for i in range(10)),  # too few: not the bindings
+        GENERATED_SHAPE + "from . import res_0\nfrom . import does_not_exist\n" * 60,  # missing subpackage
+        "this is not python(\n",
+    ],
+)
+def test_unexpected_shapes_are_not_trimmed(tmp_path: Path, init: str) -> None:
+    package = fake_package(tmp_path, init, 150)
+    assert fast_import.trimmed_package_code(package / "__init__.py") is None
+
+
+def test_unexpected_shape_falls_back_to_the_stock_import_with_one_note(tmp_path: Path) -> None:
+    init = GENERATED_SHAPE + "".join(f"from . import res_{i}\n" for i in range(150)) + "TAIL = 'ran'\n"
+    fake_package(tmp_path, init, 150)
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        from modules import fast_import
+        assert fast_import.install()
+        import {fast_import.PACKAGE} as package
+        from {fast_import.PACKAGE}.res_3 import VALUE
+        print(package.TAIL, package.res_149.VALUE, VALUE)
+        """
+    )
+    result = run_python(["-c", code], {})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["ran", "149", "3"]
+    assert result.stderr.count("unexpected shape; using the stock (slow) import") == 1
+
+
+def test_fast_path_keeps_attribute_access_to_submodules(tmp_path: Path) -> None:
+    imports = "".join(f"from . import res_{i}\n" for i in range(150))
+    fake_package(tmp_path, GENERATED_SHAPE + imports, 150)
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        from modules import fast_import
+        assert fast_import.install()
+        import {fast_import.PACKAGE} as package
+        assert "{fast_import.PACKAGE}.res_7" not in sys.modules
+        print(package.res_7.VALUE, package.STOCK_BODY_RAN)
+        """
+    )
+    result = run_python(["-c", code], {})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["7", "True"]
+    assert result.stderr == ""
+
+
+def test_disable_variable_turns_the_fast_path_off() -> None:
+    code = "from modules import fast_import; print(fast_import.install())"
+    assert run_python(["-c", code], {fast_import.DISABLE_VARIABLE: "1"}).stdout.strip() == "False"
