@@ -16,6 +16,20 @@ is not "preamble, then only ``from . import <subpackage>``"), the finder steps
 aside, the stock import runs, and one line on stderr says so. Setting
 ``AIGW_STOCK_PROVIDER_IMPORT=1`` disables the fast path (used by the
 equivalence test and the benchmark).
+
+The jsii runtime's Node process has the same problem one level down: the
+bindings' ``lib/index.js`` requires all ~2,200 JavaScript modules when the
+assembly loads (~3.5 s). ``install()`` therefore also preloads
+``jsii_lazy_require.js`` into that Node process (through ``NODE_OPTIONS``,
+inherited when jsii starts Node), which serves that file as lazy getters,
+with the same shape check and fallback.
+
+Third, the generated bindings type-check every constructor call with
+``typing.get_type_hints(<stub>)``, which re-evaluates the stub's string
+annotations each time (about half of the per-resource Python cost).
+``install()`` memoizes that one function for objects defined in the cdktf,
+constructs and provider packages, called with default arguments: their
+annotations are generated code and never change. The checks still run.
 """
 
 from __future__ import annotations
@@ -26,6 +40,7 @@ import importlib.abc
 import importlib.machinery
 import os
 import sys
+import typing
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -34,6 +49,8 @@ PACKAGE = "cdktf_cdktf_provider_aws"
 DISABLE_VARIABLE = "AIGW_STOCK_PROVIDER_IMPORT"
 # Fewer submodule imports than this means the package changed shape.
 MIN_SUBMODULES = 100
+NODE_HOOK = Path(__file__).resolve().with_name("jsii_lazy_require.js")
+GENERATED_PACKAGES: tuple[str, ...] = (PACKAGE, "cdktf", "constructs")
 
 
 def _is_submodule_import(node: ast.stmt) -> bool:
@@ -116,4 +133,40 @@ def install() -> bool:
     if PACKAGE in sys.modules:
         return False  # already imported the stock way; nothing left to save
     sys.meta_path.insert(0, _ProviderFinder())
+    _preload_node_hook()
+    _memoize_binding_type_hints()
     return True
+
+
+_uncached_get_type_hints = typing.get_type_hints
+
+
+def _memoize_binding_type_hints() -> None:
+    if getattr(typing.get_type_hints, "memoizes_bindings", False):
+        return
+    cache: dict[Any, dict[str, Any]] = {}
+
+    def get_type_hints(obj: Any, globalns: Any = None, localns: Any = None, include_extras: bool = False) -> Any:
+        package = (getattr(obj, "__module__", None) or "").split(".", 1)[0]
+        if globalns is None and localns is None and not include_extras and package in GENERATED_PACKAGES:
+            try:
+                return cache[obj]
+            except KeyError:
+                hints = cache[obj] = _uncached_get_type_hints(obj)
+                return hints
+            except TypeError:  # unhashable: not a generated stub
+                pass
+        return _uncached_get_type_hints(obj, globalns, localns, include_extras)
+
+    get_type_hints.memoizes_bindings = True  # type: ignore[attr-defined]
+    get_type_hints.__doc__ = _uncached_get_type_hints.__doc__
+    typing.get_type_hints = get_type_hints
+
+def _preload_node_hook() -> None:
+    """Have the jsii runtime's Node process (started later, inheriting our
+    environment) preload the lazy-require hook."""
+    quoted = '"' + str(NODE_HOOK).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    option = f"--require {quoted}"
+    current = os.environ.get("NODE_OPTIONS", "")
+    if option not in current:
+        os.environ["NODE_OPTIONS"] = f"{current} {option}".strip()

@@ -3,6 +3,7 @@ speed: byte-identical stacks, the stock import as a safe fallback."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -144,3 +145,50 @@ def test_fast_path_keeps_attribute_access_to_submodules(tmp_path: Path) -> None:
 def test_disable_variable_turns_the_fast_path_off() -> None:
     code = "from modules import fast_import; print(fast_import.install())"
     assert run_python(["-c", code], {fast_import.DISABLE_VARIABLE: "1"}).stdout.strip() == "False"
+
+
+def fake_js_package(root: Path, index: str, submodules: int) -> Path:
+    lib = root / "node_modules" / "@cdktf" / "provider-aws" / "lib"
+    for i in range(submodules):
+        (lib / f"res-{i}").mkdir(parents=True)
+        (lib / f"res-{i}" / "index.js").write_text(
+            f"globalThis.loaded = (globalThis.loaded || 0) + 1; exports.VALUE = {i};\n"
+        )
+    (lib / "index.js").write_text(index)
+    return lib / "index.js"
+
+
+JS_HEADER = '"use strict";\n/**\n * header\n */\nObject.defineProperty(exports, "__esModule", { value: true });\n'
+
+
+def run_node(index: Path) -> subprocess.CompletedProcess[str]:
+    script = (
+        f"const m = require({json.dumps(str(index))});"
+        "const before = globalThis.loaded || 0; const v = m.res7.VALUE;"
+        "console.log(before, v, globalThis.loaded, Object.keys(m).length);"
+    )
+    return subprocess.run(
+        ["node", "--require", str(fast_import.NODE_HOOK), "-e", script],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_node_hook_requires_submodules_only_when_used(tmp_path: Path) -> None:
+    names = [f"res{i}" for i in range(150)]
+    index = JS_HEADER + f"exports.{' = exports.'.join(names)} = void 0;\n"
+    index += "".join(f'exports.res{i} = require("./res-{i}");\n' for i in range(150))
+    index += "//# sourceMappingURL=data:application/json;base64,AAAA\n"
+    result = run_node(fake_js_package(tmp_path, index, 150))
+    assert result.returncode == 0, result.stderr
+    # nothing loaded at require time, one submodule after one lookup, all 150 names still exported
+    assert result.stdout.split() == ["0", "7", "1", "150"]
+    assert result.stderr == ""
+
+
+def test_node_hook_loads_an_unexpected_shape_eagerly_with_one_note(tmp_path: Path) -> None:
+    index = JS_HEADER + "".join(f'exports.res{i} = require("./res-{i}");\n' for i in range(150))
+    index += "exports.extra = 42;\n"
+    result = run_node(fake_js_package(tmp_path, index, 150))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["150", "7", "150", "151"]
+    assert result.stderr.count("unexpected shape; loading it eagerly") == 1
