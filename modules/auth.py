@@ -78,10 +78,11 @@ class Auth(Construct):
                 temporary_password_validity_days=1,
             ),
         )
+        pool_id = pool.id
         server = CognitoResourceServer(
             self,
             "resource-server",
-            user_pool_id=pool.id,
+            user_pool_id=pool_id,
             identifier=RESOURCE_SERVER_IDENTIFIER,
             name=f"{prefix}-gateway",
             scope=[
@@ -92,7 +93,7 @@ class Auth(Construct):
             self,
             "m2m-client",
             name=f"{prefix}-m2m",
-            user_pool_id=pool.id,
+            user_pool_id=pool_id,
             generate_secret=True,
             allowed_oauth_flows=["client_credentials"],
             allowed_oauth_flows_user_pool_client=True,
@@ -104,8 +105,8 @@ class Auth(Construct):
             prevent_user_existence_errors="ENABLED",
             enable_token_revocation=True,
         )
-        domain = CognitoUserPoolDomain(self, "domain", domain=f"{prefix}-{context.account_id}", user_pool_id=pool.id)
-        issuer = f"https://cognito-idp.{context.region}.amazonaws.com/{pool.id}"
+        domain = CognitoUserPoolDomain(self, "domain", domain=f"{prefix}-{context.account_id}", user_pool_id=pool_id)
+        issuer = f"https://cognito-idp.{context.region}.amazonaws.com/{pool_id}"
 
         https_listener = None
         if edge.https:
@@ -141,7 +142,7 @@ class Auth(Construct):
             )
 
         self.outputs = AuthOutputs(
-            user_pool_id=pool.id,
+            user_pool_id=pool_id,
             user_pool_arn=pool.arn,
             client_id=client.id,
             client_secret=client.client_secret,

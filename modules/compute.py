@@ -121,8 +121,10 @@ class Compute(Construct):
         prefix = context.prefix
         region = context.region
 
-        ecr_key = self._key("ecr-key", f"{prefix}: ECR image encryption", f"{prefix}-ecr", context)
-        secrets_key = self._key("secrets-key", f"{prefix}: provider API key secrets", f"{prefix}-secrets", context)
+        ecr_key_arn = self._key("ecr-key", f"{prefix}: ECR image encryption", f"{prefix}-ecr", context).arn
+        secrets_key_arn = self._key(
+            "secrets-key", f"{prefix}: provider API key secrets", f"{prefix}-secrets", context
+        ).arn
 
         repository = EcrRepository(
             self,
@@ -130,7 +132,7 @@ class Compute(Construct):
             name=f"{prefix}/gateway",
             image_tag_mutability="IMMUTABLE",
             image_scanning_configuration=EcrRepositoryImageScanningConfiguration(scan_on_push=True),
-            encryption_configuration=[EcrRepositoryEncryptionConfiguration(encryption_type="KMS", kms_key=ecr_key.arn)],
+            encryption_configuration=[EcrRepositoryEncryptionConfiguration(encryption_type="KMS", kms_key=ecr_key_arn)],
             force_delete=not context.deletion_protection,
         )
         EcrLifecyclePolicy(
@@ -165,7 +167,7 @@ class Compute(Construct):
                 f"secret-{provider}",
                 name=f"{prefix}/providers/{provider}",
                 description=f"{provider} API key for the gateway; value set by operators",
-                kms_key_id=secrets_key.arn,
+                kms_key_id=secrets_key_arn,
                 recovery_window_in_days=30 if context.deletion_protection else 7,
             )
             for provider in PROVIDERS
@@ -178,6 +180,7 @@ class Compute(Construct):
             name=f"{prefix}-cluster",
             setting=[EcsClusterSetting(name="containerInsights", value="enabled")],
         )
+        cluster_name = cluster.name
         strategy = [
             EcsClusterCapacityProvidersDefaultCapacityProviderStrategy(capacity_provider="FARGATE", base=1, weight=1)
         ]
@@ -190,7 +193,7 @@ class Compute(Construct):
         EcsClusterCapacityProviders(
             self,
             "capacity-providers",
-            cluster_name=cluster.name,
+            cluster_name=cluster_name,
             capacity_providers=["FARGATE", "FARGATE_SPOT"],
             default_capacity_provider_strategy=strategy,
         )
@@ -201,7 +204,7 @@ class Compute(Construct):
 
         execution_statements: list[Statement] = [
             grant_log_writes([log_arns["gateway"], log_arns["collector"]], sid="ContainerLogs"),
-            *grant_secrets_read(list(secret_arns.values()), kms_key_arn=secrets_key.arn, region=region),
+            *grant_secrets_read(list(secret_arns.values()), kms_key_arn=secrets_key_arn, region=region),
         ]
         image = gateway.image
         if gateway.image_from_ecr:
@@ -220,7 +223,7 @@ class Compute(Construct):
                     "Sid": "DecryptImageLayers",
                     "Effect": "Allow",
                     "Action": "kms:Decrypt",
-                    "Resource": ecr_key.arn,
+                    "Resource": ecr_key_arn,
                     "Condition": {"StringEquals": {"kms:ViaService": f"ecr.{region}.amazonaws.com"}},
                 },
             ]
@@ -234,6 +237,7 @@ class Compute(Construct):
             ),
         )
         IamRolePolicy(self, "execution-policy", role=execution_role.id, policy=policy_document(execution_statements))
+        execution_role_arn = execution_role.arn
 
         task_role = IamRole(
             self,
@@ -244,6 +248,7 @@ class Compute(Construct):
                 "ecs-tasks.amazonaws.com", account_id=context.account_id, source_arn=ecs_source_arn
             ),
         )
+        task_role_arn = task_role.arn
         IamRolePolicy(
             self,
             "task-policy",
@@ -283,27 +288,27 @@ class Compute(Construct):
             network_mode="awsvpc",
             cpu=str(gateway.cpu),
             memory=str(gateway.memory),
-            execution_role_arn=execution_role.arn,
-            task_role_arn=task_role.arn,
+            execution_role_arn=execution_role_arn,
+            task_role_arn=task_role_arn,
             runtime_platform=EcsTaskDefinitionRuntimePlatform(
                 operating_system_family="LINUX", cpu_architecture="X86_64"
             ),
             container_definitions=terraform_literal(json.dumps(containers)),
         )
 
-        task_sg = SecurityGroup(
+        task_sg_id = SecurityGroup(
             self,
             "task-sg",
             name=f"{prefix}-tasks",
             description="Gateway tasks: the gateway port from the load balancer only",
             vpc_id=networking.vpc_id,
             tags={"Name": f"{prefix}-tasks"},
-        )
+        ).id
         allow_from(
             self,
             "tasks-from-alb",
             source_security_group_id=networking.alb_security_group_id,
-            target_security_group_id=task_sg.id,
+            target_security_group_id=task_sg_id,
             port=GATEWAY_PORT,
             description="load balancer to gateway",
         )
@@ -311,7 +316,7 @@ class Compute(Construct):
         VpcSecurityGroupEgressRule(
             self,
             "tasks-https-out",
-            security_group_id=task_sg.id,
+            security_group_id=task_sg_id,
             cidr_ipv4="0.0.0.0/0",
             ip_protocol="tcp",
             from_port=443,
@@ -333,7 +338,7 @@ class Compute(Construct):
             desired_count=gateway.desired_count,
             capacity_provider_strategy=service_strategy,
             network_configuration=EcsServiceNetworkConfiguration(
-                subnets=networking.private_subnet_ids, security_groups=[task_sg.id], assign_public_ip=False
+                subnets=networking.private_subnet_ids, security_groups=[task_sg_id], assign_public_ip=False
             ),
             load_balancer=[
                 EcsServiceLoadBalancer(
@@ -354,11 +359,12 @@ class Compute(Construct):
             depends_on=list(listeners),
         )
 
+        service_name = service.name
         scaling_target = AppautoscalingTarget(
             self,
             "scaling-target",
             service_namespace="ecs",
-            resource_id=f"service/{cluster.name}/{service.name}",
+            resource_id=f"service/{cluster_name}/{service_name}",
             scalable_dimension="ecs:service:DesiredCount",
             min_capacity=gateway.min_capacity,
             max_capacity=gateway.max_capacity,
@@ -382,13 +388,13 @@ class Compute(Construct):
 
         self.outputs = ComputeOutputs(
             ecr_repository_url=repository.repository_url,
-            cluster_name=cluster.name,
-            service_name=service.name,
+            cluster_name=cluster_name,
+            service_name=service_name,
             task_definition_family=task.family,
             provider_secret_arns=secret_arns,
-            task_security_group_id=task_sg.id,
-            execution_role_arn=execution_role.arn,
-            task_role_arn=task_role.arn,
+            task_security_group_id=task_sg_id,
+            execution_role_arn=execution_role_arn,
+            task_role_arn=task_role_arn,
         )
 
     def _key(self, construct_id: str, description: str, alias: str, context: StackContext) -> KmsKey:

@@ -72,7 +72,6 @@ class NetworkingOutputs:
     alb_security_group_id: str
     target_group_arn: str
     target_group_arn_suffix: str
-    http_listener_arn: str
     # Resources the service must wait for (the target group must be attached to the ALB).
     listener_dependencies: list[LbListener]
 
@@ -107,87 +106,90 @@ class Networking(Construct):
             enable_dns_support=True,
             tags={"Name": f"{prefix}-vpc"},
         )
-        igw = InternetGateway(self, "igw", vpc_id=vpc.id, tags={"Name": f"{prefix}-igw"})
+        # Each attribute read is a round trip to the jsii runtime: read ids once.
+        vpc_id = vpc.id
+        igw = InternetGateway(self, "igw", vpc_id=vpc_id, tags={"Name": f"{prefix}-igw"})
 
         public_cidrs, private_cidrs = subnet_cidrs(network.vpc_cidr, network.num_az)
-        public_rt = RouteTable(self, "public-rt", vpc_id=vpc.id, tags={"Name": f"{prefix}-public"})
+        public_rt_id = RouteTable(self, "public-rt", vpc_id=vpc_id, tags={"Name": f"{prefix}-public"}).id
         Route(
-            self, "public-default", route_table_id=public_rt.id, destination_cidr_block="0.0.0.0/0", gateway_id=igw.id
+            self, "public-default", route_table_id=public_rt_id, destination_cidr_block="0.0.0.0/0", gateway_id=igw.id
         )
 
-        public_subnets: list[Subnet] = []
-        private_subnets: list[Subnet] = []
-        private_route_tables: list[RouteTable] = []
-        nat_gateways: list[NatGateway] = []
+        public_subnet_ids: list[str] = []
+        private_subnet_ids: list[str] = []
+        private_route_table_ids: list[str] = []
+        nat_gateway_ids: list[str] = []
         for index, zone in enumerate(availability_zones):
-            public = Subnet(
+            public_id = Subnet(
                 self,
                 f"public-{index}",
-                vpc_id=vpc.id,
+                vpc_id=vpc_id,
                 cidr_block=public_cidrs[index],
                 availability_zone=zone,
                 map_public_ip_on_launch=False,
                 tags={"Name": f"{prefix}-public-{zone}", "Tier": "public"},
-            )
-            RouteTableAssociation(self, f"public-{index}-rt", subnet_id=public.id, route_table_id=public_rt.id)
-            public_subnets.append(public)
+            ).id
+            RouteTableAssociation(self, f"public-{index}-rt", subnet_id=public_id, route_table_id=public_rt_id)
+            public_subnet_ids.append(public_id)
             if index == 0 or not network.single_nat_gateway:
                 eip = Eip(self, f"nat-eip-{index}", domain="vpc", tags={"Name": f"{prefix}-nat-{zone}"})
-                nat_gateways.append(
+                nat_gateway_ids.append(
                     NatGateway(
                         self,
                         f"nat-{index}",
                         allocation_id=eip.id,
-                        subnet_id=public.id,
+                        subnet_id=public_id,
                         tags={"Name": f"{prefix}-nat-{zone}"},
                         depends_on=[igw],
-                    )
+                    ).id
                 )
 
         for index, zone in enumerate(availability_zones):
-            private = Subnet(
+            private_id = Subnet(
                 self,
                 f"private-{index}",
-                vpc_id=vpc.id,
+                vpc_id=vpc_id,
                 cidr_block=private_cidrs[index],
                 availability_zone=zone,
                 map_public_ip_on_launch=False,
                 tags={"Name": f"{prefix}-private-{zone}", "Tier": "private"},
-            )
-            table = RouteTable(self, f"private-rt-{index}", vpc_id=vpc.id, tags={"Name": f"{prefix}-private-{zone}"})
-            nat = nat_gateways[0 if network.single_nat_gateway else index]
+            ).id
+            table_id = RouteTable(
+                self, f"private-rt-{index}", vpc_id=vpc_id, tags={"Name": f"{prefix}-private-{zone}"}
+            ).id
             Route(
                 self,
                 f"private-{index}-default",
-                route_table_id=table.id,
+                route_table_id=table_id,
                 destination_cidr_block="0.0.0.0/0",
-                nat_gateway_id=nat.id,
+                nat_gateway_id=nat_gateway_ids[0 if network.single_nat_gateway else index],
             )
-            RouteTableAssociation(self, f"private-{index}-rt", subnet_id=private.id, route_table_id=table.id)
-            private_subnets.append(private)
-            private_route_tables.append(table)
+            RouteTableAssociation(self, f"private-{index}-rt", subnet_id=private_id, route_table_id=table_id)
+            private_subnet_ids.append(private_id)
+            private_route_table_ids.append(table_id)
 
         VpcEndpoint(
             self,
             "endpoint-s3",
-            vpc_id=vpc.id,
+            vpc_id=vpc_id,
             service_name=f"com.amazonaws.{context.region}.s3",
             vpc_endpoint_type="Gateway",
-            route_table_ids=[table.id for table in private_route_tables],
+            route_table_ids=private_route_table_ids,
             tags={"Name": f"{prefix}-s3"},
         )
-        endpoint_sg = SecurityGroup(
+        endpoint_sg_id = SecurityGroup(
             self,
             "endpoint-sg",
             name=f"{prefix}-endpoints",
             description="Interface VPC endpoints: HTTPS from the private subnets",
-            vpc_id=vpc.id,
+            vpc_id=vpc_id,
             tags={"Name": f"{prefix}-endpoints"},
-        )
+        ).id
         allow_cidrs(
             self,
             "endpoints-from-private",
-            security_group_id=endpoint_sg.id,
+            security_group_id=endpoint_sg_id,
             cidrs=private_cidrs,
             port=443,
             description="HTTPS from private subnets",
@@ -196,28 +198,28 @@ class Networking(Construct):
             VpcEndpoint(
                 self,
                 f"endpoint-{service.replace('.', '-')}",
-                vpc_id=vpc.id,
+                vpc_id=vpc_id,
                 service_name=f"com.amazonaws.{context.region}.{service}",
                 vpc_endpoint_type="Interface",
                 private_dns_enabled=True,
-                subnet_ids=[subnet.id for subnet in private_subnets],
-                security_group_ids=[endpoint_sg.id],
+                subnet_ids=private_subnet_ids,
+                security_group_ids=[endpoint_sg_id],
                 tags={"Name": f"{prefix}-{service}"},
             )
 
-        alb_sg = SecurityGroup(
+        alb_sg_id = SecurityGroup(
             self,
             "alb-sg",
             name=f"{prefix}-alb",
             description="Internet-facing load balancer: listener ports from allowed CIDRs only",
-            vpc_id=vpc.id,
+            vpc_id=vpc_id,
             tags={"Name": f"{prefix}-alb"},
-        )
+        ).id
         for port in (80, 443) if edge.https else (80,):
             allow_cidrs(
                 self,
                 f"alb-from-clients-{port}",
-                security_group_id=alb_sg.id,
+                security_group_id=alb_sg_id,
                 cidrs=edge.allowed_cidrs,
                 port=port,
                 description=f"clients on {port}",
@@ -228,8 +230,8 @@ class Networking(Construct):
             name=f"{prefix}-alb",
             internal=False,
             load_balancer_type="application",
-            security_groups=[alb_sg.id],
-            subnets=[subnet.id for subnet in public_subnets],
+            security_groups=[alb_sg_id],
+            subnets=public_subnet_ids,
             drop_invalid_header_fields=True,
             enable_deletion_protection=context.deletion_protection,
             # LLM responses stream for minutes; the default 60 s would cut them.
@@ -242,7 +244,7 @@ class Networking(Construct):
             port=GATEWAY_PORT,
             protocol="HTTP",
             target_type="ip",
-            vpc_id=vpc.id,
+            vpc_id=vpc_id,
             deregistration_delay="60",
             health_check=LbTargetGroupHealthCheck(
                 enabled=True,
@@ -256,33 +258,33 @@ class Networking(Construct):
                 unhealthy_threshold=3,
             ),
         )
+        alb_arn, target_group_arn = alb.arn, target_group.arn
         if edge.https:
             http_action = LbListenerDefaultAction(
                 type="redirect",
                 redirect=LbListenerDefaultActionRedirect(port="443", protocol="HTTPS", status_code="HTTP_301"),
             )
         else:
-            http_action = LbListenerDefaultAction(type="forward", target_group_arn=target_group.arn)
+            http_action = LbListenerDefaultAction(type="forward", target_group_arn=target_group_arn)
         http_listener = LbListener(
-            self, "http-listener", load_balancer_arn=alb.arn, port=80, protocol="HTTP", default_action=[http_action]
+            self, "http-listener", load_balancer_arn=alb_arn, port=80, protocol="HTTP", default_action=[http_action]
         )
 
         if edge.enable_waf:
-            self._web_acl(prefix, edge, alb.arn, waf_log_group_arn)
+            self._web_acl(prefix, edge, alb_arn, waf_log_group_arn)
 
         self.outputs = NetworkingOutputs(
-            vpc_id=vpc.id,
+            vpc_id=vpc_id,
             vpc_cidr=network.vpc_cidr,
-            public_subnet_ids=[subnet.id for subnet in public_subnets],
-            private_subnet_ids=[subnet.id for subnet in private_subnets],
+            public_subnet_ids=public_subnet_ids,
+            private_subnet_ids=private_subnet_ids,
             private_subnet_cidrs=private_cidrs,
-            alb_arn=alb.arn,
+            alb_arn=alb_arn,
             alb_arn_suffix=alb.arn_suffix,
             alb_dns_name=alb.dns_name,
-            alb_security_group_id=alb_sg.id,
-            target_group_arn=target_group.arn,
+            alb_security_group_id=alb_sg_id,
+            target_group_arn=target_group_arn,
             target_group_arn_suffix=target_group.arn_suffix,
-            http_listener_arn=http_listener.arn,
             listener_dependencies=[http_listener],
         )
 

@@ -116,6 +116,7 @@ class Observability(Construct):
             ),
         )
         KmsAlias(self, "logs-key-alias", name=f"alias/{prefix}-logs", target_key_id=key.key_id)
+        key_arn = key.arn
 
         names: dict[str, str] = {}
         arns: dict[str, str] = {}
@@ -125,7 +126,7 @@ class Observability(Construct):
                 f"log-group-{stream}",
                 name=f"/{prefix}/{stream}",
                 retention_in_days=settings.log_retention_days,
-                kms_key_id=key.arn,
+                kms_key_id=key_arn,
             )
             names[role], arns[role] = group.name, group.arn
 
@@ -136,9 +137,10 @@ class Observability(Construct):
                 "log-group-waf",
                 name=f"aws-waf-logs-{prefix}",
                 retention_in_days=settings.log_retention_days,
-                kms_key_id=key.arn,
+                kms_key_id=key_arn,
             )
-            names["waf"], arns["waf"], waf_log_group_arn = waf_group.name, waf_group.arn, waf_group.arn
+            names["waf"], arns["waf"] = waf_group.name, waf_group.arn
+            waf_log_group_arn = arns["waf"]
 
         query_names = []
         for query_id, (title, query) in SAVED_QUERIES.items():
@@ -151,19 +153,19 @@ class Observability(Construct):
             )
             query_names.append(definition.name)
 
-        topic = SnsTopic(self, "alarm-topic", name=f"{prefix}-alarms", kms_master_key_id=key.arn)
+        topic_arn = SnsTopic(self, "alarm-topic", name=f"{prefix}-alarms", kms_master_key_id=key_arn).arn
         if settings.alarm_email:
             SnsTopicSubscription(
-                self, "alarm-email", topic_arn=topic.arn, protocol="email", endpoint=settings.alarm_email
+                self, "alarm-email", topic_arn=topic_arn, protocol="email", endpoint=settings.alarm_email
             )
 
         self.outputs = ObservabilityOutputs(
-            logs_kms_key_arn=key.arn,
+            logs_kms_key_arn=key_arn,
             log_group_names=names,
             log_group_arns=arns,
             waf_log_group_arn=waf_log_group_arn,
             saved_query_names=query_names,
-            alarm_topic_arn=topic.arn,
+            alarm_topic_arn=topic_arn,
         )
 
 
