@@ -7,7 +7,6 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.appautoscaling_policy import (
@@ -46,6 +45,7 @@ from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityG
 from constructs import Construct
 
 from modules.context import StackContext
+from modules.gateway_task import PROXY_CONTAINER, PROXY_PORT, ProxyConfig, task_containers
 from modules.grants import (
     Statement,
     allow_from,
@@ -54,19 +54,12 @@ from modules.grants import (
     policy_document,
     service_trust_policy,
 )
-from modules.networking import GATEWAY_PORT, NetworkingOutputs
+from modules.networking import NetworkingOutputs
 from modules.observability import METRICS_NAMESPACE, ObservabilityOutputs
-from modules.settings import GatewaySettings
+from modules.settings import EdgeSettings, GatewaySettings
 
 COLLECTOR_CONFIG = Path(__file__).resolve().parent.parent / "config" / "adot-collector.yaml"
-PROVIDERS: tuple[str, ...] = ("openai", "anthropic", "google", "azure")
-GATEWAY_CONTAINER = "gateway"
-COLLECTOR_CONTAINER = "adot-collector"
 IMAGES_KEPT = 10
-# Node's own fetch: the gateway image has no curl, and node is always there.
-GATEWAY_HEALTH_COMMAND = (
-    f"node -e \"fetch('http://127.0.0.1:{GATEWAY_PORT}/').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))\""
-)
 # Actions AWS only authorizes on "*" (no resource-level permissions).
 XRAY_ACTIONS = [
     "xray:PutTraceSegments",
@@ -84,6 +77,8 @@ class ComputeOutputs:
     service_name: str
     task_definition_family: str
     provider_secret_arns: dict[str, str]
+    # Secrets the task receives (the proxy's org keys); the execution role reads exactly these.
+    injected_secret_arns: dict[str, str]
     task_security_group_id: str
     execution_role_arn: str
     task_role_arn: str
@@ -112,6 +107,7 @@ class Compute(Construct):
         construct_id: str,
         *,
         gateway: GatewaySettings,
+        edge: EdgeSettings,
         context: StackContext,
         networking: NetworkingOutputs,
         observability: ObservabilityOutputs,
@@ -157,10 +153,9 @@ class Compute(Construct):
             ),
         )
 
-        # Values are set by operators after deploy (README); never in this code or its output.
-        # They are not injected into the gateway container: Portkey 1.15.2 reads
-        # no provider key from its environment (keys travel per request), and
-        # ECS refuses to start a task whose secret has no value yet.
+        # Values are set by operators (README); never in this code or its output.
+        # Portkey 1.15.2 reads no provider key from its environment: with JWT
+        # auth the key proxy injects them per request (modules/gateway_task.py).
         secrets = {
             provider: SecretsmanagerSecret(
                 self,
@@ -170,9 +165,12 @@ class Compute(Construct):
                 kms_key_id=secrets_key_arn,
                 recovery_window_in_days=30 if context.deletion_protection else 7,
             )
-            for provider in PROVIDERS
+            for provider in gateway.provider_keys
         }
         secret_arns = {provider: secret.arn for provider, secret in secrets.items()}
+        # Org keys only for authenticated (JWT) clients; otherwise clients bring their own.
+        proxy = ProxyConfig(org_keys=tuple(gateway.provider_keys) if edge.enable_jwt_auth else ())
+        injected = {name: secret_arns[name] for name in proxy.org_keys}
 
         cluster = EcsCluster(
             self,
@@ -203,9 +201,12 @@ class Compute(Construct):
         ecs_source_arn = f"arn:{context.partition}:ecs:{region}:{context.account_id}:*"
 
         execution_statements: list[Statement] = [
-            grant_log_writes([log_arns["gateway"], log_arns["collector"]], sid="ContainerLogs"),
-            *grant_secrets_read(list(secret_arns.values()), kms_key_arn=secrets_key_arn, region=region),
+            grant_log_writes([log_arns["access"], log_arns["gateway"], log_arns["collector"]], sid="ContainerLogs"),
         ]
+        if injected:
+            execution_statements += grant_secrets_read(
+                list(injected.values()), kms_key_arn=secrets_key_arn, region=region
+            )
         image = gateway.image
         if gateway.image_from_ecr:
             tag = gateway.image.rsplit("@", 1)[-1] if "@" in gateway.image else gateway.image.rsplit(":", 1)[-1]
@@ -231,7 +232,7 @@ class Compute(Construct):
             self,
             "execution-role",
             name=f"{prefix}-task-execution",
-            description="ECS agent: pull the image, write container logs, inject the provider secrets",
+            description="ECS agent: pull images, write container logs, inject the proxy's provider keys",
             assume_role_policy=service_trust_policy(
                 "ecs-tasks.amazonaws.com", account_id=context.account_id, source_arn=ecs_source_arn
             ),
@@ -275,10 +276,15 @@ class Compute(Construct):
         )
 
         containers = task_containers(
-            gateway=gateway,
             gateway_image=image,
+            proxy_image=gateway.proxy_image,
+            collector_image=gateway.collector_image,
+            collector_config=collector_config(),
             region=region,
             log_groups=logs,
+            secret_arns=injected,
+            proxy=proxy,
+            metrics_namespace=METRICS_NAMESPACE,
         )
         task = EcsTaskDefinition(
             self,
@@ -300,7 +306,7 @@ class Compute(Construct):
             self,
             "task-sg",
             name=f"{prefix}-tasks",
-            description="Gateway tasks: the gateway port from the load balancer only",
+            description="Gateway tasks: the key proxy's port from the load balancer only",
             vpc_id=networking.vpc_id,
             tags={"Name": f"{prefix}-tasks"},
         ).id
@@ -309,8 +315,8 @@ class Compute(Construct):
             "tasks-from-alb",
             source_security_group_id=networking.alb_security_group_id,
             target_security_group_id=task_sg_id,
-            port=GATEWAY_PORT,
-            description="load balancer to gateway",
+            port=PROXY_PORT,
+            description="load balancer to key proxy",
         )
         # Outbound: LLM providers over the NAT and AWS APIs over the endpoints, all HTTPS.
         VpcSecurityGroupEgressRule(
@@ -343,8 +349,8 @@ class Compute(Construct):
             load_balancer=[
                 EcsServiceLoadBalancer(
                     target_group_arn=networking.target_group_arn,
-                    container_name=GATEWAY_CONTAINER,
-                    container_port=GATEWAY_PORT,
+                    container_name=PROXY_CONTAINER,
+                    container_port=PROXY_PORT,
                 )
             ],
             deployment_circuit_breaker=EcsServiceDeploymentCircuitBreaker(enable=True, rollback=True),
@@ -392,6 +398,7 @@ class Compute(Construct):
             service_name=service_name,
             task_definition_family=task.family,
             provider_secret_arns=secret_arns,
+            injected_secret_arns=injected,
             task_security_group_id=task_sg_id,
             execution_role_arn=execution_role_arn,
             task_role_arn=task_role_arn,
@@ -435,58 +442,3 @@ class Compute(Construct):
                 ),
             ),
         )
-
-
-def task_containers(
-    *,
-    gateway: GatewaySettings,
-    gateway_image: str,
-    region: str,
-    log_groups: dict[str, str],
-) -> list[dict[str, Any]]:
-    """The task's container definitions (ECS JSON), gateway first."""
-
-    def awslogs(group: str, stream_prefix: str) -> dict[str, Any]:
-        return {
-            "logDriver": "awslogs",
-            "options": {"awslogs-group": group, "awslogs-region": region, "awslogs-stream-prefix": stream_prefix},
-        }
-
-    gateway_container = {
-        "name": GATEWAY_CONTAINER,
-        "image": gateway_image,
-        "essential": True,
-        "portMappings": [{"containerPort": GATEWAY_PORT, "protocol": "tcp", "name": "http"}],
-        # PORT is read by the gateway's Node server.
-        "environment": [{"name": "PORT", "value": str(GATEWAY_PORT)}],
-        "healthCheck": {
-            "command": ["CMD-SHELL", GATEWAY_HEALTH_COMMAND],
-            "interval": 15,
-            "timeout": 5,
-            "retries": 3,
-            "startPeriod": 20,
-        },
-        "logConfiguration": awslogs(log_groups["gateway"], "gateway"),
-        "dependsOn": [{"containerName": COLLECTOR_CONTAINER, "condition": "START"}],
-    }
-    collector_container = {
-        "name": COLLECTOR_CONTAINER,
-        "image": gateway.collector_image,
-        # Telemetry must not take the gateway down with it.
-        "essential": False,
-        "environment": [
-            {"name": "AOT_CONFIG_CONTENT", "value": collector_config()},
-            {"name": "EMF_LOG_GROUP", "value": log_groups["metrics"]},
-            {"name": "OTLP_LOG_GROUP", "value": log_groups["otlp_logs"]},
-            {"name": "METRICS_NAMESPACE", "value": METRICS_NAMESPACE},
-        ],
-        "healthCheck": {
-            "command": ["CMD", "/healthcheck"],
-            "interval": 30,
-            "timeout": 5,
-            "retries": 3,
-            "startPeriod": 15,
-        },
-        "logConfiguration": awslogs(log_groups["collector"], "collector"),
-    }
-    return [gateway_container, collector_container]

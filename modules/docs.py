@@ -27,7 +27,8 @@ def _type_name(annotation: object) -> str:
     if origin is Literal:
         return "one of " + ", ".join(str(a) for a in args)
     if origin is list:
-        return f"list of {_type_name(args[0])}s"
+        item = _type_name(args[0])
+        return f"list, each {item}" if item.startswith("one of") else f"list of {item}s"
     if origin is dict:
         return f"table of {_type_name(args[1])}s"
     if origin is Annotated:

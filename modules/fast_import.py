@@ -162,6 +162,7 @@ def _memoize_binding_type_hints() -> None:
     get_type_hints.__doc__ = _uncached_get_type_hints.__doc__
     typing.get_type_hints = get_type_hints
 
+
 def _preload_node_hook() -> None:
     """Have the jsii runtime's Node process (started later, inheriting our
     environment) preload the lazy-require hook."""

@@ -40,12 +40,10 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import Wafv2We
 from constructs import Construct
 
 from modules.context import StackContext
+from modules.gateway_task import HEALTH_PATH, PROXY_PORT
 from modules.grants import allow_cidrs
 from modules.settings import EdgeSettings, NetworkSettings
 
-GATEWAY_PORT = 8787
-# Path the gateway answers with 200 ("AI Gateway says hey!") without credentials.
-HEALTH_CHECK_PATH = "/"
 INTERFACE_ENDPOINTS: tuple[str, ...] = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
 WAF_MANAGED_RULE_GROUPS: tuple[str, ...] = (
     "AWSManagedRulesCommonRuleSet",
@@ -241,14 +239,16 @@ class Networking(Construct):
             self,
             "gateway-tg",
             name=f"{prefix}-gw",
-            port=GATEWAY_PORT,
+            # The task's entry point is the key proxy, never the gateway itself.
+            port=PROXY_PORT,
             protocol="HTTP",
             target_type="ip",
             vpc_id=vpc_id,
             deregistration_delay="60",
             health_check=LbTargetGroupHealthCheck(
                 enabled=True,
-                path=HEALTH_CHECK_PATH,
+                # Proxied to the gateway: healthy only when both answer.
+                path=HEALTH_PATH,
                 port="traffic-port",
                 protocol="HTTP",
                 matcher="200",

@@ -30,14 +30,16 @@ METRICS_NAMESPACE = "AIGateway"
 # Log streams of the system, by role. The WAF name must start with
 # "aws-waf-logs-" for WAF to deliver into it.
 LOG_STREAMS: dict[str, str] = {
+    "access": "access",
     "gateway": "gateway",
     "collector": "collector",
     "otlp_logs": "otlp-logs",
     "metrics": "metrics",
 }
 
-# Logs Insights queries over the gateway's JSON access-log lines (fields
-# `provider`, `status`, `duration_ms`, `path`). Keyed by a stable id.
+# Logs Insights queries over the key proxy's JSON access-log lines (fields
+# `provider`, `status`, `request_time` in seconds, `path`; see
+# modules/gateway_task.py). Keyed by a stable id.
 SAVED_QUERIES: dict[str, tuple[str, str]] = {
     "requests-per-hour": (
         "Requests per hour by provider",
@@ -52,7 +54,7 @@ SAVED_QUERIES: dict[str, tuple[str, str]] = {
     ),
     "latency": (
         "Latency p50/p95/p99 by provider",
-        "fields provider, duration_ms\n| filter ispresent(duration_ms)\n"
+        "fields provider, request_time * 1000 as duration_ms\n| filter ispresent(request_time)\n"
         "| stats pct(duration_ms, 50) as p50_ms, pct(duration_ms, 95) as p95_ms, "
         "pct(duration_ms, 99) as p99_ms by provider",
     ),
@@ -148,7 +150,7 @@ class Observability(Construct):
                 self,
                 f"query-{query_id}",
                 name=f"{prefix}/{title}",
-                log_group_names=[names["gateway"]],
+                log_group_names=[names["access"]],
                 query_string=query,
             )
             query_names.append(definition.name)
@@ -227,7 +229,7 @@ class Monitoring(Construct):
                     "properties": {
                         "title": title,
                         "region": context.region,
-                        "query": f"SOURCE '{observability.log_group_names['gateway']}' | {query}",
+                        "query": f"SOURCE '{observability.log_group_names['access']}' | {query}",
                         "view": "table",
                     },
                 }

@@ -181,6 +181,17 @@ class GatewaySettings(Section):
         description="Run the image from this stack's ECR repository (same tag as `image`, pushed there by the "
         "operator) instead of pulling it from the upstream registry. Default: false.",
     )
+    proxy_image: str = Field(
+        "nginx:1.28.0-alpine",
+        description="Key-injecting proxy sidecar (official nginx image) in front of the gateway. "
+        "Default: `nginx:1.28.0-alpine`.",
+    )
+    provider_keys: list[Literal["openai", "anthropic", "google", "azure"]] = Field(
+        ["openai", "anthropic", "google", "azure"],
+        description="Providers with an organisation key in Secrets Manager. With `edge.enable_jwt_auth` the proxy "
+        "injects them for authenticated clients (each secret needs a value before tasks can start); without JWT "
+        "auth the secrets are created but not used. Default: all four.",
+    )
     collector_image: str = Field(
         "amazon/aws-otel-collector:v0.43.3",
         description="ADOT collector sidecar image. Default: `amazon/aws-otel-collector:v0.43.3`.",
@@ -206,7 +217,7 @@ class GatewaySettings(Section):
         "0 runs everything on FARGATE. Default: 0.",
     )
 
-    @field_validator("image", "collector_image")
+    @field_validator("image", "collector_image", "proxy_image")
     @classmethod
     def _image(cls, value: str) -> str:
         if not _IMAGE.match(value):
@@ -228,6 +239,13 @@ class GatewaySettings(Section):
         if not 1 <= value <= 100:
             raise ValueError(f"{value} is out of range; allowed: 1 to 100")
         return value
+
+    @field_validator("provider_keys")
+    @classmethod
+    def _unique(cls, values: list[str]) -> list[str]:
+        if len(set(values)) != len(values):
+            raise ValueError(f"{values} lists a provider twice")
+        return values
 
     def problems(self) -> Iterator[Problem]:
         allowed = FARGATE_MEMORY_BY_CPU[self.cpu]
@@ -436,6 +454,13 @@ def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             f"{env.aws_provider_version!r} admits provider versions older than 6.22, which lack ALB JWT "
             'validation (edge.enable_jwt_auth); use "~> 6.22" or turn JWT auth off',
             frozenset({"edge", "aws_provider_version"}),
+        )
+    if "provider_keys" in env.gateway.model_fields_set and env.gateway.provider_keys and not env.edge.enable_jwt_auth:
+        yield Problem(
+            "gateway.provider_keys",
+            "organisation keys are injected only for JWT-authenticated clients; turn on edge.enable_jwt_auth "
+            "or remove this key (the secrets are still created)",
+            frozenset({"gateway", "edge"}),
         )
     certificate = re.match(_ACM_ARN, env.edge.certificate_arn)
     if certificate and certificate["region"] != env.region:

@@ -74,6 +74,7 @@ class GatewayStack(TerraformStack):
             self,
             "compute",
             gateway=settings.gateway,
+            edge=settings.edge,
             context=context,
             networking=networking,
             observability=observability,

@@ -80,25 +80,59 @@ def test_task_definition_sizes_dev_small_prod_1024_2048(dev: Template, prod: Tem
         assert task["requires_compatibilities"] == ["FARGATE"] and task["network_mode"] == "awsvpc"
 
 
+def log_group(stack: Template, suffix: str) -> Resource:
+    (group,) = [g for g in stack.resources("aws_cloudwatch_log_group") if g["name"].endswith(f"/{suffix}")]
+    return group
+
+
+def test_task_runs_the_key_proxy_the_gateway_and_the_collector(env_stack: Template) -> None:
+    assert list(containers(env_stack)) == ["key-proxy", "gateway", "adot-collector"]
+
+
+def test_key_proxy_is_the_entry_point_on_8080_and_starts_after_a_healthy_gateway(env_stack: Template) -> None:
+    proxy = containers(env_stack)["key-proxy"]
+    assert proxy["essential"] is True
+    assert proxy["portMappings"] == [{"containerPort": 8080, "protocol": "tcp", "name": "http"}]
+    assert proxy["dependsOn"] == [{"containerName": "gateway", "condition": "HEALTHY"}]
+    assert "http://127.0.0.1:8080/health" in proxy["healthCheck"]["command"][1]
+    assert proxy["logConfiguration"]["options"]["awslogs-group"] == log_group(env_stack, "access").ref("name")
+
+
+def test_key_proxy_renders_its_template_from_the_environment(env_stack: Template) -> None:
+    from modules.gateway_task import PROXY_COMMAND, PROXY_TEMPLATE_VARIABLE
+
+    proxy = containers(env_stack)["key-proxy"]
+    assert proxy["command"] == PROXY_COMMAND and proxy["entryPoint"] == []
+    template = next(e["value"] for e in proxy["environment"] if e["name"] == PROXY_TEMPLATE_VARIABLE)
+    # Terraform turns "$${" back into "${": envsubst placeholders survive to the container.
+    assert "proxy_pass http://127.0.0.1:8787" in template and "listen 8080;" in template
+
+
 def test_gateway_container_port_health_check_and_logs(env_stack: Template) -> None:
     gateway = containers(env_stack)["gateway"]
     assert gateway["essential"] is True
-    assert gateway["portMappings"] == [{"containerPort": 8787, "protocol": "tcp", "name": "http"}]
-    assert {"name": "PORT", "value": "8787"} in gateway["environment"]
+    assert gateway["portMappings"] == [{"containerPort": 8787, "protocol": "tcp", "name": "gateway"}]
     assert gateway["healthCheck"]["command"][0] == "CMD-SHELL"
     assert "http://127.0.0.1:8787/" in gateway["healthCheck"]["command"][1]
     log_options = gateway["logConfiguration"]["options"]
     assert gateway["logConfiguration"]["logDriver"] == "awslogs"
-    group = next(g for g in env_stack.resources("aws_cloudwatch_log_group") if g["name"].endswith("/gateway"))
-    assert log_options["awslogs-group"] == group.ref("name")
+    assert log_options["awslogs-group"] == log_group(env_stack, "gateway").ref("name")
     assert log_options["awslogs-region"] == "us-east-1"
 
 
-def test_gateway_gets_no_provider_keys_it_would_ignore(env_stack: Template) -> None:
-    # Portkey 1.15.2 reads no OPENAI_API_KEY-style variables; keys travel per request.
+def test_gateway_gets_only_what_it_reads_and_no_keys(env_stack: Template) -> None:
+    # Portkey 1.15.2 reads no OPENAI_API_KEY-style variables (keys travel per
+    # request) and listens on --port, not $PORT; it does read NODE_ENV.
     gateway = containers(env_stack)["gateway"]
-    names = {e["name"] for e in gateway["environment"]} | {s["name"] for s in gateway.get("secrets", [])}
-    assert not {n for n in names if n.endswith("_API_KEY")}
+    assert gateway["environment"] == [{"name": "NODE_ENV", "value": "production"}]
+    assert "secrets" not in gateway
+
+
+def test_org_keys_go_to_the_proxy_only_and_only_with_jwt_auth(dev: Template, prod: Template) -> None:
+    assert containers(dev)["key-proxy"]["secrets"] == []
+    secrets = {s["name"]: s["valueFrom"] for s in containers(prod)["key-proxy"]["secrets"]}
+    arns = {s["name"].rsplit("/", 1)[1]: s.ref("arn") for s in prod.resources("aws_secretsmanager_secret")}
+    assert secrets == {f"{name.upper()}_API_KEY": arn for name, arn in arns.items()}
 
 
 def test_collector_sidecar_gets_the_repo_config_and_its_log_groups(env_stack: Template) -> None:
@@ -110,25 +144,10 @@ def test_collector_sidecar_gets_the_repo_config_and_its_log_groups(env_stack: Te
     assert "${env:" not in environment["AOT_CONFIG_CONTENT"].replace("$${env:", "")
     assert environment["AOT_CONFIG_CONTENT"].replace("$${", "${") == COLLECTOR_CONFIG.read_text()
     assert environment["METRICS_NAMESPACE"] == "AIGateway"
-    groups = {
-        g["name"].rsplit("/", 1)[1]: g for g in env_stack.resources("aws_cloudwatch_log_group") if "/" in g["name"]
-    }
-    assert environment["EMF_LOG_GROUP"] == groups["metrics"].ref("name")
-    assert environment["OTLP_LOG_GROUP"] == groups["otlp-logs"].ref("name")
-    assert collector["logConfiguration"]["options"]["awslogs-group"] == groups["collector"].ref("name")
+    assert environment["EMF_LOG_GROUP"] == log_group(env_stack, "metrics").ref("name")
+    assert environment["OTLP_LOG_GROUP"] == log_group(env_stack, "otlp-logs").ref("name")
+    assert collector["logConfiguration"]["options"]["awslogs-group"] == log_group(env_stack, "collector").ref("name")
     assert collector["essential"] is False
-
-
-def test_collector_config_exports_traces_to_xray_metrics_as_emf_and_logs_to_cloudwatch() -> None:
-    from modules.compute import collector_config
-
-    config = collector_config()
-    pipelines = config[config.index("pipelines:") :]
-    assert "exporters: [awsxray]" in pipelines
-    assert "exporters: [awsemf]" in pipelines
-    assert "exporters: [awscloudwatchlogs]" in pipelines
-    assert "namespace: ${env:METRICS_NAMESPACE}" in config
-    assert "log_group_name: ${env:EMF_LOG_GROUP}" in config
 
 
 def test_gateway_image_upstream_in_dev_and_from_ecr_in_prod(dev: Template, prod: Template, staging: Template) -> None:
@@ -141,25 +160,27 @@ def test_gateway_image_upstream_in_dev_and_from_ecr_in_prod(dev: Template, prod:
     )
 
 
-def test_execution_role_reads_exactly_the_provider_secrets_and_decrypts_via_secrets_manager(
-    env_stack: Template,
+def test_execution_role_reads_exactly_the_injected_secrets_and_decrypts_via_secrets_manager(
+    prod: Template,
 ) -> None:
-    granted = statements(role_policy(env_stack, "-task-execution"))
-    secrets = sorted(s.ref("arn") for s in env_stack.resources("aws_secretsmanager_secret"))
+    granted = statements(role_policy(prod, "-task-execution"))
+    injected = sorted(s["valueFrom"] for s in containers(prod)["key-proxy"]["secrets"])
     assert granted["ReadProviderSecrets"]["Action"] == "secretsmanager:GetSecretValue"
-    assert sorted(granted["ReadProviderSecrets"]["Resource"]) == secrets
+    assert sorted(granted["ReadProviderSecrets"]["Resource"]) == injected
     decrypt = granted["DecryptSecretsThroughSecretsManager"]
     assert decrypt["Action"] == "kms:Decrypt"
-    assert decrypt["Resource"] == key_by_description(env_stack, "secrets").ref("arn")
+    assert decrypt["Resource"] == key_by_description(prod, "secrets").ref("arn")
     assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}
+
+
+def test_execution_role_reads_no_secret_when_none_is_injected(dev: Template) -> None:
+    granted = statements(role_policy(dev, "-task-execution"))
+    assert "ReadProviderSecrets" not in granted and "DecryptSecretsThroughSecretsManager" not in granted
 
 
 def test_execution_role_writes_only_the_container_log_groups(env_stack: Template) -> None:
     logs = statements(role_policy(env_stack, "-task-execution"))["ContainerLogs"]
-    groups = {
-        g["name"].rsplit("/", 1)[1]: g for g in env_stack.resources("aws_cloudwatch_log_group") if "/" in g["name"]
-    }
-    allowed = {groups["gateway"].ref("arn"), groups["collector"].ref("arn")}
+    allowed = {log_group(env_stack, name).ref("arn") for name in ("access", "gateway", "collector")}
     assert {r.removesuffix(":log-stream:*") for r in logs["Resource"]} == allowed
 
 
@@ -210,7 +231,7 @@ def test_service_runs_in_private_subnets_without_public_ips_behind_the_target_gr
     private = sorted(s.ref("id") for s in env_stack.resources("aws_subnet", {"tags": {"Tier": "private"}}))
     assert sorted(network["subnets"]) == private
     (balancer,) = service["load_balancer"]
-    assert balancer["container_name"] == "gateway" and balancer["container_port"] == 8787
+    assert balancer["container_name"] == "key-proxy" and balancer["container_port"] == 8080
     assert env_stack.follow(balancer["target_group_arn"]).type == "aws_lb_target_group"
 
 
@@ -226,13 +247,13 @@ def test_service_waits_for_the_listeners(dev: Template, prod: Template) -> None:
     assert sorted(d.split(".")[0] for d in prod.resource("aws_ecs_service")["depends_on"]) == ["aws_lb_listener"] * 2
 
 
-def test_task_security_group_admits_8787_only_from_the_alb(env_stack: Template) -> None:
+def test_task_security_group_admits_the_proxy_port_only_from_the_alb(env_stack: Template) -> None:
     service = env_stack.resource("aws_ecs_service")
     (task_group,) = service["network_configuration"]["security_groups"]
     (ingress,) = env_stack.resources("aws_vpc_security_group_ingress_rule", {"security_group_id": task_group})
     (alb_group,) = env_stack.resource("aws_lb")["security_groups"]
     assert ingress["referenced_security_group_id"] == alb_group
-    assert (ingress["from_port"], ingress["to_port"], ingress["ip_protocol"]) == (8787, 8787, "tcp")
+    assert (ingress["from_port"], ingress["to_port"], ingress["ip_protocol"]) == (8080, 8080, "tcp")
     assert "cidr_ipv4" not in ingress.props
 
 

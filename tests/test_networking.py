@@ -106,18 +106,20 @@ def test_alb_accepts_only_listener_ports_from_allowed_cidrs(dev: Template, prod:
         assert len(rules) == len(ports) * len(cidrs)
 
 
-def test_alb_egress_only_to_the_tasks_on_the_gateway_port(env_stack: Template) -> None:
+def test_alb_egress_only_to_the_tasks_on_the_proxy_port(env_stack: Template) -> None:
     (egress,) = env_stack.resources("aws_vpc_security_group_egress_rule", {"security_group_id": alb_group(env_stack)})
-    assert (egress["from_port"], egress["to_port"], egress["ip_protocol"]) == (8787, 8787, "tcp")
+    assert (egress["from_port"], egress["to_port"], egress["ip_protocol"]) == (8080, 8080, "tcp")
     task_group = env_stack.follow(egress["referenced_security_group_id"])
     assert task_group["name"].endswith("-tasks")
 
 
-def test_target_group_is_ip_on_8787_with_a_health_check_the_gateway_answers(env_stack: Template) -> None:
+def test_target_group_is_the_key_proxy_with_a_health_check_through_to_the_gateway(env_stack: Template) -> None:
+    # The ALB reaches the task only through the key proxy (8080); /health is
+    # proxied to the gateway's "/", so a target is healthy only when both answer.
     target_group = env_stack.resource("aws_lb_target_group")
-    assert (target_group["target_type"], target_group["port"], target_group["protocol"]) == ("ip", 8787, "HTTP")
+    assert (target_group["target_type"], target_group["port"], target_group["protocol"]) == ("ip", 8080, "HTTP")
     health = target_group["health_check"]
-    assert health["path"] == "/" and health["matcher"] == "200" and health["enabled"] is True
+    assert health["path"] == "/health" and health["matcher"] == "200" and health["enabled"] is True
 
 
 def test_http_listener_forwards_in_dev_and_redirects_to_https_in_prod(dev: Template, prod: Template) -> None:

@@ -6,7 +6,7 @@ import json
 
 from tests.template import Template
 
-LOG_GROUP_SUFFIXES = ("gateway", "collector", "otlp-logs", "metrics")
+LOG_GROUP_SUFFIXES = ("access", "gateway", "collector", "otlp-logs", "metrics")
 
 
 def logs_key(stack: Template) -> dict:
@@ -49,7 +49,7 @@ def test_retention_follows_the_setting(staging: Template) -> None:
     assert {g["retention_in_days"] for g in staging.resources("aws_cloudwatch_log_group")} == {90}
 
 
-def test_four_saved_queries_over_the_gateway_log_group(env_stack: Template) -> None:
+def test_four_saved_queries_over_the_access_log_group(env_stack: Template) -> None:
     queries = env_stack.resources("aws_cloudwatch_query_definition")
     titles = sorted(q["name"].split("/", 1)[1] for q in queries)
     assert titles == [
@@ -58,10 +58,12 @@ def test_four_saved_queries_over_the_gateway_log_group(env_stack: Template) -> N
         "Requests per hour by provider",
         "Top endpoints",
     ]
-    gateway_group = next(g for g in env_stack.resources("aws_cloudwatch_log_group") if g["name"].endswith("/gateway"))
+    access = next(g for g in env_stack.resources("aws_cloudwatch_log_group") if g["name"].endswith("/access"))
     for query in queries:
-        assert query["log_group_names"] == [gateway_group.ref("name")]
+        assert query["log_group_names"] == [access.ref("name")]
     latency = next(q for q in queries if q["name"].endswith("Latency p50/p95/p99 by provider"))
+    # request_time is what the key proxy logs (seconds; see modules/gateway_task.py)
+    assert "request_time * 1000 as duration_ms" in latency["query_string"]
     for percentile in (50, 95, 99):
         assert f"pct(duration_ms, {percentile})" in latency["query_string"]
     assert "by bin(1h), provider" in next(q for q in queries if "per hour" in q["name"])["query_string"]

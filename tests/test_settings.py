@@ -293,3 +293,22 @@ def test_every_shipped_environment_file_sets_only_known_keys() -> None:
 )  # fmt: skip
 def test_constraint_admits_older_than_6_22(constraint: str, older: bool) -> None:
     assert admits_older_than(parse_constraint(constraint), (6, 22, 0)) is older
+
+
+def test_provider_keys_set_without_jwt_auth_are_refused(tmp_path: Path) -> None:
+    lines = problems(tmp_path, with_section("gateway", 'provider_keys = ["openai"]'))
+    assert any("gateway.provider_keys" in line and "enable_jwt_auth" in line for line in lines), lines
+
+
+def test_provider_keys_with_jwt_auth_load(tmp_path: Path) -> None:
+    text = f'{VALID}\n[gateway]\nprovider_keys = ["openai"]\n[edge]\n{CERT}\nenable_jwt_auth = true\n'
+    assert problems(tmp_path, text) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [('["openai", "openai"]', "twice"), ('["mistral"]', "'openai', 'anthropic'")]
+)
+def test_provider_keys_must_be_known_and_unique(tmp_path: Path, value: str, expected: str) -> None:
+    text = f"{VALID}\n[gateway]\nprovider_keys = {value}\n[edge]\n{CERT}\nenable_jwt_auth = true\n"
+    lines = problems(tmp_path, text)
+    assert any("gateway.provider_keys" in line and expected in line for line in lines), lines
