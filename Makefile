@@ -24,12 +24,23 @@ BOOTSTRAP := .bootstrap
 export PATH := $(CURDIR)/$(BOOTSTRAP)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 PY := .venv/bin/python
 
-.PHONY: help setup synth test lint docs bench clean
+.PHONY: help setup system-deps synth test gateway-local lint docs bench clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-setup: .venv/.synced node_modules/.synced ## Install Python (pipenv, .venv) and Node (cdktf-cli) dependencies
+setup: .venv/.synced node_modules/.synced ## Install Python (pipenv, .venv) and Node (cdktf-cli, Node 22, gateway) dependencies
+
+# Debian packages the local gateway harness runs: nginx (the key proxy) and
+# envsubst (gettext-base), as in the official nginx image. Installed only when missing.
+SYSTEM_TOOLS := nginx envsubst
+system-deps: ## Install nginx and envsubst when missing (apt-get; needs root)
+	@missing=""; for tool in $(SYSTEM_TOOLS); do PATH="$$PATH:/usr/sbin:/sbin" command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing:$$missing; install nginx-light and gettext-base" >&2; exit 1; fi; \
+	  echo "installing nginx-light gettext-base (missing:$$missing)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light gettext-base >/dev/null; \
+	fi
 
 $(BOOTSTRAP)/bin/pipenv:
 	python3 -m venv $(BOOTSTRAP)
@@ -46,8 +57,11 @@ node_modules/.synced: package.json package-lock.json
 synth: setup ## Synthesize every environment into cdktf.out/ (through the cdktf CLI)
 	cdktf synth
 
-test: setup ## Run the whole test suite
+test: setup system-deps ## Run the whole test suite
 	$(PY) -m pytest
+
+gateway-local: setup system-deps ## Run the gateway behind the key proxy on loopback, with a mock provider
+	$(PY) -m tests.gateway_harness
 
 lint: setup ## Ruff lint and format check
 	$(PY) -m ruff check .
