@@ -6,7 +6,11 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
 from cdktf_cdktf_provider_aws.eip import Eip
+from cdktf_cdktf_provider_aws.flow_log import FlowLog
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.internet_gateway import InternetGateway
 from cdktf_cdktf_provider_aws.lb import Lb
 from cdktf_cdktf_provider_aws.lb_listener import (
@@ -41,7 +45,7 @@ from constructs import Construct
 
 from modules.context import StackContext
 from modules.gateway_task import HEALTH_PATH, PROXY_PORT
-from modules.grants import allow_cidrs
+from modules.grants import allow_cidrs, grant_log_writes, policy_document, service_trust_policy
 from modules.settings import EdgeSettings, NetworkSettings
 
 INTERFACE_ENDPOINTS: tuple[str, ...] = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
@@ -93,6 +97,7 @@ class Networking(Construct):
         context: StackContext,
         availability_zones: list[str],
         waf_log_group_arn: str | None,
+        flow_log_group_arn: str,
     ) -> None:
         super().__init__(scope, construct_id)
         prefix = context.prefix
@@ -106,6 +111,9 @@ class Networking(Construct):
         )
         # Each attribute read is a round trip to the jsii runtime: read ids once.
         vpc_id = vpc.id
+        # The default group would admit anything inside it; nothing uses it, so it allows nothing.
+        DefaultSecurityGroup(self, "default-sg", vpc_id=vpc_id, tags={"Name": f"{prefix}-default-deny-all"})
+        self._flow_logs(prefix, context, vpc_id, flow_log_group_arn)
         igw = InternetGateway(self, "igw", vpc_id=vpc_id, tags={"Name": f"{prefix}-igw"})
 
         public_cidrs, private_cidrs = subnet_cidrs(network.vpc_cidr, network.num_az)
@@ -286,6 +294,37 @@ class Networking(Construct):
             target_group_arn=target_group_arn,
             target_group_arn_suffix=target_group.arn_suffix,
             listener_dependencies=[http_listener],
+        )
+
+    def _flow_logs(self, prefix: str, context: StackContext, vpc_id: str, log_group_arn: str) -> None:
+        """Every accepted and rejected flow of the VPC, to its encrypted log group."""
+        role = IamRole(
+            self,
+            "flow-log-role",
+            name=f"{prefix}-vpc-flow-logs",
+            description="VPC flow logs delivery into the stack's flow log group",
+            assume_role_policy=service_trust_policy(
+                "vpc-flow-logs.amazonaws.com",
+                account_id=context.account_id,
+                source_arn=f"arn:{context.partition}:ec2:{context.region}:{context.account_id}:vpc-flow-log/*",
+            ),
+        )
+        IamRolePolicy(
+            self,
+            "flow-log-policy",
+            role=role.id,
+            policy=policy_document([grant_log_writes([log_group_arn], sid="FlowLogDelivery")]),
+        )
+        FlowLog(
+            self,
+            "flow-log",
+            vpc_id=vpc_id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=log_group_arn,
+            iam_role_arn=role.arn,
+            max_aggregation_interval=60,
+            tags={"Name": f"{prefix}-vpc-flow"},
         )
 
     def _web_acl(self, prefix: str, edge: EdgeSettings, alb_arn: str, log_group_arn: str | None) -> None:

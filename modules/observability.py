@@ -35,6 +35,7 @@ LOG_STREAMS: dict[str, str] = {
     "collector": "collector",
     "otlp_logs": "otlp-logs",
     "metrics": "metrics",
+    "vpc_flow": "vpc-flow",
 }
 
 # Logs Insights queries over the key proxy's JSON access-log lines (fields

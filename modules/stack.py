@@ -67,6 +67,7 @@ class GatewayStack(TerraformStack):
             context=context,
             availability_zones=settings.availability_zones,
             waf_log_group_arn=observability.waf_log_group_arn,
+            flow_log_group_arn=observability.log_group_arns["vpc_flow"],
         ).outputs
         auth = Auth(self, "auth", edge=settings.edge, context=context, networking=networking).outputs
         listeners = [*networking.listener_dependencies, *([auth.https_listener] if auth.https_listener else [])]

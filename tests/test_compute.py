@@ -211,7 +211,8 @@ def test_task_role_is_limited_to_bedrock_xray_metrics_namespace_and_own_logs(env
 
 
 def test_roles_trust_ecs_tasks_of_this_account_only(env_stack: Template) -> None:
-    for role in env_stack.resources("aws_iam_role"):
+    task = env_stack.resource("aws_ecs_task_definition")
+    for role in (env_stack.follow(task["execution_role_arn"]), env_stack.follow(task["task_role_arn"])):
         (trust,) = role.json("assume_role_policy")["Statement"]
         assert trust["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
         assert trust["Condition"]["StringEquals"]["aws:SourceAccount"].startswith("${data.aws_caller_identity.")

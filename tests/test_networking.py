@@ -197,3 +197,24 @@ def test_example_vpcs_follow_their_settings(stacks: dict[str, Template], name: s
     expected = {"minimal": ("10.0.0.0/16", 2), "staging": ("10.20.0.0/20", 3)}[name]
     assert stack.resource("aws_vpc")["cidr_block"] == expected[0]
     assert stack.count("aws_subnet", {"tags": {"Tier": "private"}}) == expected[1]
+
+
+def test_vpc_flow_logs_go_to_the_encrypted_flow_log_group(env_stack: Template) -> None:
+    flow = env_stack.resource("aws_flow_log")
+    assert flow["traffic_type"] == "ALL" and flow["log_destination_type"] == "cloud-watch-logs"
+    assert flow["vpc_id"] == env_stack.resource("aws_vpc").ref("id")
+    group = env_stack.follow(flow["log_destination"])
+    assert group["name"].endswith("/vpc-flow") and group["kms_key_id"]
+    role = env_stack.follow(flow["iam_role_arn"])
+    (trust,) = role.json("assume_role_policy")["Statement"]
+    assert trust["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    assert ":vpc-flow-log/*" in trust["Condition"]["ArnLike"]["aws:SourceArn"]
+    (policy,) = env_stack.resources("aws_iam_role_policy", {"role": role.ref("id")})
+    (statement,) = policy.json("policy")["Statement"]
+    assert {r.removesuffix(":log-stream:*") for r in statement["Resource"]} == {group.ref("arn")}
+
+
+def test_default_security_group_allows_nothing(env_stack: Template) -> None:
+    default = env_stack.resource("aws_default_security_group")
+    assert default["vpc_id"] == env_stack.resource("aws_vpc").ref("id")
+    assert "ingress" not in default.props and "egress" not in default.props
