@@ -24,12 +24,12 @@ BOOTSTRAP := .bootstrap
 export PATH := $(CURDIR)/$(BOOTSTRAP)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 PY := .venv/bin/python
 
-.PHONY: help setup system-deps synth test gateway-local lint docs bench clean
+.PHONY: help setup system-deps synth test security gateway-local lint docs bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-setup: .venv/.synced node_modules/.synced ## Install Python (pipenv, .venv) and Node (cdktf-cli, Node 22, gateway) dependencies
+setup: .venv/.synced node_modules/.synced .tools/checkov/.installed ## Install Python (pipenv, .venv), Node (cdktf-cli, Node 22, gateway) and checkov
 
 # Debian packages the local gateway harness runs: nginx (the key proxy) and
 # envsubst (gettext-base), as in the official nginx image. Installed only when missing.
@@ -50,6 +50,12 @@ $(BOOTSTRAP)/bin/pipenv:
 	pipenv sync --dev
 	touch $@
 
+# checkov pins old boto3/packaging releases: it gets a virtualenv of its own.
+.tools/checkov/.installed: security/requirements-checkov.txt
+	python3 -m venv .tools/checkov
+	.tools/checkov/bin/pip install --quiet -r security/requirements-checkov.txt
+	touch $@
+
 node_modules/.synced: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -59,6 +65,11 @@ synth: setup ## Synthesize every environment into cdktf.out/ (through the cdktf 
 
 test: setup system-deps ## Run the whole test suite
 	$(PY) -m pytest
+
+security: setup ## Security gate on freshly synthesized stacks: rules, checkov, secret scan
+	rm -rf .tools/security.out
+	CDKTF_OUTDIR=.tools/security.out $(PY) main.py
+	$(PY) -m security.gate --outdir .tools/security.out
 
 gateway-local: setup system-deps ## Run the gateway behind the key proxy on loopback, with a mock provider
 	$(PY) -m tests.gateway_harness

@@ -5,6 +5,7 @@ deployed configuration, and mock upstreams; loopback only, bounded in time."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -18,7 +19,19 @@ from tests.gateway_harness import GatewayHarness, MockUpstream, Proxy, chat, req
 pytestmark = pytest.mark.gateway
 
 ORG_KEYS = {"OPENAI_API_KEY": "org-key-openai", "ANTHROPIC_API_KEY": "org-key-anthropic"}
-CLIENT_JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzY29wZSI6Imh0dHBzOi8vZ2F0ZXdheS5pbnRlcm5hbC9pbnZva2UifQ.c2lnbmF0dXJl"
+
+
+def _fake_jwt() -> str:
+    """A JWT-shaped bearer token (unsigned; built here so no token is committed)."""
+
+    def part(value: dict[str, str] | str) -> str:
+        raw = value if isinstance(value, str) else json.dumps(value)
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    return ".".join([part({"alg": "RS256"}), part({"scope": "https://gateway.internal/invoke"}), part("signature")])
+
+
+CLIENT_JWT = _fake_jwt()
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,7 @@ def test_waf_log_group_only_with_waf_and_named_for_waf_delivery(dev: Template, p
 
 
 def test_retention_follows_the_setting(staging: Template) -> None:
-    assert {g["retention_in_days"] for g in staging.resources("aws_cloudwatch_log_group")} == {90}
+    assert {g["retention_in_days"] for g in staging.resources("aws_cloudwatch_log_group")} == {400}
 
 
 def test_four_saved_queries_over_the_access_log_group(env_stack: Template) -> None:

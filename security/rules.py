@@ -1,0 +1,320 @@
+"""Policy as code over synthesized stacks (cdk-nag style): one rule = one
+small function over one resource, returning COMPLIANT, NON_COMPLIANT or
+NOT_APPLICABLE. ``RULES`` documents itself (``python -m security.gate --rules``).
+
+The rules encode this project's promises: least-privilege IAM, only the load
+balancer open to the outside, tasks without public IPs, customer-managed
+encryption at rest, and buckets that are private and TLS-only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from security.stackdoc import Res, StackDoc
+
+
+class Verdict(Enum):
+    COMPLIANT = "compliant"
+    NON_COMPLIANT = "non-compliant"
+    NOT_APPLICABLE = "not applicable"
+
+
+Check = Callable[[Res, StackDoc], Verdict]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    cause: str
+    explanation: str
+    resource_types: tuple[str, ...]
+    check: Check
+
+
+# Actions AWS authorizes only on "*" (no resource-level permissions), each
+# with the reason it is needed. A statement with Resource "*" must consist of these.
+WILDCARD_RESOURCE_ACTIONS: dict[str, str] = {
+    "ecr:GetAuthorizationToken": "registry login token; ECR has no resource for it",
+    "xray:PutTraceSegments": "the collector sends traces; X-Ray has no resource-level permissions",
+    "xray:PutTelemetryRecords": "collector telemetry about itself; no resource-level permissions",
+    "xray:GetSamplingRules": "sampling rules; no resource-level permissions",
+    "xray:GetSamplingTargets": "sampling targets; no resource-level permissions",
+    "xray:GetSamplingStatisticSummaries": "sampling statistics; no resource-level permissions",
+    "cloudwatch:PutMetricData": "no resource-level permissions; must be limited by a cloudwatch:namespace condition",
+}
+# Services whose requests to assume a role carry aws:SourceArn (besides aws:SourceAccount).
+SOURCE_ARN_SERVICES: frozenset[str] = frozenset({"ecs-tasks.amazonaws.com", "vpc-flow-logs.amazonaws.com"})
+
+
+def _statements(document: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not document:
+        return []
+    statements = document.get("Statement", [])
+    return [statements] if isinstance(statements, dict) else list(statements)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _verdict(ok: bool) -> Verdict:
+    return Verdict.COMPLIANT if ok else Verdict.NON_COMPLIANT
+
+
+# -- IAM -----------------------------------------------------------------------
+def no_wildcard_actions(res: Res, stack: StackDoc) -> Verdict:
+    for statement in _statements(res.policy("policy")):
+        for action in _as_list(statement.get("Action", [])):
+            if action == "*" or str(action).endswith(":*"):
+                return Verdict.NON_COMPLIANT
+    return Verdict.COMPLIANT
+
+
+def wildcard_resource_only_where_required(res: Res, stack: StackDoc) -> Verdict:
+    for statement in _statements(res.policy("policy")):
+        if statement.get("Effect") != "Allow" or "*" not in _as_list(statement.get("Resource", [])):
+            continue
+        actions = _as_list(statement.get("Action", []))
+        if not all(action in WILDCARD_RESOURCE_ACTIONS for action in actions):
+            return Verdict.NON_COMPLIANT
+        if "cloudwatch:PutMetricData" in actions:
+            conditions = statement.get("Condition", {})
+            if not any("cloudwatch:namespace" in block for block in conditions.values()):
+                return Verdict.NON_COMPLIANT
+    return Verdict.COMPLIANT
+
+
+def execution_role_reads_only_injected_secrets(res: Res, stack: StackDoc) -> Verdict:
+    definitions = _container_definitions(res)
+    injected = {s["valueFrom"] for c in definitions for s in c.get("secrets", [])}
+    role = stack.follow(res.body.get("execution_role_arn", ""))
+    if role is None:
+        return _verdict(not injected)
+    readable: set[str] = set()
+    for policy in stack.resources("aws_iam_role_policy"):
+        if policy.body.get("role") not in (role.ref("id"), role.ref("name")):
+            continue
+        for statement in _statements(policy.policy("policy")):
+            actions = _as_list(statement.get("Action", []))
+            if any(a in ("secretsmanager:GetSecretValue", "secretsmanager:*", "*") for a in actions):
+                readable |= set(_as_list(statement.get("Resource", [])))
+    return _verdict(readable == injected)
+
+
+def trust_policies_scoped_to_account(res: Res, stack: StackDoc) -> Verdict:
+    for statement in _statements(res.policy("assume_role_policy")):
+        services = _as_list(statement.get("Principal", {}).get("Service", []))
+        if statement.get("Effect") != "Allow" or not services:
+            continue
+        condition = statement.get("Condition", {})
+        if "aws:SourceAccount" not in condition.get("StringEquals", {}):
+            return Verdict.NON_COMPLIANT
+        if any(s in SOURCE_ARN_SERVICES for s in services) and "aws:SourceArn" not in condition.get("ArnLike", {}):
+            return Verdict.NON_COMPLIANT
+    return Verdict.COMPLIANT
+
+
+def key_policy_trusts_only_the_account(res: Res, stack: StackDoc) -> Verdict:
+    for statement in _statements(res.policy("policy")):
+        principal = statement.get("Principal", {})
+        if principal == "*" or "*" in _as_list(principal.get("AWS", [])):
+            return Verdict.NON_COMPLIANT
+        for arn in _as_list(principal.get("AWS", [])):
+            if not str(arn).endswith(":root"):
+                return Verdict.NON_COMPLIANT
+        actions = _as_list(statement.get("Action", []))
+        if "kms:*" in actions and "AWS" not in principal:
+            return Verdict.NON_COMPLIANT
+    return Verdict.COMPLIANT
+
+
+# -- network -------------------------------------------------------------------
+def _load_balancer_of(group_ref: str, stack: StackDoc) -> Res | None:
+    return next((lb for lb in stack.resources("aws_lb") if group_ref in lb.body.get("security_groups", [])), None)
+
+
+def _vpc_cidr_of(group_ref: str, stack: StackDoc) -> ipaddress.IPv4Network | None:
+    group = stack.follow(group_ref)
+    vpc = stack.follow(group.body.get("vpc_id", "")) if group else None
+    return ipaddress.IPv4Network(vpc.body["cidr_block"]) if vpc else None
+
+
+def only_load_balancer_open_outside_vpc(res: Res, stack: StackDoc) -> Verdict:
+    cidr = res.body.get("cidr_ipv4") or res.body.get("cidr_ipv6")
+    if not cidr:
+        return Verdict.NOT_APPLICABLE
+    group_ref = res.body["security_group_id"]
+    vpc_cidr = _vpc_cidr_of(group_ref, stack)
+    network = ipaddress.ip_network(cidr)
+    if vpc_cidr is not None and network.version == 4 and network.subnet_of(vpc_cidr):
+        return Verdict.COMPLIANT
+    balancer = _load_balancer_of(group_ref, stack)
+    if balancer is None:
+        return Verdict.NON_COMPLIANT
+    ports = {
+        listener.body.get("port")
+        for listener in stack.resources("aws_lb_listener")
+        if listener.body.get("load_balancer_arn") == balancer.ref("arn")
+    }
+    return _verdict(res.body.get("from_port") == res.body.get("to_port") and res.body.get("from_port") in ports)
+
+
+def tasks_admit_only_security_groups(res: Res, stack: StackDoc) -> Verdict:
+    task_groups = {
+        group
+        for service in stack.resources("aws_ecs_service")
+        for group in service.body.get("network_configuration", {}).get("security_groups", [])
+    }
+    if res.body.get("security_group_id") not in task_groups:
+        return Verdict.NOT_APPLICABLE
+    return _verdict(bool(res.body.get("referenced_security_group_id")) and not res.body.get("cidr_ipv4"))
+
+
+def no_public_ip_on_tasks(res: Res, stack: StackDoc) -> Verdict:
+    network = res.body.get("network_configuration", {})
+    if network.get("assign_public_ip") is not False:
+        return Verdict.NON_COMPLIANT
+    for subnet_ref in network.get("subnets", []):
+        subnet = stack.follow(subnet_ref)
+        if subnet is None or subnet.body.get("map_public_ip_on_launch") is not False:
+            return Verdict.NON_COMPLIANT
+    return Verdict.COMPLIANT
+
+
+def no_inline_open_ingress(res: Res, stack: StackDoc) -> Verdict:
+    return _verdict(not res.body.get("ingress"))
+
+
+# -- encryption at rest --------------------------------------------------------
+def _has(key: str) -> Check:
+    def check(res: Res, stack: StackDoc) -> Verdict:
+        return _verdict(bool(res.body.get(key)))
+
+    return check
+
+
+def dynamodb_customer_key(res: Res, stack: StackDoc) -> Verdict:
+    sse = res.body.get("server_side_encryption", {})
+    return _verdict(sse.get("enabled") is True and bool(sse.get("kms_key_arn")))
+
+
+def ecr_customer_key(res: Res, stack: StackDoc) -> Verdict:
+    configurations = res.body.get("encryption_configuration", [])
+    return _verdict(bool(configurations) and all(c.get("encryption_type") == "KMS" for c in configurations))
+
+
+# -- buckets -------------------------------------------------------------------
+def _for_bucket(stack: StackDoc, resource_type: str, bucket: Res) -> list[Res]:
+    refs = {bucket.ref("id"), bucket.ref("bucket")}
+    return [r for r in stack.resources(resource_type) if r.body.get("bucket") in refs]
+
+
+def bucket_blocks_public_access(res: Res, stack: StackDoc) -> Verdict:
+    flags = ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets")
+    blocks = _for_bucket(stack, "aws_s3_bucket_public_access_block", res)
+    return _verdict(bool(blocks) and all(all(b.body.get(flag) is True for flag in flags) for b in blocks))
+
+
+def bucket_denies_insecure_transport(res: Res, stack: StackDoc) -> Verdict:
+    for policy in _for_bucket(stack, "aws_s3_bucket_policy", res):
+        for statement in _statements(policy.policy("policy")):
+            condition = statement.get("Condition", {}).get("Bool", {})
+            if statement.get("Effect") == "Deny" and str(condition.get("aws:SecureTransport")).lower() == "false":
+                return Verdict.COMPLIANT
+    return Verdict.NON_COMPLIANT
+
+
+def bucket_customer_key(res: Res, stack: StackDoc) -> Verdict:
+    for configuration in _for_bucket(stack, "aws_s3_bucket_server_side_encryption_configuration", res):
+        for rule in _as_list(configuration.body.get("rule", [])):
+            default = rule.get("apply_server_side_encryption_by_default", {})
+            if default.get("sse_algorithm") == "aws:kms" and default.get("kms_master_key_id"):
+                return Verdict.COMPLIANT
+    return Verdict.NON_COMPLIANT
+
+
+def _container_definitions(res: Res) -> list[dict[str, Any]]:
+    # Literal template markers are escaped for Terraform ("$${"); that does not affect the JSON.
+    return list(json.loads(res.body.get("container_definitions", "[]")))
+
+
+POLICIES = ("aws_iam_role_policy", "aws_iam_policy")
+RULES: tuple[Rule, ...] = (
+    Rule("AIGW-IAM1", "IAM policy grants a wildcard action", "Name each action; 'svc:*' and '*' grant "
+         "future actions nobody reviewed.", POLICIES, no_wildcard_actions),
+    Rule("AIGW-IAM2", "IAM policy uses Resource '*' for an action that supports resources",
+         "Only actions without resource-level permissions (WILDCARD_RESOURCE_ACTIONS) may use '*'; "
+         "cloudwatch:PutMetricData also needs a cloudwatch:namespace condition.", POLICIES,
+         wildcard_resource_only_where_required),
+    Rule("AIGW-IAM3", "Execution role may read secrets its task does not receive (or misses one it does)",
+         "The execution role's secretsmanager:GetSecretValue resources must equal the secrets the task's "
+         "containers receive.", ("aws_ecs_task_definition",), execution_role_reads_only_injected_secrets),
+    Rule("AIGW-IAM4", "Service trust policy not scoped to this account",
+         "Service principals need aws:SourceAccount (and aws:SourceArn where the service sends it) "
+         "against the confused-deputy problem.", ("aws_iam_role",), trust_policies_scoped_to_account),
+    Rule("AIGW-KMS1", "Key policy trusts principals outside the account",
+         "Key policies name the account root (administered through IAM) or service principals with "
+         "conditions, never '*'.", ("aws_kms_key",), key_policy_trusts_only_the_account),
+    Rule("AIGW-NET1", "Traffic from outside the VPC reaches something other than the load balancer's listeners",
+         "Only the load balancer's security group may admit CIDRs outside the VPC, and only on its "
+         "listener ports.", ("aws_vpc_security_group_ingress_rule",), only_load_balancer_open_outside_vpc),
+    Rule("AIGW-NET2", "Tasks admit traffic by CIDR",
+         "Task security groups admit only the security groups that need them (the load balancer's).",
+         ("aws_vpc_security_group_ingress_rule",), tasks_admit_only_security_groups),
+    Rule("AIGW-NET3", "Tasks can get public IPs",
+         "ECS services run without public IPs in subnets that assign none.", ("aws_ecs_service",),
+         no_public_ip_on_tasks),
+    Rule("AIGW-NET4", "Security group with inline ingress rules",
+         "Rules are separate resources written by grants.allow_from/allow_cidrs, so every edge is reviewed.",
+         ("aws_security_group",), no_inline_open_ingress),
+    Rule("AIGW-ENC1", "Log group not encrypted with a customer key", "Set kms_key_id.",
+         ("aws_cloudwatch_log_group",), _has("kms_key_id")),
+    Rule("AIGW-ENC2", "Secret not encrypted with a customer key", "Set kms_key_id.",
+         ("aws_secretsmanager_secret",), _has("kms_key_id")),
+    Rule("AIGW-ENC3", "SNS topic not encrypted", "Set kms_master_key_id.", ("aws_sns_topic",),
+         _has("kms_master_key_id")),
+    Rule("AIGW-ENC4", "SQS queue not encrypted with a customer key", "Set kms_master_key_id.", ("aws_sqs_queue",),
+         _has("kms_master_key_id")),
+    Rule("AIGW-ENC5", "DynamoDB table not encrypted with a customer key",
+         "Enable server_side_encryption with kms_key_arn.", ("aws_dynamodb_table",), dynamodb_customer_key),
+    Rule("AIGW-ENC6", "ECR repository not encrypted with KMS", "encryption_type KMS.", ("aws_ecr_repository",),
+         ecr_customer_key),
+    Rule("AIGW-S3-1", "Bucket does not block public access",
+         "Every bucket has a public access block with all four flags on.", ("aws_s3_bucket",),
+         bucket_blocks_public_access),
+    Rule("AIGW-S3-2", "Bucket accepts requests without TLS",
+         "Every bucket policy denies aws:SecureTransport = false.", ("aws_s3_bucket",),
+         bucket_denies_insecure_transport),
+    Rule("AIGW-S3-3", "Bucket not encrypted with a customer key",
+         "Default encryption aws:kms with a customer key.", ("aws_s3_bucket",), bucket_customer_key),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    environment: str
+    construct: str
+    address: str
+    cause: str
+
+
+def evaluate(stack: StackDoc, rules: tuple[Rule, ...] = RULES) -> Iterator[tuple[Rule, Res, Verdict]]:
+    for rule in rules:
+        for resource_type in rule.resource_types:
+            for res in stack.resources(resource_type):
+                yield rule, res, rule.check(res, stack)
+
+
+def findings(stack: StackDoc, rules: tuple[Rule, ...] = RULES) -> list[Finding]:
+    return [
+        Finding(rule.id, stack.environment, res.construct_path, f"{res.type}.{res.name}", rule.cause)
+        for rule, res, verdict in evaluate(stack, rules)
+        if verdict is Verdict.NON_COMPLIANT
+    ]
