@@ -24,7 +24,18 @@ BOOTSTRAP := .bootstrap
 export PATH := $(CURDIR)/$(BOOTSTRAP)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 PY := .venv/bin/python
 
-.PHONY: help setup system-deps synth test security gateway-local lint docs bench clean
+.PHONY: help setup system-deps synth deploy destroy bootstrap test security gateway-local lint docs bench clean
+
+# --- the local emulator environment (environments/local.toml) ----------------
+LOCAL_ENV := local
+# The emulator takes any credentials; they live only in these commands' environment.
+EMULATOR_CREDENTIALS := AWS_ACCESS_KEY_ID=emulator AWS_SECRET_ACCESS_KEY=emulator AWS_DEFAULT_REGION=us-east-1
+# Offline / air-gapped: TF_PLUGIN_DIR=<provider mirror dir> makes terraform init and
+# `terraform providers lock` (both run by cdktf deploy) use the mirror, not the registry.
+# Unset, `make deploy` looks for a mirror on this machine (tools/provider_mirror.sh).
+WITH_MIRROR = mirror=$${TF_PLUGIN_DIR:-$$(tools/provider_mirror.sh)}; \
+	if [ -n "$$mirror" ]; then export TF_CLI_ARGS_init="-plugin-dir=$$mirror" TF_CLI_ARGS_providers_lock="-fs-mirror=$$mirror"; \
+	echo "using the Terraform provider mirror at $$mirror"; fi;
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -62,6 +73,20 @@ node_modules/.synced: package.json package-lock.json
 
 synth: setup ## Synthesize every environment into cdktf.out/ (through the cdktf CLI)
 	cdktf synth
+
+deploy: setup ## Deploy ai-gateway-local to a local AWS emulator (moto) and print its outputs
+	$(PY) -m tools.emulator start $(LOCAL_ENV)
+	$(EMULATOR_CREDENTIALS) $(PY) -m tools.state_bootstrap $(LOCAL_ENV)
+	@$(WITH_MIRROR) $(EMULATOR_CREDENTIALS) cdktf deploy ai-gateway-$(LOCAL_ENV) --auto-approve --outputs-file .tools/local-outputs.json
+	@echo "outputs of ai-gateway-$(LOCAL_ENV):" && cat .tools/local-outputs.json
+
+destroy: setup ## Destroy ai-gateway-local and stop the emulator
+	@$(WITH_MIRROR) $(EMULATOR_CREDENTIALS) cdktf destroy ai-gateway-$(LOCAL_ENV) --auto-approve
+	$(PY) -m tools.emulator stop $(LOCAL_ENV)
+
+bootstrap: setup ## Create the state bucket and lock table of ENV=<env> (AWS credentials from your shell)
+	@test -n "$(ENV)" || { echo "usage: make bootstrap ENV=<environment>" >&2; exit 2; }
+	$(PY) -m tools.state_bootstrap $(ENV)
 
 test: setup system-deps ## Run the whole test suite
 	$(PY) -m pytest

@@ -146,7 +146,7 @@ class Observability(Construct):
             waf_log_group_arn = arns["waf"]
 
         query_names = []
-        for query_id, (title, query) in SAVED_QUERIES.items():
+        for query_id, (title, query) in SAVED_QUERIES.items() if settings.enable_saved_queries else ():
             definition = CloudwatchQueryDefinition(
                 self,
                 f"query-{query_id}",

@@ -333,6 +333,11 @@ class ObservabilitySettings(Section):
     """Logs, dashboard and alarms."""
 
     log_retention_days: int = Field(365, description="Retention of every log group, in days. Default: 365.")
+    enable_saved_queries: bool = Field(
+        True,
+        description="Create the four saved Logs Insights queries. Turn off only where CloudWatch Logs query "
+        "definitions are unavailable (the local emulator); the dashboard keeps its query widgets. Default: true.",
+    )
     alarm_email: str = Field(
         "",
         description="Address subscribed to the alarm topic (confirmation mail required); empty: none. Default: empty.",
@@ -364,6 +369,27 @@ class ObservabilitySettings(Section):
     def _email(cls, value: str) -> str:
         if value and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", value):
             raise ValueError(f"{value!r} is not an e-mail address")
+        return value
+
+
+_ENDPOINT = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
+
+
+class EmulatorSettings(Section):
+    """A local AWS emulator (moto server) in place of AWS, for `make deploy` and the end-to-end tests."""
+
+    endpoint: str = Field(
+        "",
+        description="Base URL of the emulator (e.g. `http://127.0.0.1:4566`). Every AWS API call of the provider "
+        "and of the state backend goes there; credentials come from the environment. Empty: real AWS. "
+        "Default: empty.",
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        if value and not _ENDPOINT.match(value):
+            raise ValueError(f"{value!r} must be a base URL like http://127.0.0.1:4566 (scheme, host, port; no path)")
         return value
 
 
@@ -407,6 +433,7 @@ class EnvironmentSettings(Section):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     edge: EdgeSettings = Field(default_factory=EdgeSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    emulator: EmulatorSettings = Field(default_factory=EmulatorSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
 
     @field_validator("region")
@@ -433,7 +460,7 @@ class EnvironmentSettings(Section):
                 yield Problem(f"{name}.{problem.field}", problem.message, frozenset({name}))
 
 
-SECTION_NAMES: tuple[str, ...] = ("backend", "network", "gateway", "edge", "observability", "features")
+SECTION_NAMES: tuple[str, ...] = ("backend", "network", "gateway", "edge", "observability", "emulator", "features")
 
 
 def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:

@@ -3,10 +3,10 @@ the admin guide's dependency order, wired only through their typed outputs."""
 
 from __future__ import annotations
 
-from cdktf import S3Backend, TerraformOutput, TerraformStack
+from cdktf import S3Backend, S3BackendEndpointConfig, TerraformOutput, TerraformStack
 from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
-from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
+from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints
 from constructs import Construct
 
 from modules.auth import Auth
@@ -17,16 +17,47 @@ from modules.networking import Networking
 from modules.observability import MonitoredService, Monitoring, Observability
 from modules.outputs import SENSITIVE_OUTPUTS, STACK_OUTPUTS
 
+# Every service the stack calls, pointed at the emulator when one is configured.
+EMULATED_SERVICES: tuple[str, ...] = (
+    "appautoscaling", "cloudwatch", "cognitoidp", "dynamodb", "ec2", "ecr", "ecs", "elbv2", "iam",
+    "kms", "logs", "s3", "secretsmanager", "sns", "sts", "wafv2",
+)  # fmt: skip
+
+
+def emulator_provider_arguments(endpoint: str) -> dict[str, object]:
+    """AWS provider arguments for an emulator: its endpoint for every service
+    (the account id comes from its STS), path-style S3, no instance metadata.
+    Credentials stay in the environment."""
+    return {
+        "endpoints": [AwsProviderEndpoints(**dict.fromkeys(EMULATED_SERVICES, endpoint))],
+        "skip_credentials_validation": True,
+        "skip_metadata_api_check": "true",
+        "s3_use_path_style": True,
+    }
+
+
+def emulator_backend_arguments(endpoint: str) -> dict[str, object]:
+    return {
+        "endpoints": S3BackendEndpointConfig(s3=endpoint, dynamodb=endpoint, iam=endpoint, sts=endpoint),
+        "use_path_style": True,
+        "skip_credentials_validation": True,
+        "skip_requesting_account_id": True,
+        "skip_metadata_api_check": True,
+        "skip_region_validation": True,
+    }
+
 
 class GatewayStack(TerraformStack):
     def __init__(self, scope: Construct, environment: Environment) -> None:
         super().__init__(scope, environment.stack_name)
         settings = environment.settings
 
+        emulator = settings.emulator.endpoint
         AwsProvider(
             self,
             "aws",
             region=settings.region,
+            **(emulator_provider_arguments(emulator) if emulator else {}),
             default_tags=[
                 AwsProviderDefaultTags(
                     tags={
@@ -48,6 +79,7 @@ class GatewayStack(TerraformStack):
             region=settings.backend.region,
             dynamodb_table=settings.backend.dynamodb_table,
             encrypt=True,
+            **(emulator_backend_arguments(emulator) if emulator else {}),
         )
 
         context = StackContext(

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.project_copy import copy_project
+
 ROOT = Path(__file__).resolve().parent.parent
 BAD_DEV = """
 region = "us-east-1"
@@ -110,15 +112,7 @@ def test_main_synthesizes_one_stack_per_environment_file(tmp_path: Path) -> None
 @pytest.fixture(scope="module")
 def cli_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the project files the CLI needs, so its cdktf.out is private."""
-    project = tmp_path_factory.mktemp("project")
-    for name in ("main.py", "cdktf.json", "Pipfile", "Pipfile.lock", "modules", "config", "environments"):
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, project / name)
-    (project / ".venv").symlink_to(ROOT / ".venv")
-    return project
+    return copy_project(tmp_path_factory.mktemp("project"))
 
 
 def cdktf_cli() -> str:
@@ -138,7 +132,8 @@ def test_cdktf_cli_synth_matches_main_py_byte_for_byte(cli_project: Path, tmp_pa
     )
     assert direct.returncode == 0, direct.stderr
     cli_stacks = sorted(p.name for p in (cli_project / "cli.out" / "stacks").iterdir())
-    assert cli_stacks == ["ai-gateway-dev", "ai-gateway-prod"]
+    assert cli_stacks == sorted(f"ai-gateway-{p.stem}" for p in (ROOT / "environments").glob("*.toml"))
+    assert {"ai-gateway-dev", "ai-gateway-prod"} <= set(cli_stacks)
     for stack in cli_stacks:
         cli_json = (cli_project / "cli.out" / "stacks" / stack / "cdk.tf.json").read_bytes()
         direct_json = (tmp_path / "direct.out" / "stacks" / stack / "cdk.tf.json").read_bytes()

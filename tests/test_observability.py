@@ -114,3 +114,10 @@ def test_alarm_topic_is_encrypted_and_mail_subscription_only_when_configured(dev
     assert dev.resource("aws_sns_topic")["kms_master_key_id"] == logs_key(dev).ref("arn")
     assert dev.count("aws_sns_topic_subscription") == 0
     staging.resource("aws_sns_topic_subscription", {"protocol": "email", "endpoint": "oncall@example.com"})
+
+
+def test_saved_queries_can_be_left_out_where_unavailable(stacks: dict[str, Template]) -> None:
+    # local.toml: the emulator has no CloudWatch Logs query definitions.
+    assert stacks["local"].count("aws_cloudwatch_query_definition") == 0
+    body = json.loads(stacks["local"].resource("aws_cloudwatch_dashboard")["dashboard_body"])
+    assert len([w for w in body["widgets"] if w["type"] == "log"]) == 4

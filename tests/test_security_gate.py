@@ -24,7 +24,7 @@ def gate(synth_outdir: Path) -> GateReport:
 
 
 def test_every_stack_was_checked_by_rules_and_checkov(gate: GateReport) -> None:
-    assert set(gate.counts) == {"dev", "prod", "minimal", "staging"}
+    assert set(gate.counts) == {"dev", "prod", "local", "minimal", "staging"}
     for environment, counter in gate.counts.items():
         assert counter["rules passed"] > 20, environment
         assert counter["checkov passed"] > 100, environment

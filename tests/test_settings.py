@@ -312,3 +312,15 @@ def test_provider_keys_must_be_known_and_unique(tmp_path: Path, value: str, expe
     text = f"{VALID}\n[gateway]\nprovider_keys = {value}\n[edge]\n{CERT}\nenable_jwt_auth = true\n"
     lines = problems(tmp_path, text)
     assert any("gateway.provider_keys" in line and expected in line for line in lines), lines
+
+
+@pytest.mark.parametrize("endpoint", ["127.0.0.1:4566", "http://127.0.0.1:4566/path", "ftp://x:1", "http://"])
+def test_emulator_endpoint_must_be_a_base_url(tmp_path: Path, endpoint: str) -> None:
+    lines = problems(tmp_path, with_section("emulator", f'endpoint = "{endpoint}"'))
+    assert any("emulator.endpoint" in line and "base URL" in line for line in lines), lines
+
+
+def test_emulator_endpoint_loads(tmp_path: Path) -> None:
+    write_env(tmp_path, "test", with_section("emulator", 'endpoint = "http://127.0.0.1:4566"'))
+    (env,) = load_environments(tmp_path)
+    assert env.settings.emulator.endpoint == "http://127.0.0.1:4566"

@@ -145,3 +145,19 @@ def test_every_stack_has_distinct_resource_names(stacks: dict[str, Template]) ->
             r["name"] for r in stack.all_resources() if isinstance(r.get("name"), str) and r["name"].startswith("aigw")
         }
         assert env_names and all(n.startswith(f"aigw-{stack.name.removeprefix('ai-gateway-')}") for n in env_names)
+
+
+def test_real_environments_talk_to_aws_and_the_local_one_to_the_emulator(
+    dev: Template, stacks: dict[str, Template]
+) -> None:
+    assert "endpoints" not in dev.provider and "endpoints" not in dev.terraform["backend"]["s3"]
+    local = stacks["local"]
+    (endpoints,) = local.provider["endpoints"]
+    assert set(endpoints.values()) == {"http://127.0.0.1:4566"}
+    assert {"ec2", "ecs", "elbv2", "iam", "kms", "logs", "sts", "wafv2", "cognitoidp"} <= set(endpoints)
+    assert local.provider["skip_metadata_api_check"] == "true"
+    backend = local.terraform["backend"]["s3"]
+    assert backend["endpoints"] == {e: "http://127.0.0.1:4566" for e in ("s3", "dynamodb", "iam", "sts")}
+    assert backend["use_path_style"] is True and backend["encrypt"] is True
+    # Credentials never go into the JSON; make deploy and the tests pass them in the environment.
+    assert "access_key" not in local.provider and "secret_key" not in backend

@@ -61,10 +61,10 @@ def validatable(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_every_environment_has_a_validatable_variant(validatable: dict[str, Path]) -> None:
-    assert {"dev", "prod-nojwt", "minimal", "staging"} <= set(validatable)
+    assert {"dev", "prod-nojwt", "local", "minimal", "staging"} <= set(validatable)
 
 
-@pytest.mark.parametrize("name", ["dev", "prod-nojwt", "minimal", "staging"])
+@pytest.mark.parametrize("name", ["dev", "prod-nojwt", "local", "minimal", "staging"])
 def test_terraform_validate_accepts_the_stack(validatable: dict[str, Path], tmp_path: Path, name: str) -> None:
     plugin_dir, version = mirror()
     document = json.loads(validatable[name].read_text())

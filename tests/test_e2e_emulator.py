@@ -1,0 +1,270 @@
+"""End to end on the local AWS emulator: the real `cdktf deploy` of
+environments/local.toml against moto on a free loopback port, state in the
+emulator's S3 with locks in its DynamoDB; then boto3 checks of what exists,
+an empty re-plan, two concurrent plans on one state, and a destroy that
+leaves nothing behind. Loopback only; the emulator always stops.
+
+Needs the hashicorp/aws provider from a local mirror (TF_PLUGIN_DIR; .ci/run
+finds the one on the CI image): the registry is not reachable here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from modules.environments import load_environments
+from tests import conftest
+from tests.gateway_harness import free_port
+from tests.project_copy import ROOT, copy_project
+from tools.emulator import Emulator
+from tools.state_bootstrap import bootstrap
+
+pytestmark = pytest.mark.e2e
+STACK = "ai-gateway-local"
+DEPLOY_TIMEOUT_SECONDS = 900
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator", "AWS_DEFAULT_REGION": "us-east-1"}
+VERIFIED: set[str] = set()
+
+
+@dataclass
+class Deployment:
+    project: Path
+    env: dict[str, str]
+    endpoint: str
+    bucket: str
+    state_key: str
+    table: str
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1", **_boto_credentials())
+
+    @property
+    def stack_dir(self) -> Path:
+        return self.project / "cdktf.out" / "stacks" / STACK
+
+    def run(self, *args: str, timeout: int = DEPLOY_TIMEOUT_SECONDS) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(list(args), cwd=self.project, env=self.env, capture_output=True, text=True,
+                              timeout=timeout, check=False)  # fmt: skip
+
+    def terraform(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["terraform", *args, "-no-color", "-input=false"], cwd=self.stack_dir, env=self.env,
+                              capture_output=True, text=True, timeout=DEPLOY_TIMEOUT_SECONDS, check=False)  # fmt: skip
+
+
+def _boto_credentials() -> dict[str, str]:
+    return {"aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"]}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    mirror = os.environ.get("TF_PLUGIN_DIR")
+    if not mirror:
+        pytest.skip("TF_PLUGIN_DIR is not set: no provider mirror for an offline deploy")
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    project = copy_project(tmp_path_factory.mktemp("e2e-project"))
+    env_dir = project / "environments"
+    for other in env_dir.glob("*.toml"):
+        if other.stem != "local":
+            other.unlink()
+    local_toml = env_dir / "local.toml"
+    text = local_toml.read_text()
+    assert 'endpoint = "http://127.0.0.1:4566"' in text
+    local_toml.write_text(text.replace("http://127.0.0.1:4566", endpoint))
+    (environment,) = load_environments(env_dir)
+
+    env = {**os.environ, **CREDENTIALS, "AIGW_ENV_DIR": str(env_dir), "CHECKPOINT_DISABLE": "1",
+           "TF_CLI_ARGS_init": f"-plugin-dir={mirror}", "TF_CLI_ARGS_providers_lock": f"-fs-mirror={mirror}",
+           "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+           "PATH": f"{ROOT / 'node_modules' / '.bin'}:{os.environ.get('PATH', '')}"}  # fmt: skip
+    emulator = Emulator(endpoint, state_dir=tmp_path_factory.mktemp("emulator"))
+    emulator.start()
+    old_environ = dict(os.environ)
+    os.environ.update(CREDENTIALS)
+    try:
+        bootstrap(environment)
+        backend = environment.settings.backend
+        deployment = Deployment(project, env, endpoint, backend.bucket, backend.key, backend.dynamodb_table)
+        deployed = deployment.run(str(ROOT / "node_modules" / ".bin" / "cdktf"), "deploy", STACK, "--auto-approve")
+        assert deployed.returncode == 0, (deployed.stdout + deployed.stderr)[-6000:]
+        yield deployment
+    finally:
+        os.environ.clear()
+        os.environ.update(old_environ)
+        emulator.stop()
+        conftest.TERMINAL_SUMMARY.append(
+            f"emulator end-to-end: {len(VERIFIED)} resource types verified through boto3: {', '.join(sorted(VERIFIED))}"
+        )
+
+
+def verified(kind: str) -> None:
+    VERIFIED.add(kind)
+
+
+def test_network_exists_as_declared(deployment: Deployment) -> None:
+    ec2 = deployment.client("ec2")
+    (vpc,) = ec2.describe_vpcs(Filters=[{"Name": "cidr", "Values": ["10.9.0.0/16"]}])["Vpcs"]
+    vpc_filter = [{"Name": "vpc-id", "Values": [vpc["VpcId"]]}]
+    subnets = ec2.describe_subnets(Filters=vpc_filter)["Subnets"]
+    tiers = sorted(next(t["Value"] for t in s["Tags"] if t["Key"] == "Tier") for s in subnets)
+    assert tiers == ["private", "private", "public", "public"]
+    assert all(s["MapPublicIpOnLaunch"] is False for s in subnets)
+    nats = [n for n in ec2.describe_nat_gateways(Filters=vpc_filter)["NatGateways"] if n["State"] == "available"]
+    assert len(nats) == 1
+    endpoints = ec2.describe_vpc_endpoints(Filters=vpc_filter)["VpcEndpoints"]
+    assert sorted(e["ServiceName"].removeprefix("com.amazonaws.us-east-1.") for e in endpoints) == [
+        "ecr.api", "ecr.dkr", "logs", "s3", "secretsmanager"]  # fmt: skip
+    (flow,) = ec2.describe_flow_logs(Filters=[{"Name": "resource-id", "Values": [vpc["VpcId"]]}])["FlowLogs"]
+    assert flow["TrafficType"] == "ALL"
+    for kind in ("vpc", "subnet", "nat_gateway", "vpc_endpoint", "flow_log"):
+        verified(kind)
+
+
+def test_load_balancer_listeners_target_group_and_waf(deployment: Deployment) -> None:
+    elb = deployment.client("elbv2")
+    (alb,) = elb.describe_load_balancers(Names=["aigw-local-alb"])["LoadBalancers"]
+    assert alb["Type"] == "application"  # (moto does not report Scheme)
+    attributes = {a["Key"]: a["Value"] for a in elb.describe_load_balancer_attributes(
+        LoadBalancerArn=alb["LoadBalancerArn"])["Attributes"]}  # fmt: skip
+    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    (listener,) = elb.describe_listeners(LoadBalancerArn=alb["LoadBalancerArn"])["Listeners"]
+    assert (listener["Port"], listener["Protocol"], listener["DefaultActions"][0]["Type"]) == (80, "HTTP", "forward")
+    (group,) = elb.describe_target_groups(Names=["aigw-local-gw"])["TargetGroups"]
+    assert (group["Port"], group["TargetType"], group["HealthCheckPath"]) == (8080, "ip", "/health")
+    waf = deployment.client("wafv2")
+    acl = waf.get_web_acl_for_resource(ResourceArn=alb["LoadBalancerArn"])["WebACL"]
+    assert acl["Name"] == "aigw-local-web-acl" and len(acl["Rules"]) == 4
+    logging = waf.get_logging_configuration(ResourceArn=acl["ARN"])["LoggingConfiguration"]
+    assert ":log-group:aws-waf-logs-aigw-local" in logging["LogDestinationConfigs"][0]
+    for kind in ("lb", "lb_listener", "lb_target_group", "wafv2_web_acl", "wafv2_web_acl_association",
+                 "wafv2_web_acl_logging_configuration"):  # fmt: skip
+        verified(kind)
+
+
+def test_cognito_pool_resource_server_and_m2m_client(deployment: Deployment) -> None:
+    idp = deployment.client("cognito-idp")
+    (pool,) = [p for p in idp.list_user_pools(MaxResults=60)["UserPools"] if p["Name"] == "aigw-local-clients"]
+    server = idp.describe_resource_server(UserPoolId=pool["Id"], Identifier="https://gateway.internal")
+    assert sorted(s["ScopeName"] for s in server["ResourceServer"]["Scopes"]) == ["admin", "invoke"]
+    (client_ref,) = idp.list_user_pool_clients(UserPoolId=pool["Id"], MaxResults=60)["UserPoolClients"]
+    client = idp.describe_user_pool_client(UserPoolId=pool["Id"], ClientId=client_ref["ClientId"])["UserPoolClient"]
+    assert client["AllowedOAuthFlows"] == ["client_credentials"] and client.get("ClientSecret")
+    for kind in ("cognito_user_pool", "cognito_resource_server", "cognito_user_pool_client"):
+        verified(kind)
+
+
+def test_ecs_cluster_service_task_and_autoscaling(deployment: Deployment) -> None:
+    ecs = deployment.client("ecs")
+    (cluster,) = ecs.describe_clusters(clusters=["aigw-local-cluster"], include=["SETTINGS"])["clusters"]
+    assert {"name": "containerInsights", "value": "enabled"} in cluster["settings"]
+    (service,) = ecs.describe_services(cluster="aigw-local-cluster", services=["aigw-local-gateway"])["services"]
+    assert service["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"] == "DISABLED"
+    task = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+    assert [c["name"] for c in task["containerDefinitions"]] == ["key-proxy", "gateway", "adot-collector"]
+    assert (task["cpu"], task["memory"]) == ("512", "1024")
+    scaling = deployment.client("application-autoscaling")
+    (target,) = scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+    assert target["ResourceId"] == "service/aigw-local-cluster/aigw-local-gateway"
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 2)
+    assert len(scaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"]) == 2
+    for kind in ("ecs_cluster", "ecs_service", "ecs_task_definition", "appautoscaling_target",
+                 "appautoscaling_policy"):  # fmt: skip
+        verified(kind)
+
+
+def test_images_keys_logs_secrets_roles_and_alarms(deployment: Deployment) -> None:
+    (repository,) = deployment.client("ecr").describe_repositories(repositoryNames=["aigw-local/gateway"])[
+        "repositories"
+    ]
+    assert (
+        repository["imageTagMutability"] == "IMMUTABLE"
+        and repository["encryptionConfiguration"]["encryptionType"] == "KMS"
+    )
+    kms = deployment.client("kms")
+    aliases = {
+        a["AliasName"]: a["TargetKeyId"] for a in kms.list_aliases()["Aliases"] if "aigw-local" in a["AliasName"]
+    }
+    assert set(aliases) == {"alias/aigw-local-logs", "alias/aigw-local-ecr", "alias/aigw-local-secrets"}
+    assert all(kms.get_key_rotation_status(KeyId=key)["KeyRotationEnabled"] for key in aliases.values())
+    groups = deployment.client("logs").describe_log_groups(logGroupNamePrefix="/aigw-local/")["logGroups"]
+    assert len(groups) == 6 and all(g["retentionInDays"] == 365 and g.get("kmsKeyId") for g in groups)
+    secrets = deployment.client("secretsmanager").list_secrets()["SecretList"]
+    assert sorted(s["Name"] for s in secrets if s["Name"].startswith("aigw-local/")) == [
+        f"aigw-local/providers/{p}" for p in ("anthropic", "azure", "google", "openai")]  # fmt: skip
+    roles = {r["RoleName"] for r in deployment.client("iam").list_roles()["Roles"]}
+    assert {"aigw-local-task-execution", "aigw-local-task", "aigw-local-vpc-flow-logs"} <= roles
+    alarms = deployment.client("cloudwatch").describe_alarms(AlarmNamePrefix="aigw-local-")["MetricAlarms"]
+    assert len(alarms) == 4
+    for kind in ("ecr_repository", "kms_key", "kms_alias", "cloudwatch_log_group", "secretsmanager_secret",
+                 "iam_role", "cloudwatch_metric_alarm"):  # fmt: skip
+        verified(kind)
+
+
+def state_document(deployment: Deployment) -> dict[str, Any]:
+    body = deployment.client("s3").get_object(Bucket=deployment.bucket, Key=deployment.state_key)["Body"].read()
+    return dict(json.loads(body))
+
+
+def test_state_lives_in_the_bucket_and_the_lock_table_was_used(deployment: Deployment) -> None:
+    state = state_document(deployment)
+    assert state["serial"] >= 1 and len(state["resources"]) > 50
+    items = deployment.client("dynamodb").scan(TableName=deployment.table)["Items"]
+    assert {"S": f"{deployment.bucket}/{deployment.state_key}-md5"} in [item["LockID"] for item in items]
+    verified("s3_backend_state")
+
+
+def test_second_plan_is_empty(deployment: Deployment) -> None:
+    plan = deployment.terraform("plan", "-detailed-exitcode", "-lock-timeout=60s")
+    assert plan.returncode == 0, plan.stdout[-4000:] + plan.stderr[-2000:]
+
+
+def test_concurrent_plans_share_the_lock_without_corrupting_state(deployment: Deployment) -> None:
+    before = state_document(deployment)
+    results: list[subprocess.CompletedProcess[str]] = []
+    start = threading.Barrier(2)
+
+    def plan() -> None:
+        start.wait()
+        results.append(deployment.terraform("plan", "-lock-timeout=0s"))
+
+    threads = [threading.Thread(target=plan) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=DEPLOY_TIMEOUT_SECONDS)
+    outcomes = sorted(r.returncode for r in results)
+    lock_errors = [r for r in results if "Error acquiring the state lock" in r.stderr]
+    assert outcomes == [0, 1] and len(lock_errors) == 1, [r.stderr[-1500:] for r in results]
+    after = state_document(deployment)
+    assert after["serial"] == before["serial"] and after["lineage"] == before["lineage"]
+    assert (
+        deployment.client("dynamodb").scan(TableName=deployment.table)["Count"] == 1
+    )  # only the digest; no stale lock
+
+
+def test_destroy_leaves_nothing_behind(deployment: Deployment) -> None:
+    destroyed = deployment.run(str(ROOT / "node_modules" / ".bin" / "cdktf"), "destroy", STACK, "--auto-approve")
+    assert destroyed.returncode == 0, (destroyed.stdout + destroyed.stderr)[-6000:]
+    ec2 = deployment.client("ec2")
+    assert ec2.describe_vpcs(Filters=[{"Name": "cidr", "Values": ["10.9.0.0/16"]}])["Vpcs"] == []
+    assert deployment.client("elbv2").describe_load_balancers()["LoadBalancers"] == []
+    ecs = deployment.client("ecs")
+    clusters = ecs.describe_clusters(clusters=["aigw-local-cluster"])["clusters"]
+    assert all(c["status"] == "INACTIVE" for c in clusters)  # ECS keeps deleted clusters listed as INACTIVE
+    assert deployment.client("logs").describe_log_groups(logGroupNamePrefix="/aigw-local/")["logGroups"] == []
+    roles = {r["RoleName"] for r in deployment.client("iam").list_roles()["Roles"]}
+    assert not {r for r in roles if r.startswith("aigw-local")}
+    idp = deployment.client("cognito-idp")
+    assert not [p for p in idp.list_user_pools(MaxResults=60)["UserPools"] if p["Name"] == "aigw-local-clients"]
+    assert deployment.client("wafv2").list_web_acls(Scope="REGIONAL")["WebACLs"] == []
+    assert state_document(deployment)["resources"] == []

@@ -1,0 +1,1 @@
+"""Operational commands: state bootstrap and the local AWS emulator."""

@@ -1,0 +1,116 @@
+"""Start moto's server with the gaps this stack hits filled in:
+``python -m tools.moto_launcher -H 127.0.0.1 -p PORT`` (used by tools.emulator).
+
+moto 5.2.5 serves every service the stack uses, but three calls the AWS
+provider makes are missing or incomplete; each is filled in the smallest way
+that behaves like AWS, and nothing else in moto changes:
+
+- Application Auto Scaling has no tagging API (TagResource, UntagResource,
+  ListTagsForResource). The provider tags every scalable target
+  (default_tags) and reads the tags back; without an answer it retries until
+  its timeout. Tags are kept per ARN in memory.
+- ECS CreateService/UpdateService drop capacityProviderStrategy,
+  healthCheckGracePeriodSeconds and enableECSManagedTags, so every plan
+  would replace the service. They are stored on the service and returned.
+- Cognito has no DeleteResourceServer, so destroy fails. It removes the
+  resource server from its pool.
+- EC2 security group rules that reference another group lose their
+  description when described, so every plan would update them. The
+  description is read from where moto stored it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from typing import Any
+
+from moto.applicationautoscaling.responses import ApplicationAutoScalingResponse
+from moto.cognitoidp.responses import CognitoIdpResponse
+from moto.core.responses import ActionResult, EmptyResult
+from moto.ec2.models.security_groups import SecurityGroupRule
+from moto.ecs.responses import EC2ContainerServiceResponse
+from moto.server import main as moto_server_main
+
+_TAGS: dict[str, dict[str, str]] = {}
+_LOCK = threading.Lock()
+_register_scalable_target = ApplicationAutoScalingResponse.register_scalable_target
+
+
+def _register_with_tags(self: ApplicationAutoScalingResponse) -> str:
+    body = _register_scalable_target(self)
+    tags = self._get_param("Tags") or {}
+    if tags:
+        with _LOCK:
+            _TAGS.setdefault(json.loads(body)["ScalableTargetARN"], {}).update(tags)
+    return body
+
+
+def _tag_resource(self: ApplicationAutoScalingResponse) -> str:
+    with _LOCK:
+        _TAGS.setdefault(self._get_param("ResourceARN"), {}).update(self._get_param("Tags") or {})
+    return "{}"
+
+
+def _untag_resource(self: ApplicationAutoScalingResponse) -> str:
+    with _LOCK:
+        tags = _TAGS.get(self._get_param("ResourceARN"), {})
+        for key in self._get_param("TagKeys") or []:
+            tags.pop(key, None)
+    return "{}"
+
+
+def _list_tags_for_resource(self: ApplicationAutoScalingResponse) -> str:
+    with _LOCK:
+        return json.dumps({"Tags": dict(_TAGS.get(self._get_param("ResourceARN"), {}))})
+
+
+# ECS service attributes moto ignores: request parameter -> attribute its serializer reads.
+_SERVICE_ATTRIBUTES = {
+    "capacityProviderStrategy": "capacity_provider_strategy",
+    "healthCheckGracePeriodSeconds": "health_check_grace_period_seconds",
+    "enableECSManagedTags": "enable_ecs_managed_tags",
+    "availabilityZoneRebalancing": "availability_zone_rebalancing",
+}
+_create_service = EC2ContainerServiceResponse.create_service
+_update_service = EC2ContainerServiceResponse.update_service
+
+
+def _keeping_service_attributes(original: Any) -> Any:
+    def handler(self: EC2ContainerServiceResponse) -> ActionResult:
+        result = original(self)
+        service = result.result["service"]  # type: ignore[index]
+        for parameter, attribute in _SERVICE_ATTRIBUTES.items():
+            value = self._get_param(parameter)
+            if value is not None:
+                setattr(service, attribute, value)
+        return result
+
+    return handler
+
+
+def _delete_resource_server(self: CognitoIdpResponse) -> EmptyResult:
+    pool = self.backend.describe_user_pool(self._get_param("UserPoolId"))
+    pool.resource_servers.pop(self._get_param("Identifier"), None)
+    return EmptyResult()
+
+
+def _rule_description(self: SecurityGroupRule) -> str | None:
+    return self.ip_range.get("Description") or (self.source_group or {}).get("Description")
+
+
+def install() -> None:
+    ApplicationAutoScalingResponse.register_scalable_target = _register_with_tags  # type: ignore[method-assign]
+    ApplicationAutoScalingResponse.tag_resource = _tag_resource  # type: ignore[attr-defined]
+    ApplicationAutoScalingResponse.untag_resource = _untag_resource  # type: ignore[attr-defined]
+    ApplicationAutoScalingResponse.list_tags_for_resource = _list_tags_for_resource  # type: ignore[attr-defined]
+    EC2ContainerServiceResponse.create_service = _keeping_service_attributes(_create_service)  # type: ignore[method-assign]
+    EC2ContainerServiceResponse.update_service = _keeping_service_attributes(_update_service)  # type: ignore[method-assign]
+    CognitoIdpResponse.delete_resource_server = _delete_resource_server  # type: ignore[attr-defined]
+    SecurityGroupRule.description = property(_rule_description)  # type: ignore[assignment,method-assign]
+
+
+if __name__ == "__main__":
+    install()
+    sys.exit(moto_server_main(sys.argv[1:]))
