@@ -25,14 +25,9 @@ def main() -> int:
         return EXIT_BAD_CONFIG
 
     # Imported only now: loading the provider bindings is the slow part.
-    from cdktf import App
+    from modules.stack import synthesize
 
-    from modules.stack import GatewayStack
-
-    app = App()
-    for environment in environments:
-        GatewayStack(app, environment)
-    app.synth()
+    synthesize(environments)
     return 0
 
 

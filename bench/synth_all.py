@@ -36,14 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         environments = scenario_environments()
 
-    from cdktf import App
+    from modules.stack import synthesize
 
-    from modules.stack import GatewayStack
-
-    app = App(outdir=str(args.outdir))
-    for environment in environments:
-        GatewayStack(app, environment)
-    app.synth()
+    synthesize(environments, args.outdir)
     return 0
 
 

@@ -201,6 +201,9 @@ def task_containers(
             "options": {"awslogs-group": group, "awslogs-region": region, "awslogs-stream-prefix": stream_prefix},
         }
 
+    def health_check(command: list[str], *, interval: int, start_period: int) -> dict[str, Any]:
+        return {"command": command, "interval": interval, "timeout": 5, "retries": 3, "startPeriod": start_period}
+
     proxy_container = {
         "name": PROXY_CONTAINER,
         "image": proxy_image,
@@ -210,13 +213,11 @@ def task_containers(
         "command": PROXY_COMMAND,
         "environment": [{"name": PROXY_TEMPLATE_VARIABLE, "value": proxy_template(proxy)}],
         "secrets": [{"name": key_variable(name), "valueFrom": secret_arns[name]} for name in proxy.org_keys],
-        "healthCheck": {
-            "command": ["CMD-SHELL", f"wget -q -O /dev/null http://127.0.0.1:{PROXY_PORT}{HEALTH_PATH} || exit 1"],
-            "interval": 15,
-            "timeout": 5,
-            "retries": 3,
-            "startPeriod": 10,
-        },
+        "healthCheck": health_check(
+            ["CMD-SHELL", f"wget -q -O /dev/null http://127.0.0.1:{PROXY_PORT}{HEALTH_PATH} || exit 1"],
+            interval=15,
+            start_period=10,
+        ),
         "logConfiguration": awslogs(log_groups["access"], "proxy"),
         "dependsOn": [{"containerName": GATEWAY_CONTAINER, "condition": "HEALTHY"}],
     }
@@ -227,18 +228,16 @@ def task_containers(
         "portMappings": [{"containerPort": GATEWAY_PORT, "protocol": "tcp", "name": "gateway"}],
         # Read by the gateway: production mode, no UI banner or browser launch.
         "environment": [{"name": "NODE_ENV", "value": "production"}],
-        "healthCheck": {
-            # Node's own fetch: the image has no curl, and node is always there.
-            "command": [
+        # Node's own fetch: the image has no curl, and node is always there.
+        "healthCheck": health_check(
+            [
                 "CMD-SHELL",
                 f"node -e \"fetch('http://127.0.0.1:{GATEWAY_PORT}/')"
                 '.then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))"',
             ],
-            "interval": 15,
-            "timeout": 5,
-            "retries": 3,
-            "startPeriod": 20,
-        },
+            interval=15,
+            start_period=20,
+        ),
         "logConfiguration": awslogs(log_groups["gateway"], "gateway"),
         "dependsOn": [{"containerName": COLLECTOR_CONTAINER, "condition": "START"}],
     }
@@ -253,13 +252,7 @@ def task_containers(
             {"name": "OTLP_LOG_GROUP", "value": log_groups["otlp_logs"]},
             {"name": "METRICS_NAMESPACE", "value": metrics_namespace},
         ],
-        "healthCheck": {
-            "command": ["CMD", "/healthcheck"],
-            "interval": 30,
-            "timeout": 5,
-            "retries": 3,
-            "startPeriod": 15,
-        },
+        "healthCheck": health_check(["CMD", "/healthcheck"], interval=30, start_period=15),
         "logConfiguration": awslogs(log_groups["collector"], "collector"),
     }
     return [proxy_container, gateway_container, collector_container]

@@ -3,7 +3,10 @@ the admin guide's dependency order, wired only through their typed outputs."""
 
 from __future__ import annotations
 
-from cdktf import S3Backend, S3BackendEndpointConfig, TerraformOutput, TerraformStack
+from collections.abc import Iterable
+from pathlib import Path
+
+from cdktf import App, S3Backend, S3BackendEndpointConfig, TerraformOutput, TerraformStack
 from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints
@@ -150,3 +153,12 @@ class GatewayStack(TerraformStack):
         secret_values = {"cognito_client_secret": auth.client_secret}
         for name, description in SENSITIVE_OUTPUTS.items():
             TerraformOutput(self, name, value=secret_values[name], description=description, sensitive=True)
+
+
+def synthesize(environments: Iterable[Environment], outdir: Path | None = None) -> None:
+    """One stack per environment in one app, written to ``outdir`` (default:
+    cdktf.out, or $CDKTF_OUTDIR as the cdktf CLI sets it)."""
+    app = App(outdir=str(outdir)) if outdir is not None else App()
+    for environment in environments:
+        GatewayStack(app, environment)
+    app.synth()

@@ -31,15 +31,10 @@ def all_environments() -> list[Environment]:
 @pytest.fixture(scope="session")
 def synth_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """cdktf.out of every environment and example, synthesized once per session."""
-    from cdktf import App
-
-    from modules.stack import GatewayStack
+    from modules.stack import synthesize
 
     outdir = tmp_path_factory.mktemp("cdktf.out")
-    app = App(outdir=str(outdir))
-    for environment in all_environments():
-        GatewayStack(app, environment)
-    app.synth()
+    synthesize(all_environments(), outdir)
     return outdir
 
 

@@ -47,16 +47,11 @@ def without_jwt(environment: Environment) -> Environment:
 @pytest.fixture(scope="module")
 def validatable(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Synthesized JSON of every environment the mirror's provider can check."""
-    from cdktf import App
-
-    from modules.stack import GatewayStack
+    from modules.stack import synthesize
 
     outdir = tmp_path_factory.mktemp("validate.out")
-    app = App(outdir=str(outdir))
     environments = [without_jwt(e) if e.settings.edge.enable_jwt_auth else e for e in all_environments()]
-    for environment in environments:
-        GatewayStack(app, environment)
-    app.synth()
+    synthesize(environments, outdir)
     return {e.name: outdir / "stacks" / e.stack_name / "cdk.tf.json" for e in environments}
 
 
