@@ -88,7 +88,9 @@ bootstrap: setup ## Create the state bucket and lock table of ENV=<env> (AWS cre
 	@test -n "$(ENV)" || { echo "usage: make bootstrap ENV=<environment>" >&2; exit 2; }
 	$(PY) -m tools.state_bootstrap $(ENV)
 
-test: setup system-deps ## Run the whole test suite
+test: setup system-deps ## Run the whole test suite (after ruff lint and format check)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest
 
 security: setup ## Security gate on freshly synthesized stacks: rules, checkov, secret scan
