@@ -29,7 +29,10 @@ PY := .venv/bin/python
 # --- the local emulator environment (environments/local.toml) ----------------
 LOCAL_ENV := local
 # The emulator takes any credentials; they live only in these commands' environment.
-EMULATOR_CREDENTIALS := AWS_ACCESS_KEY_ID=emulator AWS_SECRET_ACCESS_KEY=emulator AWS_DEFAULT_REGION=us-east-1
+# The proxy settings send any call that misses the emulator (an AWS service without
+# an emulator endpoint) to a closed loopback port instead of the internet.
+EMULATOR_CREDENTIALS := AWS_ACCESS_KEY_ID=emulator AWS_SECRET_ACCESS_KEY=emulator AWS_DEFAULT_REGION=us-east-1 \
+	HTTPS_PROXY=http://127.0.0.1:9 HTTP_PROXY=http://127.0.0.1:9 NO_PROXY=127.0.0.1,localhost
 # Offline / air-gapped: TF_PLUGIN_DIR=<provider mirror dir> makes terraform init and
 # `terraform providers lock` (both run by cdktf deploy) use the mirror, not the registry.
 # Unset, `make deploy` looks for a mirror on this machine (tools/provider_mirror.sh).
@@ -88,9 +91,10 @@ bootstrap: setup ## Create the state bucket and lock table of ENV=<env> (AWS cre
 	@test -n "$(ENV)" || { echo "usage: make bootstrap ENV=<environment>" >&2; exit 2; }
 	$(PY) -m tools.state_bootstrap $(ENV)
 
-test: setup system-deps ## Run the whole test suite (after ruff lint and format check)
+test: setup system-deps ## Run the whole test suite (after ruff and mypy)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 security: setup ## Security gate on freshly synthesized stacks: rules, checkov, secret scan
@@ -101,9 +105,10 @@ security: setup ## Security gate on freshly synthesized stacks: rules, checkov, 
 gateway-local: setup system-deps ## Run the gateway behind the key proxy on loopback, with a mock provider
 	$(PY) -m tests.gateway_harness
 
-lint: setup ## Ruff lint and format check
+lint: setup ## Ruff lint and format check, mypy (strict) over our packages
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 bench: setup bench/.venv-peer/.installed ## Synth benchmark: stock import vs fast path vs the AWS CDK peer
 	$(PY) -m bench.synth --runs 3

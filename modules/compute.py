@@ -167,7 +167,7 @@ class Compute(Construct):
             )
             for provider in gateway.provider_keys
         }
-        secret_arns = {provider: secret.arn for provider, secret in secrets.items()}
+        secret_arns: dict[str, str] = {provider: secret.arn for provider, secret in secrets.items()}
         # Org keys only for authenticated (JWT) clients; otherwise clients bring their own.
         proxy = ProxyConfig(org_keys=tuple(gateway.provider_keys) if edge.enable_jwt_auth else ())
         injected = {name: secret_arns[name] for name in proxy.org_keys}

@@ -33,7 +33,7 @@ def _type_name(annotation: object) -> str:
         return f"table of {_type_name(args[1])}s"
     if origin is Annotated:
         return _type_name(args[0])
-    return _SCALARS.get(annotation, getattr(annotation, "__name__", str(annotation)))  # type: ignore[call-overload]
+    return str(_SCALARS.get(annotation, getattr(annotation, "__name__", annotation)))  # type: ignore[call-overload]
 
 
 def _default(field: object) -> str:

@@ -101,7 +101,7 @@ class _TrimmedPackageLoader(importlib.abc.Loader):
         exec(self._code, module.__dict__)
         # The body ends with publication.publish(), which swaps a "public"
         # module into sys.modules; the lazy attribute hook goes on that one.
-        sys.modules[name].__getattr__ = __getattr__
+        sys.modules[name].__dict__["__getattr__"] = __getattr__
 
 
 class _ProviderFinder(importlib.abc.MetaPathFinder):
@@ -160,7 +160,7 @@ def _memoize_binding_type_hints() -> None:
 
     get_type_hints.memoizes_bindings = True  # type: ignore[attr-defined]
     get_type_hints.__doc__ = _uncached_get_type_hints.__doc__
-    typing.get_type_hints = get_type_hints
+    typing.__dict__["get_type_hints"] = get_type_hints
 
 
 def _preload_node_hook() -> None:

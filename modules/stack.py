@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from cdktf import App, S3Backend, S3BackendEndpointConfig, TerraformOutput, TerraformStack
 from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
@@ -27,19 +28,21 @@ EMULATED_SERVICES: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def emulator_provider_arguments(endpoint: str) -> dict[str, object]:
+def emulator_provider_arguments(endpoint: str) -> dict[str, Any]:
     """AWS provider arguments for an emulator: its endpoint for every service
-    (the account id comes from its STS), path-style S3, no instance metadata.
-    Credentials stay in the environment."""
+    (the account id comes from its STS), path-style S3, no instance metadata,
+    and one retry, so a call the emulator does not implement fails fast
+    instead of backing off for many minutes. Credentials stay in the environment."""
     return {
         "endpoints": [AwsProviderEndpoints(**dict.fromkeys(EMULATED_SERVICES, endpoint))],
+        "max_retries": 1,
         "skip_credentials_validation": True,
         "skip_metadata_api_check": "true",
         "s3_use_path_style": True,
     }
 
 
-def emulator_backend_arguments(endpoint: str) -> dict[str, object]:
+def emulator_backend_arguments(endpoint: str) -> dict[str, Any]:
     return {
         "endpoints": S3BackendEndpointConfig(s3=endpoint, dynamodb=endpoint, iam=endpoint, sts=endpoint),
         "use_path_style": True,

@@ -33,6 +33,9 @@ pytestmark = pytest.mark.e2e
 STACK = "ai-gateway-local"
 DEPLOY_TIMEOUT_SECONDS = 900
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator", "AWS_DEFAULT_REGION": "us-east-1"}
+# Anything that misses the emulator goes to a closed loopback port, never to the internet.
+CLOSED_PORT = "http://127.0.0.1:9"
+LOOPBACK_GUARD = {"HTTPS_PROXY": CLOSED_PORT, "HTTP_PROXY": CLOSED_PORT, "NO_PROXY": "127.0.0.1,localhost"}
 VERIFIED: set[str] = set()
 
 
@@ -83,7 +86,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     local_toml.write_text(text.replace("http://127.0.0.1:4566", endpoint))
     (environment,) = load_environments(env_dir)
 
-    env = {**os.environ, **CREDENTIALS, "AIGW_ENV_DIR": str(env_dir), "CHECKPOINT_DISABLE": "1",
+    env = {**os.environ, **CREDENTIALS, **LOOPBACK_GUARD, "AIGW_ENV_DIR": str(env_dir), "CHECKPOINT_DISABLE": "1",
            "TF_CLI_ARGS_init": f"-plugin-dir={mirror}", "TF_CLI_ARGS_providers_lock": f"-fs-mirror={mirror}",
            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
            "PATH": f"{ROOT / 'node_modules' / '.bin'}:{os.environ.get('PATH', '')}"}  # fmt: skip

@@ -79,8 +79,8 @@ _update_service = EC2ContainerServiceResponse.update_service
 
 def _keeping_service_attributes(original: Any) -> Any:
     def handler(self: EC2ContainerServiceResponse) -> ActionResult:
-        result = original(self)
-        service = result.result["service"]  # type: ignore[index]
+        result: ActionResult = original(self)
+        service = result.result["service"]  # type: ignore[index]  # a dict, typed as object by moto
         for parameter, attribute in _SERVICE_ATTRIBUTES.items():
             value = self._get_param(parameter)
             if value is not None:
@@ -113,4 +113,4 @@ def install() -> None:
 
 if __name__ == "__main__":
     install()
-    sys.exit(moto_server_main(sys.argv[1:]))
+    moto_server_main(sys.argv[1:])
