@@ -1,5 +1,6 @@
-"""Compute: ECR, the provider-key secrets, the ECS cluster, the task (gateway
-plus ADOT collector sidecar), its two IAM roles, the service and autoscaling."""
+"""Compute: ECR, the provider-key secrets, the ECS cluster, the task (key
+proxy, gateway and ADOT collector; see gateway_task.py), its two IAM roles,
+the service and autoscaling."""
 
 from __future__ import annotations
 
