@@ -40,7 +40,6 @@ ACCESS_TOKEN_HOURS = 1
 @dataclass(frozen=True)
 class AuthOutputs:
     user_pool_id: str
-    user_pool_arn: str
     client_id: str
     # Sensitive: only ever exported through a sensitive output.
     client_secret: str
@@ -143,7 +142,6 @@ class Auth(Construct):
 
         self.outputs = AuthOutputs(
             user_pool_id=pool_id,
-            user_pool_arn=pool.arn,
             client_id=client.id,
             client_secret=client.client_secret,
             issuer=issuer,

@@ -76,7 +76,6 @@ class ComputeOutputs:
     ecr_repository_url: str
     cluster_name: str
     service_name: str
-    task_definition_family: str
     provider_secret_arns: dict[str, str]
     # Secrets the task receives (the proxy's org keys); the execution role reads exactly these.
     injected_secret_arns: dict[str, str]
@@ -397,7 +396,6 @@ class Compute(Construct):
             ecr_repository_url=repository.repository_url,
             cluster_name=cluster_name,
             service_name=service_name,
-            task_definition_family=task.family,
             provider_secret_arns=secret_arns,
             injected_secret_arns=injected,
             task_security_group_id=task_sg_id,

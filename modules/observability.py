@@ -72,7 +72,6 @@ class ObservabilityOutputs:
     log_group_names: dict[str, str]
     log_group_arns: dict[str, str]
     waf_log_group_arn: str | None
-    saved_query_names: list[str]
     alarm_topic_arn: str
 
 
@@ -145,16 +144,14 @@ class Observability(Construct):
             names["waf"], arns["waf"] = waf_group.name, waf_group.arn
             waf_log_group_arn = arns["waf"]
 
-        query_names = []
         for query_id, (title, query) in SAVED_QUERIES.items() if settings.enable_saved_queries else ():
-            definition = CloudwatchQueryDefinition(
+            CloudwatchQueryDefinition(
                 self,
                 f"query-{query_id}",
                 name=f"{prefix}/{title}",
                 log_group_names=[names["access"]],
                 query_string=query,
             )
-            query_names.append(definition.name)
 
         topic_arn = SnsTopic(self, "alarm-topic", name=f"{prefix}-alarms", kms_master_key_id=key_arn).arn
         if settings.alarm_email:
@@ -167,7 +164,6 @@ class Observability(Construct):
             log_group_names=names,
             log_group_arns=arns,
             waf_log_group_arn=waf_log_group_arn,
-            saved_query_names=query_names,
             alarm_topic_arn=topic_arn,
         )
 

@@ -296,25 +296,8 @@ RULES: tuple[Rule, ...] = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Finding:
-    rule: str
-    environment: str
-    construct: str
-    address: str
-    cause: str
-
-
 def evaluate(stack: StackDoc, rules: tuple[Rule, ...] = RULES) -> Iterator[tuple[Rule, Res, Verdict]]:
     for rule in rules:
         for resource_type in rule.resource_types:
             for res in stack.resources(resource_type):
                 yield rule, res, rule.check(res, stack)
-
-
-def findings(stack: StackDoc, rules: tuple[Rule, ...] = RULES) -> list[Finding]:
-    return [
-        Finding(rule.id, stack.environment, res.construct_path, f"{res.type}.{res.name}", rule.cause)
-        for rule, res, verdict in evaluate(stack, rules)
-        if verdict is Verdict.NON_COMPLIANT
-    ]
