@@ -46,7 +46,7 @@ from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityG
 from constructs import Construct
 
 from modules.context import StackContext
-from modules.gateway_task import PROXY_CONTAINER, PROXY_PORT, ProxyConfig, task_containers
+from modules.gateway_task import PROXY_CONTAINER, task_containers
 from modules.grants import (
     Statement,
     allow_from,
@@ -55,6 +55,7 @@ from modules.grants import (
     policy_document,
     service_trust_policy,
 )
+from modules.key_proxy import PROXY_PORT, AzureTarget, ProxyConfig
 from modules.networking import NetworkingOutputs
 from modules.observability import METRICS_NAMESPACE, ObservabilityOutputs
 from modules.settings import EdgeSettings, GatewaySettings
@@ -93,6 +94,17 @@ _LITERAL_TEMPLATE = re.compile(r"([$%])\{(?!TfToken\[)")
 def terraform_literal(text: str) -> str:
     """Escape template sequences so Terraform passes ``text`` through verbatim."""
     return _LITERAL_TEMPLATE.sub(r"\1\1{", text)
+
+
+def proxy_config(gateway: GatewaySettings, edge: EdgeSettings) -> ProxyConfig:
+    """The key proxy's rules for these settings: org keys only for
+    authenticated (JWT) clients, otherwise clients bring their own."""
+    azure = gateway.azure
+    return ProxyConfig(
+        org_keys=tuple(gateway.provider_keys) if edge.enable_jwt_auth else (),
+        azure=AzureTarget(azure.resource_name, azure.deployment_id, azure.api_version) if azure else None,
+        max_body_mib=gateway.max_request_body_mib,
+    )
 
 
 def collector_config() -> str:
@@ -169,7 +181,7 @@ class Compute(Construct):
         }
         secret_arns: dict[str, str] = {provider: secret.arn for provider, secret in secrets.items()}
         # Org keys only for authenticated (JWT) clients; otherwise clients bring their own.
-        proxy = ProxyConfig(org_keys=tuple(gateway.provider_keys) if edge.enable_jwt_auth else ())
+        proxy = proxy_config(gateway, edge)
         injected = {name: secret_arns[name] for name in proxy.org_keys}
 
         cluster = EcsCluster(

@@ -54,13 +54,27 @@ def _default(field: object) -> str:
     return f"`{default}`"
 
 
+def _nested_table(annotation: object) -> type[BaseModel] | None:
+    """The model of an optional sub-table (``X | None``), if that is what this is."""
+    candidates = [annotation, *get_args(annotation)]
+    return next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+
+
 def _rows(model: type[BaseModel], prefix: str) -> list[str]:
     rows = []
+    nested: list[tuple[str, type[BaseModel], str]] = []
     for name, field in model.model_fields.items():
         if prefix == "" and name in SECTION_NAMES:
             continue
         description = (field.description or "").replace("|", "\\|")
+        table = _nested_table(field.annotation)
+        if table is not None:
+            nested.append((f"{prefix}{name}", table, description))
+            continue
         rows.append(f"| `{prefix}{name}` | {_type_name(field.annotation)} | {_default(field)} | {description} |")
+    for path, table, description in nested:
+        rows.append(f"| `{path}` | table | none | {description} |")
+        rows += _rows(table, f"{path}.")
     return rows
 
 

@@ -12,7 +12,7 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -142,7 +142,9 @@ def _unknown_key_message(loc: tuple[int | str, ...]) -> str:
     model: type[BaseModel] | None = EnvironmentSettings
     for part in loc[:-1]:
         annotation = model.model_fields[str(part)].annotation if model and str(part) in model.model_fields else None
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        # A table may be optional (``X | None``): look through the union.
+        candidates = [annotation, *get_args(annotation)]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
     if model is None:
         return "unknown key"
     allowed = list(model.model_fields)

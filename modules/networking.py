@@ -44,8 +44,8 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import Wafv2We
 from constructs import Construct
 
 from modules.context import StackContext
-from modules.gateway_task import HEALTH_PATH, PROXY_PORT
 from modules.grants import allow_cidrs, grant_log_writes, policy_document, service_trust_policy
+from modules.key_proxy import HEALTH_PATH, PROXY_PORT
 from modules.settings import EdgeSettings, NetworkSettings
 
 INTERFACE_ENDPOINTS: tuple[str, ...] = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")

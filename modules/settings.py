@@ -169,6 +169,43 @@ class NetworkSettings(Section):
         return value
 
 
+_AZURE_RESOURCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}[A-Za-z0-9]$")
+_AZURE_DEPLOYMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_AZURE_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+
+
+class AzureSettings(Section):
+    """The Azure OpenAI deployment the gateway sends Azure requests to. The key
+    proxy sets these for every Azure request; clients cannot choose them."""
+
+    resource_name: str = Field(
+        description="Azure OpenAI resource (the `<name>` of `https://<name>.openai.azure.com`). Required."
+    )
+    deployment_id: str = Field(description="Deployment within the resource. Required.")
+    api_version: str = Field(description="Azure OpenAI API version, e.g. `2024-10-21`. Required.")
+
+    @field_validator("resource_name")
+    @classmethod
+    def _resource(cls, value: str) -> str:
+        if not _AZURE_RESOURCE.match(value):
+            raise ValueError(f"{value!r} is not an Azure resource name (2-64 letters, digits and '-')")
+        return value
+
+    @field_validator("deployment_id")
+    @classmethod
+    def _deployment(cls, value: str) -> str:
+        if not _AZURE_DEPLOYMENT.match(value):
+            raise ValueError(f"{value!r} is not an Azure deployment name (1-64 letters, digits, '.', '_', '-')")
+        return value
+
+    @field_validator("api_version")
+    @classmethod
+    def _api_version(cls, value: str) -> str:
+        if not _AZURE_API_VERSION.match(value):
+            raise ValueError(f"{value!r} is not an Azure API version (YYYY-MM-DD or YYYY-MM-DD-preview)")
+        return value
+
+
 class GatewaySettings(Section):
     """The Portkey gateway service on ECS Fargate."""
 
@@ -187,10 +224,22 @@ class GatewaySettings(Section):
         "Default: `nginx:1.28.0-alpine`.",
     )
     provider_keys: list[Literal["openai", "anthropic", "google", "azure"]] = Field(
-        ["openai", "anthropic", "google", "azure"],
+        ["openai", "anthropic", "google"],
         description="Providers with an organisation key in Secrets Manager. With `edge.enable_jwt_auth` the proxy "
-        "injects them for authenticated clients (each secret needs a value before tasks can start); without JWT "
-        "auth the secrets are created but not used. Default: all four.",
+        "injects them for authenticated clients (each secret needs a value before tasks can start) and offers "
+        "only these providers; without JWT auth the secrets are created but not used. `azure` needs "
+        "`[gateway.azure]`. Default: openai, anthropic, google.",
+    )
+    azure: AzureSettings | None = Field(
+        None,
+        description="Azure OpenAI target (`[gateway.azure]`); Azure is offered only when it is set. Default: none.",
+    )
+    max_request_body_mib: int = Field(
+        50,
+        ge=1,
+        le=512,
+        description="Largest request body the key proxy accepts, in MiB (larger: a JSON 413). Admits OpenAI's "
+        "25 MB audio uploads and 50 MB image edits. Default: 50.",
     )
     collector_image: str = Field(
         "amazon/aws-otel-collector:v0.43.3",
@@ -487,6 +536,20 @@ def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             "gateway.provider_keys",
             "organisation keys are injected only for JWT-authenticated clients; turn on edge.enable_jwt_auth "
             "or remove this key (the secrets are still created)",
+            frozenset({"gateway", "edge"}),
+        )
+    if "azure" in env.gateway.provider_keys and env.gateway.azure is None:
+        yield Problem(
+            "gateway.azure",
+            "required when gateway.provider_keys lists azure: the resource_name, deployment_id and api_version "
+            "every Azure request goes to (clients cannot choose them)",
+            frozenset({"gateway"}),
+        )
+    if env.gateway.azure is not None and env.edge.enable_jwt_auth and "azure" not in env.gateway.provider_keys:
+        yield Problem(
+            "gateway.azure",
+            "with JWT auth the proxy offers only providers with an organisation key; add azure to "
+            "gateway.provider_keys or remove this table",
             frozenset({"gateway", "edge"}),
         )
     certificate = re.match(_ACM_ARN, env.edge.certificate_arn)

@@ -13,6 +13,8 @@ import modules  # noqa: F401  (installs the provider fast-import path first)
 from modules.environments import DEFAULT_ENV_DIR, Environment, load_environments
 from tests.template import Template
 
+pytest_plugins = ["tests.gateway_fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES_DIR = ROOT / "examples"
 

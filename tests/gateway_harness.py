@@ -1,12 +1,23 @@
-"""Run one gateway task's wiring on loopback: the real Portkey gateway
-(``@portkey-ai/gateway@1.15.2`` from package.json), the key proxy (Debian's
-nginx, configured from the *same* container definitions the compute module
-deploys) and mock OpenAI-compatible upstreams that record what they receive.
+"""Run one gateway task on loopback exactly as ECS runs it.
 
-Used by tests/test_gateway_contract.py and by ``make gateway-local`` (which
-runs ``python -m tests.gateway_harness`` and prints curl examples). Every
-process is bounded in time and stopped on exit; all traffic stays on
-127.0.0.1.
+- The container definitions come from a synthesized stack (``cdk.tf.json``
+  of a shipped environment): the key proxy runs its deployed start command
+  (config/key-proxy/entrypoint.sh) with its deployed environment under
+  Debian's nginx, inside a copy of the official image's main nginx.conf; the
+  gateway runs with its deployed environment, from the npm package at the
+  image's version, with the image's dependency versions, on the image's Node
+  major (tests/gateway_runtime.py).
+- Provider hosts are not configured anywhere (production configures none).
+  Instead, the gateway process preloads tests/harness/intercept.cjs, which
+  records every outbound request (URL, headers) and sends it to a loopback
+  mock: the mock of that provider for its official host, the "attacker" sink
+  for any other host. DNS answers 127.0.0.1 for every name, so nothing the
+  gateway does can leave the machine.
+- The only departures from the deployed text: the proxy's listen address and
+  the gateway's port (free loopback ports), and where nginx keeps its files.
+
+Used by the gateway-tier tests and by ``make gateway-local``. Every process is
+bounded in time and stopped on exit.
 """
 
 from __future__ import annotations
@@ -19,35 +30,25 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modules.gateway_task import (
-    GATEWAY_CONTAINER,
-    GATEWAY_PORT,
-    PROXY_CONTAINER,
-    PROXY_PORT,
-    PROXY_TEMPLATE_VARIABLE,
-    ProxyConfig,
-    container,
-    environment_of,
-    task_containers,
-)
+from modules.gateway_task import GATEWAY_CONTAINER, PROXY_CONTAINER
+from modules.key_proxy import GATEWAY_PORT, PROXY_PORT
+from tests.gateway_runtime import GATEWAY_NODE, GATEWAY_SERVER
 
 ROOT = Path(__file__).resolve().parent.parent
-GATEWAY_SERVER = ROOT / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
-NODE = ROOT / "node_modules" / ".bin" / "node"
+HARNESS_DIR = Path(__file__).resolve().parent / "harness"
+INTERCEPT = HARNESS_DIR / "intercept.cjs"
+NGINX_MAIN = HARNESS_DIR / "nginx.conf"
 SYSTEM_PATH = f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"
 START_TIMEOUT_SECONDS = 30
 REQUEST_TIMEOUT_SECONDS = 20
-HARNESS_LOG_GROUPS = {name: f"/harness/{name}" for name in ("access", "gateway", "collector", "metrics", "otlp_logs")}
 
 
 def free_port() -> int:
@@ -56,67 +57,29 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@dataclass
-class MockUpstream:
-    """An OpenAI-compatible endpoint answering ``status`` and recording requests."""
+@dataclass(frozen=True)
+class TaskDefinition:
+    """The task's container definitions as a synthesized stack deploys them."""
 
-    name: str
-    status: int = 200
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    port: int = 0
-    _server: ThreadingHTTPServer | None = None
+    containers: dict[str, dict[str, Any]]
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+    @classmethod
+    def from_stack(cls, stack_file: Path) -> TaskDefinition:
+        document = json.loads(stack_file.read_text(encoding="utf-8"))
+        (task,) = document["resource"]["aws_ecs_task_definition"].values()
+        # Terraform turns the escaped "$${" / "%%{" back into "${" / "%{" when it
+        # registers the task definition; do the same.
+        text = task["container_definitions"].replace("$${", "${").replace("%%{", "%{")
+        return cls({c["name"]: c for c in json.loads(text)})
 
-    def start(self) -> None:
-        upstream = self
+    def environment(self, container: str) -> dict[str, str]:
+        return {item["name"]: item["value"] for item in self.containers[container].get("environment", [])}
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                upstream.requests.append(
-                    {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
-                )
-                if upstream.status == 200:
-                    payload = {
-                        "id": f"chatcmpl-{upstream.name}",
-                        "object": "chat.completion",
-                        "created": 1,
-                        "model": "mock",
-                        "choices": [
-                            {
-                                "index": 0,
-                                "message": {"role": "assistant", "content": f"answer from {upstream.name}"},
-                                "finish_reason": "stop",
-                            }
-                        ],
-                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                    }
-                else:
-                    payload = {"error": {"message": f"{upstream.name} fails", "type": "server_error"}}
-                data = json.dumps(payload).encode()
-                self.send_response(upstream.status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    def secret_variables(self, container: str) -> list[str]:
+        return [item["name"] for item in self.containers[container].get("secrets", [])]
 
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = int(self._server.server_address[1])
-        threading.Thread(target=self._server.serve_forever, name=f"mock-{self.name}", daemon=True).start()
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def authorizations(self) -> list[str | None]:
-        return [r["headers"].get("authorization") for r in self.requests]
+    def command(self, container: str) -> list[str]:
+        return list(self.containers[container]["command"])
 
 
 @dataclass
@@ -129,9 +92,16 @@ class Response:
         return json.loads(self.body)
 
 
-def request(url: str, body: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None) -> Response:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, headers={"content-type": "application/json", **(headers or {})})
+def request(
+    url: str,
+    body: Mapping[str, Any] | bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    method: str | None = None,
+) -> Response:
+    data = json.dumps(body).encode() if isinstance(body, Mapping) else body
+    req = urllib.request.Request(
+        url, data=data, headers={"content-type": "application/json", **(headers or {})}, method=method
+    )
     try:
         with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT_SECONDS) as resp:
             return Response(resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read())
@@ -139,8 +109,8 @@ def request(url: str, body: Mapping[str, Any] | None = None, headers: Mapping[st
         return Response(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read())
 
 
-def chat(base: str, headers: Mapping[str, str]) -> Response:
-    body = {"model": "mock", "messages": [{"role": "user", "content": "hello"}]}
+def chat(base: str, headers: Mapping[str, str], **extra: Any) -> Response:
+    body = {"model": "mock", "messages": [{"role": "user", "content": "hello"}], **extra}
     return request(f"{base}/v1/chat/completions", body, headers)
 
 
@@ -152,7 +122,7 @@ def _wait_for(url: str, process: subprocess.Popen[bytes], what: str, log: Path) 
         with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
             if resp.status == 200:
                 return
-        time.sleep(0.2)
+        time.sleep(0.1)
     raise RuntimeError(f"{what} did not answer {url} within {START_TIMEOUT_SECONDS} s:\n{log.read_text()[-3000:]}")
 
 
@@ -166,135 +136,149 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
 
 
+class Interception:
+    """What the gateway process tried to reach (tests/harness/intercept.cjs)."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        log.write_text("")
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        lines = self.log.read_text(encoding="utf-8").splitlines()
+        events = [json.loads(line) for line in lines if line.strip()]
+        return [e for e in events if kind is None or e.get("kind") == kind]
+
+    def outbound(self) -> list[dict[str, Any]]:
+        """Every outbound request (fetch or http/https module)."""
+        return [e for e in self.events() if e.get("kind") in ("fetch", "http")]
+
+    def reset(self) -> None:
+        self.log.write_text("")
+
+
 @dataclass
 class Proxy:
-    """One running key proxy (nginx) and where its access log goes."""
+    """One running key proxy (nginx) and where its logs go."""
 
     port: int
-    access_log: Path
+    home: Path
     process: subprocess.Popen[bytes]
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def access_log(self) -> Path:
+        return self.home / "stdout.log"
+
     def access_lines(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.access_log.read_text().splitlines() if line.startswith("{")]
 
+    def rendered_config(self) -> str:
+        return (self.home / "conf.d" / "default.conf").read_text()
+
+
+def start_proxy_process(
+    task: TaskDefinition, key_values: Mapping[str, str], home: Path, gateway_port: int
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start the proxy container's command with its environment; returns the
+    process (which may already have exited, e.g. on a refused key) and its port."""
+    environment = task.environment(PROXY_CONTAINER)
+    port = free_port()
+    template = environment["AIGW_PROXY_TEMPLATE"]
+    listen, upstream = f"listen {PROXY_PORT};", f"server 127.0.0.1:{GATEWAY_PORT};"
+    if template.count(listen) != 1 or template.count(upstream) != 1:
+        raise RuntimeError("the proxy template no longer has exactly one listen and one upstream server line")
+    environment["AIGW_PROXY_TEMPLATE"] = template.replace(listen, f"listen 127.0.0.1:{port};").replace(
+        upstream, f"server 127.0.0.1:{gateway_port};"
+    )
+    (home / "conf.d").mkdir(parents=True)
+    user = "user root;" if os.geteuid() == 0 else ""
+    (home / "nginx.conf").write_text(NGINX_MAIN.read_text().replace("@HOME@", str(home)).replace("@USER@", user))
+    missing = set(task.secret_variables(PROXY_CONTAINER)) - set(key_values)
+    if missing:
+        raise RuntimeError(f"no test value for the proxy's secrets {sorted(missing)}")
+    env = {
+        "PATH": SYSTEM_PATH,
+        **environment,
+        **{name: key_values[name] for name in task.secret_variables(PROXY_CONTAINER)},
+        "AIGW_PROXY_CONF": str(home / "conf.d" / "default.conf"),
+        "AIGW_NGINX_ARGS": f"-p {home} -c {home / 'nginx.conf'}",
+    }
+    process = subprocess.Popen(
+        task.command(PROXY_CONTAINER),
+        env=env,
+        stdout=(home / "stdout.log").open("wb"),
+        stderr=(home / "stderr.log").open("wb"),
+    )
+    return process, port
+
 
 class GatewayHarness:
-    """The gateway plus any number of proxies in front of it."""
+    """The gateway (with interception) plus any number of proxies in front of it."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, task: TaskDefinition, upstreams: Mapping[str, str], sink: str) -> None:
         self.workdir = workdir
+        self.task = task
+        self.upstreams = dict(upstreams)
+        self.sink = sink
         self.processes: list[subprocess.Popen[bytes]] = []
         self.gateway_port = free_port()
-        self.gateway_env: dict[str, str] = {}
+        self.interception = Interception(workdir / "intercept.jsonl")
+
+    @property
+    def gateway_environment(self) -> dict[str, str]:
+        return self.task.environment(GATEWAY_CONTAINER)
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
 
     def start_gateway(self) -> None:
-        if not GATEWAY_SERVER.exists():
-            raise RuntimeError(f"{GATEWAY_SERVER} is missing: run `make setup` (npm ci installs the gateway)")
-        # The gateway container's environment exactly as deployed.
-        definitions = self._definitions(ProxyConfig())
-        self.gateway_env = environment_of(container(definitions, GATEWAY_CONTAINER))
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(self.workdir), **self.gateway_env}
+        for path in (GATEWAY_SERVER, GATEWAY_NODE):
+            if not path.exists():
+                raise RuntimeError(f"{path} is missing: run `make setup` (npm ci installs the gateway and Node 20)")
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(self.workdir),
+            **self.gateway_environment,
+            "AIGW_INTERCEPT_MAP": json.dumps(self.upstreams),
+            "AIGW_INTERCEPT_SINK": self.sink,
+            "AIGW_INTERCEPT_LOG": str(self.interception.log),
+        }
         log = self.workdir / "gateway.log"
-        node = str(NODE) if NODE.exists() else "node"
-        process = subprocess.Popen(
-            [node, str(GATEWAY_SERVER), f"--port={self.gateway_port}", "--headless"],
-            cwd=self.workdir,
-            env=env,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
+        # The image runs `node build/start-server.js` (no --headless); only the port differs.
+        command = [str(GATEWAY_NODE), "--require", str(INTERCEPT), str(GATEWAY_SERVER), f"--port={self.gateway_port}"]
+        process = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
         self.processes.append(process)
-        _wait_for(f"http://127.0.0.1:{self.gateway_port}/", process, "the gateway", log)
+        _wait_for(f"{self.gateway_url}/", process, "the gateway", log)
 
-    def _definitions(self, proxy: ProxyConfig) -> list[dict[str, Any]]:
-        return task_containers(
-            gateway_image="portkeyai/gateway:1.15.2",
-            proxy_image="nginx:1.28.0-alpine",
-            collector_image="amazon/aws-otel-collector:v0.43.3",
-            collector_config="",
-            region="us-east-1",
-            log_groups=HARNESS_LOG_GROUPS,
-            secret_arns={name: f"arn:harness:{name}" for name in proxy.org_keys},
-            proxy=proxy,
-            metrics_namespace="AIGateway",
-        )
-
-    def start_proxy(self, proxy: ProxyConfig, org_key_values: Mapping[str, str], name: str) -> Proxy:
-        """Run the proxy container's configuration under Debian's nginx, with
-        envsubst filling the secrets the way the official image's entrypoint
-        does (only variables defined in the container's environment)."""
-        definition = container(self._definitions(proxy), PROXY_CONTAINER)
-        template = environment_of(definition)[PROXY_TEMPLATE_VARIABLE]
-        port = free_port()
-        # The only departures from the deployed text: loopback ports chosen here.
-        listen, upstream = f"listen {PROXY_PORT};", f"http://127.0.0.1:{GATEWAY_PORT}"
-        if template.count(listen) != 1 or upstream not in template:
-            raise RuntimeError("the proxy template no longer has the expected listen/upstream lines")
-        template = template.replace(listen, f"listen 127.0.0.1:{port};")
-        template = template.replace(upstream, f"http://127.0.0.1:{self.gateway_port}")
-        secret_env = {item["name"]: org_key_values[item["name"]] for item in definition["secrets"]}
+    def start_proxy(self, key_values: Mapping[str, str], name: str, task: TaskDefinition | None = None) -> Proxy:
         home = self.workdir / f"proxy-{name}"
-        (home / "conf.d").mkdir(parents=True)
-        names = " ".join(f"${{{variable}}}" for variable in secret_env)
-        rendered = subprocess.run(
-            ["envsubst", names], input=template, env=secret_env, capture_output=True, text=True, check=True, timeout=10
-        ).stdout
-        (home / "conf.d" / "gateway.conf").write_text(rendered)
-        (home / "nginx.conf").write_text(
-            "\n".join(
-                [
-                    "user root;" if os.geteuid() == 0 else "",
-                    "worker_processes 1;",
-                    f"pid {home}/nginx.pid;",
-                    f"error_log {home}/error.log warn;",
-                    "events { worker_connections 256; }",
-                    "http {",
-                    f"  client_body_temp_path {home}/body;",
-                    f"  proxy_temp_path {home}/proxy;",
-                    f"  fastcgi_temp_path {home}/fastcgi;",
-                    f"  uwsgi_temp_path {home}/uwsgi;",
-                    f"  scgi_temp_path {home}/scgi;",
-                    f"  include {home}/conf.d/*.conf;",
-                    "}",
-                ]
-            )
-        )
-        access_log = home / "stdout.log"
-        process = subprocess.Popen(
-            [
-                str(shutil.which("nginx", path=SYSTEM_PATH)),
-                "-p",
-                str(home),
-                "-c",
-                str(home / "nginx.conf"),
-                "-g",
-                "daemon off;",
-            ],
-            stdout=access_log.open("wb"),
-            stderr=(home / "stderr.log").open("wb"),
-        )
+        process, port = start_proxy_process(task or self.task, key_values, home, self.gateway_port)
         self.processes.append(process)
-        _wait_for(f"http://127.0.0.1:{port}/health", process, f"nginx ({name})", home / "error.log")
-        return Proxy(port, access_log, process)
+        _wait_for(f"http://127.0.0.1:{port}/health", process, f"the key proxy ({name})", home / "stderr.log")
+        return Proxy(port, home, process)
 
     def stop(self) -> None:
         for process in reversed(self.processes):
             _stop(process)
 
 
+def system_tools_missing() -> list[str]:
+    return [tool for tool in ("nginx", "envsubst") if shutil.which(tool, path=SYSTEM_PATH) is None]
+
+
 @contextlib.contextmanager
-def running_gateway() -> Iterator[GatewayHarness]:
-    missing = [tool for tool in ("nginx", "envsubst") if shutil.which(tool, path=SYSTEM_PATH) is None]
+def running_gateway(task: TaskDefinition, upstreams: Mapping[str, str], sink: str) -> Iterator[GatewayHarness]:
+    missing = system_tools_missing()
     if missing:
         raise RuntimeError(f"{', '.join(missing)} not installed: run `make system-deps`")
     with tempfile.TemporaryDirectory(prefix="aigw-harness-") as tmp:
         workdir = Path(tmp)
         os.chmod(workdir, 0o755)
-        harness = GatewayHarness(workdir)
+        harness = GatewayHarness(workdir, task, upstreams, sink)
         try:
             harness.start_gateway()
             yield harness
@@ -303,30 +287,40 @@ def running_gateway() -> Iterator[GatewayHarness]:
 
 
 def main() -> int:
-    """`make gateway-local`: the deployed wiring on loopback, until Ctrl-C."""
-    openai = MockUpstream("mock-openai")
-    openai.start()
+    """`make gateway-local`: environments/prod.toml's task on loopback, with
+    mock providers, until Ctrl-C."""
+    import modules.fast_import
+    from modules.environments import load_environments
+    from modules.stack import synthesize
+    from tests.gateway_fixtures import ORG_KEYS, PROD_AZURE_RESOURCE
+    from tests.mock_providers import intercept_map, start_all, stop_all
+
+    modules.fast_import.install()
+    (prod,) = [e for e in load_environments() if e.name == "prod"]
+    mocks = start_all()
     try:
-        with running_gateway() as harness:
-            proxy = harness.start_proxy(
-                ProxyConfig(org_keys=("openai",), provider_hosts={"openai": openai.base_url}),
-                {"OPENAI_API_KEY": "org-openai-key"},
-                "local",
-            )
-            print(f"gateway on 127.0.0.1:{harness.gateway_port}, key proxy on {proxy.base_url}")
-            print(f"mock OpenAI upstream on {openai.base_url} (org key 'org-openai-key')\n")
+        with tempfile.TemporaryDirectory(prefix="aigw-local-synth-") as outdir:
+            synthesize([prod], Path(outdir))
+            task = TaskDefinition.from_stack(Path(outdir) / "stacks" / prod.stack_name / "cdk.tf.json")
+        upstreams = intercept_map(mocks, (PROD_AZURE_RESOURCE,))
+        with running_gateway(task, upstreams, mocks["sink"].base_url) as harness:
+            proxy = harness.start_proxy(ORG_KEYS, "local")
+            print(f"gateway on {harness.gateway_url}, key proxy (prod's task) on {proxy.base_url}")
+            print(f"org keys: {', '.join(f'{k}={v}' for k, v in ORG_KEYS.items())}")
+            print("provider hosts go to recording mocks; any other host to the 'attacker' sink\n")
             print("try:")
             print(
                 f"  curl -s {proxy.base_url}/v1/chat/completions -H 'content-type: application/json' \\\n"
                 "    -H 'x-portkey-provider: openai' -H 'Authorization: Bearer <client JWT>' \\\n"
                 """    -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'"""
             )
-            print(f"\naccess log: {proxy.access_log}\nCtrl-C stops everything.")
+            print(f"\naccess log: {proxy.access_log}\noutbound requests: {harness.interception.log}")
+            print("Ctrl-C stops everything.")
             with contextlib.suppress(KeyboardInterrupt):
                 while all(p.poll() is None for p in harness.processes):
                     time.sleep(1)
     finally:
-        openai.stop()
+        stop_all(mocks)
     return 0
 
 

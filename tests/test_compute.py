@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.template import Resource, Template
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def statements(role_policy: Resource) -> dict[str, dict[str, Any]]:
@@ -49,12 +52,13 @@ def test_kms_keys_for_ecr_and_secrets_rotate(env_stack: Template) -> None:
         assert key_by_description(env_stack, text)["enable_key_rotation"] is True
 
 
-def test_four_provider_secrets_on_the_secrets_key_without_values(env_stack: Template) -> None:
-    key = key_by_description(env_stack, "secrets")
-    secrets = env_stack.resources("aws_secretsmanager_secret")
-    assert sorted(s["name"].rsplit("/", 1)[1] for s in secrets) == ["anthropic", "azure", "google", "openai"]
-    assert all(s["kms_key_id"] == key.ref("arn") for s in secrets)
-    assert env_stack.count("aws_secretsmanager_secret_version") == 0
+def test_one_secret_per_provider_key_on_the_secrets_key_without_values(dev: Template, prod: Template) -> None:
+    for stack, names in ((dev, ["anthropic", "google", "openai"]), (prod, ["anthropic", "azure", "google", "openai"])):
+        key = key_by_description(stack, "secrets")
+        secrets = stack.resources("aws_secretsmanager_secret")
+        assert sorted(s["name"].rsplit("/", 1)[1] for s in secrets) == names
+        assert all(s["kms_key_id"] == key.ref("arn") for s in secrets)
+        assert stack.count("aws_secretsmanager_secret_version") == 0
 
 
 def test_cluster_has_container_insights_and_fargate_capacity_providers(env_stack: Template) -> None:
@@ -98,14 +102,21 @@ def test_key_proxy_is_the_entry_point_on_8080_and_starts_after_a_healthy_gateway
     assert proxy["logConfiguration"]["options"]["awslogs-group"] == log_group(env_stack, "access").ref("name")
 
 
-def test_key_proxy_renders_its_template_from_the_environment(env_stack: Template) -> None:
-    from modules.gateway_task import PROXY_COMMAND, PROXY_TEMPLATE_VARIABLE
-
+def test_key_proxy_runs_the_repository_start_script_not_the_image_entrypoint(env_stack: Template) -> None:
     proxy = containers(env_stack)["key-proxy"]
-    assert proxy["command"] == PROXY_COMMAND and proxy["entryPoint"] == []
-    template = next(e["value"] for e in proxy["environment"] if e["name"] == PROXY_TEMPLATE_VARIABLE)
-    # Terraform turns "$${" back into "${": envsubst placeholders survive to the container.
-    assert "proxy_pass http://127.0.0.1:8787" in template and "listen 8080;" in template
+    assert proxy["entryPoint"] == []
+    shell, flag, script = proxy["command"]
+    # Terraform turns "$${" back into "${", so the container gets the file verbatim.
+    assert (shell, flag) == ("/bin/sh", "-c")
+    assert script.replace("$${", "${") == (ROOT / "config" / "key-proxy" / "entrypoint.sh").read_text()
+
+
+def test_key_proxy_placeholders_survive_terraform_as_literal_text(prod: Template) -> None:
+    template = next(
+        e["value"] for e in containers(prod)["key-proxy"]["environment"] if e["name"] == "AIGW_PROXY_TEMPLATE"
+    )
+    # Unescaped, Terraform would try to interpolate ${OPENAI_API_KEY} itself and fail.
+    assert "$${OPENAI_API_KEY}" in template and "${OPENAI_API_KEY}" not in template.replace("$${", "")
 
 
 def test_gateway_container_port_health_check_and_logs(env_stack: Template) -> None:
@@ -123,8 +134,14 @@ def test_gateway_container_port_health_check_and_logs(env_stack: Template) -> No
 def test_gateway_gets_only_what_it_reads_and_no_keys(env_stack: Template) -> None:
     # Portkey 1.15.2 reads no OPENAI_API_KEY-style variables (keys travel per
     # request) and listens on --port, not $PORT; it does read NODE_ENV.
+    # TRUSTED_CUSTOM_HOSTS names a host that cannot exist, so the gateway trusts
+    # no custom host (unset, it trusts loopback); tests/test_key_exfiltration.py
+    # proves what the gateway does with both.
     gateway = containers(env_stack)["gateway"]
-    assert gateway["environment"] == [{"name": "NODE_ENV", "value": "production"}]
+    assert gateway["environment"] == [
+        {"name": "NODE_ENV", "value": "production"},
+        {"name": "TRUSTED_CUSTOM_HOSTS", "value": "no-trusted-custom-hosts.invalid"},
+    ]
     assert "secrets" not in gateway
 
 

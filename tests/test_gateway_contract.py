@@ -1,217 +1,475 @@
 """The gateway runtime contract, proven against the real gateway: what the
-stack wires into the task (modules/gateway_task.py) is what Portkey Gateway
-1.15.2 acts on. Runs the gateway from npm, the key proxy under nginx with the
-deployed configuration, and mock upstreams; loopback only, bounded in time."""
+stack deploys into the task (the synthesized container definitions of
+environments/prod.toml and dev.toml) is what Portkey Gateway 1.15.2, on the
+image's Node and dependency versions, acts on. Loopback only, bounded in time;
+provider hosts are redirected inside the gateway process to recording mocks
+(tests/gateway_harness.py). The attacks are in tests/test_key_exfiltration.py."""
 
 from __future__ import annotations
 
-import base64
+import http.client
 import json
+import re
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from modules.gateway_task import ProxyConfig
-from tests.gateway_harness import GatewayHarness, MockUpstream, Proxy, chat, request, running_gateway
+from modules.gateway_task import PROXY_CONTAINER
+from tests.gateway_fixtures import CLIENT, CLIENT_JWT, ORG_KEYS, stack_file
+from tests.gateway_harness import GatewayHarness, Proxy, TaskDefinition, chat, request, start_proxy_process
+from tests.mock_providers import MockProvider
 
 pytestmark = pytest.mark.gateway
 
-ORG_KEYS = {"OPENAI_API_KEY": "org-key-openai", "ANTHROPIC_API_KEY": "org-key-anthropic"}
+
+def answer_text(response: Any) -> str:
+    return str(response.json()["choices"][0]["message"]["content"])
 
 
-def _fake_jwt() -> str:
-    """A JWT-shaped bearer token (unsigned; built here so no token is committed)."""
-
-    def part(value: dict[str, str] | str) -> str:
-        raw = value if isinstance(value, str) else json.dumps(value)
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-    return ".".join([part({"alg": "RS256"}), part({"scope": "https://gateway.internal/invoke"}), part("signature")])
-
-
-CLIENT_JWT = _fake_jwt()
-
-
-@pytest.fixture(scope="module")
-def upstreams() -> Iterator[dict[str, MockUpstream]]:
-    mocks = {
-        name: MockUpstream(name, status)
-        for name, status in (("openai", 200), ("anthropic", 200), ("healthy", 200), ("failing", 500),
-                             ("limited", 429), ("heavy", 200), ("light", 200), ("elsewhere", 200))
-    }  # fmt: skip
-    for mock in mocks.values():
-        mock.start()
-    yield mocks
-    for mock in mocks.values():
-        mock.stop()
-
-
-@pytest.fixture(autouse=True)
-def clear_recordings(upstreams: dict[str, MockUpstream]) -> None:
-    for mock in upstreams.values():
-        mock.requests.clear()
-
-
-@pytest.fixture(scope="module")
-def harness() -> Iterator[GatewayHarness]:
-    with running_gateway() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def org_proxy(harness: GatewayHarness, upstreams: dict[str, MockUpstream]) -> Proxy:
-    """JWT auth on: the proxy injects org keys for openai and anthropic."""
-    config = ProxyConfig(
-        org_keys=("openai", "anthropic"),
-        provider_hosts={"openai": upstreams["openai"].base_url, "anthropic": upstreams["anthropic"].base_url},
-    )
-    return harness.start_proxy(config, ORG_KEYS, "org-keys")
-
-
-@pytest.fixture(scope="module")
-def passthrough_proxy(harness: GatewayHarness, upstreams: dict[str, MockUpstream]) -> Proxy:
-    """No JWT auth: clients bring their own provider key."""
-    return harness.start_proxy(ProxyConfig(provider_hosts={"openai": upstreams["openai"].base_url}), {}, "passthrough")
-
-
+# -- org keys (prod) -------------------------------------------------------------
 def test_health_path_reaches_the_gateway(org_proxy: Proxy) -> None:
     response = request(f"{org_proxy.base_url}/health")
-    assert response.status == 200
-    assert response.body == b"AI Gateway says hey!"
+    assert (response.status, response.body) == (200, b"AI Gateway says hey!")
 
 
 def test_completion_reaches_the_provider_with_the_org_key_never_the_client_jwt(
-    org_proxy: Proxy, upstreams: dict[str, MockUpstream]
+    org_proxy: Proxy, mocks: dict[str, MockProvider], harness: GatewayHarness
 ) -> None:
-    response = chat(org_proxy.base_url, {"x-portkey-provider": "openai", "Authorization": f"Bearer {CLIENT_JWT}"})
+    response = chat(org_proxy.base_url, {"x-portkey-provider": "openai", **CLIENT})
     assert response.status == 200, response.body
-    assert response.json()["choices"][0]["message"]["content"] == "answer from openai"
-    assert upstreams["openai"].authorizations() == ["Bearer org-key-openai"]
-    received = json.dumps([r["headers"] for m in upstreams.values() for r in m.requests])
-    assert CLIENT_JWT not in received
+    assert answer_text(response) == mocks["openai"].reply_text
+    assert mocks["openai"].api_keys() == [ORG_KEYS["OPENAI_API_KEY"]]
+    assert CLIENT_JWT not in json.dumps(harness.interception.outbound())
 
 
-def test_each_provider_gets_its_own_org_key(org_proxy: Proxy, upstreams: dict[str, MockUpstream]) -> None:
-    response = chat(org_proxy.base_url, {"x-portkey-provider": "anthropic", "Authorization": f"Bearer {CLIENT_JWT}"})
+@pytest.mark.parametrize(
+    ("provider", "mock_name", "key"),
+    [
+        ("anthropic", "anthropic", "ANTHROPIC_API_KEY"),
+        ("google", "google", "GOOGLE_API_KEY"),
+        ("azure-openai", "azure-openai", "AZURE_API_KEY"),
+    ],
+)
+def test_each_provider_gets_its_own_org_key_where_it_expects_it(
+    org_proxy: Proxy, mocks: dict[str, MockProvider], provider: str, mock_name: str, key: str
+) -> None:
+    response = chat(org_proxy.base_url, {"x-portkey-provider": provider, **CLIENT})
     assert response.status == 200, response.body
-    (received,) = upstreams["anthropic"].requests
-    assert "org-key-anthropic" in json.dumps(received["headers"])
-    assert CLIENT_JWT not in json.dumps(received["headers"])
+    assert mocks[mock_name].api_keys() == [ORG_KEYS[key]]
 
 
-def test_client_cannot_redirect_the_org_key_with_a_custom_host(
-    org_proxy: Proxy, upstreams: dict[str, MockUpstream]
+def test_azure_requests_go_to_the_deployment_of_the_environment_file(
+    org_proxy: Proxy, mocks: dict[str, MockProvider], harness: GatewayHarness
 ) -> None:
-    headers = {
-        "x-portkey-provider": "openai",
-        "x-portkey-custom-host": upstreams["elsewhere"].base_url,
-        "Authorization": f"Bearer {CLIENT_JWT}",
-    }
-    assert chat(org_proxy.base_url, headers).status == 200
-    assert upstreams["elsewhere"].requests == []
-    assert upstreams["openai"].authorizations() == ["Bearer org-key-openai"]
+    assert chat(org_proxy.base_url, {"x-portkey-provider": "azure-openai", **CLIENT}).status == 200
+    (received,) = mocks["azure-openai"].requests
+    # environments/prod.toml: resource example-openai, deployment gpt-4o, API version 2024-10-21
+    assert received.path == "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+    assert [e["host"] for e in harness.interception.outbound()] == ["example-openai.openai.azure.com"]
 
 
-def test_fallback_config_moves_to_the_second_target_when_the_first_fails(
-    org_proxy: Proxy, upstreams: dict[str, MockUpstream]
+def test_fallback_config_moves_to_the_next_target_with_the_clients_own_keys(
+    org_proxy: Proxy, mocks: dict[str, MockProvider]
 ) -> None:
+    mocks["openai"].error_status = 500
     config = {
         "strategy": {"mode": "fallback"},
         "targets": [
-            {"provider": "openai", "api_key": "client-key-a", "custom_host": upstreams["failing"].base_url},
-            {"provider": "openai", "api_key": "client-key-b", "custom_host": upstreams["healthy"].base_url},
+            {"provider": "openai", "api_key": "client-key-a"},
+            {"provider": "anthropic", "api_key": "client-key-b"},
         ],
     }
-    headers = {"x-portkey-config": json.dumps(config), "Authorization": f"Bearer {CLIENT_JWT}"}
-    response = chat(org_proxy.base_url, headers)
+    response = chat(org_proxy.base_url, {"x-portkey-config": json.dumps(config), **CLIENT})
     assert response.status == 200, response.body
     assert response.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
-    assert upstreams["failing"].authorizations() == ["Bearer client-key-a"]
-    assert upstreams["healthy"].authorizations() == ["Bearer client-key-b"]
-    # A client's own config never gets the organisation's keys.
-    assert "org-key" not in json.dumps([r["headers"] for m in upstreams.values() for r in m.requests])
+    assert mocks["openai"].api_keys() == ["client-key-a"]
+    assert mocks["anthropic"].api_keys() == ["client-key-b"]
 
 
-def test_fallback_also_covers_rate_limited_targets(org_proxy: Proxy, upstreams: dict[str, MockUpstream]) -> None:
-    config = {
-        "strategy": {"mode": "fallback", "on_status_codes": [429, 500]},
-        "targets": [
-            {"provider": "openai", "api_key": "k1", "custom_host": upstreams["limited"].base_url},
-            {"provider": "openai", "api_key": "k2", "custom_host": upstreams["healthy"].base_url},
-        ],
-    }
-    response = chat(org_proxy.base_url, {"x-portkey-config": json.dumps(config)})
-    assert response.status == 200, response.body
-    assert len(upstreams["limited"].requests) == 1 and len(upstreams["healthy"].requests) == 1
+LOADBALANCE_REQUESTS = 80
 
 
-LOADBALANCE_REQUESTS = 120
-
-
-def test_loadbalance_config_spreads_requests_by_weight(org_proxy: Proxy, upstreams: dict[str, MockUpstream]) -> None:
+def test_loadbalance_config_spreads_requests_by_weight(org_proxy: Proxy, mocks: dict[str, MockProvider]) -> None:
     config = {
         "strategy": {"mode": "loadbalance"},
         "targets": [
-            {"provider": "openai", "api_key": "k", "custom_host": upstreams["heavy"].base_url, "weight": 0.75},
-            {"provider": "openai", "api_key": "k", "custom_host": upstreams["light"].base_url, "weight": 0.25},
+            {"provider": "openai", "api_key": "k", "weight": 0.75},
+            {"provider": "anthropic", "api_key": "k", "weight": 0.25},
         ],
     }
     headers = {"x-portkey-config": json.dumps(config)}
     statuses = [chat(org_proxy.base_url, headers).status for _ in range(LOADBALANCE_REQUESTS)]
     assert statuses == [200] * LOADBALANCE_REQUESTS
-    heavy, light = len(upstreams["heavy"].requests), len(upstreams["light"].requests)
+    heavy, light = len(mocks["openai"].requests), len(mocks["anthropic"].requests)
     assert heavy + light == LOADBALANCE_REQUESTS
-    # Binomial(120, 0.75): mean 90, sd 4.7; +-20 is over 4 sd.
-    assert 70 <= heavy <= 110, (heavy, light)
+    # Binomial(80, 0.75): mean 60, sd 3.9; +-16 is over 4 sd.
+    assert 44 <= heavy <= 76, (heavy, light)
 
 
-def test_provider_without_an_org_key_gets_a_clear_400(org_proxy: Proxy, upstreams: dict[str, MockUpstream]) -> None:
-    response = chat(org_proxy.base_url, {"x-portkey-provider": "google", "Authorization": f"Bearer {CLIENT_JWT}"})
-    assert response.status == 400
-    assert "no organisation key" in response.json()["message"]
-    assert all(m.requests == [] for m in upstreams.values())
+def test_a_request_with_its_own_config_gets_no_org_key(
+    org_proxy: Proxy, mocks: dict[str, MockProvider], harness: GatewayHarness
+) -> None:
+    config = {"provider": "openai", "api_key": "client-own-key"}
+    response = chat(org_proxy.base_url, {"x-portkey-config": json.dumps(config), "x-portkey-provider": "openai"})
+    assert response.status == 200, response.body
+    assert mocks["openai"].api_keys() == ["client-own-key"]
+    assert not any(key in json.dumps(harness.interception.outbound()) for key in ORG_KEYS.values())
 
 
-def test_request_without_provider_or_config_gets_a_clear_400(org_proxy: Proxy) -> None:
-    response = chat(org_proxy.base_url, {"Authorization": f"Bearer {CLIENT_JWT}"})
-    assert response.status == 400
-    assert "x-portkey-config or x-portkey-provider" in response.json()["message"]
+@pytest.mark.parametrize("provider", ["mistral-ai", "bedrock", "groq", "openai ,anthropic", "openai\tx"])
+def test_providers_without_an_org_key_are_refused_by_the_proxy(
+    org_proxy: Proxy, harness: GatewayHarness, provider: str
+) -> None:
+    response = chat(org_proxy.base_url, {"x-portkey-provider": provider, **CLIENT})
+    assert response.status == 403
+    assert response.json()["error"]["rule"] == "provider"
+    assert harness.interception.outbound() == []
+
+
+def test_the_gateway_receives_the_proxys_spelling_of_the_provider(
+    org_proxy: Proxy, mocks: dict[str, MockProvider]
+) -> None:
+    # nginx compares map strings without regard to case; the gateway does not.
+    response = chat(org_proxy.base_url, {"x-portkey-provider": "OpenAI", **CLIENT})
+    assert response.status == 200, response.body
+    assert mocks["openai"].api_keys() == [ORG_KEYS["OPENAI_API_KEY"]]
+
+
+def test_a_request_naming_no_provider_and_no_config_is_refused_with_the_offered_list(org_proxy: Proxy) -> None:
+    response = chat(org_proxy.base_url, CLIENT)
+    assert response.status == 403
+    assert "(openai, anthropic, google, azure-openai)" in response.json()["error"]["message"]
+
+
+def _access_line(proxy: Proxy, trace: str) -> dict[str, Any]:
+    # nginx writes the line when the request is finalized, which may be just after the response.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = [entry for entry in proxy.access_lines() if entry["trace"] == trace]
+        if lines:
+            (line,) = lines
+            return line
+        time.sleep(0.05)
+    raise AssertionError(f"no access-log line with trace {trace}")
 
 
 def test_access_log_lines_carry_the_fields_the_saved_queries_read(org_proxy: Proxy) -> None:
     trace = f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}"
     assert chat(org_proxy.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace}).status == 200
-    # nginx writes the line when the request is finalized, which may be just after the response.
-    deadline = time.monotonic() + 5
-    lines: list[dict[str, object]] = []
-    while not lines and time.monotonic() < deadline:
-        lines = [entry for entry in org_proxy.access_lines() if entry["trace"] == trace]
-        time.sleep(0.05)
-    (line,) = lines
-    assert line["provider"] == "openai" and line["status"] == 200
-    assert line["path"] == "/v1/chat/completions"
-    assert isinstance(line["request_time"], float)
+    line = _access_line(org_proxy, trace)
+    assert (line["provider"], line["status"], line["path"]) == ("openai", 200, "/v1/chat/completions")
+    assert isinstance(line["request_time"], float) and line["rule"] == ""
 
 
+def test_refusals_are_logged_with_the_rule_that_refused(org_proxy: Proxy) -> None:
+    trace = f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}"
+    assert request(f"{org_proxy.base_url}/v1/files", headers={"x-amzn-trace-id": trace}, method="GET").status == 404
+    line = _access_line(org_proxy, trace)
+    assert (line["status"], line["rule"]) == (404, "route")
+
+
+def test_the_proxy_log_never_holds_an_org_key_or_the_client_jwt(org_proxy: Proxy) -> None:
+    assert chat(org_proxy.base_url, {"x-portkey-provider": "openai", **CLIENT}).status == 200
+    time.sleep(0.2)
+    logs = "".join(p.read_text() for p in org_proxy.home.glob("*.log"))
+    assert logs and CLIENT_JWT not in logs
+    assert not any(key in logs for key in ORG_KEYS.values())
+
+
+# -- clients' own keys (dev) ------------------------------------------------------
 def test_without_jwt_auth_the_client_brings_its_own_key(
-    passthrough_proxy: Proxy, upstreams: dict[str, MockUpstream]
+    passthrough_proxy: Proxy, mocks: dict[str, MockProvider]
 ) -> None:
-    response = chat(passthrough_proxy.base_url, {"x-portkey-provider": "openai", "Authorization": "Bearer client-own"})
+    response = chat(passthrough_proxy.base_url, {"x-portkey-provider": "openai", "Authorization": "Bearer own"})
     assert response.status == 200, response.body
-    assert upstreams["openai"].authorizations() == ["Bearer client-own"]
+    assert mocks["openai"].api_keys() == ["own"]
 
 
-def test_the_gateway_ignores_provider_key_variables(
-    harness: GatewayHarness, upstreams: dict[str, MockUpstream]
+def test_without_jwt_auth_an_anthropic_client_may_use_x_api_key(
+    passthrough_proxy: Proxy, mocks: dict[str, MockProvider]
 ) -> None:
-    # What the deployed gateway container receives: no *_API_KEY, nothing it ignores.
-    assert harness.gateway_env == {"NODE_ENV": "production"}
+    response = chat(passthrough_proxy.base_url, {"x-portkey-provider": "anthropic", "x-api-key": "own-anthropic"})
+    assert response.status == 200, response.body
+    assert mocks["anthropic"].api_keys() == ["own-anthropic"]
 
 
-def test_bedrock_needs_no_org_key_because_the_task_role_signs(org_proxy: Proxy) -> None:
-    # Not sent through the gateway here: without ECS credentials it would try
-    # the instance metadata endpoint, which is off limits for these tests.
-    conf = next(org_proxy.access_log.parent.glob("conf.d/*.conf")).read_text()
-    assert '"bedrock||" 0;' in conf
+def test_without_jwt_auth_azure_is_not_offered_without_a_target(passthrough_proxy: Proxy) -> None:
+    # environments/dev.toml has no [gateway.azure]: a client cannot name a resource.
+    response = chat(passthrough_proxy.base_url, {"x-portkey-provider": "azure-openai", "Authorization": "Bearer own"})
+    assert response.status == 403 and response.json()["error"]["rule"] == "provider"
+
+
+# -- streaming ------------------------------------------------------------------------
+def stream_through(
+    proxy: Proxy, path: str, body: dict[str, Any], headers: dict[str, str], mock: MockProvider
+) -> tuple[int, bytes, bytes]:
+    """Stream a response through the proxy while the mock holds back all but
+    its first chunk until the client has that chunk: if anything on the way
+    buffered, the first chunk would never arrive in time and the mock's gate
+    would time out (recorded in ``mock.gate_results``)."""
+    mock.stream_gate = threading.Event()
+    connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=20)
+    try:
+        connection.request("POST", path, json.dumps(body), {"content-type": "application/json", **headers})
+        response = connection.getresponse()
+        first = b""
+        while b"data:" not in first:
+            line = response.readline()
+            if not line:
+                break
+            first += line
+        mock.stream_gate.set()
+        return response.status, first, response.read()
+    finally:
+        connection.close()
+
+
+def test_openai_chunks_arrive_as_the_provider_produces_them(org_proxy: Proxy, mocks: dict[str, MockProvider]) -> None:
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    status, first, rest = stream_through(
+        org_proxy, "/v1/chat/completions", body, {"x-portkey-provider": "openai", **CLIENT}, mocks["openai"]
+    )
+    assert status == 200 and first.startswith(b"data: ")
+    assert mocks["openai"].gate_results == [True]
+    assert rest.rstrip().endswith(b"data: [DONE]")
+
+
+def test_anthropic_message_events_arrive_as_the_provider_produces_them(
+    org_proxy: Proxy, mocks: dict[str, MockProvider]
+) -> None:
+    body = {"model": "mock-claude", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}],
+            "stream": True}  # fmt: skip
+    status, first, rest = stream_through(
+        org_proxy, "/v1/messages", body, {"x-portkey-provider": "anthropic", **CLIENT}, mocks["anthropic"]
+    )
+    assert status == 200 and b"message_start" in first
+    assert mocks["anthropic"].gate_results == [True]
+    assert b"message_stop" in rest
+
+
+# -- the official SDKs as clients -------------------------------------------------------
+@pytest.fixture
+def openai_client(org_proxy: Proxy) -> Any:
+    openai = pytest.importorskip("openai")
+    return openai.OpenAI(
+        base_url=f"{org_proxy.base_url}/v1", api_key=CLIENT_JWT, default_headers={"x-portkey-provider": "openai"},
+        max_retries=0, timeout=20,
+    )  # fmt: skip
+
+
+def test_openai_sdk_chat_completion(openai_client: Any, mocks: dict[str, MockProvider]) -> None:
+    completion = openai_client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert completion.choices[0].message.content == mocks["openai"].reply_text
+    assert mocks["openai"].api_keys() == [ORG_KEYS["OPENAI_API_KEY"]]
+
+
+def test_openai_sdk_streams_chunk_by_chunk(openai_client: Any, mocks: dict[str, MockProvider]) -> None:
+    gate = mocks["openai"].stream_gate = threading.Event()
+    stream = openai_client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    pieces: list[str] = []
+    for chunk in stream:
+        gate.set()
+        if chunk.choices and chunk.choices[0].delta.content:
+            pieces.append(chunk.choices[0].delta.content)
+    assert "".join(pieces) == mocks["openai"].reply_text
+    assert mocks["openai"].gate_results == [True]
+
+
+@pytest.fixture
+def anthropic_client(org_proxy: Proxy) -> Any:
+    anthropic = pytest.importorskip("anthropic")
+    return anthropic.Anthropic(
+        base_url=org_proxy.base_url, auth_token=CLIENT_JWT, default_headers={"x-portkey-provider": "anthropic"},
+        max_retries=0, timeout=20,
+    )  # fmt: skip
+
+
+def test_anthropic_sdk_message(anthropic_client: Any, mocks: dict[str, MockProvider]) -> None:
+    message = anthropic_client.messages.create(
+        model="mock-claude", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert message.content[0].text == mocks["anthropic"].reply_text
+    assert mocks["anthropic"].api_keys() == [ORG_KEYS["ANTHROPIC_API_KEY"]]
+
+
+def test_anthropic_sdk_streams_event_by_event(anthropic_client: Any, mocks: dict[str, MockProvider]) -> None:
+    gate = mocks["anthropic"].stream_gate = threading.Event()
+    with anthropic_client.messages.stream(
+        model="mock-claude", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        pieces: list[str] = []
+        for event in stream:
+            gate.set()  # the first event (message_start) is here: release the rest
+            if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                pieces.append(event.delta.text)
+    assert "".join(pieces) == mocks["anthropic"].reply_text
+    assert mocks["anthropic"].gate_results == [True]
+
+
+@pytest.fixture
+def portkey_client(org_proxy: Proxy) -> Any:
+    portkey_ai = pytest.importorskip("portkey_ai")
+    # The SDK insists on a Portkey API key (x-portkey-api-key); the OSS gateway
+    # ignores it and the proxy drops it.
+    unused_portkey_key = "-".join(["unused", "by", "the", "oss", "gateway"])
+    return portkey_ai.Portkey(
+        base_url=f"{org_proxy.base_url}/v1", api_key=unused_portkey_key, provider="openai",
+        Authorization=f"Bearer {CLIENT_JWT}", max_retries=0,
+    )  # fmt: skip
+
+
+def test_portkey_sdk_chat_completion(portkey_client: Any, mocks: dict[str, MockProvider]) -> None:
+    completion = portkey_client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert completion.choices[0].message.content == mocks["openai"].reply_text
+    assert mocks["openai"].api_keys() == [ORG_KEYS["OPENAI_API_KEY"]]
+
+
+def test_portkey_sdk_streams_chunk_by_chunk(portkey_client: Any, mocks: dict[str, MockProvider]) -> None:
+    gate = mocks["openai"].stream_gate = threading.Event()
+    stream = portkey_client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    pieces: list[str] = []
+    for chunk in stream:
+        gate.set()
+        if chunk.choices and chunk.choices[0].delta.content:
+            pieces.append(chunk.choices[0].delta.content)
+    assert "".join(pieces) == mocks["openai"].reply_text
+    assert mocks["openai"].gate_results == [True]
+
+
+# -- proxy robustness --------------------------------------------------------------------
+def test_requests_on_one_client_connection_share_one_gateway_connection(
+    org_proxy: Proxy, harness: GatewayHarness, mocks: dict[str, MockProvider]
+) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", org_proxy.port, timeout=20)
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    headers = {"x-portkey-provider": "openai", "content-type": "application/json"}
+    try:
+        for _ in range(5):
+            connection.request("POST", "/v1/chat/completions", body, headers)
+            response = connection.getresponse()
+            assert response.status == 200
+            response.read()
+    finally:
+        connection.close()
+    assert len(mocks["openai"].requests) == 5
+    # Without upstream keepalive every request would open its own connection (5).
+    assert len(harness.interception.events("inbound-connection")) <= 1
+
+
+def test_the_proxy_keeps_client_connections_open_longer_than_the_load_balancer(
+    synth_outdir: Path, prod_task: TaskDefinition
+) -> None:
+    document = json.loads(stack_file(synth_outdir, "prod").read_text())
+    (balancer,) = document["resource"]["aws_lb"].values()
+    template = prod_task.environment(PROXY_CONTAINER)["AIGW_PROXY_TEMPLATE"]
+    (keepalive,) = re.findall(r"^\s*keepalive_timeout (\d+)s;", template.split("server {", 1)[1], re.MULTILINE)
+    # The ALB must never reuse a connection nginx is closing (intermittent 502s).
+    assert int(keepalive) > int(balancer["idle_timeout"])
+
+
+def test_a_body_over_the_limit_gets_a_json_413(org_proxy: Proxy, harness: GatewayHarness) -> None:
+    body = b'{"model":"m","pad":"' + b"x" * (51 * 1024 * 1024) + b'"}'
+    response = request(f"{org_proxy.base_url}/v1/chat/completions", body, {"x-portkey-provider": "openai"})
+    assert response.status == 413
+    assert response.json()["error"]["rule"] == "http-413"
+    assert harness.interception.outbound() == []
+
+
+def test_a_25_mb_audio_upload_reaches_the_provider(org_proxy: Proxy, mocks: dict[str, MockProvider]) -> None:
+    boundary = "aigwboundary"
+    audio = b"\x00" * (25 * 1000 * 1000)
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.mp3"\r\n'
+            "Content-Type: audio/mpeg\r\n\r\n"
+        ).encode()
+        + audio
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    headers = {"x-portkey-provider": "openai", "content-type": f"multipart/form-data; boundary={boundary}", **CLIENT}
+    response = request(f"{org_proxy.base_url}/v1/audio/transcriptions", body, headers)
+    assert response.status == 200, response.body[:500]
+    (received,) = mocks["openai"].requests
+    assert received.path == "/v1/audio/transcriptions" and len(received.body) >= len(audio)
+
+
+def test_websocket_upgrades_are_refused_in_json_not_turned_into_200(org_proxy: Proxy) -> None:
+    headers = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "x-portkey-provider": "openai", **CLIENT}  # fmt: skip
+    response = request(f"{org_proxy.base_url}/v1/realtime?model=gpt-4o-realtime-preview", headers=headers,
+                       method="GET")  # fmt: skip
+    assert response.status == 400
+    assert response.json()["error"]["rule"] == "websocket"
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _run_proxy(task: TaskDefinition, keys: dict[str, str], home: Path, gateway_port: int) -> tuple[Any, int]:
+    """Start a proxy; returns once it listens or has exited."""
+    process, port = start_proxy_process(task, keys, home, gateway_port)
+    deadline = time.monotonic() + 10
+    while process.poll() is None and not _listening(port):
+        assert time.monotonic() < deadline, (home / "stderr.log").read_text()
+        time.sleep(0.05)
+    return process, port
+
+
+@pytest.fixture
+def proxy_without_gateway(prod_task: TaskDefinition, tmp_path: Path) -> Iterator[str]:
+    """The prod proxy in front of a port where no gateway listens."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        dead_port = int(unused.getsockname()[1])
+    process, port = _run_proxy(prod_task, ORG_KEYS, tmp_path / "proxy", dead_port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_a_gateway_that_does_not_answer_gets_a_json_502(proxy_without_gateway: str) -> None:
+    response = chat(proxy_without_gateway, {"x-portkey-provider": "openai", **CLIENT})
+    assert response.status == 502
+    assert response.json()["error"]["rule"] == "http-502"
+
+
+def test_org_keys_stored_with_surrounding_whitespace_are_trimmed(prod_task: TaskDefinition, tmp_path: Path) -> None:
+    keys = {**ORG_KEYS, "OPENAI_API_KEY": f"  {ORG_KEYS['OPENAI_API_KEY']}\n"}
+    process, _ = _run_proxy(prod_task, keys, tmp_path / "proxy", 9)
+    try:
+        assert process.poll() is None
+        conf = (tmp_path / "proxy" / "conf.d" / "default.conf").read_text()
+        assert f'"Bearer {ORG_KEYS["OPENAI_API_KEY"]}";' in conf
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("bad", ["two words", 'quo"te', "dollar$var", "semi;colon", ""])
+def test_org_keys_a_provider_never_issues_stop_the_proxy_with_a_clear_line(
+    prod_task: TaskDefinition, tmp_path: Path, bad: str
+) -> None:
+    process, _ = _run_proxy(prod_task, {**ORG_KEYS, "GOOGLE_API_KEY": bad}, tmp_path / "proxy", 9)
+    assert process.wait(timeout=10) == 1
+    stderr = (tmp_path / "proxy" / "stderr.log").read_text()
+    assert stderr.startswith("key-proxy: GOOGLE_API_KEY ")
+    assert bad.strip() == "" or bad not in stderr
