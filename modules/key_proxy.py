@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import jinja2
 
 GATEWAY_PORT = 8787  # the gateway's own (default) port, inside the task only
 PROXY_PORT = 8080  # the task's entry point: the load balancer's target
@@ -39,7 +41,9 @@ CLIENT_KEEPALIVE_SECONDS = ALB_IDLE_TIMEOUT_SECONDS + 50
 UPSTREAM_KEEPALIVE_CONNECTIONS = 32
 DEFAULT_MAX_BODY_MIB = 50
 
-ENTRYPOINT_FILE = Path(__file__).resolve().parent.parent / "config" / "key-proxy" / "entrypoint.sh"
+KEY_PROXY_DIR = Path(__file__).resolve().parent.parent / "config" / "key-proxy"
+ENTRYPOINT_FILE = KEY_PROXY_DIR / "entrypoint.sh"
+TEMPLATE_FILE = KEY_PROXY_DIR / "gateway.conf.j2"
 TEMPLATE_VARIABLE = "AIGW_PROXY_TEMPLATE"
 KEY_VARIABLES_VARIABLE = "AIGW_KEY_VARIABLES"
 
@@ -114,13 +118,16 @@ OWN_ERRORS: dict[int, str] = {
     400: "the request could not be read",
     404: "not an offered route",
     408: "the request was not received in time",
+    411: "the request needs a length",
     413: "the request body is larger than the gateway accepts (gateway.max_request_body_mib)",
     414: "the request line is too long",
     494: "the request headers are too large",
     500: "the key proxy failed",
+    501: "the request uses a transfer encoding the proxy does not implement",
     502: "the gateway did not answer",
     503: "the gateway is unavailable",
     504: "the gateway did not answer in time",
+    505: "the HTTP version is not supported",
 }
 
 
@@ -153,6 +160,10 @@ class ProxyConfig:
         unknown = set(self.org_keys) - set(PROVIDER_SLUGS)
         if unknown:
             raise ValueError(f"no provider slug for org keys {sorted(unknown)}")
+        if "google" in self.org_keys:
+            raise ValueError(
+                "google cannot carry an organisation key: the gateway puts the body's model into the URL beside it"
+            )
         if "azure" in self.org_keys and self.azure is None:
             raise ValueError("an Azure org key needs an AzureTarget (resource, deployment, API version)")
 
@@ -174,6 +185,7 @@ def key_variable(secret_name: str) -> str:
 
 
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9._:/+=~| -]*$")
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
 def nginx_string(value: str) -> str:
@@ -185,108 +197,40 @@ def nginx_string(value: str) -> str:
     return f'"{value}"'
 
 
-def _json_refusal(status: int, rule: str, message: str) -> list[str]:
-    body = json.dumps({"error": {"message": message, "type": "aigw_refused", "rule": rule}}, separators=(",", ":"))
-    if "'" in body or "$" in body:
-        raise ValueError(f"refusal body for {rule!r} cannot be quoted in nginx")
-    return [f'set $aigw_rule "{rule}";', f"return {status} '{body}';"]
+def nginx_json_body(payload: object) -> str:
+    """The text of a JSON response body for an nginx single-quoted string:
+    nginx unescapes backslashes and would expand `$variables`."""
+    text = json.dumps(payload, separators=(",", ":"))
+    if "'" in text or "$" in text:
+        raise ValueError(f"{text!r} cannot be quoted in the proxy configuration")
+    return text.replace("\\", "\\\\")
 
 
-def _block(header: str, lines: Iterable[str]) -> list[str]:
-    return [f"{header} {{", *(f"    {line}" if line else "" for line in lines), "}"]
+def refusal(rule: str, message: str) -> dict[str, object]:
+    """The JSON body of a refusal: OpenAI-style error with the rule that refused."""
+    return {"error": {"message": message, "type": "aigw_refused", "rule": rule}}
 
 
-def _map(source: str, target: str, entries: Iterable[tuple[str, str]], default: str = '""') -> list[str]:
-    return _block(f"map {source} {target}", [f"default {default};", *(f"{key} {value};" for key, value in entries)])
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATE_FILE.parent),
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,  # nginx, not HTML: the filters below do the quoting
+    keep_trailing_newline=True,
+)
+_TEMPLATES.filters["q"] = nginx_string
+_TEMPLATES.filters["body"] = nginx_json_body
 
 
 def proxy_template(config: ProxyConfig) -> str:
-    """The nginx configuration (http-level: a conf.d file). An envsubst
-    template: `${X_API_KEY}` placeholders are filled from the container's
-    secrets at start (config/key-proxy/entrypoint.sh)."""
+    """The nginx configuration (a conf.d file), rendered from
+    config/key-proxy/gateway.conf.j2. An envsubst template: `${X_API_KEY}`
+    placeholders are filled from the container's secrets at start
+    (config/key-proxy/entrypoint.sh)."""
     offered = config.offered_providers
-    lines = [
-        "# Rendered by modules/key_proxy.py; see docs/gateway-contract.md.",
-        "log_format aigw_access escape=json",
-        '  \'{"time":"$time_iso8601","method":"$request_method","path":"$uri","status":$status,\'',
-        '  \'"request_time":$request_time,"upstream_time":"$upstream_response_time",\'',
-        '  \'"provider":"$upstream_http_x_portkey_provider",\'',
-        '  \'"option":"$upstream_http_x_portkey_last_used_option_index",\'',
-        '  \'"rule":"$aigw_rule","bytes":$body_bytes_sent,"trace":"$http_x_amzn_trace_id"}\';',
-        "",
-        *_block(
-            "upstream aigw_gateway",
-            [
-                f"server 127.0.0.1:{GATEWAY_PORT};",
-                f"keepalive {UPSTREAM_KEEPALIVE_CONNECTIONS};",
-                "keepalive_timeout 60s;",
-            ],
-        ),
-        "",
-        "# Route x provider: which providers each inference route is offered for.",
-        *_map(
-            '"$uri|$http_x_portkey_provider"',
-            "$aigw_route_offers_provider",
-            (
-                (nginx_string(f"{route}|{slug}"), "1")
-                for route, slugs in sorted(config.routes.items())
-                for slug in offered
-                if slug in slugs
-            ),
-            default="0",
-        ),
-        "# A client config may only route among fixed-host providers with its own keys.",
-        *_map(
-            "$http_x_portkey_config",
-            "$aigw_config_refused",
-            [
-                # The PCRE \\\\u (a backslash, then u) in nginx's quoting.
-                ('"~\\\\\\\\u"', "1"),
-                (f'"~\\"(?!(?:{"|".join(CONFIG_KEYS)})\\")[^\\"]*\\"\\s*:"', "1"),
-                # Possessive \s*+: a backtracking \s* would let the lookahead start at a space.
-                (f'"~\\"provider\\"\\s*+:\\s*+(?!\\"(?:{"|".join(CONFIG_PROVIDERS)})\\")"', "1"),
-            ],
-            "0",
-        ),
-        "# A request with its own routing config names its providers inside it.",
-        *_map('"$http_x_portkey_config|$aigw_route_offers_provider"', "$aigw_provider_refused", [('"|0"', "1")], "0"),
-    ]
-    lines += [
-        "# The provider header the gateway receives is always one of these",
-        "# spellings (nginx compares map strings without regard to case).",
-        *_map(
-            "$http_x_portkey_provider",
-            "$aigw_provider_slug",
-            ((nginx_string(slug), nginx_string(slug)) for slug in offered),
-        ),
-    ]
-    if config.injects_keys:
-        lines += [
-            *_map(
-                "$http_x_portkey_provider",
-                "$aigw_org_key",
-                (
-                    (nginx_string(PROVIDER_SLUGS[name]), '"Bearer ${' + key_variable(name) + '}"')
-                    for name in config.org_keys
-                ),
-            ),
-            "# Org keys only for requests without a config of their own; such a",
-            "# request gets no provider header either, so a config cannot make the",
-            "# gateway call back into this proxy to collect a key.",
-            *_map("$http_x_portkey_config", "$aigw_authorization", [('""', "$aigw_org_key")]),
-            *_map("$http_x_portkey_config", "$aigw_provider", [('""', "$aigw_provider_slug")]),
-        ]
-    azure_headers: dict[str, str] = {}
-    if config.azure is not None:
-        for header, value in (
-            ("x-portkey-azure-resource-name", config.azure.resource_name),
-            ("x-portkey-azure-deployment-id", config.azure.deployment_id),
-            ("x-portkey-azure-api-version", config.azure.api_version),
-        ):
-            variable = "$aigw_" + header.removeprefix("x-portkey-").replace("-", "_")
-            lines += _map("$http_x_portkey_provider", variable, [(nginx_string(AZURE_SLUG), nginx_string(value))])
-            azure_headers[header] = variable
-
+    for word in (*CONFIG_KEYS, *CONFIG_PROVIDERS):
+        if not _IDENTIFIER.match(word):
+            raise ValueError(f"{word!r} cannot be part of the config rule's regular expression")
+    routes = [(route, [slug for slug in offered if slug in slugs]) for route, slugs in sorted(config.routes.items())]
     headers = {name: "$http_" + name.replace("-", "_") for name in FORWARDED_HEADERS}
     headers["content-type"] = "$content_type"
     if config.injects_keys:
@@ -296,102 +240,56 @@ def proxy_template(config: ProxyConfig) -> str:
         headers.update({name: "$http_" + name.replace("-", "_") for name in CLIENT_CREDENTIAL_HEADERS})
         headers["x-portkey-provider"] = "$aigw_provider_slug"
     headers["x-portkey-config"] = "$http_x_portkey_config"
-    headers.update(azure_headers)
-    proxy_lines = [
-        "# Only the headers listed here reach the gateway (an allow-list).",
-        "proxy_pass_request_headers off;",
-        *(f"proxy_set_header {name} {value};" for name, value in sorted(headers.items())),
-        "proxy_http_version 1.1;",
-        'proxy_set_header Connection "";',
-        "# Completions stream (SSE): pass bytes on as they arrive.",
-        "proxy_buffering off;",
-        f"proxy_read_timeout {UPSTREAM_TIMEOUT_SECONDS}s;",
-        f"proxy_send_timeout {UPSTREAM_TIMEOUT_SECONDS}s;",
-    ]
-
-    server = [
-        f"listen {PROXY_PORT};",
-        "server_tokens off;",
-        "access_log /dev/stdout aigw_access;",
-        "default_type application/json;",
-        f"client_max_body_size {config.max_body_mib}m;",
-        f"keepalive_timeout {CLIENT_KEEPALIVE_SECONDS}s;",
-        'set $aigw_rule "";',
-        # A URI, not a named location: nginx cannot redirect a request whose
-        # line it could not parse (no URI yet) to a named location.
-        *(f"error_page {status} {ERROR_LOCATION}/{status};" for status in OWN_ERRORS),
-        "# WebSocket (/v1/realtime) is not offered: refused, never turned into HTTP.",
-        *_block(
-            "if ($http_upgrade)",
-            _json_refusal(400, "websocket", "WebSocket upgrades (realtime) are not offered by this gateway"),
+    azure: list[tuple[str, str, str]] = []
+    if config.azure is not None:
+        for header, value in (
+            ("x-portkey-azure-resource-name", config.azure.resource_name),
+            ("x-portkey-azure-deployment-id", config.azure.deployment_id),
+            ("x-portkey-azure-api-version", config.azure.api_version),
+        ):
+            variable = "$aigw_" + header.removeprefix("x-portkey-").replace("-", "_")
+            azure.append((header, variable, value))
+            headers[header] = variable
+    refusals = {
+        "websocket": refusal("websocket", "WebSocket upgrades (realtime) are not offered by this gateway"),
+        "health_method": refusal("method", f"only GET is offered on {HEALTH_PATH}"),
+        "method": {route: refusal("method", f"only POST is offered on {route}") for route, _ in routes},
+        "config": refusal(
+            "config",
+            f"x-portkey-config may only route among {', '.join(CONFIG_PROVIDERS)} with your own keys, "
+            f"using the keys {', '.join(CONFIG_KEYS)}; no \\u escapes",
         ),
-        "",
-        *_block(
-            f"location = {HEALTH_PATH}",
-            [
-                "access_log off;",
-                *_block(
-                    "if ($request_method !~ ^(GET|HEAD)$)",
-                    _json_refusal(405, "method", "only GET is offered on /health"),
-                ),
-                *proxy_lines[:2],
-                "proxy_http_version 1.1;",
-                'proxy_set_header Connection "";',
-                'set $args "";',
-                "proxy_pass http://aigw_gateway/;",
-            ],
-        ),
-    ]
-    for route in sorted(config.routes):
-        offered_here = ", ".join(slug for slug in offered if slug in config.routes[route]) or "none"
-        server += [
-            "",
-            *_block(
-                f"location = {route}",
-                [
-                    *_block(
-                        "if ($request_method != POST)",
-                        _json_refusal(405, "method", f"only POST is offered on {route}"),
-                    ),
-                    *_block(
-                        "if ($aigw_config_refused)",
-                        _json_refusal(
-                            403,
-                            "config",
-                            "x-portkey-config may only route among "
-                            f"{', '.join(CONFIG_PROVIDERS)} with your own keys, using the keys "
-                            f"{', '.join(CONFIG_KEYS)}; no \\\\u escapes",
-                        ),
-                    ),
-                    *_block(
-                        "if ($aigw_provider_refused)",
-                        _json_refusal(
-                            403,
-                            "provider",
-                            f"name a provider offered on {route} in x-portkey-provider ({offered_here}) "
-                            "or send an x-portkey-config with your own provider keys",
-                        ),
-                    ),
-                    *proxy_lines,
-                    "# The canonical path only: never the client's spelling, never its query.",
-                    'set $args "";',
-                    f"proxy_pass http://aigw_gateway{route};",
-                ],
-            ),
-        ]
-    server += [
-        "",
-        *_block(
-            "location /",
-            _json_refusal(404, "route", f"not an offered route; offered: POST {', '.join(sorted(config.routes))}"),
-        ),
-    ]
-    for status, message in OWN_ERRORS.items():
-        server += _block(
-            f"location = {ERROR_LOCATION}/{status}", ["internal;", *_json_refusal(status, f"http-{status}", message)]
-        )
-    lines += ["", *_block("server", server), ""]
-    return "\n".join(lines)
+        "provider": {
+            route: refusal(
+                "provider",
+                f"name a provider offered on {route} in x-portkey-provider ({', '.join(slugs) or 'none'}) "
+                "or send an x-portkey-config with your own provider keys",
+            )
+            for route, slugs in routes
+        },
+        "route": refusal("route", f"not an offered route; offered: POST {', '.join(r for r, _ in routes)}"),
+        "own": {status: refusal(f"http-{status}", message) for status, message in OWN_ERRORS.items()},
+    }
+    return _TEMPLATES.get_template(TEMPLATE_FILE.name).render(
+        gateway_port=GATEWAY_PORT,
+        proxy_port=PROXY_PORT,
+        upstream_keepalive=UPSTREAM_KEEPALIVE_CONNECTIONS,
+        routes=routes,
+        config_keys=CONFIG_KEYS,
+        config_providers=CONFIG_PROVIDERS,
+        offered=offered,
+        org_keys=[(PROVIDER_SLUGS[name], key_variable(name)) for name in config.org_keys],
+        azure=azure,
+        max_body_mib=config.max_body_mib,
+        alb_idle_timeout=ALB_IDLE_TIMEOUT_SECONDS,
+        client_keepalive=CLIENT_KEEPALIVE_SECONDS,
+        own_errors=OWN_ERRORS,
+        error_location=ERROR_LOCATION,
+        refusals=refusals,
+        health_path=HEALTH_PATH,
+        headers=sorted(headers.items()),
+        upstream_timeout=UPSTREAM_TIMEOUT_SECONDS,
+    )
 
 
 def entrypoint_script() -> str:

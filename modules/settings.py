@@ -224,11 +224,12 @@ class GatewaySettings(Section):
         "Default: `nginx:1.28.0-alpine`.",
     )
     provider_keys: list[Literal["openai", "anthropic", "google", "azure"]] = Field(
-        ["openai", "anthropic", "google"],
+        ["openai", "anthropic"],
         description="Providers with an organisation key in Secrets Manager. With `edge.enable_jwt_auth` the proxy "
         "injects them for authenticated clients (each secret needs a value before tasks can start) and offers "
         "only these providers; without JWT auth the secrets are created but not used. `azure` needs "
-        "`[gateway.azure]`. Default: openai, anthropic, google.",
+        "`[gateway.azure]`; `google` only without JWT auth (see docs/gateway-contract.md). "
+        "Default: openai, anthropic.",
     )
     azure: AzureSettings | None = Field(
         None,
@@ -536,6 +537,14 @@ def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             "gateway.provider_keys",
             "organisation keys are injected only for JWT-authenticated clients; turn on edge.enable_jwt_auth "
             "or remove this key (the secrets are still created)",
+            frozenset({"gateway", "edge"}),
+        )
+    if "google" in env.gateway.provider_keys and env.edge.enable_jwt_auth:
+        yield Problem(
+            "gateway.provider_keys",
+            "google cannot carry an organisation key yet: gateway 1.15.2 puts the request body's model into the "
+            "URL beside the key (?key=), so a client would choose the Google API path the key is used on; remove "
+            "google (clients can still bring their own Google key in a config)",
             frozenset({"gateway", "edge"}),
         )
     if "azure" in env.gateway.provider_keys and env.gateway.azure is None:

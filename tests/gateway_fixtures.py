@@ -2,7 +2,7 @@
 
 One real gateway (as deployed, see tests/gateway_harness.py) serves the whole
 session, with the key proxies of two shipped environments in front of it:
-prod (JWT auth on: organisation keys for openai, anthropic, google and azure)
+prod (JWT auth on: organisation keys for openai, anthropic and azure)
 and dev (JWT auth off: clients bring their own keys). Both proxies are the
 synthesized task definitions of those environments, not a test variant.
 """
@@ -25,14 +25,12 @@ from tests.mock_providers import UPSTREAM_HOSTS, MockProvider, azure_openai_host
 ORG_KEYS: dict[str, str] = {
     "OPENAI_API_KEY": "orgkey-openai-4f1c9e",
     "ANTHROPIC_API_KEY": "orgkey-anthropic-7b2d0a",
-    "GOOGLE_API_KEY": "orgkey-google-9c3e5f",
     "AZURE_API_KEY": "orgkey-azure-2a8b6d",
 }
 # The provider (mock name) each org key belongs to.
 KEY_PROVIDER: dict[str, str] = {
     ORG_KEYS["OPENAI_API_KEY"]: "openai",
     ORG_KEYS["ANTHROPIC_API_KEY"]: "anthropic",
-    ORG_KEYS["GOOGLE_API_KEY"]: "google",
     ORG_KEYS["AZURE_API_KEY"]: "azure-openai",
 }
 PROD_AZURE_RESOURCE = "example-openai"  # environments/prod.toml [gateway.azure]

@@ -53,7 +53,7 @@ def test_kms_keys_for_ecr_and_secrets_rotate(env_stack: Template) -> None:
 
 
 def test_one_secret_per_provider_key_on_the_secrets_key_without_values(dev: Template, prod: Template) -> None:
-    for stack, names in ((dev, ["anthropic", "google", "openai"]), (prod, ["anthropic", "azure", "google", "openai"])):
+    for stack, names in ((dev, ["anthropic", "openai"]), (prod, ["anthropic", "azure", "openai"])):
         key = key_by_description(stack, "secrets")
         secrets = stack.resources("aws_secretsmanager_secret")
         assert sorted(s["name"].rsplit("/", 1)[1] for s in secrets) == names

@@ -203,7 +203,7 @@ def test_images_keys_logs_secrets_roles_and_alarms(deployment: Deployment) -> No
     assert len(groups) == 6 and all(g["retentionInDays"] == 365 and g.get("kmsKeyId") for g in groups)
     secrets = deployment.client("secretsmanager").list_secrets()["SecretList"]
     assert sorted(s["Name"] for s in secrets if s["Name"].startswith("aigw-local/")) == [
-        f"aigw-local/providers/{p}" for p in ("anthropic", "azure", "google", "openai")]  # fmt: skip
+        f"aigw-local/providers/{p}" for p in ("anthropic", "openai")]  # fmt: skip
     roles = {r["RoleName"] for r in deployment.client("iam").list_roles()["Roles"]}
     assert {"aigw-local-task-execution", "aigw-local-task", "aigw-local-vpc-flow-logs"} <= roles
     alarms = deployment.client("cloudwatch").describe_alarms(AlarmNamePrefix="aigw-local-")["MetricAlarms"]

@@ -52,7 +52,6 @@ def test_completion_reaches_the_provider_with_the_org_key_never_the_client_jwt(
     ("provider", "mock_name", "key"),
     [
         ("anthropic", "anthropic", "ANTHROPIC_API_KEY"),
-        ("google", "google", "GOOGLE_API_KEY"),
         ("azure-openai", "azure-openai", "AZURE_API_KEY"),
     ],
 )
@@ -144,7 +143,7 @@ def test_the_gateway_receives_the_proxys_spelling_of_the_provider(
 def test_a_request_naming_no_provider_and_no_config_is_refused_with_the_offered_list(org_proxy: Proxy) -> None:
     response = chat(org_proxy.base_url, CLIENT)
     assert response.status == 403
-    assert "(openai, anthropic, google, azure-openai)" in response.json()["error"]["message"]
+    assert "(openai, anthropic, azure-openai)" in response.json()["error"]["message"]
 
 
 def _access_line(proxy: Proxy, trace: str) -> dict[str, Any]:
@@ -197,6 +196,14 @@ def test_without_jwt_auth_an_anthropic_client_may_use_x_api_key(
     response = chat(passthrough_proxy.base_url, {"x-portkey-provider": "anthropic", "x-api-key": "own-anthropic"})
     assert response.status == 200, response.body
     assert mocks["anthropic"].api_keys() == ["own-anthropic"]
+
+
+def test_without_jwt_auth_google_takes_the_clients_own_key(
+    passthrough_proxy: Proxy, mocks: dict[str, MockProvider]
+) -> None:
+    response = chat(passthrough_proxy.base_url, {"x-portkey-provider": "google", "Authorization": "Bearer own-g"})
+    assert response.status == 200, response.body
+    assert mocks["google"].api_keys() == ["own-g"]
 
 
 def test_without_jwt_auth_azure_is_not_offered_without_a_target(passthrough_proxy: Proxy) -> None:
@@ -468,8 +475,8 @@ def test_org_keys_stored_with_surrounding_whitespace_are_trimmed(prod_task: Task
 def test_org_keys_a_provider_never_issues_stop_the_proxy_with_a_clear_line(
     prod_task: TaskDefinition, tmp_path: Path, bad: str
 ) -> None:
-    process, _ = _run_proxy(prod_task, {**ORG_KEYS, "GOOGLE_API_KEY": bad}, tmp_path / "proxy", 9)
+    process, _ = _run_proxy(prod_task, {**ORG_KEYS, "ANTHROPIC_API_KEY": bad}, tmp_path / "proxy", 9)
     assert process.wait(timeout=10) == 1
     stderr = (tmp_path / "proxy" / "stderr.log").read_text()
-    assert stderr.startswith("key-proxy: GOOGLE_API_KEY ")
+    assert stderr.startswith("key-proxy: ANTHROPIC_API_KEY ")
     assert bad.strip() == "" or bad not in stderr
