@@ -244,11 +244,16 @@ def test_toml_syntax_error_is_reported_against_the_file(tmp_path: Path) -> None:
     assert len(lines) == 1 and "(syntax)" in lines[0] and "not valid TOML" in lines[0]
 
 
+def own_state(text: str, name: str) -> str:
+    """The file with its own backend key, as every environment beside another needs."""
+    return text.replace("ai-gateway/test.tfstate", f"ai-gateway/{name}.tfstate")
+
+
 def test_all_problems_of_all_files_are_reported_in_one_run(tmp_path: Path) -> None:
-    write_env(tmp_path, "alpha", with_section("network", "num_az = 9") + "\n[gateway]\nmemory = 3\n")
-    write_env(
-        tmp_path, "beta", with_section("edge", "enable_jwt_auth = true") + "\n[features]\nenable_guardrails = true\n"
-    )
+    alpha = with_section("network", "num_az = 9") + "\n[gateway]\nmemory = 3\n"
+    write_env(tmp_path, "alpha", own_state(alpha, "alpha"))
+    beta = with_section("edge", "enable_jwt_auth = true") + "\n[features]\nenable_guardrails = true\n"
+    write_env(tmp_path, "beta", own_state(beta, "beta"))
     write_env(tmp_path, "good", VALID)
     with pytest.raises(ConfigError) as raised:
         load_environments(tmp_path)
@@ -265,6 +270,34 @@ def test_cross_field_rules_still_run_when_another_table_has_a_type_error(tmp_pat
     lines = problems(tmp_path, text)
     assert any("gateway.cpu" in line for line in lines)
     assert any("edge.enable_jwt_auth" in line and "certificate_arn" in line for line in lines), lines
+
+
+def test_two_environments_on_one_state_object_are_refused_naming_both_files(tmp_path: Path) -> None:
+    write_env(tmp_path, "dev", VALID)
+    write_env(tmp_path, "qa", VALID)  # copied without editing [backend]
+    with pytest.raises(ConfigError) as raised:
+        load_environments(tmp_path)
+    assert raised.value.lines == [
+        f"{tmp_path / 'qa.toml'}: backend.key: bucket 'tfstate-bucket' with key 'ai-gateway/test.tfstate' is "
+        f"already the state of {tmp_path / 'dev.toml'}; two environments on one state object overwrite each "
+        "other's state on deploy. Give this environment its own backend.key (sharing the bucket or the lock "
+        "table is fine)"
+    ]
+
+
+def test_environments_sharing_bucket_and_lock_table_with_their_own_keys_load(tmp_path: Path) -> None:
+    write_env(tmp_path, "dev", VALID)
+    write_env(tmp_path, "qa", own_state(VALID, "qa"))
+    assert [env.name for env in load_environments(tmp_path)] == ["dev", "qa"]
+
+
+def test_shared_state_object_is_reported_with_the_files_other_problems(tmp_path: Path) -> None:
+    write_env(tmp_path, "dev", VALID)
+    write_env(tmp_path, "qa", with_section("network", 'vpc_cidr = "banana"'))
+    with pytest.raises(ConfigError) as raised:
+        load_environments(tmp_path)
+    fields = [line.split(": ")[1] for line in raised.value.lines]
+    assert fields == ["network.vpc_cidr", "backend.key"]
 
 
 def test_empty_directory_is_an_error(tmp_path: Path) -> None:
