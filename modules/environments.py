@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from modules.settings import ENVIRONMENT_NAME, EnvironmentSettings, Problem
+from modules.settings import ENVIRONMENT_NAME, REMOVED_KEYS, EnvironmentSettings, Problem
 
 ENV_DIR_VARIABLE = "AIGW_ENV_DIR"
 DEFAULT_ENV_DIR = Path(__file__).resolve().parent.parent / "environments"
@@ -163,7 +163,7 @@ def _from_pydantic(error: ValidationError) -> list[Problem]:
         field = _dotted(loc)
         kind = detail["type"]
         if kind == "extra_forbidden":
-            message = _unknown_key_message(loc)
+            message = REMOVED_KEYS.get(field) or _unknown_key_message(loc)
         elif kind == "missing":
             message = "required key is missing"
         elif kind == "value_error":

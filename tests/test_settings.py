@@ -4,6 +4,7 @@ names, reported as `<file>: <dotted.field>: <problem>`, all problems at once."""
 from __future__ import annotations
 
 import itertools
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ def test_valid_minimal_file_loads_with_defaults(tmp_path: Path) -> None:
     (env,) = load_environments(tmp_path)
     assert env.name == "test"
     assert env.stack_name == "ai-gateway-test"
-    assert env.settings.network.num_az == 2
+    assert env.settings.network.availability_zones is None
     assert env.settings.aws_provider_version == "~> 6.22"
     assert env.settings.availability_zones == ["us-east-1a", "us-east-1b"]
 
@@ -79,22 +80,115 @@ def test_invalid_vpc_cidr_is_refused(tmp_path: Path, cidr: str, expected: str) -
     assert any("network.vpc_cidr" in line and expected in line for line in lines), lines
 
 
-@pytest.mark.parametrize("num_az", [0, 7, -1])
-def test_num_az_outside_1_to_6_is_refused(tmp_path: Path, num_az: int) -> None:
-    lines = problems(tmp_path, with_section("network", f"num_az = {num_az}"))
-    assert any("network.num_az" in line and "allowed: 1 to 6" in line for line in lines), lines
+def in_region(region: str, network: str = "") -> str:
+    """A valid file in ``region`` (stack and backend), with an optional [network] body."""
+    text = VALID.replace('region = "us-east-1"', f'region = "{region}"')
+    return f"{text}\n[network]\n{network}\n" if network else text
 
 
-def test_more_azs_than_the_region_has_is_refused(tmp_path: Path) -> None:
-    text = VALID.replace('region = "us-east-1"\n[backend]', 'region = "us-east-2"\n[backend]', 1)
-    lines = problems(tmp_path, text + "\n[network]\nnum_az = 4\n")
-    assert any("network.num_az" in line and "us-east-2 has 3" in line for line in lines), lines
+@pytest.mark.parametrize("region", ["ap-northeast-2", "us-west-1", "eu-south-1", "me-central-1"])
+def test_region_without_default_zones_and_without_a_zone_list_is_refused(tmp_path: Path, region: str) -> None:
+    lines = problems(tmp_path, in_region(region))
+    assert lines == [
+        f"{tmp_path / 'test.toml'}: network.availability_zones: required in {region}, which has no default zones "
+        f'here; list 2 to 6 zones this account has, e.g. availability_zones = ["{region}a", "{region}b"] '
+        f"(see `aws ec2 describe-availability-zones --region {region}`)"
+    ]
 
 
-def test_unknown_region_is_refused_with_the_supported_list(tmp_path: Path) -> None:
-    text = VALID.replace('region = "us-east-1"\n[backend]', 'region = "mars-north-1"\n[backend]', 1)
-    lines = problems(tmp_path, text)
-    assert any(line.split(": ")[1] == "region" and "supported: " in line for line in lines), lines
+@pytest.mark.parametrize("region", ["ap-northeast-2", "us-west-1", "eu-south-1", "me-central-1"])
+def test_region_without_default_zones_loads_with_its_zones_listed(tmp_path: Path, region: str) -> None:
+    write_env(tmp_path, "test", in_region(region, f'availability_zones = ["{region}a", "{region}c"]'))
+    (env,) = load_environments(tmp_path)
+    assert env.settings.availability_zones == [f"{region}a", f"{region}c"]
+
+
+def test_listed_zones_replace_the_default_zones(tmp_path: Path) -> None:
+    write_env(
+        tmp_path, "test", in_region("us-east-1", 'availability_zones = ["us-east-1d", "us-east-1f", "us-east-1a"]')
+    )
+    (env,) = load_environments(tmp_path)
+    assert env.settings.availability_zones == ["us-east-1d", "us-east-1f", "us-east-1a"]
+
+
+@pytest.mark.parametrize("zones", ['["us-east-1a"]', '["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d", '
+                                   '"us-east-1e", "us-east-1f", "us-east-1g"]'])  # fmt: skip
+def test_fewer_than_2_or_more_than_6_zones_are_refused(tmp_path: Path, zones: str) -> None:
+    lines = problems(tmp_path, in_region("us-east-1", f"availability_zones = {zones}"))
+    assert any("network.availability_zones" in line and "allowed: 2 to 6" in line for line in lines), lines
+
+
+def test_a_zone_listed_twice_is_refused(tmp_path: Path) -> None:
+    lines = problems(tmp_path, in_region("us-east-1", 'availability_zones = ["us-east-1a", "us-east-1a"]'))
+    assert any("network.availability_zones" in line and "'us-east-1a' more than once" in line for line in lines)
+
+
+@pytest.mark.parametrize("zone", ["us-east-2a", "use1-az1", "us-east-1-bos-1a", "us-east-1", "us-east-1A"])
+def test_zone_that_is_not_a_zone_name_of_the_region_is_refused(tmp_path: Path, zone: str) -> None:
+    lines = problems(tmp_path, in_region("us-east-1", f'availability_zones = ["us-east-1a", "{zone}"]'))
+    assert lines == [
+        f"{tmp_path / 'test.toml'}: network.availability_zones[1]: {zone!r} is not a zone name of us-east-1: the "
+        "region followed by one letter, e.g. us-east-1a (zone IDs and Local Zones are not accepted)"
+    ]
+
+
+def test_removed_num_az_is_refused_pointing_at_availability_zones(tmp_path: Path) -> None:
+    lines = problems(tmp_path, in_region("us-east-1", "num_az = 3"))
+    assert any(
+        "network.num_az: removed; list the zones instead, e.g. availability_zones = " in line for line in lines
+    ), lines
+
+
+@pytest.mark.parametrize("region", ["mars-north-1", "us-east", "US-EAST-1", "useast1", "us-east-1a", ""])
+def test_region_not_named_like_an_aws_region_is_refused(tmp_path: Path, region: str) -> None:
+    lines = problems(tmp_path, VALID.replace('region = "us-east-1"\n[backend]', f'region = "{region}"\n[backend]', 1))
+    assert f"{tmp_path / 'test.toml'}: region: {region!r} is not an AWS region name (like us-east-1 or " in lines[0]
+
+
+def _sdk_regions() -> dict[str, list[str]]:
+    """Regions by partition, from the AWS SDK's own endpoint data (botocore, installed with boto3)."""
+    import botocore
+
+    data = json.loads((Path(botocore.__file__).parent / "data" / "endpoints.json").read_text())
+    return {partition["partition"]: sorted(partition["regions"]) for partition in data["partitions"]}
+
+
+SDK_REGIONS = _sdk_regions()
+
+
+@pytest.mark.parametrize("region", SDK_REGIONS["aws"])
+def test_every_region_of_the_aws_partition_is_accepted(tmp_path: Path, region: str) -> None:
+    assert problems(tmp_path, in_region(region, f'availability_zones = ["{region}a", "{region}b"]')) == []
+
+
+@pytest.mark.parametrize(
+    ("partition", "region"),
+    [(partition, region) for partition, regions in SDK_REGIONS.items() if partition != "aws" for region in regions],
+)
+def test_regions_of_other_partitions_are_refused_naming_the_partition(
+    tmp_path: Path, partition: str, region: str
+) -> None:
+    lines = problems(tmp_path, in_region(region, f'availability_zones = ["{region}a", "{region}b"]'))
+    fields = [line.split(": ")[1] for line in lines]
+    assert fields == ["region", "backend.region"], lines
+    assert all(f"{region!r} is a region of the {partition} partition; this project deploys only to the aws" in line
+               for line in lines)  # fmt: skip
+
+
+def test_other_partitions_are_refused_because_the_stack_is_written_for_aws(tmp_path: Path) -> None:
+    (line, _) = problems(tmp_path, in_region("cn-north-1", 'availability_zones = ["cn-north-1a", "cn-north-1b"]'))
+    assert line.endswith(
+        "region: 'cn-north-1' is a region of the aws-cn partition; this project deploys only to the aws partition "
+        "(its service endpoint names, service principals, Cognito hosted domain and ALB JWT validation differ or "
+        "are missing in aws-cn)"
+    )
+
+
+def test_certificate_of_another_partition_is_refused(tmp_path: Path) -> None:
+    cert = 'certificate_arn = "arn:aws-us-gov:acm:us-east-1:123456789012:certificate/abc"'
+    lines = problems(tmp_path, with_section("edge", cert))
+    assert any("edge.certificate_arn" in line and "is not an ACM certificate ARN (arn:aws:acm:" in line
+               for line in lines), lines  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -250,7 +344,7 @@ def own_state(text: str, name: str) -> str:
 
 
 def test_all_problems_of_all_files_are_reported_in_one_run(tmp_path: Path) -> None:
-    alpha = with_section("network", "num_az = 9") + "\n[gateway]\nmemory = 3\n"
+    alpha = with_section("network", 'availability_zones = ["us-east-1a"]') + "\n[gateway]\nmemory = 3\n"
     write_env(tmp_path, "alpha", own_state(alpha, "alpha"))
     beta = with_section("edge", "enable_jwt_auth = true") + "\n[features]\nenable_guardrails = true\n"
     write_env(tmp_path, "beta", own_state(beta, "beta"))
@@ -258,7 +352,7 @@ def test_all_problems_of_all_files_are_reported_in_one_run(tmp_path: Path) -> No
     with pytest.raises(ConfigError) as raised:
         load_environments(tmp_path)
     lines = raised.value.lines
-    assert any(line.startswith(str(tmp_path / "alpha.toml")) and "network.num_az" in line for line in lines)
+    assert any(line.startswith(str(tmp_path / "alpha.toml")) and "network.availability_zones" in line for line in lines)
     assert any("alpha.toml" in line and "gateway.memory" in line for line in lines)
     assert any("beta.toml" in line and "edge.enable_jwt_auth" in line for line in lines)
     assert any("beta.toml" in line and "features.enable_guardrails" in line for line in lines)
