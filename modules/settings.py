@@ -67,6 +67,12 @@ OTHER_PARTITION_REGIONS: dict[str, re.Pattern[str]] = {
     "aws-eusc": re.compile(r"^eusc-[a-z]+-[a-z]+-\d+$"),
 }
 
+# An allowed_cidrs entry counts as "the internet at large" when it is a public
+# range broader than /16 (more than 65,536 addresses: 0.0.0.0/0, its halves, a
+# cloud provider's /8). Ranges inside the RFC 1918 private blocks never do.
+WORLD_OPEN_BELOW_PREFIX = 16
+_PRIVATE_RANGES = tuple(ipaddress.IPv4Network(c) for c in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+
 # Keys that existed once, with what to write instead (a plain "unknown key" would not say).
 REMOVED_KEYS: dict[str, str] = {
     "network.num_az": 'removed; list the zones instead, e.g. availability_zones = ["us-east-1a", "us-east-1b"] '
@@ -347,6 +353,12 @@ class EdgeSettings(Section):
         description="Validate Cognito JWTs on the HTTPS listener (needs `certificate_arn` and "
         "`aws_provider_version` >= 6.22). Default: false.",
     )
+    allow_unauthenticated_public_access: bool = Field(
+        False,
+        description="Accept a gateway that anyone on the internet can use: JWT auth off while `allowed_cidrs` "
+        "holds 0.0.0.0/0 or another public range broader than /16. That combination is refused unless this is "
+        "true; it builds nothing, and is refused where there is nothing to accept. Default: false.",
+    )
 
     @field_validator("certificate_arn")
     @classmethod
@@ -375,12 +387,37 @@ class EdgeSettings(Section):
     def https(self) -> bool:
         return bool(self.certificate_arn)
 
+    @property
+    def world_open_cidrs(self) -> list[str]:
+        """The ``allowed_cidrs`` entries that let the internet at large in."""
+        return [cidr for cidr in self.allowed_cidrs if _world_open(ipaddress.IPv4Network(cidr))]
+
     def problems(self) -> Iterator[Problem]:
         if self.enable_jwt_auth and not self.https:
             yield Problem(
                 "enable_jwt_auth",
                 "JWT validation runs on the HTTPS listener; set edge.certificate_arn or turn this off",
             )
+        open_cidrs = ", ".join(self.world_open_cidrs)
+        if open_cidrs and not self.enable_jwt_auth and not self.allow_unauthenticated_public_access:
+            default = "" if "allowed_cidrs" in self.model_fields_set else " (the default)"
+            yield Problem(
+                "allowed_cidrs",
+                f"{open_cidrs}{default} lets anyone on the internet reach the gateway while edge.enable_jwt_auth "
+                "is off, so anyone could use it. Narrow this to your clients' ranges (public ranges of "
+                f"/{WORLD_OPEN_BELOW_PREFIX} or narrower), turn on edge.enable_jwt_auth, or accept it with "
+                "edge.allow_unauthenticated_public_access = true",
+            )
+        if self.allow_unauthenticated_public_access and (self.enable_jwt_auth or not open_cidrs):
+            reason = "edge.enable_jwt_auth is on" if self.enable_jwt_auth else "no allowed_cidrs entry is world-open"
+            yield Problem(
+                "allow_unauthenticated_public_access", f"there is nothing to accept ({reason}); remove this key"
+            )
+
+
+def _world_open(network: ipaddress.IPv4Network) -> bool:
+    private = any(network.subnet_of(block) for block in _PRIVATE_RANGES)
+    return network.prefixlen < WORLD_OPEN_BELOW_PREFIX and not private
 
 
 class ObservabilitySettings(Section):

@@ -124,7 +124,7 @@ def alb_group(stack: Template) -> str:
 
 def test_alb_accepts_only_listener_ports_from_allowed_cidrs(dev: Template, prod: Template, staging: Template) -> None:
     for stack, ports, cidrs in (
-        (dev, {80}, {"0.0.0.0/0"}),
+        (dev, {80}, {"203.0.113.0/24"}),
         (prod, {80, 443}, {"0.0.0.0/0"}),
         (staging, {80, 443}, {"203.0.113.0/24", "198.51.100.0/24"}),
     ):

@@ -15,7 +15,9 @@ from modules.environments import ConfigError, load_environments
 from modules.settings import FARGATE_MEMORY_BY_CPU, EnvironmentSettings
 from modules.versions import admits_older_than, parse_constraint
 
-VALID = """
+# Only the required keys: refused as it stands, since JWT auth is off by default
+# and the default allowed_cidrs is the whole internet.
+REQUIRED_ONLY = """
 region = "us-east-1"
 [backend]
 bucket = "tfstate-bucket"
@@ -23,6 +25,9 @@ key = "ai-gateway/test.tfstate"
 dynamodb_table = "tfstate-lock"
 region = "us-east-1"
 """
+NARROW_CIDRS = 'allowed_cidrs = ["203.0.113.0/24"]'
+# The smallest valid file. [edge] comes last, so that with_section("edge", ...) extends it.
+VALID = f"{REQUIRED_ONLY}[edge]\n{NARROW_CIDRS}\n"
 
 
 def write_env(directory: Path, name: str, text: str) -> Path:
@@ -43,6 +48,10 @@ def problems(tmp_path: Path, text: str, name: str = "test") -> list[str]:
 
 
 def with_section(section: str, body: str) -> str:
+    """VALID with ``body`` in ``[section]`` (for [edge]: in place of its allowed_cidrs when it sets them)."""
+    if section == "edge":
+        edge = body if "allowed_cidrs" in body else f"{NARROW_CIDRS}\n{body}"
+        return f"{REQUIRED_ONLY}[edge]\n{edge}\n"
     return f"{VALID}\n[{section}]\n{body}\n"
 
 
@@ -249,14 +258,14 @@ CERT = 'certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/abc-12
 
 @pytest.mark.parametrize("constraint", ["~> 6.0", ">= 5.100", "~> 5.100", "> 6.21", "6.21.0", "< 7.0", "~> 6.21.0"])
 def test_jwt_auth_with_provider_constraint_admitting_pre_6_22_is_refused(tmp_path: Path, constraint: str) -> None:
-    text = f'aws_provider_version = "{constraint}"\n{VALID}\n[edge]\n{CERT}\nenable_jwt_auth = true\n'
+    text = f'aws_provider_version = "{constraint}"\n' + with_section("edge", f"{CERT}\nenable_jwt_auth = true")
     lines = problems(tmp_path, text)
     assert any(line.split(": ")[1] == "aws_provider_version" and "older than 6.22" in line for line in lines), lines
 
 
 @pytest.mark.parametrize("constraint", ["~> 6.22", ">= 6.22", ">= 6.25, < 7.0", "6.25.0", "~> 6.22.1"])
 def test_jwt_auth_with_provider_constraint_from_6_22_loads(tmp_path: Path, constraint: str) -> None:
-    text = f'aws_provider_version = "{constraint}"\n{VALID}\n[edge]\n{CERT}\nenable_jwt_auth = true\n'
+    text = f'aws_provider_version = "{constraint}"\n' + with_section("edge", f"{CERT}\nenable_jwt_auth = true")
     assert problems(tmp_path, text) == []
 
 
@@ -333,6 +342,58 @@ def test_allowed_cidrs_are_each_validated(tmp_path: Path) -> None:
     assert any("edge.allowed_cidrs" in line and "300.1.1.1/32" in line for line in lines), lines
 
 
+def test_jwt_off_with_the_default_world_open_cidr_is_refused(tmp_path: Path) -> None:
+    lines = problems(tmp_path, REQUIRED_ONLY)
+    assert lines == [
+        f"{tmp_path / 'test.toml'}: edge.allowed_cidrs: 0.0.0.0/0 (the default) lets anyone on the internet reach "
+        "the gateway while edge.enable_jwt_auth is off, so anyone could use it. Narrow this to your clients' "
+        "ranges (public ranges of /16 or narrower), turn on edge.enable_jwt_auth, or accept it with "
+        "edge.allow_unauthenticated_public_access = true"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cidrs", "named"),
+    [('["0.0.0.0/0"]', "0.0.0.0/0"), ('["0.0.0.0/1", "128.0.0.0/1"]', "0.0.0.0/1, 128.0.0.0/1"),
+     ('["203.0.113.0/24", "52.0.0.0/8"]', "52.0.0.0/8"), ('["3.0.0.0/15"]', "3.0.0.0/15")],
+)  # fmt: skip
+def test_jwt_off_with_a_public_range_broader_than_16_is_refused(tmp_path: Path, cidrs: str, named: str) -> None:
+    lines = problems(tmp_path, with_section("edge", f"allowed_cidrs = {cidrs}"))
+    assert [line.split(": ", 2)[1:] for line in lines] == [
+        ["edge.allowed_cidrs", f"{named} lets anyone on the internet reach the gateway while edge.enable_jwt_auth "
+         "is off, so anyone could use it. Narrow this to your clients' ranges (public ranges of /16 or narrower), "
+         "turn on edge.enable_jwt_auth, or accept it with edge.allow_unauthenticated_public_access = true"]
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("cidrs", ['["52.94.0.0/16"]', '["198.51.100.7/32", "203.0.113.0/24"]', '["10.0.0.0/8"]',
+                                   '["172.16.0.0/12", "192.168.0.0/16"]'])  # fmt: skip
+def test_jwt_off_with_ranges_of_16_or_narrower_or_private_loads(tmp_path: Path, cidrs: str) -> None:
+    assert problems(tmp_path, with_section("edge", f"allowed_cidrs = {cidrs}")) == []
+
+
+def test_jwt_off_open_to_the_internet_loads_when_accepted_by_name(tmp_path: Path) -> None:
+    text = with_section("edge", 'allowed_cidrs = ["0.0.0.0/0"]\nallow_unauthenticated_public_access = true')
+    assert problems(tmp_path, text) == []
+
+
+def test_jwt_auth_on_with_the_default_world_open_cidr_loads(tmp_path: Path) -> None:
+    assert problems(tmp_path, REQUIRED_ONLY + f"[edge]\n{CERT}\nenable_jwt_auth = true\n") == []
+
+
+@pytest.mark.parametrize(
+    ("edge", "reason"),
+    [('allowed_cidrs = ["203.0.113.0/24"]', "no allowed_cidrs entry is world-open"),
+     (f"{CERT}\nenable_jwt_auth = true", "edge.enable_jwt_auth is on")],
+)  # fmt: skip
+def test_accepting_public_access_where_there_is_none_is_refused(tmp_path: Path, edge: str, reason: str) -> None:
+    text = REQUIRED_ONLY + f"[edge]\n{edge}\nallow_unauthenticated_public_access = true\n"
+    assert problems(tmp_path, text) == [
+        f"{tmp_path / 'test.toml'}: edge.allow_unauthenticated_public_access: there is nothing to accept ({reason}); "
+        "remove this key"
+    ]
+
+
 def test_toml_syntax_error_is_reported_against_the_file(tmp_path: Path) -> None:
     lines = problems(tmp_path, "region = \n")
     assert len(lines) == 1 and "(syntax)" in lines[0] and "not valid TOML" in lines[0]
@@ -360,7 +421,7 @@ def test_all_problems_of_all_files_are_reported_in_one_run(tmp_path: Path) -> No
 
 
 def test_cross_field_rules_still_run_when_another_table_has_a_type_error(tmp_path: Path) -> None:
-    text = with_section("gateway", 'cpu = "512"') + "\n[edge]\nenable_jwt_auth = true\n"
+    text = with_section("edge", "enable_jwt_auth = true") + '\n[gateway]\ncpu = "512"\n'
     lines = problems(tmp_path, text)
     assert any("gateway.cpu" in line for line in lines)
     assert any("edge.enable_jwt_auth" in line and "certificate_arn" in line for line in lines), lines
@@ -428,7 +489,7 @@ def test_provider_keys_set_without_jwt_auth_are_refused(tmp_path: Path) -> None:
 
 
 def test_provider_keys_with_jwt_auth_load(tmp_path: Path) -> None:
-    text = f'{VALID}\n[gateway]\nprovider_keys = ["openai"]\n[edge]\n{CERT}\nenable_jwt_auth = true\n'
+    text = with_section("edge", f"{CERT}\nenable_jwt_auth = true") + '\n[gateway]\nprovider_keys = ["openai"]\n'
     assert problems(tmp_path, text) == []
 
 
@@ -436,7 +497,7 @@ def test_provider_keys_with_jwt_auth_load(tmp_path: Path) -> None:
     ("value", "expected"), [('["openai", "openai"]', "twice"), ('["mistral"]', "'openai', 'anthropic'")]
 )
 def test_provider_keys_must_be_known_and_unique(tmp_path: Path, value: str, expected: str) -> None:
-    text = f"{VALID}\n[gateway]\nprovider_keys = {value}\n[edge]\n{CERT}\nenable_jwt_auth = true\n"
+    text = with_section("edge", f"{CERT}\nenable_jwt_auth = true") + f"\n[gateway]\nprovider_keys = {value}\n"
     lines = problems(tmp_path, text)
     assert any("gateway.provider_keys" in line and expected in line for line in lines), lines
 
