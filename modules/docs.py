@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from types import UnionType
 from typing import Annotated, Literal, get_args, get_origin
 
 from pydantic import BaseModel
@@ -24,6 +25,10 @@ _SCALARS = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
 def _type_name(annotation: object) -> str:
     origin, args = get_origin(annotation), get_args(annotation)
+    if origin is UnionType and type(None) in args:
+        # Optional: TOML has no null, so the key is either set or left out.
+        (annotation,) = (arg for arg in args if arg is not type(None))
+        origin, args = get_origin(annotation), get_args(annotation)
     if origin is Literal:
         return "one of " + ", ".join(str(a) for a in args)
     if origin is list:
@@ -45,6 +50,8 @@ def _default(field: object) -> str:
         default = factory()
         if isinstance(default, BaseModel):
             return "(table)"
+    if default is None:
+        return "see description"
     if isinstance(default, bool):
         return f"`{str(default).lower()}`"
     if isinstance(default, str):

@@ -2,7 +2,8 @@
 
 ``load_environments`` either returns one validated ``Environment`` per
 ``*.toml`` file or raises ``ConfigError`` carrying every problem of every file,
-each as ``<file>: <dotted.field>: <what is wrong>``.
+each as ``<file>: <dotted.field>: <what is wrong>``. Besides each file's own
+rules, no two files may keep their state in the same S3 object (bucket and key).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from modules.settings import ENVIRONMENT_NAME, EnvironmentSettings, Problem
+from modules.settings import ENVIRONMENT_NAME, REMOVED_KEYS, EnvironmentSettings, Problem
 
 ENV_DIR_VARIABLE = "AIGW_ENV_DIR"
 DEFAULT_ENV_DIR = Path(__file__).resolve().parent.parent / "environments"
@@ -59,10 +60,17 @@ def load_environments(directory: Path | None = None) -> list[Environment]:
         raise ConfigError([f"{directory}: (directory): no *.toml environment files found"])
     environments: list[Environment] = []
     lines: list[str] = []
+    # Which file first claimed each state object (bucket, key).
+    state_objects: dict[tuple[str, str], str] = {}
     for path in files:
-        environment, problems = load_environment(path)
+        environment, problems, raw = _load(path)
         label = _display(path)
         lines += [f"{label}: {problem.field}: {problem.message}" for problem in problems]
+        state_object = _state_object(raw)
+        if state_object is not None:
+            owner = state_objects.setdefault(state_object, label)
+            if owner != label:
+                lines.append(f"{label}: backend.key: {_shared_state_message(state_object, owner)}")
         if environment is not None:
             environments.append(environment)
     if lines:
@@ -70,8 +78,36 @@ def load_environments(directory: Path | None = None) -> list[Environment]:
     return environments
 
 
+def _state_object(raw: dict[str, Any]) -> tuple[str, str] | None:
+    """The S3 object (bucket, key) a file's state lives in, read even when
+    another part of the file is invalid, so that one run reports everything."""
+    backend = raw.get("backend")
+    if not isinstance(backend, dict):
+        return None
+    bucket, key = backend.get("bucket"), backend.get("key")
+    if isinstance(bucket, str) and isinstance(key, str) and bucket and key:
+        return bucket, key
+    return None
+
+
+def _shared_state_message(state_object: tuple[str, str], owner: str) -> str:
+    bucket, key = state_object
+    return (
+        f"bucket {bucket!r} with key {key!r} is already the state of {owner}; two environments on one state "
+        "object overwrite each other's state on deploy. Give this environment its own backend.key "
+        "(sharing the bucket or the lock table is fine)"
+    )
+
+
 def load_environment(path: Path) -> tuple[Environment | None, list[Problem]]:
-    """Validate one file; returns the environment only when there is no problem."""
+    """Validate one file; returns the environment only when there is no problem.
+    Rules across files (one state object per environment) need ``load_environments``."""
+    environment, problems, _ = _load(path)
+    return environment, problems
+
+
+def _load(path: Path) -> tuple[Environment | None, list[Problem], dict[str, Any]]:
+    """Validate one file: the environment (when valid), its problems, and its parsed TOML."""
     problems: list[Problem] = []
     if not ENVIRONMENT_NAME.match(path.stem):
         problems.append(
@@ -84,9 +120,9 @@ def load_environment(path: Path) -> tuple[Environment | None, list[Problem]]:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
-        return None, [*problems, Problem("(syntax)", f"not valid TOML: {error}")]
+        return None, [*problems, Problem("(syntax)", f"not valid TOML: {error}")], {}
     except (OSError, UnicodeDecodeError) as error:
-        return None, [*problems, Problem("(file)", f"cannot be read: {error}")]
+        return None, [*problems, Problem("(file)", f"cannot be read: {error}")], {}
 
     try:
         settings = EnvironmentSettings.model_validate(raw)
@@ -94,11 +130,11 @@ def load_environment(path: Path) -> tuple[Environment | None, list[Problem]]:
         problems += _from_pydantic(error)
         failed = {str(detail["loc"][0]) for detail in error.errors() if detail["loc"]}
         problems += _problems_of_valid_parts(raw, failed)
-        return None, problems
+        return None, problems, raw
     problems += settings.problems()
     if problems:
-        return None, problems
-    return Environment(path.stem, path, settings), []
+        return None, problems, raw
+    return Environment(path.stem, path, settings), [], raw
 
 
 # Stand-ins for required keys whose own value was invalid, so that the rules
@@ -127,7 +163,7 @@ def _from_pydantic(error: ValidationError) -> list[Problem]:
         field = _dotted(loc)
         kind = detail["type"]
         if kind == "extra_forbidden":
-            message = _unknown_key_message(loc)
+            message = REMOVED_KEYS.get(field) or _unknown_key_message(loc)
         elif kind == "missing":
             message = "required key is missing"
         elif kind == "value_error":

@@ -78,11 +78,11 @@ class NetworkingOutputs:
     listener_dependencies: list[LbListener]
 
 
-def subnet_cidrs(vpc_cidr: str, num_az: int) -> tuple[list[str], list[str]]:
+def subnet_cidrs(vpc_cidr: str, zone_count: int) -> tuple[list[str], list[str]]:
     """Public and private subnet CIDRs, one of each per AZ."""
     blocks = list(ipaddress.IPv4Network(vpc_cidr).subnets(prefixlen_diff=SUBNET_EXTRA_BITS))
-    public = [str(block) for block in blocks[:num_az]]
-    private = [str(block) for block in blocks[PRIVATE_SLOT_OFFSET : PRIVATE_SLOT_OFFSET + num_az]]
+    public = [str(block) for block in blocks[:zone_count]]
+    private = [str(block) for block in blocks[PRIVATE_SLOT_OFFSET : PRIVATE_SLOT_OFFSET + zone_count]]
     return public, private
 
 
@@ -116,7 +116,7 @@ class Networking(Construct):
         self._flow_logs(prefix, context, vpc_id, flow_log_group_arn)
         igw = InternetGateway(self, "igw", vpc_id=vpc_id, tags={"Name": f"{prefix}-igw"})
 
-        public_cidrs, private_cidrs = subnet_cidrs(network.vpc_cidr, network.num_az)
+        public_cidrs, private_cidrs = subnet_cidrs(network.vpc_cidr, len(availability_zones))
         public_rt_id = RouteTable(self, "public-rt", vpc_id=vpc_id, tags={"Name": f"{prefix}-public"}).id
         Route(
             self, "public-default", route_table_id=public_rt_id, destination_cidr_block="0.0.0.0/0", gateway_id=igw.id

@@ -23,10 +23,12 @@ from modules.versions import admits_older_than, parse_constraint
 # hashicorp/aws gained the ALB `jwt-validation` listener action in 6.22.0.
 JWT_VALIDATION_MIN_PROVIDER: tuple[int, int, int] = (6, 22, 0)
 
-# Availability zones this project knows per region, by letter. A region that
-# is missing here is refused rather than guessed: subnets are pinned to named
-# zones so that a plan never depends on an API lookup.
-REGION_AZ_LETTERS: dict[str, str] = {
+# Default zone letters per region: network.availability_zones defaults to the
+# first two. Only defaults: zone letters are mapped to physical zones per
+# account, and not every zone offers every service (check yours with
+# `aws ec2 describe-availability-zones`). Any other region works with the
+# zones listed explicitly.
+DEFAULT_ZONE_LETTERS: dict[str, str] = {
     "us-east-1": "abcdef",
     "us-east-2": "abc",
     "us-west-2": "abcd",
@@ -41,6 +43,40 @@ REGION_AZ_LETTERS: dict[str, str] = {
     "ap-southeast-2": "abc",
     "ap-northeast-1": "acd",
     "sa-east-1": "abc",
+}
+DEFAULT_ZONE_COUNT = 2
+# An internet-facing ALB needs subnets in two zones; no region has more than six.
+MIN_ZONES, MAX_ZONES = 2, 6
+
+# Region names of the `aws` partition: <geography>-<direction>-<number>. The AWS
+# SDKs' partition data narrows the geography to a list (us|eu|ap|sa|ca|me|af|il|mx);
+# it is left open here so that a region AWS opens later needs no change.
+_AWS_REGION = re.compile(r"^[a-z]{2}-[a-z]+-\d{1,2}$")
+# Regions of the other partitions, by the AWS SDKs' partition data. They are
+# refused: the stack writes `aws`-partition service endpoint names
+# (com.amazonaws.<region>.<service>), `amazonaws.com` service hosts in
+# conditions, the Cognito hosted domain (amazoncognito.com) and ALB JWT
+# validation, which differ or do not exist there.
+OTHER_PARTITION_REGIONS: dict[str, re.Pattern[str]] = {
+    "aws-cn": re.compile(r"^cn-[a-z]+-\d+$"),
+    "aws-us-gov": re.compile(r"^us-gov-[a-z]+-\d+$"),
+    "aws-iso": re.compile(r"^us-iso-[a-z]+-\d+$"),
+    "aws-iso-b": re.compile(r"^us-isob-[a-z]+-\d+$"),
+    "aws-iso-e": re.compile(r"^eu-isoe-[a-z]+-\d+$"),
+    "aws-iso-f": re.compile(r"^us-isof-[a-z]+-\d+$"),
+    "aws-eusc": re.compile(r"^eusc-[a-z]+-[a-z]+-\d+$"),
+}
+
+# An allowed_cidrs entry counts as "the internet at large" when it is a public
+# range broader than /16 (more than 65,536 addresses: 0.0.0.0/0, its halves, a
+# cloud provider's /8). Ranges inside the RFC 1918 private blocks never do.
+WORLD_OPEN_BELOW_PREFIX = 16
+_PRIVATE_RANGES = tuple(ipaddress.IPv4Network(c) for c in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+
+# Keys that existed once, with what to write instead (a plain "unknown key" would not say).
+REMOVED_KEYS: dict[str, str] = {
+    "network.num_az": 'removed; list the zones instead, e.g. availability_zones = ["us-east-1a", "us-east-1b"] '
+    "(its length is the number of zones; default: the region's first two zones where this project knows them)",
 }
 
 # Valid task sizes on Fargate (CPU units -> allowed memory MiB), per the ECS
@@ -64,7 +100,7 @@ LOG_RETENTION_DAYS: tuple[int, ...] = (
 ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 _S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _DYNAMODB_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-_ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[A-Za-z0-9-]+$")
+_ACM_ARN = re.compile(r"^arn:aws:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[A-Za-z0-9-]+$")
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$")
 _TAG_KEY = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
 
@@ -90,9 +126,22 @@ class Section(BaseModel):
 
 
 def _region(value: str) -> str:
-    if value not in REGION_AZ_LETTERS:
-        raise ValueError(f"{value!r} is not a supported region; supported: {', '.join(sorted(REGION_AZ_LETTERS))}")
+    for partition, pattern in OTHER_PARTITION_REGIONS.items():
+        if pattern.match(value):
+            raise ValueError(
+                f"{value!r} is a region of the {partition} partition; this project deploys only to the aws "
+                f"partition (its service endpoint names, service principals, Cognito hosted domain and ALB JWT "
+                f"validation differ or are missing in {partition})"
+            )
+    if not _AWS_REGION.match(value):
+        raise ValueError(f"{value!r} is not an AWS region name (like us-east-1 or ap-northeast-2)")
     return value
+
+
+def default_zones(region: str) -> list[str] | None:
+    """The default of network.availability_zones in ``region``, or None where there is none."""
+    letters = DEFAULT_ZONE_LETTERS.get(region)
+    return [f"{region}{letter}" for letter in letters[:DEFAULT_ZONE_COUNT]] if letters else None
 
 
 class BackendSettings(Section):
@@ -101,7 +150,7 @@ class BackendSettings(Section):
     bucket: str = Field(description="S3 bucket holding the state. Required.")
     key: str = Field(description="Object key of this environment's state. Required.")
     dynamodb_table: str = Field(description="DynamoDB table for state locks (hash key `LockID`). Required.")
-    region: str = Field(description="Region of the bucket and the table. Required.")
+    region: str = Field(description="Region of the bucket and the table (`aws` partition). Required.")
 
     @field_validator("bucket")
     @classmethod
@@ -138,10 +187,13 @@ class NetworkSettings(Section):
     """The VPC: public subnets for the load balancer, private ones for the tasks."""
 
     vpc_cidr: str = Field("10.0.0.0/16", description="IPv4 CIDR of the VPC, /16 to /22. Default: `10.0.0.0/16`.")
-    num_az: int = Field(
-        2,
-        description="Availability zones to span (1-6, at most as many as the region has). "
-        "An internet-facing ALB needs at least 2. Default: 2.",
+    availability_zones: list[str] | None = Field(
+        None,
+        description="Availability zones to span, 2 to 6, each with a public and a private subnet. Zone names: "
+        "the region and a letter (`us-east-1a`); zone IDs (`use1-az1`) and Local Zones are not accepted. Letters "
+        "map to physical zones per account and not every zone offers every service: check with `aws ec2 "
+        "describe-availability-zones`. Default: the region's first two zones from the table of defaults in "
+        "`modules/settings.py` (`us-east-1a`, `us-east-1b` in us-east-1; 14 regions); required in other regions.",
     )
     single_nat_gateway: bool = Field(
         True,
@@ -161,12 +213,20 @@ class NetworkSettings(Section):
             )
         return value
 
-    @field_validator("num_az")
+    @field_validator("availability_zones")
     @classmethod
-    def _num_az(cls, value: int) -> int:
-        if not 1 <= value <= 6:
-            raise ValueError(f"{value} is out of range; allowed: 1 to 6")
-        return value
+    def _zones(cls, values: list[str] | None) -> list[str] | None:
+        if values is None:
+            return values
+        if not MIN_ZONES <= len(values) <= MAX_ZONES:
+            raise ValueError(
+                f"lists {len(values)} zone(s); allowed: {MIN_ZONES} to {MAX_ZONES} "
+                "(an internet-facing load balancer needs two)"
+            )
+        repeated = sorted({zone for zone in values if values.count(zone) > 1})
+        if repeated:
+            raise ValueError(f"lists {', '.join(map(repr, repeated))} more than once")
+        return values
 
 
 _AZURE_RESOURCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}[A-Za-z0-9]$")
@@ -343,6 +403,12 @@ class EdgeSettings(Section):
         description="Validate Cognito JWTs on the HTTPS listener (needs `certificate_arn` and "
         "`aws_provider_version` >= 6.22). Default: false.",
     )
+    allow_unauthenticated_public_access: bool = Field(
+        False,
+        description="Accept a gateway that anyone on the internet can use: JWT auth off while `allowed_cidrs` "
+        "holds 0.0.0.0/0 or another public range broader than /16. That combination is refused unless this is "
+        "true; it builds nothing, and is refused where there is nothing to accept. Default: false.",
+    )
 
     @field_validator("certificate_arn")
     @classmethod
@@ -371,12 +437,37 @@ class EdgeSettings(Section):
     def https(self) -> bool:
         return bool(self.certificate_arn)
 
+    @property
+    def world_open_cidrs(self) -> list[str]:
+        """The ``allowed_cidrs`` entries that let the internet at large in."""
+        return [cidr for cidr in self.allowed_cidrs if _world_open(ipaddress.IPv4Network(cidr))]
+
     def problems(self) -> Iterator[Problem]:
         if self.enable_jwt_auth and not self.https:
             yield Problem(
                 "enable_jwt_auth",
                 "JWT validation runs on the HTTPS listener; set edge.certificate_arn or turn this off",
             )
+        open_cidrs = ", ".join(self.world_open_cidrs)
+        if open_cidrs and not self.enable_jwt_auth and not self.allow_unauthenticated_public_access:
+            default = "" if "allowed_cidrs" in self.model_fields_set else " (the default)"
+            yield Problem(
+                "allowed_cidrs",
+                f"{open_cidrs}{default} lets anyone on the internet reach the gateway while edge.enable_jwt_auth "
+                "is off, so anyone could use it. Narrow this to your clients' ranges (public ranges of "
+                f"/{WORLD_OPEN_BELOW_PREFIX} or narrower), turn on edge.enable_jwt_auth, or accept it with "
+                "edge.allow_unauthenticated_public_access = true",
+            )
+        if self.allow_unauthenticated_public_access and (self.enable_jwt_auth or not open_cidrs):
+            reason = "edge.enable_jwt_auth is on" if self.enable_jwt_auth else "no allowed_cidrs entry is world-open"
+            yield Problem(
+                "allow_unauthenticated_public_access", f"there is nothing to accept ({reason}); remove this key"
+            )
+
+
+def _world_open(network: ipaddress.IPv4Network) -> bool:
+    private = any(network.subnet_of(block) for block in _PRIVATE_RANGES)
+    return network.prefixlen < WORLD_OPEN_BELOW_PREFIX and not private
 
 
 class ObservabilitySettings(Section):
@@ -464,7 +555,10 @@ Tags = dict[Annotated[str, Field(pattern=_TAG_KEY.pattern)], Annotated[str, Fiel
 class EnvironmentSettings(Section):
     """One environment file. Top-level keys, then one table per area."""
 
-    region: str = Field(description="AWS region of the stack. Required.")
+    region: str = Field(
+        description="AWS region of the stack: any region of the `aws` partition (those of aws-cn, aws-us-gov "
+        "and the other partitions are refused). Required."
+    )
     aws_provider_version: str = Field(
         "~> 6.22",
         description="Version constraint of hashicorp/aws written into the stack. Default: `~> 6.22`.",
@@ -499,8 +593,11 @@ class EnvironmentSettings(Section):
 
     @property
     def availability_zones(self) -> list[str]:
-        letters = REGION_AZ_LETTERS[self.region][: self.network.num_az]
-        return [f"{self.region}{letter}" for letter in letters]
+        """The zones to span: ``network.availability_zones``, or the region's default."""
+        zones = self.network.availability_zones or default_zones(self.region)
+        if zones is None:
+            raise ValueError(f"no availability zones for {self.region}; validation should have refused this")
+        return zones
 
     def problems(self) -> Iterator[Problem]:
         yield from cross_section_problems(self)
@@ -515,14 +612,7 @@ SECTION_NAMES: tuple[str, ...] = ("backend", "network", "gateway", "edge", "obse
 
 def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
     """Rules that read more than one table."""
-    zones = REGION_AZ_LETTERS[env.region]
-    if env.network.num_az > len(zones):
-        yield Problem(
-            "network.num_az",
-            f"{env.network.num_az} AZs requested but {env.region} has {len(zones)} "
-            f"({', '.join(env.region + z for z in zones)})",
-            frozenset({"network", "region"}),
-        )
+    yield from _zone_problems(env.region, env.network.availability_zones)
     if env.edge.enable_jwt_auth and admits_older_than(
         parse_constraint(env.aws_provider_version), JWT_VALIDATION_MIN_PROVIDER
     ):
@@ -569,3 +659,26 @@ def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             "ACM certificates must be in the load balancer's region",
             frozenset({"edge", "region"}),
         )
+
+
+def _zone_problems(region: str, zones: list[str] | None) -> Iterator[Problem]:
+    inputs = frozenset({"network", "region"})
+    if zones is None:
+        if default_zones(region) is None:
+            yield Problem(
+                "network.availability_zones",
+                f"required in {region}, which has no default zones here; list {MIN_ZONES} to {MAX_ZONES} zones "
+                f'this account has, e.g. availability_zones = ["{region}a", "{region}b"] (see `aws ec2 '
+                f"describe-availability-zones --region {region}`)",
+                inputs,
+            )
+        return
+    zone_name = re.compile(rf"^{re.escape(region)}[a-z]$")
+    for index, zone in enumerate(zones):
+        if not zone_name.match(zone):
+            yield Problem(
+                f"network.availability_zones[{index}]",
+                f"{zone!r} is not a zone name of {region}: the region followed by one letter, e.g. "
+                f"{region}a (zone IDs and Local Zones are not accepted)",
+                inputs,
+            )

@@ -97,8 +97,9 @@ def test_bad_files_exit_2_with_every_problem_and_write_nothing(bad_env_dir: Path
 def test_main_synthesizes_one_stack_per_environment_file(tmp_path: Path) -> None:
     env_dir = tmp_path / "envs"
     env_dir.mkdir()
-    shutil.copy(ROOT / "environments" / "dev.toml", env_dir / "dev.toml")
-    shutil.copy(ROOT / "environments" / "dev.toml", env_dir / "qa-2.toml")
+    dev = (ROOT / "environments" / "dev.toml").read_text()
+    (env_dir / "dev.toml").write_text(dev)
+    (env_dir / "qa-2.toml").write_text(dev.replace('key = "ai-gateway/dev.tfstate"', 'key = "ai-gateway/qa-2.tfstate"'))
     outdir = tmp_path / "out"
     env = {**os.environ, "AIGW_ENV_DIR": str(env_dir), "CDKTF_OUTDIR": str(outdir)}
     env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
@@ -107,6 +108,23 @@ def test_main_synthesizes_one_stack_per_environment_file(tmp_path: Path) -> None
     )
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (outdir / "stacks").iterdir()) == ["ai-gateway-dev", "ai-gateway-qa-2"]
+
+
+def test_environment_copied_without_its_own_backend_key_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    env_dir = tmp_path / "envs"
+    env_dir.mkdir()
+    shutil.copy(ROOT / "environments" / "dev.toml", env_dir / "dev.toml")
+    shutil.copy(ROOT / "environments" / "dev.toml", env_dir / "qa.toml")
+    outdir = tmp_path / "out"
+    env = {**os.environ, "AIGW_ENV_DIR": str(env_dir), "CDKTF_OUTDIR": str(outdir)}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "main.py")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+    # Paths relative to the working directory, as a user sees them.
+    assert result.stderr.startswith("envs/qa.toml: backend.key: bucket 'ai-gateway-tfstate-dev' ")
+    assert "already the state of envs/dev.toml" in result.stderr
+    assert not outdir.exists()
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,9 @@ emulator's S3 with locks in its DynamoDB; then boto3 checks of what exists,
 an empty re-plan, two concurrent plans on one state, and a destroy that
 leaves nothing behind. Loopback only; the emulator always stops.
 
-Needs the hashicorp/aws provider from a local mirror (TF_PLUGIN_DIR; .ci/run
-finds the one on the CI image): the registry is not reachable here.
+Needs Terraform and the hashicorp/aws provider from a local mirror (the
+``provider_mirror`` fixture: TF_PLUGIN_DIR, else the machine's mirror, else
+one filled from the registry); every call of the deploy itself stays on loopback.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pytest
 
 from modules.environments import load_environments
 from tests import conftest
+from tests.conftest import ProviderMirror
 from tests.gateway_harness import free_port
 from tests.project_copy import ROOT, copy_project
 from tools.emulator import Emulator
@@ -70,10 +72,8 @@ def _boto_credentials() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    mirror = os.environ.get("TF_PLUGIN_DIR")
-    if not mirror:
-        pytest.skip("TF_PLUGIN_DIR is not set: no provider mirror for an offline deploy")
+def deployment(tmp_path_factory: pytest.TempPathFactory, provider_mirror: ProviderMirror) -> Iterator[Deployment]:
+    mirror = provider_mirror.directory
     endpoint = f"http://127.0.0.1:{free_port()}"
     project = copy_project(tmp_path_factory.mktemp("e2e-project"))
     env_dir = project / "environments"

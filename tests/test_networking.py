@@ -3,18 +3,47 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 import pytest
 
+from modules.environments import load_environments
+from modules.stack import synthesize
 from tests.template import Template
 
 
-def test_vpc_spans_num_az_with_public_and_private_subnets(dev: Template, prod: Template) -> None:
+def test_vpc_spans_the_listed_zones_with_public_and_private_subnets(dev: Template, prod: Template) -> None:
     for stack, zones in ((dev, ["us-east-1a", "us-east-1b"]), (prod, ["us-east-1a", "us-east-1b", "us-east-1c"])):
         public = stack.resources("aws_subnet", {"tags": {"Tier": "public"}})
         private = stack.resources("aws_subnet", {"tags": {"Tier": "private"}})
         assert sorted(s["availability_zone"] for s in public) == zones
         assert sorted(s["availability_zone"] for s in private) == zones
+
+
+SEOUL = """
+region = "ap-northeast-2"
+[backend]
+bucket = "tfstate-bucket"
+key = "seoul.tfstate"
+dynamodb_table = "tfstate-lock"
+region = "ap-northeast-2"
+[network]
+availability_zones = ["ap-northeast-2a", "ap-northeast-2c"]
+[edge]
+allowed_cidrs = ["203.0.113.0/24"]
+"""
+
+
+def test_region_outside_the_default_table_builds_subnets_in_its_listed_zones(tmp_path: Path) -> None:
+    (tmp_path / "seoul.toml").write_text(SEOUL)
+    synthesize(load_environments(tmp_path), tmp_path / "out")
+    stack = Template.load(tmp_path / "out" / "stacks" / "ai-gateway-seoul" / "cdk.tf.json")
+    for tier in ("public", "private"):
+        subnets = stack.resources("aws_subnet", {"tags": {"Tier": tier}})
+        assert sorted(s["availability_zone"] for s in subnets) == ["ap-northeast-2a", "ap-northeast-2c"]
+    assert stack.resource("aws_vpc_endpoint", {"vpc_endpoint_type": "Gateway"})["service_name"] == (
+        "com.amazonaws.ap-northeast-2.s3"
+    )
 
 
 def test_subnets_are_disjoint_and_inside_the_vpc(env_stack: Template) -> None:
@@ -95,7 +124,7 @@ def alb_group(stack: Template) -> str:
 
 def test_alb_accepts_only_listener_ports_from_allowed_cidrs(dev: Template, prod: Template, staging: Template) -> None:
     for stack, ports, cidrs in (
-        (dev, {80}, {"0.0.0.0/0"}),
+        (dev, {80}, {"203.0.113.0/24"}),
         (prod, {80, 443}, {"0.0.0.0/0"}),
         (staging, {80, 443}, {"203.0.113.0/24", "198.51.100.0/24"}),
     ):

@@ -4,6 +4,7 @@ names, reported as `<file>: <dotted.field>: <problem>`, all problems at once."""
 from __future__ import annotations
 
 import itertools
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,9 @@ from modules.environments import ConfigError, load_environments
 from modules.settings import FARGATE_MEMORY_BY_CPU, EnvironmentSettings
 from modules.versions import admits_older_than, parse_constraint
 
-VALID = """
+# Only the required keys: refused as it stands, since JWT auth is off by default
+# and the default allowed_cidrs is the whole internet.
+REQUIRED_ONLY = """
 region = "us-east-1"
 [backend]
 bucket = "tfstate-bucket"
@@ -22,6 +25,9 @@ key = "ai-gateway/test.tfstate"
 dynamodb_table = "tfstate-lock"
 region = "us-east-1"
 """
+NARROW_CIDRS = 'allowed_cidrs = ["203.0.113.0/24"]'
+# The smallest valid file. [edge] comes last, so that with_section("edge", ...) extends it.
+VALID = f"{REQUIRED_ONLY}[edge]\n{NARROW_CIDRS}\n"
 
 
 def write_env(directory: Path, name: str, text: str) -> Path:
@@ -42,6 +48,10 @@ def problems(tmp_path: Path, text: str, name: str = "test") -> list[str]:
 
 
 def with_section(section: str, body: str) -> str:
+    """VALID with ``body`` in ``[section]`` (for [edge]: in place of its allowed_cidrs when it sets them)."""
+    if section == "edge":
+        edge = body if "allowed_cidrs" in body else f"{NARROW_CIDRS}\n{body}"
+        return f"{REQUIRED_ONLY}[edge]\n{edge}\n"
     return f"{VALID}\n[{section}]\n{body}\n"
 
 
@@ -50,7 +60,7 @@ def test_valid_minimal_file_loads_with_defaults(tmp_path: Path) -> None:
     (env,) = load_environments(tmp_path)
     assert env.name == "test"
     assert env.stack_name == "ai-gateway-test"
-    assert env.settings.network.num_az == 2
+    assert env.settings.network.availability_zones is None
     assert env.settings.aws_provider_version == "~> 6.22"
     assert env.settings.availability_zones == ["us-east-1a", "us-east-1b"]
 
@@ -79,22 +89,115 @@ def test_invalid_vpc_cidr_is_refused(tmp_path: Path, cidr: str, expected: str) -
     assert any("network.vpc_cidr" in line and expected in line for line in lines), lines
 
 
-@pytest.mark.parametrize("num_az", [0, 7, -1])
-def test_num_az_outside_1_to_6_is_refused(tmp_path: Path, num_az: int) -> None:
-    lines = problems(tmp_path, with_section("network", f"num_az = {num_az}"))
-    assert any("network.num_az" in line and "allowed: 1 to 6" in line for line in lines), lines
+def in_region(region: str, network: str = "") -> str:
+    """A valid file in ``region`` (stack and backend), with an optional [network] body."""
+    text = VALID.replace('region = "us-east-1"', f'region = "{region}"')
+    return f"{text}\n[network]\n{network}\n" if network else text
 
 
-def test_more_azs_than_the_region_has_is_refused(tmp_path: Path) -> None:
-    text = VALID.replace('region = "us-east-1"\n[backend]', 'region = "us-east-2"\n[backend]', 1)
-    lines = problems(tmp_path, text + "\n[network]\nnum_az = 4\n")
-    assert any("network.num_az" in line and "us-east-2 has 3" in line for line in lines), lines
+@pytest.mark.parametrize("region", ["ap-northeast-2", "us-west-1", "eu-south-1", "me-central-1"])
+def test_region_without_default_zones_and_without_a_zone_list_is_refused(tmp_path: Path, region: str) -> None:
+    lines = problems(tmp_path, in_region(region))
+    assert lines == [
+        f"{tmp_path / 'test.toml'}: network.availability_zones: required in {region}, which has no default zones "
+        f'here; list 2 to 6 zones this account has, e.g. availability_zones = ["{region}a", "{region}b"] '
+        f"(see `aws ec2 describe-availability-zones --region {region}`)"
+    ]
 
 
-def test_unknown_region_is_refused_with_the_supported_list(tmp_path: Path) -> None:
-    text = VALID.replace('region = "us-east-1"\n[backend]', 'region = "mars-north-1"\n[backend]', 1)
-    lines = problems(tmp_path, text)
-    assert any(line.split(": ")[1] == "region" and "supported: " in line for line in lines), lines
+@pytest.mark.parametrize("region", ["ap-northeast-2", "us-west-1", "eu-south-1", "me-central-1"])
+def test_region_without_default_zones_loads_with_its_zones_listed(tmp_path: Path, region: str) -> None:
+    write_env(tmp_path, "test", in_region(region, f'availability_zones = ["{region}a", "{region}c"]'))
+    (env,) = load_environments(tmp_path)
+    assert env.settings.availability_zones == [f"{region}a", f"{region}c"]
+
+
+def test_listed_zones_replace_the_default_zones(tmp_path: Path) -> None:
+    write_env(
+        tmp_path, "test", in_region("us-east-1", 'availability_zones = ["us-east-1d", "us-east-1f", "us-east-1a"]')
+    )
+    (env,) = load_environments(tmp_path)
+    assert env.settings.availability_zones == ["us-east-1d", "us-east-1f", "us-east-1a"]
+
+
+@pytest.mark.parametrize("zones", ['["us-east-1a"]', '["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d", '
+                                   '"us-east-1e", "us-east-1f", "us-east-1g"]'])  # fmt: skip
+def test_fewer_than_2_or_more_than_6_zones_are_refused(tmp_path: Path, zones: str) -> None:
+    lines = problems(tmp_path, in_region("us-east-1", f"availability_zones = {zones}"))
+    assert any("network.availability_zones" in line and "allowed: 2 to 6" in line for line in lines), lines
+
+
+def test_a_zone_listed_twice_is_refused(tmp_path: Path) -> None:
+    lines = problems(tmp_path, in_region("us-east-1", 'availability_zones = ["us-east-1a", "us-east-1a"]'))
+    assert any("network.availability_zones" in line and "'us-east-1a' more than once" in line for line in lines)
+
+
+@pytest.mark.parametrize("zone", ["us-east-2a", "use1-az1", "us-east-1-bos-1a", "us-east-1", "us-east-1A"])
+def test_zone_that_is_not_a_zone_name_of_the_region_is_refused(tmp_path: Path, zone: str) -> None:
+    lines = problems(tmp_path, in_region("us-east-1", f'availability_zones = ["us-east-1a", "{zone}"]'))
+    assert lines == [
+        f"{tmp_path / 'test.toml'}: network.availability_zones[1]: {zone!r} is not a zone name of us-east-1: the "
+        "region followed by one letter, e.g. us-east-1a (zone IDs and Local Zones are not accepted)"
+    ]
+
+
+def test_removed_num_az_is_refused_pointing_at_availability_zones(tmp_path: Path) -> None:
+    lines = problems(tmp_path, in_region("us-east-1", "num_az = 3"))
+    assert any(
+        "network.num_az: removed; list the zones instead, e.g. availability_zones = " in line for line in lines
+    ), lines
+
+
+@pytest.mark.parametrize("region", ["mars-north-1", "us-east", "US-EAST-1", "useast1", "us-east-1a", ""])
+def test_region_not_named_like_an_aws_region_is_refused(tmp_path: Path, region: str) -> None:
+    lines = problems(tmp_path, VALID.replace('region = "us-east-1"\n[backend]', f'region = "{region}"\n[backend]', 1))
+    assert f"{tmp_path / 'test.toml'}: region: {region!r} is not an AWS region name (like us-east-1 or " in lines[0]
+
+
+def _sdk_regions() -> dict[str, list[str]]:
+    """Regions by partition, from the AWS SDK's own endpoint data (botocore, installed with boto3)."""
+    import botocore
+
+    data = json.loads((Path(botocore.__file__).parent / "data" / "endpoints.json").read_text())
+    return {partition["partition"]: sorted(partition["regions"]) for partition in data["partitions"]}
+
+
+SDK_REGIONS = _sdk_regions()
+
+
+@pytest.mark.parametrize("region", SDK_REGIONS["aws"])
+def test_every_region_of_the_aws_partition_is_accepted(tmp_path: Path, region: str) -> None:
+    assert problems(tmp_path, in_region(region, f'availability_zones = ["{region}a", "{region}b"]')) == []
+
+
+@pytest.mark.parametrize(
+    ("partition", "region"),
+    [(partition, region) for partition, regions in SDK_REGIONS.items() if partition != "aws" for region in regions],
+)
+def test_regions_of_other_partitions_are_refused_naming_the_partition(
+    tmp_path: Path, partition: str, region: str
+) -> None:
+    lines = problems(tmp_path, in_region(region, f'availability_zones = ["{region}a", "{region}b"]'))
+    fields = [line.split(": ")[1] for line in lines]
+    assert fields == ["region", "backend.region"], lines
+    assert all(f"{region!r} is a region of the {partition} partition; this project deploys only to the aws" in line
+               for line in lines)  # fmt: skip
+
+
+def test_other_partitions_are_refused_because_the_stack_is_written_for_aws(tmp_path: Path) -> None:
+    (line, _) = problems(tmp_path, in_region("cn-north-1", 'availability_zones = ["cn-north-1a", "cn-north-1b"]'))
+    assert line.endswith(
+        "region: 'cn-north-1' is a region of the aws-cn partition; this project deploys only to the aws partition "
+        "(its service endpoint names, service principals, Cognito hosted domain and ALB JWT validation differ or "
+        "are missing in aws-cn)"
+    )
+
+
+def test_certificate_of_another_partition_is_refused(tmp_path: Path) -> None:
+    cert = 'certificate_arn = "arn:aws-us-gov:acm:us-east-1:123456789012:certificate/abc"'
+    lines = problems(tmp_path, with_section("edge", cert))
+    assert any("edge.certificate_arn" in line and "is not an ACM certificate ARN (arn:aws:acm:" in line
+               for line in lines), lines  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -155,14 +258,14 @@ CERT = 'certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/abc-12
 
 @pytest.mark.parametrize("constraint", ["~> 6.0", ">= 5.100", "~> 5.100", "> 6.21", "6.21.0", "< 7.0", "~> 6.21.0"])
 def test_jwt_auth_with_provider_constraint_admitting_pre_6_22_is_refused(tmp_path: Path, constraint: str) -> None:
-    text = f'aws_provider_version = "{constraint}"\n{VALID}\n[edge]\n{CERT}\nenable_jwt_auth = true\n'
+    text = f'aws_provider_version = "{constraint}"\n' + with_section("edge", f"{CERT}\nenable_jwt_auth = true")
     lines = problems(tmp_path, text)
     assert any(line.split(": ")[1] == "aws_provider_version" and "older than 6.22" in line for line in lines), lines
 
 
 @pytest.mark.parametrize("constraint", ["~> 6.22", ">= 6.22", ">= 6.25, < 7.0", "6.25.0", "~> 6.22.1"])
 def test_jwt_auth_with_provider_constraint_from_6_22_loads(tmp_path: Path, constraint: str) -> None:
-    text = f'aws_provider_version = "{constraint}"\n{VALID}\n[edge]\n{CERT}\nenable_jwt_auth = true\n'
+    text = f'aws_provider_version = "{constraint}"\n' + with_section("edge", f"{CERT}\nenable_jwt_auth = true")
     assert problems(tmp_path, text) == []
 
 
@@ -239,21 +342,78 @@ def test_allowed_cidrs_are_each_validated(tmp_path: Path) -> None:
     assert any("edge.allowed_cidrs" in line and "300.1.1.1/32" in line for line in lines), lines
 
 
+def test_jwt_off_with_the_default_world_open_cidr_is_refused(tmp_path: Path) -> None:
+    lines = problems(tmp_path, REQUIRED_ONLY)
+    assert lines == [
+        f"{tmp_path / 'test.toml'}: edge.allowed_cidrs: 0.0.0.0/0 (the default) lets anyone on the internet reach "
+        "the gateway while edge.enable_jwt_auth is off, so anyone could use it. Narrow this to your clients' "
+        "ranges (public ranges of /16 or narrower), turn on edge.enable_jwt_auth, or accept it with "
+        "edge.allow_unauthenticated_public_access = true"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cidrs", "named"),
+    [('["0.0.0.0/0"]', "0.0.0.0/0"), ('["0.0.0.0/1", "128.0.0.0/1"]', "0.0.0.0/1, 128.0.0.0/1"),
+     ('["203.0.113.0/24", "52.0.0.0/8"]', "52.0.0.0/8"), ('["3.0.0.0/15"]', "3.0.0.0/15")],
+)  # fmt: skip
+def test_jwt_off_with_a_public_range_broader_than_16_is_refused(tmp_path: Path, cidrs: str, named: str) -> None:
+    lines = problems(tmp_path, with_section("edge", f"allowed_cidrs = {cidrs}"))
+    assert [line.split(": ", 2)[1:] for line in lines] == [
+        ["edge.allowed_cidrs", f"{named} lets anyone on the internet reach the gateway while edge.enable_jwt_auth "
+         "is off, so anyone could use it. Narrow this to your clients' ranges (public ranges of /16 or narrower), "
+         "turn on edge.enable_jwt_auth, or accept it with edge.allow_unauthenticated_public_access = true"]
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("cidrs", ['["52.94.0.0/16"]', '["198.51.100.7/32", "203.0.113.0/24"]', '["10.0.0.0/8"]',
+                                   '["172.16.0.0/12", "192.168.0.0/16"]'])  # fmt: skip
+def test_jwt_off_with_ranges_of_16_or_narrower_or_private_loads(tmp_path: Path, cidrs: str) -> None:
+    assert problems(tmp_path, with_section("edge", f"allowed_cidrs = {cidrs}")) == []
+
+
+def test_jwt_off_open_to_the_internet_loads_when_accepted_by_name(tmp_path: Path) -> None:
+    text = with_section("edge", 'allowed_cidrs = ["0.0.0.0/0"]\nallow_unauthenticated_public_access = true')
+    assert problems(tmp_path, text) == []
+
+
+def test_jwt_auth_on_with_the_default_world_open_cidr_loads(tmp_path: Path) -> None:
+    assert problems(tmp_path, REQUIRED_ONLY + f"[edge]\n{CERT}\nenable_jwt_auth = true\n") == []
+
+
+@pytest.mark.parametrize(
+    ("edge", "reason"),
+    [('allowed_cidrs = ["203.0.113.0/24"]', "no allowed_cidrs entry is world-open"),
+     (f"{CERT}\nenable_jwt_auth = true", "edge.enable_jwt_auth is on")],
+)  # fmt: skip
+def test_accepting_public_access_where_there_is_none_is_refused(tmp_path: Path, edge: str, reason: str) -> None:
+    text = REQUIRED_ONLY + f"[edge]\n{edge}\nallow_unauthenticated_public_access = true\n"
+    assert problems(tmp_path, text) == [
+        f"{tmp_path / 'test.toml'}: edge.allow_unauthenticated_public_access: there is nothing to accept ({reason}); "
+        "remove this key"
+    ]
+
+
 def test_toml_syntax_error_is_reported_against_the_file(tmp_path: Path) -> None:
     lines = problems(tmp_path, "region = \n")
     assert len(lines) == 1 and "(syntax)" in lines[0] and "not valid TOML" in lines[0]
 
 
+def own_state(text: str, name: str) -> str:
+    """The file with its own backend key, as every environment beside another needs."""
+    return text.replace("ai-gateway/test.tfstate", f"ai-gateway/{name}.tfstate")
+
+
 def test_all_problems_of_all_files_are_reported_in_one_run(tmp_path: Path) -> None:
-    write_env(tmp_path, "alpha", with_section("network", "num_az = 9") + "\n[gateway]\nmemory = 3\n")
-    write_env(
-        tmp_path, "beta", with_section("edge", "enable_jwt_auth = true") + "\n[features]\nenable_guardrails = true\n"
-    )
+    alpha = with_section("network", 'availability_zones = ["us-east-1a"]') + "\n[gateway]\nmemory = 3\n"
+    write_env(tmp_path, "alpha", own_state(alpha, "alpha"))
+    beta = with_section("edge", "enable_jwt_auth = true") + "\n[features]\nenable_guardrails = true\n"
+    write_env(tmp_path, "beta", own_state(beta, "beta"))
     write_env(tmp_path, "good", VALID)
     with pytest.raises(ConfigError) as raised:
         load_environments(tmp_path)
     lines = raised.value.lines
-    assert any(line.startswith(str(tmp_path / "alpha.toml")) and "network.num_az" in line for line in lines)
+    assert any(line.startswith(str(tmp_path / "alpha.toml")) and "network.availability_zones" in line for line in lines)
     assert any("alpha.toml" in line and "gateway.memory" in line for line in lines)
     assert any("beta.toml" in line and "edge.enable_jwt_auth" in line for line in lines)
     assert any("beta.toml" in line and "features.enable_guardrails" in line for line in lines)
@@ -261,10 +421,38 @@ def test_all_problems_of_all_files_are_reported_in_one_run(tmp_path: Path) -> No
 
 
 def test_cross_field_rules_still_run_when_another_table_has_a_type_error(tmp_path: Path) -> None:
-    text = with_section("gateway", 'cpu = "512"') + "\n[edge]\nenable_jwt_auth = true\n"
+    text = with_section("edge", "enable_jwt_auth = true") + '\n[gateway]\ncpu = "512"\n'
     lines = problems(tmp_path, text)
     assert any("gateway.cpu" in line for line in lines)
     assert any("edge.enable_jwt_auth" in line and "certificate_arn" in line for line in lines), lines
+
+
+def test_two_environments_on_one_state_object_are_refused_naming_both_files(tmp_path: Path) -> None:
+    write_env(tmp_path, "dev", VALID)
+    write_env(tmp_path, "qa", VALID)  # copied without editing [backend]
+    with pytest.raises(ConfigError) as raised:
+        load_environments(tmp_path)
+    assert raised.value.lines == [
+        f"{tmp_path / 'qa.toml'}: backend.key: bucket 'tfstate-bucket' with key 'ai-gateway/test.tfstate' is "
+        f"already the state of {tmp_path / 'dev.toml'}; two environments on one state object overwrite each "
+        "other's state on deploy. Give this environment its own backend.key (sharing the bucket or the lock "
+        "table is fine)"
+    ]
+
+
+def test_environments_sharing_bucket_and_lock_table_with_their_own_keys_load(tmp_path: Path) -> None:
+    write_env(tmp_path, "dev", VALID)
+    write_env(tmp_path, "qa", own_state(VALID, "qa"))
+    assert [env.name for env in load_environments(tmp_path)] == ["dev", "qa"]
+
+
+def test_shared_state_object_is_reported_with_the_files_other_problems(tmp_path: Path) -> None:
+    write_env(tmp_path, "dev", VALID)
+    write_env(tmp_path, "qa", with_section("network", 'vpc_cidr = "banana"'))
+    with pytest.raises(ConfigError) as raised:
+        load_environments(tmp_path)
+    fields = [line.split(": ")[1] for line in raised.value.lines]
+    assert fields == ["network.vpc_cidr", "backend.key"]
 
 
 def test_empty_directory_is_an_error(tmp_path: Path) -> None:
@@ -301,7 +489,7 @@ def test_provider_keys_set_without_jwt_auth_are_refused(tmp_path: Path) -> None:
 
 
 def test_provider_keys_with_jwt_auth_load(tmp_path: Path) -> None:
-    text = f'{VALID}\n[gateway]\nprovider_keys = ["openai"]\n[edge]\n{CERT}\nenable_jwt_auth = true\n'
+    text = with_section("edge", f"{CERT}\nenable_jwt_auth = true") + '\n[gateway]\nprovider_keys = ["openai"]\n'
     assert problems(tmp_path, text) == []
 
 
@@ -309,7 +497,7 @@ def test_provider_keys_with_jwt_auth_load(tmp_path: Path) -> None:
     ("value", "expected"), [('["openai", "openai"]', "twice"), ('["mistral"]', "'openai', 'anthropic'")]
 )
 def test_provider_keys_must_be_known_and_unique(tmp_path: Path, value: str, expected: str) -> None:
-    text = f"{VALID}\n[gateway]\nprovider_keys = {value}\n[edge]\n{CERT}\nenable_jwt_auth = true\n"
+    text = with_section("edge", f"{CERT}\nenable_jwt_auth = true") + f"\n[gateway]\nprovider_keys = {value}\n"
     lines = problems(tmp_path, text)
     assert any("gateway.provider_keys" in line and expected in line for line in lines), lines
 

@@ -4,8 +4,24 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
+from modules.environments import load_environments
+from modules.stack import synthesize
 from tests.template import Template
+
+SAME_ACCOUNT_AND_REGION = """
+region = "us-east-1"
+[backend]
+bucket = "tfstate-bucket"
+key = "ai-gateway/{name}.tfstate"
+dynamodb_table = "tfstate-lock"
+region = "us-east-1"
+[edge]
+allowed_cidrs = ["203.0.113.0/24"]
+[gateway]
+image_from_ecr = true
+"""
 
 EXPECTED_OUTPUTS = {
     "alb_dns_name",
@@ -145,6 +161,40 @@ def test_every_stack_has_distinct_resource_names(stacks: dict[str, Template]) ->
             r["name"] for r in stack.all_resources() if isinstance(r.get("name"), str) and r["name"].startswith("aigw")
         }
         assert env_names and all(n.startswith(f"aigw-{stack.name.removeprefix('ai-gateway-')}") for n in env_names)
+
+
+# Attributes that name a resource in its account and region (or account-wide, for IAM);
+# `domain` names only a Cognito domain (an EIP's `domain` is "vpc").
+NAME_ATTRIBUTES = ("name", "alarm_name", "dashboard_name", "family")
+
+
+def resource_names(stack: Template) -> set[tuple[str, str]]:
+    """(resource type, name) of every named resource of the stack."""
+    names = {
+        (r.type, r[attribute])
+        for r in stack.all_resources()
+        for attribute in NAME_ATTRIBUTES
+        if isinstance(r.get(attribute), str)
+    }
+    return names | {(r.type, r["domain"]) for r in stack.resources("aws_cognito_user_pool_domain")}
+
+
+def test_two_environments_in_one_account_and_region_create_no_resource_with_the_same_name(tmp_path: Path) -> None:
+    # GIVEN two environments in one account and region, one named as the other plus a
+    # suffix ("dev" and "dev-task"), the only way two `aigw-<env>-<role>` names could meet
+    env_dir = tmp_path / "envs"
+    env_dir.mkdir()
+    for name in ("dev", "dev-task"):
+        (env_dir / f"{name}.toml").write_text(SAME_ACCOUNT_AND_REGION.format(name=name))
+    # WHEN both are synthesized
+    synthesize(load_environments(env_dir), tmp_path / "out")
+    dev, dev_task = (
+        resource_names(Template.load(tmp_path / "out" / "stacks" / f"ai-gateway-{name}" / "cdk.tf.json"))
+        for name in ("dev", "dev-task")
+    )
+    # THEN no resource type has a name in both
+    assert len(dev) > 30
+    assert dev & dev_task == set()
 
 
 def test_real_environments_talk_to_aws_and_the_local_one_to_the_emulator(

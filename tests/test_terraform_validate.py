@@ -1,6 +1,6 @@
 """`terraform validate` on the synthesized JSON, with the AWS provider from a
-local filesystem mirror (``TF_PLUGIN_DIR``; `.ci/run` points it at the
-machine's mirror, air-gapped users at theirs).
+local mirror (the ``provider_mirror`` fixture: ``TF_PLUGIN_DIR``, else the
+machine's mirror, else one filled from the registry).
 
 The mirror on this machine image holds hashicorp/aws 5.100.0 only, while the
 stacks target 6.x. Each stack is validated against the mirror's version when
@@ -12,30 +12,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from modules.environments import Environment
-from tests.conftest import all_environments
+from tests.conftest import ProviderMirror, all_environments
 
 pytestmark = pytest.mark.terraform
-PLUGIN_DIR_VARIABLE = "TF_PLUGIN_DIR"
-
-
-def mirror() -> tuple[Path, str]:
-    """The provider mirror directory and the aws version it holds."""
-    configured = os.environ.get(PLUGIN_DIR_VARIABLE)
-    if not configured:
-        pytest.skip(f"{PLUGIN_DIR_VARIABLE} is not set: no local provider mirror to validate with")
-    if shutil.which("terraform") is None:
-        pytest.fail(f"{PLUGIN_DIR_VARIABLE} is set but terraform is not on PATH")
-    directory = Path(configured)
-    versions = sorted(p.name for p in directory.glob("*/hashicorp/aws/*") if p.is_dir())
-    assert versions, f"{directory} holds no hashicorp/aws provider (expected <host>/hashicorp/aws/<version>/<os_arch>)"
-    return directory, versions[-1]
 
 
 def without_jwt(environment: Environment) -> Environment:
@@ -60,13 +45,15 @@ def test_every_environment_has_a_validatable_variant(validatable: dict[str, Path
 
 
 @pytest.mark.parametrize("name", ["dev", "prod-nojwt", "local", "minimal", "staging"])
-def test_terraform_validate_accepts_the_stack(validatable: dict[str, Path], tmp_path: Path, name: str) -> None:
-    plugin_dir, version = mirror()
+def test_terraform_validate_accepts_the_stack(
+    validatable: dict[str, Path], tmp_path: Path, name: str, provider_mirror: ProviderMirror
+) -> None:
     document = json.loads(validatable[name].read_text())
     # Same stack, pinned to the provider the mirror has.
-    document["terraform"]["required_providers"]["aws"]["version"] = version
+    document["terraform"]["required_providers"]["aws"]["version"] = provider_mirror.version
     (tmp_path / "main.tf.json").write_text(json.dumps(document))
     env = {**os.environ, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
+    plugin_dir = provider_mirror.directory
     init = subprocess.run(
         ["terraform", "init", "-backend=false", "-input=false", "-no-color", f"-plugin-dir={plugin_dir}"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,

@@ -2,8 +2,8 @@
 # Print the directory of a local Terraform provider mirror holding hashicorp/aws
 # (the layout `terraform providers mirror` writes:
 # <dir>/<host>/hashicorp/aws/<version>/<os_arch>/terraform-provider-aws_*),
-# or nothing. Used when TF_PLUGIN_DIR is not set, by .ci/run and `make deploy`;
-# air-gapped users set TF_PLUGIN_DIR themselves.
+# or nothing. Used when TF_PLUGIN_DIR is not set, by `make deploy`/`destroy`
+# and by the tests (tests/conftest.py); air-gapped users set TF_PLUGIN_DIR themselves.
 set -uo pipefail
 for root in /opt /usr/local /usr/share "$HOME" /; do
   [ -d "$root" ] || continue
