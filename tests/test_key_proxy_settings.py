@@ -19,6 +19,11 @@ key = "ai-gateway/test.tfstate"
 dynamodb_table = "tfstate-lock"
 region = "us-east-1"
 """
+# Without JWT auth the load balancer must not be open to the world.
+PRIVATE_EDGE = """
+[edge]
+allowed_cidrs = ["10.0.0.0/8"]
+"""
 JWT_EDGE = """
 aws_provider_version = "~> 6.22"
 [edge]
@@ -92,7 +97,7 @@ def test_an_azure_target_without_an_azure_org_key_is_refused_with_jwt(tmp_path: 
 
 
 def test_an_azure_target_alone_loads_without_jwt(tmp_path: Path) -> None:
-    (tmp_path / "test.toml").write_text(f"{BASE}\n[gateway]\n{azure()}", encoding="utf-8")
+    (tmp_path / "test.toml").write_text(f"{BASE}{PRIVATE_EDGE}\n[gateway]\n{azure()}", encoding="utf-8")
     (env,) = load_environments(tmp_path)
     assert env.settings.gateway.azure is not None
     assert env.settings.gateway.azure.resource_name == "contoso-openai"
@@ -108,7 +113,7 @@ def test_unknown_keys_in_the_azure_table_get_a_suggestion(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("size", [0, 513])
 def test_request_body_limit_outside_1_to_512_mib_is_refused(tmp_path: Path, size: int) -> None:
-    lines = problems(tmp_path, f"{BASE}\n[gateway]\nmax_request_body_mib = {size}\n")
+    lines = problems(tmp_path, f"{BASE}{PRIVATE_EDGE}\n[gateway]\nmax_request_body_mib = {size}\n")
     assert [line.split(": ", 2)[1] for line in lines] == ["gateway.max_request_body_mib"]
 
 
