@@ -119,7 +119,7 @@ bench/.venv-peer/.installed: bench/requirements-peer.txt
 	touch $@
 
 docs: setup ## Regenerate the configuration reference in README.md
-	$(PY) -m modules.docs --write README.md
+	$(PY) -m aigw.docs --write README.md
 
 clean: ## Remove synthesized output and caches (keeps installed dependencies)
 	rm -rf cdktf.out .pytest_cache .ruff_cache

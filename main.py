@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from modules.environments import ConfigError, load_environments
+from aigw.environments import ConfigError, load_environments
 
 EXIT_BAD_CONFIG = 2
 
@@ -24,7 +24,11 @@ def main() -> int:
         print(f"{len(error.lines)} problem(s) found; nothing was synthesized.", file=sys.stderr)
         return EXIT_BAD_CONFIG
 
-    # Imported only now: loading the provider bindings is the slow part.
+    # Only now: loading the provider bindings is the slow part. The speed-up
+    # is installed explicitly, before the first binding is imported.
+    from aigw import fast_import
+
+    fast_import.install()
     from modules.stack import synthesize
 
     synthesize(environments)

@@ -13,8 +13,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import modules  # noqa: F401  (installs the fast import path unless disabled)
-from modules.environments import DEFAULT_ENV_DIR, Environment, load_environments
+from aigw import fast_import
+from aigw.environments import DEFAULT_ENV_DIR, Environment, load_environments
+
+fast_import.install()  # unless AIGW_STOCK_PROVIDER_IMPORT=1
 
 ROOT = Path(__file__).resolve().parent.parent
 

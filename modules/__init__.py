@@ -1,10 +1,2 @@
-"""The AI Gateway's constructs, settings and their loader.
-
-Importing this package installs the provider fast-import path first, so every
-entry point (main.py, cdktf synth, tests, benchmarks) gets it before any
-provider binding is loaded; see modules/fast_import.py.
-"""
-
-from modules import fast_import
-
-fast_import.install()
+"""The AI Gateway's constructs, one per concern, wired by modules/stack.py
+through typed outputs and named grants (modules/grants.py)."""

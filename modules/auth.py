@@ -24,9 +24,9 @@ from cdktf_cdktf_provider_aws.lb_listener import (
 )
 from constructs import Construct
 
+from aigw.settings import EdgeSettings
 from modules.context import StackContext
 from modules.networking import TLS_POLICY, NetworkingOutputs
-from modules.settings import EdgeSettings
 
 RESOURCE_SERVER_IDENTIFIER = "https://gateway.internal"
 SCOPES: dict[str, str] = {

@@ -45,8 +45,10 @@ from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
 from constructs import Construct
 
+from aigw.gateway_task import PROXY_CONTAINER, task_containers
+from aigw.key_proxy import PROXY_PORT, AzureTarget, ProxyConfig
+from aigw.settings import EdgeSettings, GatewaySettings
 from modules.context import StackContext
-from modules.gateway_task import PROXY_CONTAINER, task_containers
 from modules.grants import (
     Statement,
     allow_from,
@@ -55,10 +57,8 @@ from modules.grants import (
     policy_document,
     service_trust_policy,
 )
-from modules.key_proxy import PROXY_PORT, AzureTarget, ProxyConfig
 from modules.networking import NetworkingOutputs
 from modules.observability import METRICS_NAMESPACE, ObservabilityOutputs
-from modules.settings import EdgeSettings, GatewaySettings
 
 COLLECTOR_CONFIG = Path(__file__).resolve().parent.parent / "config" / "adot-collector.yaml"
 IMAGES_KEPT = 10
@@ -167,7 +167,7 @@ class Compute(Construct):
 
         # Values are set by operators (README); never in this code or its output.
         # Portkey 1.15.2 reads no provider key from its environment: with JWT
-        # auth the key proxy injects them per request (modules/gateway_task.py).
+        # auth the key proxy injects them per request (aigw/gateway_task.py).
         secrets = {
             provider: SecretsmanagerSecret(
                 self,

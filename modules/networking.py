@@ -43,10 +43,10 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssoci
 from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import Wafv2WebAclLoggingConfiguration
 from constructs import Construct
 
+from aigw.key_proxy import HEALTH_PATH, PROXY_PORT
+from aigw.settings import EdgeSettings, NetworkSettings
 from modules.context import StackContext
 from modules.grants import allow_cidrs, grant_log_writes, policy_document, service_trust_policy
-from modules.key_proxy import HEALTH_PATH, PROXY_PORT
-from modules.settings import EdgeSettings, NetworkSettings
 
 INTERFACE_ENDPOINTS: tuple[str, ...] = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
 WAF_MANAGED_RULE_GROUPS: tuple[str, ...] = (

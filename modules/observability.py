@@ -21,9 +21,9 @@ from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
 from cdktf_cdktf_provider_aws.sns_topic_subscription import SnsTopicSubscription
 from constructs import Construct
 
+from aigw.settings import ObservabilitySettings
 from modules.context import StackContext
 from modules.grants import policy_document
-from modules.settings import ObservabilitySettings
 
 METRICS_NAMESPACE = "AIGateway"
 
@@ -40,7 +40,7 @@ LOG_STREAMS: dict[str, str] = {
 
 # Logs Insights queries over the key proxy's JSON access-log lines (fields
 # `provider`, `status`, `request_time` in seconds, `path`; see
-# modules/gateway_task.py). Keyed by a stable id.
+# aigw/gateway_task.py). Keyed by a stable id.
 SAVED_QUERIES: dict[str, tuple[str, str]] = {
     "requests-per-hour": (
         "Requests per hour by provider",

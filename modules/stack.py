@@ -13,10 +13,10 @@ from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints
 from constructs import Construct
 
+from aigw.environments import Environment
 from modules.auth import Auth
 from modules.compute import Compute
 from modules.context import PROJECT, StackContext
-from modules.environments import Environment
 from modules.networking import Networking
 from modules.observability import MonitoredService, Monitoring, Observability
 from modules.outputs import SENSITIVE_OUTPUTS, STACK_OUTPUTS

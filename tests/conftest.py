@@ -19,9 +19,12 @@ from pathlib import Path
 
 import pytest
 
-import modules  # noqa: F401  (installs the provider fast-import path first)
-from modules.environments import DEFAULT_ENV_DIR, Environment, load_environments
+from aigw import fast_import
+from aigw.environments import DEFAULT_ENV_DIR, Environment, load_environments
 from tests.template import Template
+
+# Before any test imports a provider binding (AIGW_STOCK_PROVIDER_IMPORT=1 turns it off).
+fast_import.install()
 
 pytest_plugins = ["tests.gateway_fixtures"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from modules.gateway_task import GATEWAY_CONTAINER
+from aigw.gateway_task import GATEWAY_CONTAINER
 from tests.gateway_harness import GatewayHarness, Proxy, TaskDefinition, running_gateway, system_tools_missing
 from tests.mock_providers import UPSTREAM_HOSTS, MockProvider, azure_openai_host, intercept_map, start_all, stop_all
 

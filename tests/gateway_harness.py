@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modules.gateway_task import GATEWAY_CONTAINER, PROXY_CONTAINER
-from modules.key_proxy import GATEWAY_PORT, PROXY_PORT
+from aigw.gateway_task import GATEWAY_CONTAINER, PROXY_CONTAINER
+from aigw.key_proxy import GATEWAY_PORT, PROXY_PORT
 from tests.gateway_runtime import GATEWAY_NODE, GATEWAY_SERVER
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -289,13 +289,13 @@ def running_gateway(task: TaskDefinition, upstreams: Mapping[str, str], sink: st
 def main() -> int:
     """`make gateway-local`: environments/prod.toml's task on loopback, with
     mock providers, until Ctrl-C."""
-    import modules.fast_import
-    from modules.environments import load_environments
+    import aigw.fast_import
+    from aigw.environments import load_environments
     from modules.stack import synthesize
     from tests.gateway_fixtures import ORG_KEYS, PROD_AZURE_RESOURCE
     from tests.mock_providers import intercept_map, start_all, stop_all
 
-    modules.fast_import.install()
+    aigw.fast_import.install()
     (prod,) = [e for e in load_environments() if e.name == "prod"]
     mocks = start_all()
     try:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modules.docs import BEGIN, END, reference
-from modules.settings import SECTION_NAMES, EnvironmentSettings
+from aigw.docs import BEGIN, END, reference
+from aigw.settings import SECTION_NAMES, EnvironmentSettings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

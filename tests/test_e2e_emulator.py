@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 import pytest
 
-from modules.environments import load_environments
+from aigw.environments import load_environments
 from tests import conftest
 from tests.conftest import ProviderMirror
 from tests.gateway_harness import free_port

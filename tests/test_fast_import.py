@@ -1,4 +1,4 @@
-"""The provider fast-import path (modules/fast_import.py) changes nothing but
+"""The provider fast-import path (aigw/fast_import.py) changes nothing but
 speed: byte-identical stacks, the stock import as a safe fallback."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from modules import fast_import
+from aigw import fast_import
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,7 +109,7 @@ def test_unexpected_shape_falls_back_to_the_stock_import_with_one_note(tmp_path:
         f"""
         import sys
         sys.path.insert(0, {str(tmp_path)!r})
-        from modules import fast_import
+        from aigw import fast_import
         assert fast_import.install()
         import {fast_import.PACKAGE} as package
         from {fast_import.PACKAGE}.res_3 import VALUE
@@ -129,7 +129,7 @@ def test_fast_path_keeps_attribute_access_to_submodules(tmp_path: Path) -> None:
         f"""
         import sys
         sys.path.insert(0, {str(tmp_path)!r})
-        from modules import fast_import
+        from aigw import fast_import
         assert fast_import.install()
         import {fast_import.PACKAGE} as package
         assert "{fast_import.PACKAGE}.res_7" not in sys.modules
@@ -143,7 +143,7 @@ def test_fast_path_keeps_attribute_access_to_submodules(tmp_path: Path) -> None:
 
 
 def test_disable_variable_turns_the_fast_path_off() -> None:
-    code = "from modules import fast_import; print(fast_import.install())"
+    code = "from aigw import fast_import; print(fast_import.install())"
     assert run_python(["-c", code], {fast_import.DISABLE_VARIABLE: "1"}).stdout.strip() == "False"
 
 
@@ -192,3 +192,73 @@ def test_node_hook_loads_an_unexpected_shape_eagerly_with_one_note(tmp_path: Pat
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["150", "7", "150", "151"]
     assert result.stderr.count("unexpected shape; loading it eagerly") == 1
+
+
+class _GeneratedStub:
+    """Stands in for a binding's stub: its module looks like a generated package."""
+
+    value: int
+
+
+_GeneratedStub.__module__ = "cdktf_cdktf_provider_aws.some_resource"
+
+
+def test_type_hint_memo_answers_repeated_calls_for_generated_stubs_from_its_memo() -> None:
+    calls: list[tuple[object, tuple[object, ...], dict[str, object]]] = []
+
+    def original(obj: object, *args: object, **kwargs: object) -> dict[str, object]:
+        calls.append((obj, args, kwargs))
+        return {"value": int}
+
+    memoized = fast_import.memoized_type_hints(original)
+    assert memoized(_GeneratedStub) == memoized(_GeneratedStub) == {"value": int}
+    assert len(calls) == 1
+
+
+def test_type_hint_memo_passes_any_other_signature_through_unchanged() -> None:
+    calls: list[tuple[tuple[object, ...], dict[str, object]]] = []
+
+    def original(obj: object, *args: object, **kwargs: object) -> str:
+        calls.append((args, kwargs))
+        return "original"
+
+    memoized = fast_import.memoized_type_hints(original)
+    # Python 3.14 added a `format` keyword; positional namespaces exist since 3.5.
+    assert memoized(_GeneratedStub, format="STRING") == "original"
+    assert memoized(_GeneratedStub, None, None, True) == "original"
+    assert memoized(int) == "original"
+    assert calls == [((), {"format": "STRING"}), ((None, None, True), {}), ((), {})]
+
+
+def test_importing_the_settings_leaves_the_interpreter_untouched() -> None:
+    code = textwrap.dedent(
+        """
+        import os, sys, typing
+        before = (list(sys.meta_path), os.environ.get("NODE_OPTIONS"), typing.get_type_hints)
+        import aigw.settings, aigw.environments, aigw.docs, aigw.key_proxy, aigw.gateway_task
+        aigw.environments.load_environments()
+        after = (list(sys.meta_path), os.environ.get("NODE_OPTIONS"), typing.get_type_hints)
+        print(before == after)
+        """
+    )
+    # This process has installed the speed-up (its NODE_OPTIONS carry the hook): start clean.
+    result = run_python(["-c", code], {"NODE_OPTIONS": ""})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+
+
+def test_install_is_what_patches_the_interpreter() -> None:
+    # The counterpart of the test above: the same check sees install()'s changes.
+    code = textwrap.dedent(
+        """
+        import os, sys, typing
+        before = (len(sys.meta_path), os.environ.get("NODE_OPTIONS"), typing.get_type_hints)
+        from aigw import fast_import
+        fast_import.install()
+        after = (len(sys.meta_path), os.environ.get("NODE_OPTIONS"), typing.get_type_hints)
+        print([b != a for b, a in zip(before, after)])
+        """
+    )
+    result = run_python(["-c", code], {"NODE_OPTIONS": ""})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[True, True, True]"

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from modules.gateway_task import PROXY_CONTAINER
+from aigw.gateway_task import PROXY_CONTAINER
 from tests.gateway_fixtures import CLIENT, CLIENT_JWT, ORG_KEYS, stack_file
 from tests.gateway_harness import GatewayHarness, Proxy, TaskDefinition, chat, request, start_proxy_process
 from tests.mock_providers import MockProvider

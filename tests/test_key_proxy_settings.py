@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from modules.environments import ConfigError, load_environments
-from modules.key_proxy import AzureTarget, ProxyConfig, nginx_string
+from aigw.environments import ConfigError, load_environments
+from aigw.key_proxy import AzureTarget, ProxyConfig, nginx_string
 
 BASE = """
 region = "us-east-1"

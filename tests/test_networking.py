@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from modules.environments import load_environments
+from aigw.environments import load_environments
 from modules.stack import synthesize
 from tests.template import Template
 

@@ -62,7 +62,7 @@ def test_four_saved_queries_over_the_access_log_group(env_stack: Template) -> No
     for query in queries:
         assert query["log_group_names"] == [access.ref("name")]
     latency = next(q for q in queries if q["name"].endswith("Latency p50/p95/p99 by provider"))
-    # request_time is what the key proxy logs (seconds; see modules/gateway_task.py)
+    # request_time is what the key proxy logs (seconds; see aigw/gateway_task.py)
     assert "request_time * 1000 as duration_ms" in latency["query_string"]
     for percentile in (50, 95, 99):
         assert f"pct(duration_ms, {percentile})" in latency["query_string"]

@@ -72,7 +72,7 @@ def insecure_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from cdktf_cdktf_provider_aws.secretsmanager_secret_version import SecretsmanagerSecretVersion
     from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 
-    from modules.environments import load_environments
+    from aigw.environments import load_environments
     from modules.stack import GatewayStack
 
     (dev,) = [e for e in load_environments(conftest.DEFAULT_ENV_DIR) if e.name == "dev"]

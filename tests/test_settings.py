@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from modules.environments import ConfigError, load_environments
-from modules.settings import FARGATE_MEMORY_BY_CPU, EnvironmentSettings
-from modules.versions import admits_older_than, parse_constraint
+from aigw.environments import ConfigError, load_environments
+from aigw.settings import FARGATE_MEMORY_BY_CPU, EnvironmentSettings
+from aigw.versions import admits_older_than, parse_constraint
 
 # Only the required keys: refused as it stands, since JWT auth is off by default
 # and the default allowed_cidrs is the whole internet.

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from modules.environments import load_environments
+from aigw.environments import load_environments
 from modules.stack import synthesize
 from tests.template import Template
 

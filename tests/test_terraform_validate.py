@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from modules.environments import Environment
+from aigw.environments import Environment
 from tests.conftest import ProviderMirror, all_environments
 
 pytestmark = pytest.mark.terraform

@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-from modules.environments import ConfigError, load_environments
+from aigw.environments import ConfigError, load_environments
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".tools" / "emulator"

@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from modules.environments import ConfigError, Environment, load_environments
+from aigw.environments import ConfigError, Environment, load_environments
 
 
 @dataclass(frozen=True)

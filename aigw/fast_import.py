@@ -41,6 +41,7 @@ import importlib.machinery
 import os
 import sys
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -138,29 +139,35 @@ def install() -> bool:
     return True
 
 
-_uncached_get_type_hints = typing.get_type_hints
+def memoized_type_hints(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``original`` (typing.get_type_hints) with a memo for the generated
+    bindings' stubs, called the way the bindings call it: with the object
+    alone. Every other call, whatever its arguments (Python 3.14 added
+    ``format``), goes to ``original`` unchanged."""
+    cache: dict[Any, Any] = {}
+
+    def get_type_hints(obj: Any, *args: Any, **kwargs: Any) -> Any:
+        if not args and not kwargs:
+            package = (getattr(obj, "__module__", None) or "").split(".", 1)[0]
+            if package in GENERATED_PACKAGES:
+                try:
+                    return cache[obj]
+                except KeyError:
+                    hints = cache[obj] = original(obj)
+                    return hints
+                except TypeError:  # unhashable: not a generated stub
+                    pass
+        return original(obj, *args, **kwargs)
+
+    get_type_hints.memoizes_bindings = True  # type: ignore[attr-defined]
+    get_type_hints.__doc__ = original.__doc__
+    return get_type_hints
 
 
 def _memoize_binding_type_hints() -> None:
     if getattr(typing.get_type_hints, "memoizes_bindings", False):
         return
-    cache: dict[Any, dict[str, Any]] = {}
-
-    def get_type_hints(obj: Any, globalns: Any = None, localns: Any = None, include_extras: bool = False) -> Any:
-        package = (getattr(obj, "__module__", None) or "").split(".", 1)[0]
-        if globalns is None and localns is None and not include_extras and package in GENERATED_PACKAGES:
-            try:
-                return cache[obj]
-            except KeyError:
-                hints = cache[obj] = _uncached_get_type_hints(obj)
-                return hints
-            except TypeError:  # unhashable: not a generated stub
-                pass
-        return _uncached_get_type_hints(obj, globalns, localns, include_extras)
-
-    get_type_hints.memoizes_bindings = True  # type: ignore[attr-defined]
-    get_type_hints.__doc__ = _uncached_get_type_hints.__doc__
-    typing.__dict__["get_type_hints"] = get_type_hints
+    typing.__dict__["get_type_hints"] = memoized_type_hints(typing.get_type_hints)
 
 
 def _preload_node_hook() -> None:

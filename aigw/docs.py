@@ -1,5 +1,5 @@
 """Generate the README's configuration reference and outputs table from the
-code (like terraform-docs): ``python -m modules.docs --write README.md``.
+code (like terraform-docs): ``python -m aigw.docs --write README.md``.
 A test fails when README.md and this output disagree."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from typing import Annotated, Literal, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from aigw.settings import SECTION_NAMES, EnvironmentSettings
 from modules.outputs import SENSITIVE_OUTPUTS, STACK_OUTPUTS
-from modules.settings import SECTION_NAMES, EnvironmentSettings
 
-BEGIN = "<!-- BEGIN GENERATED: configuration reference (python -m modules.docs --write README.md) -->"
+BEGIN = "<!-- BEGIN GENERATED: configuration reference (python -m aigw.docs --write README.md) -->"
 END = "<!-- END GENERATED: configuration reference -->"
 
 

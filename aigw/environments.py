@@ -17,7 +17,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from modules.settings import ENVIRONMENT_NAME, REMOVED_KEYS, EnvironmentSettings, Problem
+from aigw.settings import ENVIRONMENT_NAME, REMOVED_KEYS, EnvironmentSettings, Problem
 
 ENV_DIR_VARIABLE = "AIGW_ENV_DIR"
 DEFAULT_ENV_DIR = Path(__file__).resolve().parent.parent / "environments"

@@ -3,7 +3,7 @@ definitions (ECS JSON) of the key proxy, the gateway and the collector.
 
 Pure Python (no cdktf), so the compute module and the local harness
 (tests/gateway_harness.py, ``make gateway-local``) use the very same
-definitions. The key proxy's configuration is modules/key_proxy.py;
+definitions. The key proxy's configuration is aigw/key_proxy.py;
 docs/gateway-contract.md explains the design:
 
     ALB (JWT validated) -> key proxy :8080 (nginx) -> gateway 127.0.0.1:8787 -> provider
@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from modules.key_proxy import (
+from aigw.key_proxy import (
     GATEWAY_PORT,
     HEALTH_PATH,
     PROXY_PORT,

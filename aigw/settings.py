@@ -1,7 +1,7 @@
 """Typed settings of one environment file (``environments/<env>.toml``).
 
 Every field is documented here; the README's configuration reference is
-generated from these models (``python -m modules.docs``) and a test keeps the
+generated from these models (``python -m aigw.docs``) and a test keeps the
 two in step. Field validators check single values; ``problems()`` methods check
 rules that span fields and report each problem against the field to change.
 Nothing in this module imports cdktf, so a bad file is reported in well under
@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from modules.versions import admits_older_than, parse_constraint
+from aigw.versions import admits_older_than, parse_constraint
 
 # hashicorp/aws gained the ALB `jwt-validation` listener action in 6.22.0.
 JWT_VALIDATION_MIN_PROVIDER: tuple[int, int, int] = (6, 22, 0)
@@ -193,7 +193,7 @@ class NetworkSettings(Section):
         "the region and a letter (`us-east-1a`); zone IDs (`use1-az1`) and Local Zones are not accepted. Letters "
         "map to physical zones per account and not every zone offers every service: check with `aws ec2 "
         "describe-availability-zones`. Default: the region's first two zones from the table of defaults in "
-        "`modules/settings.py` (`us-east-1a`, `us-east-1b` in us-east-1; 14 regions); required in other regions.",
+        "`aigw/settings.py` (`us-east-1a`, `us-east-1b` in us-east-1; 14 regions); required in other regions.",
     )
     single_nat_gateway: bool = Field(
         True,
