@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from aigw.settings import SECTION_NAMES, EnvironmentSettings
-from modules.outputs import SENSITIVE_OUTPUTS, STACK_OUTPUTS
+from modules.outputs import OUTPUTS
 
 BEGIN = "<!-- BEGIN GENERATED: configuration reference (python -m aigw.docs --write README.md) -->"
 END = "<!-- END GENERATED: configuration reference -->"
@@ -95,8 +95,7 @@ def reference() -> str:
         lines += [f"| **`[{section}]`** | | | {model.__doc__.strip() if model.__doc__ else ''} |"]
         lines += _rows(model, f"{section}.")
     lines += ["", "### Outputs", "", "| output | description |", "|---|---|"]
-    lines += [f"| `{name}` | {text} |" for name, text in STACK_OUTPUTS.items()]
-    lines += [f"| `{name}` (sensitive) | {text} |" for name, text in SENSITIVE_OUTPUTS.items()]
+    lines += [f"| `{o.name}`{' (sensitive)' if o.sensitive else ''} | {o.description} |" for o in OUTPUTS]
     lines += ["", END]
     return "\n".join(lines)
 

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import jinja2
 
+from aigw.settings import EdgeSettings, GatewaySettings
+
 GATEWAY_PORT = 8787  # the gateway's own (default) port, inside the task only
 PROXY_PORT = 8080  # the task's entry point: the load balancer's target
 HEALTH_PATH = "/health"  # proxied to the gateway's "/" ("AI Gateway says hey!")
@@ -303,3 +305,14 @@ def proxy_environment(config: ProxyConfig) -> dict[str, str]:
         TEMPLATE_VARIABLE: proxy_template(config),
         KEY_VARIABLES_VARIABLE: " ".join(key_variable(name) for name in config.org_keys),
     }
+
+
+def proxy_config_for(gateway: GatewaySettings, edge: EdgeSettings) -> ProxyConfig:
+    """The key proxy's rules for an environment: org keys only for
+    authenticated (JWT) clients, otherwise clients bring their own."""
+    azure = gateway.azure
+    return ProxyConfig(
+        org_keys=tuple(gateway.provider_keys) if edge.enable_jwt_auth else (),
+        azure=AzureTarget(azure.resource_name, azure.deployment_id, azure.api_version) if azure else None,
+        max_body_mib=gateway.max_request_body_mib,
+    )

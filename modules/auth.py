@@ -1,5 +1,6 @@
-"""Auth: the Cognito user pool for machine-to-machine clients and the HTTPS
-listener, which validates their JWTs natively when JWT auth is on."""
+"""Auth: the Cognito user pool for machine-to-machine clients, its resource
+server and scopes, the M2M client and the hosted domain (token endpoint).
+The load balancer validates their JWTs (modules/edge.py, with `jwt_issuer`)."""
 
 from __future__ import annotations
 
@@ -16,17 +17,10 @@ from cdktf_cdktf_provider_aws.cognito_user_pool_client import (
     CognitoUserPoolClientTokenValidityUnits,
 )
 from cdktf_cdktf_provider_aws.cognito_user_pool_domain import CognitoUserPoolDomain
-from cdktf_cdktf_provider_aws.lb_listener import (
-    LbListener,
-    LbListenerDefaultAction,
-    LbListenerDefaultActionJwtValidation,
-    LbListenerDefaultActionJwtValidationAdditionalClaim,
-)
 from constructs import Construct
 
-from aigw.settings import EdgeSettings
 from modules.context import StackContext
-from modules.networking import TLS_POLICY, NetworkingOutputs
+from modules.edge import JwtIssuer
 
 RESOURCE_SERVER_IDENTIFIER = "https://gateway.internal"
 SCOPES: dict[str, str] = {
@@ -46,7 +40,7 @@ class AuthOutputs:
     issuer: str
     token_endpoint: str
     scopes: list[str]
-    https_listener: LbListener | None
+    jwt_issuer: JwtIssuer
 
 
 class Auth(Construct):
@@ -55,9 +49,7 @@ class Auth(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        edge: EdgeSettings,
         context: StackContext,
-        networking: NetworkingOutputs,
     ) -> None:
         super().__init__(scope, construct_id)
         prefix = context.prefix
@@ -107,39 +99,6 @@ class Auth(Construct):
         domain = CognitoUserPoolDomain(self, "domain", domain=f"{prefix}-{context.account_id}", user_pool_id=pool_id)
         issuer = f"https://cognito-idp.{context.region}.amazonaws.com/{pool_id}"
 
-        https_listener = None
-        if edge.https:
-            actions = [LbListenerDefaultAction(type="forward", target_group_arn=networking.target_group_arn)]
-            if edge.enable_jwt_auth:
-                # Native ALB JWT validation (hashicorp/aws >= 6.22): signature
-                # against the pool's JWKS, iss/exp/nbf/iat, and the invoke scope.
-                actions = [
-                    LbListenerDefaultAction(
-                        type="jwt-validation",
-                        order=1,
-                        jwt_validation=LbListenerDefaultActionJwtValidation(
-                            issuer=issuer,
-                            jwks_endpoint=f"{issuer}/.well-known/jwks.json",
-                            additional_claim=[
-                                LbListenerDefaultActionJwtValidationAdditionalClaim(
-                                    name="scope", format="space-separated-values", values=[INVOKE_SCOPE]
-                                )
-                            ],
-                        ),
-                    ),
-                    LbListenerDefaultAction(type="forward", order=2, target_group_arn=networking.target_group_arn),
-                ]
-            https_listener = LbListener(
-                self,
-                "https-listener",
-                load_balancer_arn=networking.alb_arn,
-                port=443,
-                protocol="HTTPS",
-                ssl_policy=TLS_POLICY,
-                certificate_arn=edge.certificate_arn,
-                default_action=actions,
-            )
-
         self.outputs = AuthOutputs(
             user_pool_id=pool_id,
             client_id=client.id,
@@ -147,5 +106,7 @@ class Auth(Construct):
             issuer=issuer,
             token_endpoint=f"https://{domain.domain}.auth.{context.region}.amazoncognito.com/oauth2/token",
             scopes=[f"{RESOURCE_SERVER_IDENTIFIER}/{name}" for name in SCOPES],
-            https_listener=https_listener,
+            jwt_issuer=JwtIssuer(
+                issuer=issuer, jwks_endpoint=f"{issuer}/.well-known/jwks.json", required_scope=INVOKE_SCOPE
+            ),
         )

@@ -16,7 +16,6 @@ class StackContext:
     # Terraform references (data sources), resolved at plan time.
     account_id: str
     partition: str
-    waf_enabled: bool
     deletion_protection: bool
 
     @property

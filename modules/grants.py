@@ -54,6 +54,12 @@ def allow_from(
     )
 
 
+def cidr_id(cidr: str) -> str:
+    """A construct-id fragment naming a CIDR (``10.0.0.0/16`` -> ``10-0-0-0-16``):
+    rules keyed by their CIDR keep their ids when the list is reordered."""
+    return cidr.replace(".", "-").replace("/", "-").replace(":", "-")
+
+
 def allow_cidrs(
     scope: Construct,
     name: str,
@@ -63,11 +69,12 @@ def allow_cidrs(
     port: int,
     description: str,
 ) -> None:
-    """Ingress on TCP ``port`` from each CIDR, one rule per CIDR (stable ids)."""
-    for index, cidr in enumerate(cidrs):
+    """Ingress on TCP ``port`` from each CIDR, one rule per CIDR, each with an
+    id derived from its CIDR (``<name>-10-0-0-0-16``)."""
+    for cidr in cidrs:
         VpcSecurityGroupIngressRule(
             scope,
-            f"{name}-{index}",
+            f"{name}-{cidr_id(cidr)}",
             security_group_id=security_group_id,
             cidr_ipv4=cidr,
             ip_protocol="tcp",
@@ -75,6 +82,20 @@ def allow_cidrs(
             to_port=port,
             description=description,
         )
+
+
+def allow_https_egress(scope: Construct, name: str, *, security_group_id: str, description: str) -> None:
+    """Outbound HTTPS anywhere: LLM providers over the NAT, AWS APIs over the endpoints."""
+    VpcSecurityGroupEgressRule(
+        scope,
+        name,
+        security_group_id=security_group_id,
+        cidr_ipv4="0.0.0.0/0",
+        ip_protocol="tcp",
+        from_port=443,
+        to_port=443,
+        description=description,
+    )
 
 
 def service_trust_policy(service: str, *, account_id: str, source_arn: str | None = None) -> str:
@@ -121,4 +142,62 @@ def grant_log_writes(log_group_arns: Sequence[str], *, sid: str) -> Statement:
         "Effect": "Allow",
         "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
         "Resource": [f"{arn}:log-stream:*" for arn in log_group_arns] + list(log_group_arns),
+    }
+
+
+def grant_ecr_pull(repository_arn: str, *, kms_key_arn: str, region: str) -> list[Statement]:
+    """Log in to ECR and pull images of one repository, decrypting its layers
+    only through ECR."""
+    return [
+        # GetAuthorizationToken has no resource-level permissions.
+        {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+        {
+            "Sid": "PullGatewayImage",
+            "Effect": "Allow",
+            "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+            "Resource": repository_arn,
+        },
+        {
+            "Sid": "DecryptImageLayers",
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": kms_key_arn,
+            "Condition": {"StringEquals": {"kms:ViaService": f"ecr.{region}.amazonaws.com"}},
+        },
+    ]
+
+
+def grant_bedrock_invoke(*, partition: str, region: str) -> Statement:
+    """Invoke the region's foundation models (streaming too)."""
+    return {
+        "Sid": "InvokeBedrockFoundationModels",
+        "Effect": "Allow",
+        "Action": ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+        "Resource": f"arn:{partition}:bedrock:{region}::foundation-model/*",
+    }
+
+
+# Actions AWS only authorizes on "*" (no resource-level permissions).
+XRAY_WRITE_ACTIONS: tuple[str, ...] = (
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "xray:GetSamplingStatisticSummaries",
+)
+
+
+def grant_xray_write() -> Statement:
+    """Send traces and read sampling rules (X-Ray has no resource-level permissions)."""
+    return {"Sid": "XRayTraces", "Effect": "Allow", "Action": list(XRAY_WRITE_ACTIONS), "Resource": "*"}
+
+
+def grant_metrics_in_namespace(namespace: str) -> Statement:
+    """PutMetricData, only into one CloudWatch namespace."""
+    return {
+        "Sid": "MetricsInOwnNamespace",
+        "Effect": "Allow",
+        "Action": "cloudwatch:PutMetricData",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"cloudwatch:namespace": namespace}},
     }

@@ -1,22 +1,56 @@
-"""The stack outputs users rely on, with their descriptions (README table
-and `cdktf output` both read from here). Secrets only as sensitive outputs."""
+"""The stack's outputs, each in one place: name, description and where its
+value comes from. `cdktf output`, the README's table (aigw/docs.py) and the
+stack (modules/stack.py) all read this tuple. Secrets only as sensitive
+outputs. No cdktf import at run time, so the docs generator stays fast."""
 
 from __future__ import annotations
 
-STACK_OUTPUTS: dict[str, str] = {
-    "alb_dns_name": "DNS name of the load balancer (point your CNAME here)",
-    "gateway_url": "Base URL clients call (https when a certificate is set)",
-    "vpc_id": "ID of the VPC",
-    "cognito_user_pool_id": "ID of the Cognito user pool of M2M clients",
-    "cognito_client_id": "ID of the M2M app client",
-    "cognito_token_endpoint": "OAuth2 token endpoint (client_credentials grant)",
-    "cognito_scopes": "OAuth2 scopes of the gateway's resource server",
-    "ecr_repository_url": "ECR repository for the gateway image",
-    "ecs_cluster_name": "Name of the ECS cluster",
-    "ecs_service_name": "Name of the gateway ECS service",
-    "provider_secret_arns": "Secrets Manager ARNs of the provider API keys (values set by operators)",
-    "dashboard_name": "Name of the CloudWatch dashboard",
-}
-SENSITIVE_OUTPUTS: dict[str, str] = {
-    "cognito_client_secret": "Secret of the M2M app client (sensitive: `cdktf output` hides it)",
-}
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from modules.auth import AuthOutputs
+    from modules.compute import ComputeOutputs
+    from modules.edge import EdgeOutputs
+    from modules.network import NetworkOutputs
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """The typed outputs of the constructs the stack outputs come from."""
+
+    network: NetworkOutputs
+    edge: EdgeOutputs
+    auth: AuthOutputs
+    compute: ComputeOutputs
+    dashboard_name: str
+
+
+@dataclass(frozen=True)
+class StackOutput:
+    name: str
+    description: str
+    value: Callable[[Wiring], object]
+    sensitive: bool = False
+
+
+OUTPUTS: tuple[StackOutput, ...] = (
+    StackOutput("alb_dns_name", "DNS name of the load balancer (point your CNAME here)",
+                lambda w: w.edge.load_balancer_dns_name),
+    StackOutput("gateway_url", "Base URL clients call (https when a certificate is set)", lambda w: w.edge.base_url),
+    StackOutput("vpc_id", "ID of the VPC", lambda w: w.network.vpc_id),
+    StackOutput("cognito_user_pool_id", "ID of the Cognito user pool of M2M clients", lambda w: w.auth.user_pool_id),
+    StackOutput("cognito_client_id", "ID of the M2M app client", lambda w: w.auth.client_id),
+    StackOutput("cognito_token_endpoint", "OAuth2 token endpoint (client_credentials grant)",
+                lambda w: w.auth.token_endpoint),
+    StackOutput("cognito_scopes", "OAuth2 scopes of the gateway's resource server", lambda w: w.auth.scopes),
+    StackOutput("ecr_repository_url", "ECR repository for the gateway image", lambda w: w.compute.ecr_repository_url),
+    StackOutput("ecs_cluster_name", "Name of the ECS cluster", lambda w: w.compute.cluster_name),
+    StackOutput("ecs_service_name", "Name of the gateway ECS service", lambda w: w.compute.service_name),
+    StackOutput("provider_secret_arns", "Secrets Manager ARNs of the provider API keys (values set by operators)",
+                lambda w: w.compute.provider_secret_arns),
+    StackOutput("dashboard_name", "Name of the CloudWatch dashboard", lambda w: w.dashboard_name),
+    StackOutput("cognito_client_secret", "Secret of the M2M app client (sensitive: `cdktf output` hides it)",
+                lambda w: w.auth.client_secret, sensitive=True),
+)  # fmt: skip

@@ -1,5 +1,6 @@
-"""The stack of one environment: provider, state backend, and the modules in
-the admin guide's dependency order, wired only through their typed outputs."""
+"""The stack of one environment: provider, state backend, and the constructs
+in dependency order (observability, network, auth, edge, compute,
+monitoring), wired only through their typed outputs."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from aigw.environments import Environment
 from modules.auth import Auth
 from modules.compute import Compute
 from modules.context import PROJECT, StackContext
-from modules.networking import Networking
-from modules.observability import MonitoredService, Monitoring, Observability
-from modules.outputs import SENSITIVE_OUTPUTS, STACK_OUTPUTS
+from modules.edge import Edge
+from modules.monitoring import MonitoredService, Monitoring
+from modules.network import Network
+from modules.observability import Observability
+from modules.outputs import OUTPUTS, Wiring
 
 # Every service the stack calls, pointed at the emulator when one is configured.
 EMULATED_SERVICES: tuple[str, ...] = (
@@ -93,31 +96,43 @@ class GatewayStack(TerraformStack):
             region=settings.region,
             account_id=DataAwsCallerIdentity(self, "caller").account_id,
             partition=DataAwsPartition(self, "partition").partition,
-            waf_enabled=settings.edge.enable_waf,
             deletion_protection=settings.deletion_protection,
         )
-        observability = Observability(self, "observability", settings=settings.observability, context=context).outputs
-        networking = Networking(
+        observability = Observability(
             self,
-            "networking",
+            "observability",
+            settings=settings.observability,
+            context=context,
+            create_waf_log_group=settings.edge.enable_waf,
+        ).outputs
+        network = Network(
+            self,
+            "network",
             network=settings.network,
-            edge=settings.edge,
             context=context,
             availability_zones=settings.availability_zones,
-            waf_log_group_arn=observability.waf_log_group_arn,
             flow_log_group_arn=observability.log_group_arns["vpc_flow"],
         ).outputs
-        auth = Auth(self, "auth", edge=settings.edge, context=context, networking=networking).outputs
-        listeners = [*networking.listener_dependencies, *([auth.https_listener] if auth.https_listener else [])]
+        auth = Auth(self, "auth", context=context).outputs
+        edge = Edge(
+            self,
+            "edge",
+            edge=settings.edge,
+            context=context,
+            network=network,
+            jwt=auth.jwt_issuer,
+            waf_log_group_arn=observability.waf_log_group_arn,
+        ).outputs
         compute = Compute(
             self,
             "compute",
             gateway=settings.gateway,
-            edge=settings.edge,
+            edge_settings=settings.edge,
             context=context,
-            networking=networking,
+            network=network,
+            edge=edge,
             observability=observability,
-            listeners=listeners,
+            wait_for=edge.listeners,
         ).outputs
         monitoring = Monitoring(
             self,
@@ -126,36 +141,26 @@ class GatewayStack(TerraformStack):
             context=context,
             observability=observability,
             watched=MonitoredService(
-                load_balancer_arn_suffix=networking.alb_arn_suffix,
-                target_group_arn_suffix=networking.target_group_arn_suffix,
+                load_balancer_arn_suffix=edge.load_balancer_arn_suffix,
+                target_group_arn_suffix=edge.target_group_arn_suffix,
                 cluster_name=compute.cluster_name,
                 service_name=compute.service_name,
                 min_tasks=settings.gateway.min_capacity,
             ),
         )
 
-        scheme = "https" if settings.edge.https else "http"
-        values: dict[str, object] = {
-            "alb_dns_name": networking.alb_dns_name,
-            "gateway_url": f"{scheme}://{networking.alb_dns_name}",
-            "vpc_id": networking.vpc_id,
-            "cognito_user_pool_id": auth.user_pool_id,
-            "cognito_client_id": auth.client_id,
-            "cognito_token_endpoint": auth.token_endpoint,
-            "cognito_scopes": auth.scopes,
-            "ecr_repository_url": compute.ecr_repository_url,
-            "ecs_cluster_name": compute.cluster_name,
-            "ecs_service_name": compute.service_name,
-            "provider_secret_arns": compute.provider_secret_arns,
-            "dashboard_name": monitoring.dashboard_name,
-        }
-        if set(values) != set(STACK_OUTPUTS):
-            raise ValueError(f"outputs and their descriptions disagree: {set(values) ^ set(STACK_OUTPUTS)}")
-        for name, description in STACK_OUTPUTS.items():
-            TerraformOutput(self, name, value=values[name], description=description)
-        secret_values = {"cognito_client_secret": auth.client_secret}
-        for name, description in SENSITIVE_OUTPUTS.items():
-            TerraformOutput(self, name, value=secret_values[name], description=description, sensitive=True)
+        wiring = Wiring(
+            network=network, edge=edge, auth=auth, compute=compute, dashboard_name=monitoring.dashboard_name
+        )
+        for output in OUTPUTS:
+            # `sensitive` only where true (None: the key is not written at all).
+            TerraformOutput(
+                self,
+                output.name,
+                value=output.value(wiring),
+                description=output.description,
+                sensitive=True if output.sensitive else None,
+            )
 
 
 def synthesize(environments: Iterable[Environment], outdir: Path | None = None) -> None:

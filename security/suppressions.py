@@ -2,7 +2,7 @@
 
 Each entry in security/suppressions.toml names one check (checkov `CKV…` or
 our `AIGW-…`), one construct path (as in cdktf metadata, e.g.
-`networking/alb`), optionally the environments it applies to, and a reason
+`edge/alb`), optionally the environments it applies to, and a reason
 of at least 10 characters (as cdk-nag requires). Blanket skips are refused.
 """
 
@@ -55,7 +55,7 @@ def load(path: Path = REGISTRY) -> list[Suppression]:
         if not _CHECK_ID.match(check):
             problems.append(f"{where}.check: {check!r} is not a checkov (CKV_AWS_n) or AIGW- rule id")
         if not _CONSTRUCT.match(construct):
-            problems.append(f"{where}.construct: {construct!r} must be one construct path like 'networking/alb'")
+            problems.append(f"{where}.construct: {construct!r} must be one construct path like 'edge/alb'")
         if len(reason) < MIN_REASON:
             problems.append(f"{where}.reason: give a real reason (at least {MIN_REASON} characters)")
         environments = entry.get("environments", [])

@@ -153,7 +153,7 @@ def test_org_keys_go_to_the_proxy_only_and_only_with_jwt_auth(dev: Template, pro
 
 
 def test_collector_sidecar_gets_the_repo_config_and_its_log_groups(env_stack: Template) -> None:
-    from modules.compute import COLLECTOR_CONFIG
+    from modules.compute.task import COLLECTOR_CONFIG
 
     collector = containers(env_stack)["adot-collector"]
     environment = {e["name"]: e["value"] for e in collector["environment"]}

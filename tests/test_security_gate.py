@@ -80,9 +80,9 @@ def insecure_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     app = App(outdir=str(outdir))
     stack = GatewayStack(app, dev)
     compute = stack.node.find_child("compute")
-    task_sg = compute.node.find_child("task-sg")
-    execution_role = compute.node.find_child("execution-role")
-    secret = compute.node.find_child("secret-openai")
+    task_sg = compute.node.find_child("service").node.find_child("task-sg")
+    execution_role = compute.node.find_child("task").node.find_child("execution-role")
+    secret = compute.node.find_child("secrets").node.find_child("secret-openai")
     VpcSecurityGroupIngressRule(compute, "ssh-from-anywhere", security_group_id=task_sg.id, cidr_ipv4="0.0.0.0/0",
                                 ip_protocol="tcp", from_port=22, to_port=22)  # fmt: skip
     admin = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}

@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from aigw.environments import load_environments
 from modules.stack import synthesize
 from tests.template import Template
@@ -23,20 +25,18 @@ allowed_cidrs = ["203.0.113.0/24"]
 image_from_ecr = true
 """
 
-EXPECTED_OUTPUTS = {
-    "alb_dns_name",
-    "gateway_url",
-    "vpc_id",
-    "cognito_user_pool_id",
-    "cognito_client_id",
-    "cognito_client_secret",
-    "cognito_token_endpoint",
-    "cognito_scopes",
-    "ecr_repository_url",
-    "ecs_cluster_name",
-    "ecs_service_name",
-    "provider_secret_arns",
-    "dashboard_name",
+# Where each output's value must come from: (resource type, attribute). The
+# outputs users script against (`cdktf output`) must keep pointing at these.
+OUTPUT_SOURCES = {
+    "alb_dns_name": ("aws_lb", "dns_name"),
+    "vpc_id": ("aws_vpc", "id"),
+    "cognito_user_pool_id": ("aws_cognito_user_pool", "id"),
+    "cognito_client_id": ("aws_cognito_user_pool_client", "id"),
+    "cognito_client_secret": ("aws_cognito_user_pool_client", "client_secret"),
+    "ecr_repository_url": ("aws_ecr_repository", "repository_url"),
+    "ecs_cluster_name": ("aws_ecs_cluster", "name"),
+    "ecs_service_name": ("aws_ecs_service", "name"),
+    "dashboard_name": ("aws_cloudwatch_dashboard", "dashboard_name"),
 }
 
 
@@ -73,14 +73,19 @@ def test_provider_region_and_default_tags(dev: Template, staging: Template) -> N
     }
 
 
-def test_outputs_are_described_and_useful(env_stack: Template) -> None:
-    outputs = env_stack.outputs
-    assert set(outputs) == EXPECTED_OUTPUTS
-    assert all(output.get("description") for output in outputs.values())
-    alb = env_stack.resource("aws_lb")
-    assert outputs["alb_dns_name"]["value"] == alb.ref("dns_name")
-    assert outputs["ecs_service_name"]["value"] == env_stack.resource("aws_ecs_service").ref("name")
-    assert outputs["dashboard_name"]["value"] == env_stack.resource("aws_cloudwatch_dashboard").ref("dashboard_name")
+@pytest.mark.parametrize("name", sorted(OUTPUT_SOURCES))
+def test_each_output_points_at_the_resource_it_names(env_stack: Template, name: str) -> None:
+    resource_type, attribute = OUTPUT_SOURCES[name]
+    assert env_stack.outputs[name]["value"] == env_stack.resource(resource_type).ref(attribute)
+
+
+def test_every_output_has_a_description(env_stack: Template) -> None:
+    assert all(output.get("description") for output in env_stack.outputs.values())
+
+
+def test_provider_secret_arns_output_maps_each_provider_to_its_secret(prod: Template) -> None:
+    secrets = {s["name"].rsplit("/", 1)[1]: s.ref("arn") for s in prod.resources("aws_secretsmanager_secret")}
+    assert prod.outputs["provider_secret_arns"]["value"] == secrets
 
 
 def test_gateway_url_scheme_follows_the_certificate(dev: Template, prod: Template) -> None:

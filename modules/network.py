@@ -1,5 +1,7 @@
-"""Networking: VPC, subnets, NAT, VPC endpoints, the internet-facing ALB with
-its target group and HTTP listener, and the WAFv2 web ACL in front of it."""
+"""Network: the VPC and what hangs off it: public and private subnets per
+zone, internet gateway, NAT, route tables, flow logs, a default security
+group that allows nothing, and the VPC endpoints with their security group.
+What faces clients (load balancer, listeners, WAF) is modules/edge.py."""
 
 from __future__ import annotations
 
@@ -12,13 +14,6 @@ from cdktf_cdktf_provider_aws.flow_log import FlowLog
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.internet_gateway import InternetGateway
-from cdktf_cdktf_provider_aws.lb import Lb
-from cdktf_cdktf_provider_aws.lb_listener import (
-    LbListener,
-    LbListenerDefaultAction,
-    LbListenerDefaultActionRedirect,
-)
-from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck
 from cdktf_cdktf_provider_aws.nat_gateway import NatGateway
 from cdktf_cdktf_provider_aws.route import Route
 from cdktf_cdktf_provider_aws.route_table import RouteTable
@@ -27,55 +22,25 @@ from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from cdktf_cdktf_provider_aws.subnet import Subnet
 from cdktf_cdktf_provider_aws.vpc import Vpc
 from cdktf_cdktf_provider_aws.vpc_endpoint import VpcEndpoint
-from cdktf_cdktf_provider_aws.wafv2_web_acl import (
-    Wafv2WebAcl,
-    Wafv2WebAclDefaultAction,
-    Wafv2WebAclDefaultActionAllow,
-    Wafv2WebAclRule,
-    Wafv2WebAclRuleAction,
-    Wafv2WebAclRuleActionBlock,
-    Wafv2WebAclRuleOverrideAction,
-    Wafv2WebAclRuleOverrideActionNone,
-    Wafv2WebAclRuleVisibilityConfig,
-    Wafv2WebAclVisibilityConfig,
-)
-from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssociation
-from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import Wafv2WebAclLoggingConfiguration
 from constructs import Construct
 
-from aigw.key_proxy import HEALTH_PATH, PROXY_PORT
-from aigw.settings import EdgeSettings, NetworkSettings
+from aigw.settings import NetworkSettings
 from modules.context import StackContext
 from modules.grants import allow_cidrs, grant_log_writes, policy_document, service_trust_policy
 
 INTERFACE_ENDPOINTS: tuple[str, ...] = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
-WAF_MANAGED_RULE_GROUPS: tuple[str, ...] = (
-    "AWSManagedRulesCommonRuleSet",
-    "AWSManagedRulesAmazonIpReputationList",
-    "AWSManagedRulesKnownBadInputsRuleSet",
-)
-# TLS 1.3 with 1.2 fallback for older clients; the admin guide's policy.
-TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # Each subnet is 1/16 of the VPC: public ones take slots 0.., private ones 8..
 SUBNET_EXTRA_BITS = 4
 PRIVATE_SLOT_OFFSET = 8
 
 
 @dataclass(frozen=True)
-class NetworkingOutputs:
+class NetworkOutputs:
     vpc_id: str
     vpc_cidr: str
     public_subnet_ids: list[str]
     private_subnet_ids: list[str]
     private_subnet_cidrs: list[str]
-    alb_arn: str
-    alb_arn_suffix: str
-    alb_dns_name: str
-    alb_security_group_id: str
-    target_group_arn: str
-    target_group_arn_suffix: str
-    # Resources the service must wait for (the target group must be attached to the ALB).
-    listener_dependencies: list[LbListener]
 
 
 def subnet_cidrs(vpc_cidr: str, zone_count: int) -> tuple[list[str], list[str]]:
@@ -86,17 +51,15 @@ def subnet_cidrs(vpc_cidr: str, zone_count: int) -> tuple[list[str], list[str]]:
     return public, private
 
 
-class Networking(Construct):
+class Network(Construct):
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
         network: NetworkSettings,
-        edge: EdgeSettings,
         context: StackContext,
         availability_zones: list[str],
-        waf_log_group_arn: str | None,
         flow_log_group_arn: str,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -213,87 +176,12 @@ class Networking(Construct):
                 tags={"Name": f"{prefix}-{service}"},
             )
 
-        alb_sg_id = SecurityGroup(
-            self,
-            "alb-sg",
-            name=f"{prefix}-alb",
-            description="Internet-facing load balancer: listener ports from allowed CIDRs only",
-            vpc_id=vpc_id,
-            tags={"Name": f"{prefix}-alb"},
-        ).id
-        for port in (80, 443) if edge.https else (80,):
-            allow_cidrs(
-                self,
-                f"alb-from-clients-{port}",
-                security_group_id=alb_sg_id,
-                cidrs=edge.allowed_cidrs,
-                port=port,
-                description=f"clients on {port}",
-            )
-        alb = Lb(
-            self,
-            "alb",
-            name=f"{prefix}-alb",
-            internal=False,
-            load_balancer_type="application",
-            security_groups=[alb_sg_id],
-            subnets=public_subnet_ids,
-            drop_invalid_header_fields=True,
-            enable_deletion_protection=context.deletion_protection,
-            # LLM responses stream for minutes; the default 60 s would cut them.
-            idle_timeout=300,
-        )
-        target_group = LbTargetGroup(
-            self,
-            "gateway-tg",
-            name=f"{prefix}-gw",
-            # The task's entry point is the key proxy, never the gateway itself.
-            port=PROXY_PORT,
-            protocol="HTTP",
-            target_type="ip",
-            vpc_id=vpc_id,
-            deregistration_delay="60",
-            health_check=LbTargetGroupHealthCheck(
-                enabled=True,
-                # Proxied to the gateway: healthy only when both answer.
-                path=HEALTH_PATH,
-                port="traffic-port",
-                protocol="HTTP",
-                matcher="200",
-                interval=15,
-                timeout=5,
-                healthy_threshold=2,
-                unhealthy_threshold=3,
-            ),
-        )
-        alb_arn, target_group_arn = alb.arn, target_group.arn
-        if edge.https:
-            http_action = LbListenerDefaultAction(
-                type="redirect",
-                redirect=LbListenerDefaultActionRedirect(port="443", protocol="HTTPS", status_code="HTTP_301"),
-            )
-        else:
-            http_action = LbListenerDefaultAction(type="forward", target_group_arn=target_group_arn)
-        http_listener = LbListener(
-            self, "http-listener", load_balancer_arn=alb_arn, port=80, protocol="HTTP", default_action=[http_action]
-        )
-
-        if edge.enable_waf:
-            self._web_acl(prefix, edge, alb_arn, waf_log_group_arn)
-
-        self.outputs = NetworkingOutputs(
+        self.outputs = NetworkOutputs(
             vpc_id=vpc_id,
             vpc_cidr=network.vpc_cidr,
             public_subnet_ids=public_subnet_ids,
             private_subnet_ids=private_subnet_ids,
             private_subnet_cidrs=private_cidrs,
-            alb_arn=alb_arn,
-            alb_arn_suffix=alb.arn_suffix,
-            alb_dns_name=alb.dns_name,
-            alb_security_group_id=alb_sg_id,
-            target_group_arn=target_group_arn,
-            target_group_arn_suffix=target_group.arn_suffix,
-            listener_dependencies=[http_listener],
         )
 
     def _flow_logs(self, prefix: str, context: StackContext, vpc_id: str, log_group_arn: str) -> None:
@@ -325,55 +213,4 @@ class Networking(Construct):
             iam_role_arn=role.arn,
             max_aggregation_interval=60,
             tags={"Name": f"{prefix}-vpc-flow"},
-        )
-
-    def _web_acl(self, prefix: str, edge: EdgeSettings, alb_arn: str, log_group_arn: str | None) -> None:
-        def visibility(metric: str) -> Wafv2WebAclRuleVisibilityConfig:
-            return Wafv2WebAclRuleVisibilityConfig(
-                cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
-            )
-
-        rules = [
-            Wafv2WebAclRule(
-                name=group,
-                priority=priority,
-                override_action=Wafv2WebAclRuleOverrideAction(none=Wafv2WebAclRuleOverrideActionNone()),
-                # The bindings type `statement` as Any (its nesting is recursive),
-                # so it is written in Terraform's own block shape.
-                statement={"managed_rule_group_statement": {"name": group, "vendor_name": "AWS"}},
-                visibility_config=visibility(group),
-            )
-            for priority, group in enumerate(WAF_MANAGED_RULE_GROUPS, start=1)
-        ]
-        rules.append(
-            Wafv2WebAclRule(
-                name="RateLimitPerIp",
-                priority=len(rules) + 1,
-                action=Wafv2WebAclRuleAction(block=Wafv2WebAclRuleActionBlock()),
-                statement={
-                    "rate_based_statement": {
-                        "limit": edge.waf_rate_limit,
-                        "aggregate_key_type": "IP",
-                        "evaluation_window_sec": 300,
-                    }
-                },
-                visibility_config=visibility("RateLimitPerIp"),
-            )
-        )
-        acl = Wafv2WebAcl(
-            self,
-            "web-acl",
-            name=f"{prefix}-web-acl",
-            scope="REGIONAL",
-            default_action=Wafv2WebAclDefaultAction(allow=Wafv2WebAclDefaultActionAllow()),
-            rule=rules,
-            visibility_config=Wafv2WebAclVisibilityConfig(
-                cloudwatch_metrics_enabled=True, metric_name=f"{prefix}-web-acl", sampled_requests_enabled=True
-            ),
-        )
-        Wafv2WebAclAssociation(self, "web-acl-alb", resource_arn=alb_arn, web_acl_arn=acl.arn)
-        if log_group_arn is None:
-            raise ValueError("WAF is enabled but observability created no WAF log group")
-        Wafv2WebAclLoggingConfiguration(
-            self, "web-acl-logging", resource_arn=acl.arn, log_destination_configs=[log_group_arn]
         )

@@ -1,0 +1,196 @@
+"""The gateway service: the ECS cluster and its capacity providers, the
+tasks' security group (the key proxy's port from the load balancer only,
+HTTPS out), the service in the private subnets behind the target group, and
+target-tracking autoscaling on CPU and requests per task."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cdktf import ITerraformDependable, TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.appautoscaling_policy import (
+    AppautoscalingPolicy,
+    AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration,
+    AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification,
+)
+from cdktf_cdktf_provider_aws.appautoscaling_target import AppautoscalingTarget
+from cdktf_cdktf_provider_aws.ecs_cluster import EcsCluster, EcsClusterSetting
+from cdktf_cdktf_provider_aws.ecs_cluster_capacity_providers import (
+    EcsClusterCapacityProviders,
+    EcsClusterCapacityProvidersDefaultCapacityProviderStrategy,
+)
+from cdktf_cdktf_provider_aws.ecs_service import (
+    EcsService,
+    EcsServiceCapacityProviderStrategy,
+    EcsServiceDeploymentCircuitBreaker,
+    EcsServiceLoadBalancer,
+    EcsServiceNetworkConfiguration,
+)
+from cdktf_cdktf_provider_aws.security_group import SecurityGroup
+from constructs import Construct
+
+from aigw.gateway_task import PROXY_CONTAINER
+from aigw.key_proxy import PROXY_PORT
+from aigw.settings import GatewaySettings
+from modules.context import StackContext
+from modules.edge import EdgeOutputs
+from modules.grants import allow_from, allow_https_egress
+from modules.network import NetworkOutputs
+
+SCALE_IN_COOLDOWN_SECONDS = 120
+SCALE_OUT_COOLDOWN_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class CapacityShare:
+    provider: str
+    weight: int
+    base: int | None = None
+
+
+def capacity_strategy(fargate_spot_weight: int) -> list[CapacityShare]:
+    """One task always on FARGATE (base 1, weight 1); FARGATE_SPOT takes
+    ``fargate_spot_weight`` shares of the rest when it is above 0."""
+    shares = [CapacityShare("FARGATE", weight=1, base=1)]
+    if fargate_spot_weight:
+        shares.append(CapacityShare("FARGATE_SPOT", weight=fargate_spot_weight))
+    return shares
+
+
+class GatewayService(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        gateway: GatewaySettings,
+        context: StackContext,
+        network: NetworkOutputs,
+        edge: EdgeOutputs,
+        task_definition_arn: str,
+        depends_on: Sequence[ITerraformDependable],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        prefix = context.prefix
+        strategy = capacity_strategy(gateway.fargate_spot_weight)
+        cluster = EcsCluster(
+            self,
+            "cluster",
+            name=f"{prefix}-cluster",
+            setting=[EcsClusterSetting(name="containerInsights", value="enabled")],
+        )
+        cluster_name = cluster.name
+        EcsClusterCapacityProviders(
+            self,
+            "capacity-providers",
+            cluster_name=cluster_name,
+            capacity_providers=["FARGATE", "FARGATE_SPOT"],
+            default_capacity_provider_strategy=[
+                EcsClusterCapacityProvidersDefaultCapacityProviderStrategy(
+                    capacity_provider=share.provider, weight=share.weight, base=share.base
+                )
+                for share in strategy
+            ],
+        )
+
+        self.security_group_id = SecurityGroup(
+            self,
+            "task-sg",
+            name=f"{prefix}-tasks",
+            description="Gateway tasks: the key proxy's port from the load balancer only",
+            vpc_id=network.vpc_id,
+            tags={"Name": f"{prefix}-tasks"},
+        ).id
+        allow_from(
+            self,
+            "tasks-from-alb",
+            source_security_group_id=edge.load_balancer_security_group_id,
+            target_security_group_id=self.security_group_id,
+            port=PROXY_PORT,
+            description="load balancer to key proxy",
+        )
+        allow_https_egress(
+            self, "tasks-https-out", security_group_id=self.security_group_id,
+            description="HTTPS to LLM providers and AWS APIs",
+        )  # fmt: skip
+
+        service = EcsService(
+            self,
+            "service",
+            name=f"{prefix}-gateway",
+            cluster=cluster.arn,
+            task_definition=task_definition_arn,
+            desired_count=gateway.desired_count,
+            capacity_provider_strategy=[
+                EcsServiceCapacityProviderStrategy(
+                    capacity_provider=share.provider, weight=share.weight, base=share.base
+                )
+                for share in strategy
+            ],
+            network_configuration=EcsServiceNetworkConfiguration(
+                subnets=network.private_subnet_ids, security_groups=[self.security_group_id], assign_public_ip=False
+            ),
+            load_balancer=[
+                EcsServiceLoadBalancer(
+                    target_group_arn=edge.target_group_arn, container_name=PROXY_CONTAINER, container_port=PROXY_PORT
+                )
+            ],
+            deployment_circuit_breaker=EcsServiceDeploymentCircuitBreaker(enable=True, rollback=True),
+            deployment_minimum_healthy_percent=100,
+            deployment_maximum_percent=200,
+            health_check_grace_period_seconds=60,
+            propagate_tags="SERVICE",
+            enable_ecs_managed_tags=True,
+            wait_for_steady_state=False,
+            # Autoscaling owns the task count after the first deploy.
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["desired_count"]),
+            depends_on=list(depends_on),
+        )
+        self.cluster_name = cluster_name
+        self.service_name = service.name
+
+        scaling_target = AppautoscalingTarget(
+            self,
+            "scaling-target",
+            service_namespace="ecs",
+            resource_id=f"service/{cluster_name}/{self.service_name}",
+            scalable_dimension="ecs:service:DesiredCount",
+            min_capacity=gateway.min_capacity,
+            max_capacity=gateway.max_capacity,
+        )
+        self._target_tracking(
+            "scale-on-cpu", f"{prefix}-cpu", scaling_target, "ECSServiceAverageCPUUtilization",
+            gateway.cpu_target_percent, None,
+        )  # fmt: skip
+        self._target_tracking(
+            "scale-on-requests", f"{prefix}-requests", scaling_target, "ALBRequestCountPerTarget",
+            gateway.requests_per_target, f"{edge.load_balancer_arn_suffix}/{edge.target_group_arn_suffix}",
+        )  # fmt: skip
+
+    def _target_tracking(
+        self,
+        construct_id: str,
+        name: str,
+        target: AppautoscalingTarget,
+        metric: str,
+        value: float,
+        resource_label: str | None,
+    ) -> None:
+        AppautoscalingPolicy(
+            self,
+            construct_id,
+            name=name,
+            policy_type="TargetTrackingScaling",
+            service_namespace=target.service_namespace,
+            resource_id=target.resource_id,
+            scalable_dimension=target.scalable_dimension,
+            target_tracking_scaling_policy_configuration=AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration(
+                target_value=value,
+                scale_in_cooldown=SCALE_IN_COOLDOWN_SECONDS,
+                scale_out_cooldown=SCALE_OUT_COOLDOWN_SECONDS,
+                predefined_metric_specification=AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification(
+                    predefined_metric_type=metric, resource_label=resource_label
+                ),
+            ),
+        )

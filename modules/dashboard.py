@@ -1,0 +1,100 @@
+"""The CloudWatch dashboard's body, as data: panels in reading order, laid
+out on a two-column grid. Pure Python (no cdktf); modules/monitoring.py
+passes the references of what it watches."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+PANEL_WIDTH = 12  # of the dashboard's 24 columns: two panels a row
+PANEL_HEIGHT = 6
+PERIOD_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Watched:
+    """What the dashboard shows: the access-log group and the metric dimensions."""
+
+    region: str
+    access_log_group: str
+    load_balancer_arn_suffix: str
+    target_group_arn_suffix: str
+    cluster_name: str
+    service_name: str
+
+
+def _query_panel(title: str, query: str, watched: Watched) -> dict[str, Any]:
+    return {
+        "type": "log",
+        "properties": {
+            "title": title,
+            "region": watched.region,
+            "query": f"SOURCE '{watched.access_log_group}' | {query}",
+            "view": "table",
+        },
+    }
+
+
+def _metric_panel(title: str, metrics: list[list[object]], stat: str, watched: Watched) -> dict[str, Any]:
+    return {
+        "type": "metric",
+        "properties": {
+            "title": title,
+            "region": watched.region,
+            "stat": stat,
+            "period": PERIOD_SECONDS,
+            "metrics": metrics,
+        },
+    }
+
+
+def panels(queries: Mapping[str, str], watched: Watched) -> list[dict[str, Any]]:
+    """Every panel in reading order: the saved queries (title -> query), then
+    load balancer and service health."""
+    alb = ["LoadBalancer", watched.load_balancer_arn_suffix]
+    target = ["TargetGroup", watched.target_group_arn_suffix, *alb]
+    service = ["ClusterName", watched.cluster_name, "ServiceName", watched.service_name]
+    elb = "AWS/ApplicationELB"
+    return [
+        *(_query_panel(title, query, watched) for title, query in queries.items()),
+        _metric_panel(
+            "ALB requests and 5xx",
+            [
+                [elb, "RequestCount", *alb],
+                [elb, "HTTPCode_Target_5XX_Count", *alb],
+                [elb, "HTTPCode_ELB_5XX_Count", *alb],
+            ],
+            "Sum",
+            watched,
+        ),
+        _metric_panel("ALB target response time p99", [[elb, "TargetResponseTime", *alb]], "p99", watched),
+        _metric_panel(
+            "Healthy / unhealthy targets",
+            [[elb, "HealthyHostCount", *target], [elb, "UnHealthyHostCount", *target]],
+            "Minimum",
+            watched,
+        ),
+        _metric_panel(
+            "ECS service CPU / memory / running tasks",
+            [
+                ["AWS/ECS", "CPUUtilization", *service],
+                ["AWS/ECS", "MemoryUtilization", *service],
+                ["ECS/ContainerInsights", "RunningTaskCount", *service],
+            ],
+            "Average",
+            watched,
+        ),
+    ]
+
+
+def dashboard_body(queries: Mapping[str, str], watched: Watched) -> dict[str, Any]:
+    """The dashboard JSON: panels placed left to right, top to bottom."""
+    widgets = []
+    for index, panel in enumerate(panels(queries, watched)):
+        column, row = index % 2, index // 2
+        placed = {"type": panel["type"], "x": column * PANEL_WIDTH, "y": row * PANEL_HEIGHT,
+                  "width": PANEL_WIDTH, "height": PANEL_HEIGHT, "properties": panel["properties"]}  # fmt: skip
+        widgets.append(placed)
+    return {"widgets": widgets}

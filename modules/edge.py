@@ -1,0 +1,256 @@
+"""Edge: what faces clients. The internet-facing Application Load Balancer
+and its security group, the target group (the tasks' key proxy), the HTTP
+listener (forward, or redirect to HTTPS), the HTTPS listener (TLS 1.3; with
+JWT auth, ALB-native validation of the Cognito JWT before forwarding), and
+the WAFv2 web ACL with its logging.
+
+The later load-balancer options (NLB, internal scheme, host routing, a
+second target group for blue/green) land here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cdktf_cdktf_provider_aws.lb import Lb
+from cdktf_cdktf_provider_aws.lb_listener import (
+    LbListener,
+    LbListenerDefaultAction,
+    LbListenerDefaultActionJwtValidation,
+    LbListenerDefaultActionJwtValidationAdditionalClaim,
+    LbListenerDefaultActionRedirect,
+)
+from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck
+from cdktf_cdktf_provider_aws.security_group import SecurityGroup
+from cdktf_cdktf_provider_aws.wafv2_web_acl import (
+    Wafv2WebAcl,
+    Wafv2WebAclDefaultAction,
+    Wafv2WebAclDefaultActionAllow,
+    Wafv2WebAclRule,
+    Wafv2WebAclRuleAction,
+    Wafv2WebAclRuleActionBlock,
+    Wafv2WebAclRuleOverrideAction,
+    Wafv2WebAclRuleOverrideActionNone,
+    Wafv2WebAclRuleVisibilityConfig,
+    Wafv2WebAclVisibilityConfig,
+)
+from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssociation
+from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import Wafv2WebAclLoggingConfiguration
+from constructs import Construct
+
+from aigw.key_proxy import ALB_IDLE_TIMEOUT_SECONDS, HEALTH_PATH, PROXY_PORT
+from aigw.settings import EdgeSettings
+from modules.context import StackContext
+from modules.grants import allow_cidrs
+from modules.network import NetworkOutputs
+
+WAF_MANAGED_RULE_GROUPS: tuple[str, ...] = (
+    "AWSManagedRulesCommonRuleSet",
+    "AWSManagedRulesAmazonIpReputationList",
+    "AWSManagedRulesKnownBadInputsRuleSet",
+)
+# TLS 1.3 with 1.2 fallback for older clients; the admin guide's policy.
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+
+@dataclass(frozen=True)
+class JwtIssuer:
+    """What the HTTPS listener validates tokens against (from modules/auth.py)."""
+
+    issuer: str
+    jwks_endpoint: str
+    required_scope: str
+
+
+@dataclass(frozen=True)
+class EdgeOutputs:
+    load_balancer_arn: str
+    load_balancer_arn_suffix: str
+    load_balancer_dns_name: str
+    load_balancer_security_group_id: str
+    target_group_arn: str
+    target_group_arn_suffix: str
+    base_url: str
+    # The service must wait for these (the target group must be attached to the load balancer).
+    listeners: list[LbListener]
+
+
+class Edge(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        edge: EdgeSettings,
+        context: StackContext,
+        network: NetworkOutputs,
+        jwt: JwtIssuer,
+        waf_log_group_arn: str | None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        prefix = context.prefix
+        alb_sg_id = SecurityGroup(
+            self,
+            "alb-sg",
+            name=f"{prefix}-alb",
+            description="Internet-facing load balancer: listener ports from allowed CIDRs only",
+            vpc_id=network.vpc_id,
+            tags={"Name": f"{prefix}-alb"},
+        ).id
+        for port in (80, 443) if edge.https else (80,):
+            allow_cidrs(
+                self,
+                f"alb-from-clients-{port}",
+                security_group_id=alb_sg_id,
+                cidrs=edge.allowed_cidrs,
+                port=port,
+                description=f"clients on {port}",
+            )
+        alb = Lb(
+            self,
+            "alb",
+            name=f"{prefix}-alb",
+            internal=False,
+            load_balancer_type="application",
+            security_groups=[alb_sg_id],
+            subnets=network.public_subnet_ids,
+            drop_invalid_header_fields=True,
+            enable_deletion_protection=context.deletion_protection,
+            # LLM responses stream for minutes; the default 60 s would cut them.
+            idle_timeout=ALB_IDLE_TIMEOUT_SECONDS,
+        )
+        target_group = LbTargetGroup(
+            self,
+            "gateway-tg",
+            name=f"{prefix}-gw",
+            # The task's entry point is the key proxy, never the gateway itself.
+            port=PROXY_PORT,
+            protocol="HTTP",
+            target_type="ip",
+            vpc_id=network.vpc_id,
+            deregistration_delay="60",
+            health_check=LbTargetGroupHealthCheck(
+                enabled=True,
+                # Proxied to the gateway: healthy only when both answer.
+                path=HEALTH_PATH,
+                port="traffic-port",
+                protocol="HTTP",
+                matcher="200",
+                interval=15,
+                timeout=5,
+                healthy_threshold=2,
+                unhealthy_threshold=3,
+            ),
+        )
+        alb_arn, target_group_arn, dns_name = alb.arn, target_group.arn, alb.dns_name
+        listeners = [self._http_listener(edge, alb_arn, target_group_arn)]
+        if edge.https:
+            listeners.append(self._https_listener(edge, alb_arn, target_group_arn, jwt))
+        if edge.enable_waf:
+            if waf_log_group_arn is None:
+                raise ValueError("WAF is enabled but observability created no WAF log group")
+            self._web_acl(prefix, edge, alb_arn, waf_log_group_arn)
+
+        self.outputs = EdgeOutputs(
+            load_balancer_arn=alb_arn,
+            load_balancer_arn_suffix=alb.arn_suffix,
+            load_balancer_dns_name=dns_name,
+            load_balancer_security_group_id=alb_sg_id,
+            target_group_arn=target_group_arn,
+            target_group_arn_suffix=target_group.arn_suffix,
+            base_url=f"{'https' if edge.https else 'http'}://{dns_name}",
+            listeners=listeners,
+        )
+
+    def _http_listener(self, edge: EdgeSettings, alb_arn: str, target_group_arn: str) -> LbListener:
+        if edge.https:
+            action = LbListenerDefaultAction(
+                type="redirect",
+                redirect=LbListenerDefaultActionRedirect(port="443", protocol="HTTPS", status_code="HTTP_301"),
+            )
+        else:
+            action = LbListenerDefaultAction(type="forward", target_group_arn=target_group_arn)
+        return LbListener(
+            self, "http-listener", load_balancer_arn=alb_arn, port=80, protocol="HTTP", default_action=[action]
+        )
+
+    def _https_listener(self, edge: EdgeSettings, alb_arn: str, target_group_arn: str, jwt: JwtIssuer) -> LbListener:
+        actions = [LbListenerDefaultAction(type="forward", target_group_arn=target_group_arn)]
+        if edge.enable_jwt_auth:
+            # Native ALB JWT validation (hashicorp/aws >= 6.22): signature
+            # against the pool's JWKS, iss/exp/nbf/iat, and the invoke scope.
+            actions = [
+                LbListenerDefaultAction(
+                    type="jwt-validation",
+                    order=1,
+                    jwt_validation=LbListenerDefaultActionJwtValidation(
+                        issuer=jwt.issuer,
+                        jwks_endpoint=jwt.jwks_endpoint,
+                        additional_claim=[
+                            LbListenerDefaultActionJwtValidationAdditionalClaim(
+                                name="scope", format="space-separated-values", values=[jwt.required_scope]
+                            )
+                        ],
+                    ),
+                ),
+                LbListenerDefaultAction(type="forward", order=2, target_group_arn=target_group_arn),
+            ]
+        return LbListener(
+            self,
+            "https-listener",
+            load_balancer_arn=alb_arn,
+            port=443,
+            protocol="HTTPS",
+            ssl_policy=TLS_POLICY,
+            certificate_arn=edge.certificate_arn,
+            default_action=actions,
+        )
+
+    def _web_acl(self, prefix: str, edge: EdgeSettings, alb_arn: str, log_group_arn: str) -> None:
+        def visibility(metric: str) -> Wafv2WebAclRuleVisibilityConfig:
+            return Wafv2WebAclRuleVisibilityConfig(
+                cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
+            )
+
+        rules = [
+            Wafv2WebAclRule(
+                name=group,
+                priority=priority,
+                override_action=Wafv2WebAclRuleOverrideAction(none=Wafv2WebAclRuleOverrideActionNone()),
+                # The bindings type `statement` as Any (its nesting is recursive),
+                # so it is written in Terraform's own block shape.
+                statement={"managed_rule_group_statement": {"name": group, "vendor_name": "AWS"}},
+                visibility_config=visibility(group),
+            )
+            for priority, group in enumerate(WAF_MANAGED_RULE_GROUPS, start=1)
+        ]
+        rules.append(
+            Wafv2WebAclRule(
+                name="RateLimitPerIp",
+                priority=len(rules) + 1,
+                action=Wafv2WebAclRuleAction(block=Wafv2WebAclRuleActionBlock()),
+                statement={
+                    "rate_based_statement": {
+                        "limit": edge.waf_rate_limit,
+                        "aggregate_key_type": "IP",
+                        "evaluation_window_sec": 300,
+                    }
+                },
+                visibility_config=visibility("RateLimitPerIp"),
+            )
+        )
+        acl = Wafv2WebAcl(
+            self,
+            "web-acl",
+            name=f"{prefix}-web-acl",
+            scope="REGIONAL",
+            default_action=Wafv2WebAclDefaultAction(allow=Wafv2WebAclDefaultActionAllow()),
+            rule=rules,
+            visibility_config=Wafv2WebAclVisibilityConfig(
+                cloudwatch_metrics_enabled=True, metric_name=f"{prefix}-web-acl", sampled_requests_enabled=True
+            ),
+        )
+        acl_arn = acl.arn
+        Wafv2WebAclAssociation(self, "web-acl-alb", resource_arn=alb_arn, web_acl_arn=acl_arn)
+        Wafv2WebAclLoggingConfiguration(
+            self, "web-acl-logging", resource_arn=acl_arn, log_destination_configs=[log_group_arn]
+        )
