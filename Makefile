@@ -45,15 +45,17 @@ help: ## List the targets
 
 setup: .venv/.synced node_modules/.synced .tools/checkov/.installed ## Install Python (pipenv, .venv), Node (cdktf-cli, Node 22, gateway) and checkov
 
-# Debian packages the local gateway harness runs: nginx (the key proxy) and
-# envsubst (gettext-base), as in the official nginx image. Installed only when missing.
-SYSTEM_TOOLS := nginx envsubst
-system-deps: ## Install nginx and envsubst when missing (apt-get; needs root)
-	@missing=""; for tool in $(SYSTEM_TOOLS); do PATH="$$PATH:/usr/sbin:/sbin" command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+# Debian packages the local harness and the benchmark run: nginx with ngx_lua,
+# LuaJIT's lua-resty-core and cjson (the data plane's code; the image is
+# OpenResty, which has them built in) and wrk. Installed only when missing.
+SYSTEM_PACKAGES := nginx-light libnginx-mod-http-lua lua-resty-core lua-cjson wrk
+system-deps: ## Install the harness's Debian packages when missing (apt-get; needs root)
+	@missing=""; for package in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "ok installed" || missing="$$missing $$package"; done; \
 	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" != 0 ]; then echo "missing:$$missing; install nginx-light and gettext-base" >&2; exit 1; fi; \
-	  echo "installing nginx-light gettext-base (missing:$$missing)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light gettext-base >/dev/null; \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing" >&2; exit 1; fi; \
+	  echo "installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
 $(BOOTSTRAP)/bin/pipenv:

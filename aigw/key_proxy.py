@@ -1,21 +1,21 @@
-"""The key proxy in front of the gateway: its nginx configuration and start
-command, as plain Python (no cdktf), shared by the compute module and the
-local harness. docs/gateway-contract.md explains every rule; in short, the
-proxy faces authenticated but untrusted clients and
+"""The data plane in front of the gateway (the "key-proxy" container): its
+configuration and start command, as plain Python (no cdktf), shared by the
+compute module and the local harness. OpenResty runs the rules as Lua
+(config/data-plane/aigw_dataplane.lua) over a JSON rendering of the
+environment's settings; docs/gateway-contract.md states every rule and
+docs/data-plane.md the design. In short, it faces authenticated but
+untrusted clients and
 
 - serves an allow-list of inference routes (POST only), each for the
-  providers it makes sense for; everything else, `/v1/proxy/…`, files,
-  batches, stored responses, `/log/stream` and WebSocket upgrades included,
-  gets a JSON refusal naming the rule;
+  providers it makes sense for; everything else gets a JSON refusal naming
+  the rule;
 - forwards an allow-list of request headers and sets every header that
-  chooses a host, a resource, a deployment or credentials itself (Azure's
-  resource, deployment and API version come from the environment file);
-- with organisation keys (JWT auth on): replaces the client's token with the
-  organisation's key of the provider the client names; a request carrying its
-  own ``x-portkey-config`` gets neither an org key nor the provider header
-  (so a config cannot bounce a request back into the proxy to collect one);
-- forwards the canonical route path only (no client path, no query string),
-  keeps upstream connections alive, answers its own errors in JSON.
+  chooses a host, a resource, a deployment or credentials itself;
+- with JWT auth: knows the team (the token's client_id), replaces the
+  token with the organisation's key of the provider named, or with the task
+  role's credentials for Bedrock; a request with its own config gets none;
+- checks the JSON body (the model, references to stored objects), reads
+  token usage out of the answer, logs one JSON line and one span per request.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
@@ -43,11 +44,32 @@ CLIENT_KEEPALIVE_SECONDS = ALB_IDLE_TIMEOUT_SECONDS + 50
 UPSTREAM_KEEPALIVE_CONNECTIONS = 32
 DEFAULT_MAX_BODY_MIB = 50
 
-KEY_PROXY_DIR = Path(__file__).resolve().parent.parent / "config" / "key-proxy"
-ENTRYPOINT_FILE = KEY_PROXY_DIR / "entrypoint.sh"
-TEMPLATE_FILE = KEY_PROXY_DIR / "gateway.conf.j2"
-TEMPLATE_VARIABLE = "AIGW_PROXY_TEMPLATE"
+DATA_PLANE_DIR = Path(__file__).resolve().parent.parent / "config" / "data-plane"
+ENTRYPOINT_FILE = DATA_PLANE_DIR / "entrypoint.sh"
+MAIN_TEMPLATE_FILE = DATA_PLANE_DIR / "nginx.conf.j2"
+TEMPLATE_FILE = DATA_PLANE_DIR / "gateway.conf.j2"
+LUA_FILE = DATA_PLANE_DIR / "aigw_dataplane.lua"
+# The container's environment variables (see config/data-plane/entrypoint.sh).
+MAIN_VARIABLE = "AIGW_NGINX_MAIN"
+TEMPLATE_VARIABLE = "AIGW_NGINX_SERVER"
+LUA_VARIABLE = "AIGW_DATAPLANE_LUA"
+SETTINGS_VARIABLE = "AIGW_DATAPLANE_CONFIG"
 KEY_VARIABLES_VARIABLE = "AIGW_KEY_VARIABLES"
+# The task role's credentials endpoint (ECS sets the relative URI; the AWS
+# SDKs also honour a full URI on loopback, which the harness uses).
+CREDENTIALS_VARIABLES: tuple[str, ...] = (
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+)
+# Credentials are fetched again this long before they expire (as the AWS SDKs do).
+CREDENTIALS_REFRESH_SECONDS = 300
+# The ADOT collector's OTLP/HTTP receiver in the same task.
+OTLP_HOST, OTLP_PORT = "127.0.0.1", 4318
+TELEMETRY_FLUSH_SECONDS = 1
+SERVICE_NAME = "ai-gateway-data-plane"
+# Metric names (OTLP; the collector's awsemf exporter puts them into AIGateway).
+METRIC_NAMES: dict[str, str] = {"requests": "Requests", "input": "InputTokens", "output": "OutputTokens"}
 
 # Secret name (Secrets Manager, `gateway.provider_keys`) -> Portkey provider slug.
 PROVIDER_SLUGS: dict[str, str] = {
@@ -57,6 +79,21 @@ PROVIDER_SLUGS: dict[str, str] = {
     "azure": "azure-openai",
 }
 AZURE_SLUG = PROVIDER_SLUGS["azure"]
+BEDROCK_SLUG = "bedrock"
+# What `model` may look like per provider. Google and Bedrock put it into
+# the upstream URL (Google next to the key): no slash, no query, no fragment.
+MODEL_PATTERNS: dict[str, str] = {
+    "default": r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$",
+    "google": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+    BEDROCK_SLUG: r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$",
+}
+# Body fields that point at objects stored at the provider under the
+# organisation's account, anywhere in the body / at the top of one route.
+STORED_OBJECT_FIELDS: tuple[str, ...] = ("file_id", "vector_store_ids", "previous_response_id", "anthropic_beta")
+STORED_OBJECT_TOP_LEVEL: dict[str, tuple[str, ...]] = {"/v1/responses": ("conversation", "prompt")}
+MAX_USAGE_BODY_BYTES = 1024 * 1024  # answers read for their usage (larger: usage not logged)
+MAX_EVENT_BYTES = 256 * 1024
+MAX_QUEUED_SPANS = 10_000
 
 # The inference routes the proxy serves (POST only), each with the providers
 # it is offered for. Everything else is refused. Files, batches, fine-tuning,
@@ -64,10 +101,10 @@ AZURE_SLUG = PROVIDER_SLUGS["azure"]
 # the catch-all `/v1/*` passthrough would let any client read or delete the
 # organisation's data at the provider with the organisation's key.
 INFERENCE_ROUTES: dict[str, frozenset[str]] = {
-    "/v1/chat/completions": frozenset({"openai", "anthropic", "google", "azure-openai"}),
+    "/v1/chat/completions": frozenset({"openai", "anthropic", "google", "azure-openai", "bedrock"}),
     "/v1/completions": frozenset({"openai", "azure-openai"}),
     "/v1/embeddings": frozenset({"openai", "google", "azure-openai"}),
-    "/v1/messages": frozenset({"anthropic"}),
+    "/v1/messages": frozenset({"anthropic", "bedrock"}),
     "/v1/responses": frozenset({"openai"}),
     "/v1/images/generations": frozenset({"openai", "azure-openai"}),
     "/v1/images/edits": frozenset({"openai", "azure-openai"}),
@@ -147,27 +184,31 @@ class AzureTarget:
 
 @dataclass(frozen=True)
 class ProxyConfig:
-    """How the proxy treats a request.
+    """How the data plane treats a request.
 
-    org_keys: secret names whose values the proxy injects (JWT auth on);
-    empty: clients bring their own provider keys. azure: the Azure deployment
-    Azure requests go to (None: Azure is not offered)."""
+    org_keys: secret names whose values the data plane injects (JWT auth
+    on); empty: clients bring their own provider keys. azure: the Azure
+    deployment Azure requests go to (None: Azure is not offered).
+    bedrock_region: with org keys, Bedrock is offered, signed with the task
+    role in this region (None: not offered)."""
 
     org_keys: tuple[str, ...] = ()
     azure: AzureTarget | None = None
     max_body_mib: int = DEFAULT_MAX_BODY_MIB
+    bedrock_region: str | None = None
+    environment: str = "local"
+    teams: Mapping[str, str] = field(default_factory=dict)
+    telemetry: bool = True
     routes: Mapping[str, frozenset[str]] = field(default_factory=lambda: INFERENCE_ROUTES)
 
     def __post_init__(self) -> None:
         unknown = set(self.org_keys) - set(PROVIDER_SLUGS)
         if unknown:
             raise ValueError(f"no provider slug for org keys {sorted(unknown)}")
-        if "google" in self.org_keys:
-            raise ValueError(
-                "google cannot carry an organisation key: the gateway puts the body's model into the URL beside it"
-            )
         if "azure" in self.org_keys and self.azure is None:
             raise ValueError("an Azure org key needs an AzureTarget (resource, deployment, API version)")
+        if self.bedrock_region is not None and not self.org_keys:
+            raise ValueError("Bedrock signs with the task role: offered only with JWT auth (org keys)")
 
     @property
     def injects_keys(self) -> bool:
@@ -177,7 +218,8 @@ class ProxyConfig:
     def offered_providers(self) -> tuple[str, ...]:
         """Provider slugs clients may name in x-portkey-provider."""
         if self.injects_keys:
-            return tuple(PROVIDER_SLUGS[name] for name in self.org_keys)
+            keyed = tuple(PROVIDER_SLUGS[name] for name in self.org_keys)
+            return keyed + ((BEDROCK_SLUG,) if self.bedrock_region else ())
         return tuple(slug for slug in PROVIDER_SLUGS.values() if slug != AZURE_SLUG or self.azure is not None)
 
 
@@ -214,7 +256,7 @@ def refusal(rule: str, message: str) -> dict[str, object]:
 
 
 _TEMPLATES = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATE_FILE.parent),
+    loader=jinja2.FileSystemLoader(DATA_PLANE_DIR),
     undefined=jinja2.StrictUndefined,
     autoescape=False,  # nginx, not HTML: the filters below do the quoting
     keep_trailing_newline=True,
@@ -222,97 +264,127 @@ _TEMPLATES = jinja2.Environment(
 _TEMPLATES.filters["q"] = nginx_string
 _TEMPLATES.filters["body"] = nginx_json_body
 
+# Variables the Lua code sets for upstream headers (nginx needs them declared).
+LUA_HEADER_VARIABLES: dict[str, str] = {
+    "x-portkey-azure-resource-name": "aigw_azure_resource_name",
+    "x-portkey-azure-deployment-id": "aigw_azure_deployment_id",
+    "x-portkey-azure-api-version": "aigw_azure_api_version",
+    "x-portkey-aws-access-key-id": "aigw_aws_access_key_id",
+    "x-portkey-aws-secret-access-key": "aigw_aws_secret_access_key",
+    "x-portkey-aws-session-token": "aigw_aws_session_token",
+    "x-portkey-aws-region": "aigw_aws_region",
+}
 
-def proxy_template(config: ProxyConfig) -> str:
-    """The nginx configuration (a conf.d file), rendered from
-    config/key-proxy/gateway.conf.j2. An envsubst template: `${X_API_KEY}`
-    placeholders are filled from the container's secrets at start
-    (config/key-proxy/entrypoint.sh)."""
-    offered = config.offered_providers
-    for word in (*CONFIG_KEYS, *CONFIG_PROVIDERS):
-        if not _IDENTIFIER.match(word):
-            raise ValueError(f"{word!r} cannot be part of the config rule's regular expression")
-    routes = [(route, [slug for slug in offered if slug in slugs]) for route, slugs in sorted(config.routes.items())]
+
+def _upstream_headers() -> list[tuple[str, str]]:
     headers = {name: "$http_" + name.replace("-", "_") for name in FORWARDED_HEADERS}
     headers["content-type"] = "$content_type"
-    if config.injects_keys:
-        headers["authorization"] = "$aigw_authorization"
-        headers["x-portkey-provider"] = "$aigw_provider"
-    else:
-        headers.update({name: "$http_" + name.replace("-", "_") for name in CLIENT_CREDENTIAL_HEADERS})
-        headers["x-portkey-provider"] = "$aigw_provider_slug"
-    headers["x-portkey-config"] = "$http_x_portkey_config"
-    azure: list[tuple[str, str, str]] = []
-    if config.azure is not None:
-        for header, value in (
-            ("x-portkey-azure-resource-name", config.azure.resource_name),
-            ("x-portkey-azure-deployment-id", config.azure.deployment_id),
-            ("x-portkey-azure-api-version", config.azure.api_version),
-        ):
-            variable = "$aigw_" + header.removeprefix("x-portkey-").replace("-", "_")
-            azure.append((header, variable, value))
-            headers[header] = variable
-    refusals = {
-        "websocket": refusal("websocket", "WebSocket upgrades (realtime) are not offered by this gateway"),
+    headers["authorization"] = "$aigw_authorization"
+    headers["x-api-key"] = "$aigw_api_key"
+    headers["x-portkey-provider"] = "$aigw_provider"
+    headers["x-portkey-config"] = "$aigw_config"
+    headers.update({header: f"${variable}" for header, variable in LUA_HEADER_VARIABLES.items()})
+    return sorted(headers.items())
+
+
+def _refusals(config: ProxyConfig) -> dict[str, Any]:
+    return {
         "health_method": refusal("method", f"only GET is offered on {HEALTH_PATH}"),
-        "method": {route: refusal("method", f"only POST is offered on {route}") for route, _ in routes},
-        "config": refusal(
-            "config",
-            f"x-portkey-config may only route among {', '.join(CONFIG_PROVIDERS)} with your own keys, "
-            f"using the keys {', '.join(CONFIG_KEYS)}; no \\u escapes",
-        ),
-        "provider": {
-            route: refusal(
-                "provider",
-                f"name a provider offered on {route} in x-portkey-provider ({', '.join(slugs) or 'none'}) "
-                "or send an x-portkey-config with your own provider keys",
-            )
-            for route, slugs in routes
-        },
-        "route": refusal("route", f"not an offered route; offered: POST {', '.join(r for r, _ in routes)}"),
         "own": {status: refusal(f"http-{status}", message) for status, message in OWN_ERRORS.items()},
     }
+
+
+def proxy_template(config: ProxyConfig) -> str:
+    """The http-level configuration (config/data-plane/gateway.conf.j2)."""
     return _TEMPLATES.get_template(TEMPLATE_FILE.name).render(
         gateway_port=GATEWAY_PORT,
         proxy_port=PROXY_PORT,
         upstream_keepalive=UPSTREAM_KEEPALIVE_CONNECTIONS,
-        routes=routes,
-        config_keys=CONFIG_KEYS,
-        config_providers=CONFIG_PROVIDERS,
-        offered=offered,
-        org_keys=[(PROVIDER_SLUGS[name], key_variable(name)) for name in config.org_keys],
-        azure=azure,
         max_body_mib=config.max_body_mib,
         alb_idle_timeout=ALB_IDLE_TIMEOUT_SECONDS,
         client_keepalive=CLIENT_KEEPALIVE_SECONDS,
+        lua_variables=list(LUA_HEADER_VARIABLES.values()),
         own_errors=OWN_ERRORS,
         error_location=ERROR_LOCATION,
-        refusals=refusals,
+        refusals=_refusals(config),
         health_path=HEALTH_PATH,
-        headers=sorted(headers.items()),
+        headers=_upstream_headers(),
         upstream_timeout=UPSTREAM_TIMEOUT_SECONDS,
     )
 
 
+def main_config(config: ProxyConfig) -> str:
+    """The main nginx configuration (config/data-plane/nginx.conf.j2)."""
+    variables = [key_variable(name) for name in config.org_keys] + list(CREDENTIALS_VARIABLES)
+    return _TEMPLATES.get_template(MAIN_TEMPLATE_FILE.name).render(environment=variables)
+
+
+def data_plane_settings(config: ProxyConfig) -> dict[str, Any]:
+    """What the Lua code acts on (dataplane.json)."""
+    offered = config.offered_providers
+    routes = {route: {slug: True for slug in offered if slug in slugs} for route, slugs in config.routes.items()}
+    return {
+        "environment": config.environment,
+        "service_name": SERVICE_NAME,
+        "org_keys": config.injects_keys,
+        "org_key_variables": {PROVIDER_SLUGS[name]: key_variable(name) for name in config.org_keys},
+        "provider_slugs": {slug: slug for slug in offered},
+        "routes": routes,
+        "route_list": ", ".join(sorted(config.routes)),
+        "route_help": {route: ", ".join(slugs) for route, slugs in routes.items() if slugs},
+        "config_keys": dict.fromkeys(CONFIG_KEYS, True),
+        "config_providers": dict.fromkeys(CONFIG_PROVIDERS, True),
+        "config_help": f"allowed keys: {', '.join(CONFIG_KEYS)}; providers: {', '.join(CONFIG_PROVIDERS)}",
+        "model_patterns": MODEL_PATTERNS,
+        "stored_object_fields": dict.fromkeys(STORED_OBJECT_FIELDS, True),
+        "stored_object_top_level": {r: dict.fromkeys(keys, True) for r, keys in STORED_OBJECT_TOP_LEVEL.items()},
+        "azure": (
+            {
+                "resource_name": config.azure.resource_name,
+                "deployment_id": config.azure.deployment_id,
+                "api_version": config.azure.api_version,
+            }
+            if config.azure
+            else None
+        ),
+        "bedrock_region": config.bedrock_region or "",
+        "credentials_refresh_seconds": CREDENTIALS_REFRESH_SECONDS,
+        "teams": dict(config.teams),
+        "telemetry": config.telemetry,
+        "otlp_host": OTLP_HOST,
+        "otlp_port": OTLP_PORT,
+        "flush_seconds": TELEMETRY_FLUSH_SECONDS,
+        "metric_names": METRIC_NAMES,
+        "max_usage_body_bytes": MAX_USAGE_BODY_BYTES,
+        "max_event_bytes": MAX_EVENT_BYTES,
+        "max_queued_spans": MAX_QUEUED_SPANS,
+    }
+
+
 def entrypoint_script() -> str:
-    """The proxy container's start command (config/key-proxy/entrypoint.sh)."""
+    """The container's start command (config/data-plane/entrypoint.sh)."""
     return ENTRYPOINT_FILE.read_text(encoding="utf-8")
 
 
 def proxy_environment(config: ProxyConfig) -> dict[str, str]:
-    """The proxy container's (non-secret) environment."""
+    """The container's (non-secret) environment."""
     return {
+        MAIN_VARIABLE: main_config(config),
         TEMPLATE_VARIABLE: proxy_template(config),
+        LUA_VARIABLE: LUA_FILE.read_text(encoding="utf-8"),
+        SETTINGS_VARIABLE: json.dumps(data_plane_settings(config), sort_keys=True, separators=(",", ":")),
         KEY_VARIABLES_VARIABLE: " ".join(key_variable(name) for name in config.org_keys),
     }
 
 
-def proxy_config_for(gateway: GatewaySettings, edge: EdgeSettings) -> ProxyConfig:
-    """The key proxy's rules for an environment: org keys only for
-    authenticated (JWT) clients, otherwise clients bring their own."""
+def proxy_config_for(gateway: GatewaySettings, edge: EdgeSettings, *, region: str, environment: str) -> ProxyConfig:
+    """The data plane's rules for an environment: org keys (and Bedrock with
+    the task role) only for authenticated (JWT) clients."""
     azure = gateway.azure
     return ProxyConfig(
         org_keys=tuple(gateway.provider_keys) if edge.enable_jwt_auth else (),
         azure=AzureTarget(azure.resource_name, azure.deployment_id, azure.api_version) if azure else None,
         max_body_mib=gateway.max_request_body_mib,
+        bedrock_region=region if edge.enable_jwt_auth else None,
+        environment=environment,
     )

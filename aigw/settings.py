@@ -279,17 +279,16 @@ class GatewaySettings(Section):
         "operator) instead of pulling it from the upstream registry. Default: false.",
     )
     proxy_image: str = Field(
-        "nginx:1.28.0-alpine",
-        description="Key-injecting proxy sidecar (official nginx image) in front of the gateway. "
-        "Default: `nginx:1.28.0-alpine`.",
+        "openresty/openresty:1.27.1.2-alpine",
+        description="The data plane in front of the gateway (the `key-proxy` container): the official "
+        "OpenResty image, nginx with LuaJIT (docs/data-plane.md). Default: `openresty/openresty:1.27.1.2-alpine`.",
     )
     provider_keys: list[Literal["openai", "anthropic", "google", "azure"]] = Field(
         ["openai", "anthropic"],
         description="Providers with an organisation key in Secrets Manager. With `edge.enable_jwt_auth` the proxy "
         "injects them for authenticated clients (each secret needs a value before tasks can start) and offers "
         "only these providers; without JWT auth the secrets are created but not used. `azure` needs "
-        "`[gateway.azure]`; `google` only without JWT auth (see docs/gateway-contract.md). "
-        "Default: openai, anthropic.",
+        "`[gateway.azure]`. Default: openai, anthropic.",
     )
     azure: AzureSettings | None = Field(
         None,
@@ -627,14 +626,6 @@ def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             "gateway.provider_keys",
             "organisation keys are injected only for JWT-authenticated clients; turn on edge.enable_jwt_auth "
             "or remove this key (the secrets are still created)",
-            frozenset({"gateway", "edge"}),
-        )
-    if "google" in env.gateway.provider_keys and env.edge.enable_jwt_auth:
-        yield Problem(
-            "gateway.provider_keys",
-            "google cannot carry an organisation key yet: gateway 1.15.2 puts the request body's model into the "
-            "URL beside the key (?key=), so a client would choose the Google API path the key is used on; remove "
-            "google (clients can still bring their own Google key in a config)",
             frozenset({"gateway", "edge"}),
         )
     if "azure" in env.gateway.provider_keys and env.gateway.azure is None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from aigw.gateway_task import GATEWAY_CONTAINER
+from tests.aws_mocks import BedrockRuntimeMock, CredentialsEndpoint, OtlpRecorder, bedrock_runtime_host
 from tests.gateway_harness import GatewayHarness, Proxy, TaskDefinition, running_gateway, system_tools_missing
 from tests.mock_providers import UPSTREAM_HOSTS, MockProvider, azure_openai_host, intercept_map, start_all, stop_all
 
@@ -36,6 +37,9 @@ KEY_PROVIDER: dict[str, str] = {
 PROD_AZURE_RESOURCE = "example-openai"  # environments/prod.toml [gateway.azure]
 
 
+CLIENT_ID = "4mq0example0client0id0team0a"
+
+
 def _fake_jwt() -> str:
     """A JWT-shaped bearer token as the ALB forwards it (unsigned; built here
     so that no token is committed)."""
@@ -44,7 +48,8 @@ def _fake_jwt() -> str:
         raw = value if isinstance(value, str) else json.dumps(value)
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
-    return ".".join([part({"alg": "RS256"}), part({"scope": "https://gateway.internal/invoke"}), part("signature")])
+    claims = {"client_id": CLIENT_ID, "scope": "https://gateway.internal/invoke", "token_use": "access"}
+    return ".".join([part({"alg": "RS256", "kid": "k"}), part(claims), part("signature")])
 
 
 CLIENT_JWT = _fake_jwt()
@@ -65,9 +70,31 @@ def dev_task(synth_outdir: Path) -> TaskDefinition:
     return TaskDefinition.from_stack(stack_file(synth_outdir, "dev"))
 
 
+PROD_REGION = "us-east-1"  # environments/prod.toml: Bedrock runs in the stack's region
+
+
 @pytest.fixture(scope="session")
-def mocks() -> Iterator[dict[str, MockProvider]]:
+def credentials() -> Iterator[CredentialsEndpoint]:
+    """The task role's credentials endpoint (ECS's, mocked)."""
+    endpoint = CredentialsEndpoint().start()
+    yield endpoint
+    endpoint.stop()
+
+
+@pytest.fixture(scope="session")
+def otlp() -> Iterator[OtlpRecorder]:
+    """The collector's OTLP/HTTP receiver (recording)."""
+    recorder = OtlpRecorder().start()
+    yield recorder
+    recorder.stop()
+
+
+@pytest.fixture(scope="session")
+def mocks(credentials: CredentialsEndpoint) -> Iterator[dict[str, MockProvider]]:
     started = start_all()
+    bedrock = BedrockRuntimeMock()
+    bedrock.accept_from(credentials)  # it verifies every signature against the task role's credentials
+    started["bedrock"] = bedrock.start()
     yield started
     stop_all(started)
 
@@ -82,6 +109,8 @@ def clear_recordings(request: pytest.FixtureRequest) -> None:
             mock.stream_gate = None
     if "harness" in request.fixturenames:
         request.getfixturevalue("harness").interception.reset()
+    if "otlp" in request.fixturenames:
+        request.getfixturevalue("otlp").clear()
 
 
 @pytest.fixture(scope="session")
@@ -94,14 +123,16 @@ def harness(
     # One gateway serves both proxies: prove the two environments run the same gateway.
     assert prod_task.environment(GATEWAY_CONTAINER) == dev_task.environment(GATEWAY_CONTAINER)
     upstreams = intercept_map(mocks, (PROD_AZURE_RESOURCE,))
+    upstreams[bedrock_runtime_host(PROD_REGION)] = mocks["bedrock"].base_url
     with running_gateway(prod_task, upstreams, mocks["sink"].base_url) as running:
         yield running
 
 
 @pytest.fixture(scope="session")
-def org_proxy(harness: GatewayHarness) -> Proxy:
-    """prod: JWT auth on, organisation keys injected."""
-    return harness.start_proxy(ORG_KEYS, "prod")
+def org_proxy(harness: GatewayHarness, credentials: CredentialsEndpoint, otlp: OtlpRecorder) -> Proxy:
+    """prod: JWT auth on, organisation keys injected, Bedrock through the task
+    role (credentials endpoint), telemetry to the recording collector."""
+    return harness.start_proxy(ORG_KEYS, "prod", otlp_port=otlp.port, credentials_uri=credentials.full_uri)
 
 
 @pytest.fixture(scope="session")

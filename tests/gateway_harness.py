@@ -1,9 +1,10 @@
 """Run one gateway task on loopback exactly as ECS runs it.
 
 - The container definitions come from a synthesized stack (``cdk.tf.json``
-  of a shipped environment): the key proxy runs its deployed start command
-  (config/key-proxy/entrypoint.sh) with its deployed environment under
-  Debian's nginx, inside a copy of the official image's main nginx.conf; the
+  of a shipped environment): the data plane runs its deployed start command
+  (config/data-plane/entrypoint.sh) with its deployed environment (main
+  configuration, server configuration, Lua code and settings) under Debian's
+  nginx with ngx_lua, LuaJIT and lua-resty-core (the image is OpenResty); the
   gateway runs with its deployed environment, from the npm package at the
   image's version, with the image's dependency versions, on the image's Node
   major (tests/gateway_runtime.py).
@@ -13,8 +14,10 @@
   mock: the mock of that provider for its official host, the "attacker" sink
   for any other host. DNS answers 127.0.0.1 for every name, so nothing the
   gateway does can leave the machine.
-- The only departures from the deployed text: the proxy's listen address and
-  the gateway's port (free loopback ports), and where nginx keeps its files.
+- The only departures from the deployed text: the listen, gateway and OTLP
+  ports (free loopback ports), two load_module lines and the worker user
+  (DEBIAN_PRELUDE), where nginx keeps its files, and the credentials
+  endpoint (a full URI on loopback instead of ECS's link-local one).
 
 Used by the gateway-tier tests and by ``make gateway-local``. Every process is
 bounded in time and stopped on exit.
@@ -45,7 +48,6 @@ from tests.gateway_runtime import GATEWAY_NODE, GATEWAY_SERVER
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS_DIR = Path(__file__).resolve().parent / "harness"
 INTERCEPT = HARNESS_DIR / "intercept.cjs"
-NGINX_MAIN = HARNESS_DIR / "nginx.conf"
 SYSTEM_PATH = f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"
 START_TIMEOUT_SECONDS = 30
 REQUEST_TIMEOUT_SECONDS = 20
@@ -176,36 +178,59 @@ class Proxy:
         return [json.loads(line) for line in self.access_log.read_text().splitlines() if line.startswith("{")]
 
     def rendered_config(self) -> str:
-        return (self.home / "conf.d" / "default.conf").read_text()
+        return (self.home / "gateway.conf").read_text()
+
+
+# Where Debian's nginx differs from the OpenResty image: ngx_lua (and its
+# NDK dependency) are modules to load, and a root master needs a worker user
+# that exists here. The start script puts these lines before the deployed
+# main configuration; nothing else is added.
+DEBIAN_PRELUDE = [
+    "load_module /usr/lib/nginx/modules/ndk_http_module.so;",
+    "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;",
+]
 
 
 def start_proxy_process(
-    task: TaskDefinition, key_values: Mapping[str, str], home: Path, gateway_port: int
+    task: TaskDefinition,
+    key_values: Mapping[str, str],
+    home: Path,
+    gateway_port: int,
+    *,
+    otlp_port: int = 9,
+    credentials_uri: str = "",
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Start the proxy container's command with its environment; returns the
-    process (which may already have exited, e.g. on a refused key) and its port."""
+    """Start the data plane container's command with its environment; returns
+    the process (which may already have exited, e.g. on a refused key) and its
+    port. The departures from the deployed text: the listen, gateway and OTLP
+    ports, the Debian prelude, nginx's home, and the credentials endpoint (a
+    full URI on loopback, as the AWS SDKs allow, instead of ECS's)."""
     environment = task.environment(PROXY_CONTAINER)
     port = free_port()
-    template = environment["AIGW_PROXY_TEMPLATE"]
+    server = environment["AIGW_NGINX_SERVER"]
     listen, upstream = f"listen {PROXY_PORT};", f"server 127.0.0.1:{GATEWAY_PORT};"
-    if template.count(listen) != 1 or template.count(upstream) != 1:
-        raise RuntimeError("the proxy template no longer has exactly one listen and one upstream server line")
-    environment["AIGW_PROXY_TEMPLATE"] = template.replace(listen, f"listen 127.0.0.1:{port};").replace(
+    if server.count(listen) != 1 or server.count(upstream) != 1:
+        raise RuntimeError("the data plane configuration no longer has exactly one listen and one upstream line")
+    environment["AIGW_NGINX_SERVER"] = server.replace(listen, f"listen 127.0.0.1:{port};").replace(
         upstream, f"server 127.0.0.1:{gateway_port};"
     )
-    (home / "conf.d").mkdir(parents=True)
-    user = "user root;" if os.geteuid() == 0 else ""
-    (home / "nginx.conf").write_text(NGINX_MAIN.read_text().replace("@HOME@", str(home)).replace("@USER@", user))
+    settings = json.loads(environment["AIGW_DATAPLANE_CONFIG"])
+    settings["otlp_port"] = otlp_port
+    environment["AIGW_DATAPLANE_CONFIG"] = json.dumps(settings)
+    home.mkdir(parents=True)
     missing = set(task.secret_variables(PROXY_CONTAINER)) - set(key_values)
     if missing:
-        raise RuntimeError(f"no test value for the proxy's secrets {sorted(missing)}")
+        raise RuntimeError(f"no test value for the data plane's secrets {sorted(missing)}")
+    prelude = [*DEBIAN_PRELUDE, "user root;" if os.geteuid() == 0 else ""]
     env = {
         "PATH": SYSTEM_PATH,
         **environment,
         **{name: key_values[name] for name in task.secret_variables(PROXY_CONTAINER)},
-        "AIGW_PROXY_CONF": str(home / "conf.d" / "default.conf"),
-        "AIGW_NGINX_ARGS": f"-p {home} -c {home / 'nginx.conf'}",
+        "AIGW_HOME": str(home),
+        "AIGW_NGINX_PRELUDE": "\n".join(prelude),
     }
+    if credentials_uri:
+        env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = credentials_uri
     process = subprocess.Popen(
         task.command(PROXY_CONTAINER),
         env=env,
@@ -254,9 +279,19 @@ class GatewayHarness:
         self.processes.append(process)
         _wait_for(f"{self.gateway_url}/", process, "the gateway", log)
 
-    def start_proxy(self, key_values: Mapping[str, str], name: str, task: TaskDefinition | None = None) -> Proxy:
+    def start_proxy(
+        self,
+        key_values: Mapping[str, str],
+        name: str,
+        task: TaskDefinition | None = None,
+        *,
+        otlp_port: int = 9,
+        credentials_uri: str = "",
+    ) -> Proxy:
         home = self.workdir / f"proxy-{name}"
-        process, port = start_proxy_process(task or self.task, key_values, home, self.gateway_port)
+        process, port = start_proxy_process(
+            task or self.task, key_values, home, self.gateway_port, otlp_port=otlp_port, credentials_uri=credentials_uri
+        )
         self.processes.append(process)
         _wait_for(f"http://127.0.0.1:{port}/health", process, f"the key proxy ({name})", home / "stderr.log")
         return Proxy(port, home, process)
@@ -267,7 +302,9 @@ class GatewayHarness:
 
 
 def system_tools_missing() -> list[str]:
-    return [tool for tool in ("nginx", "envsubst") if shutil.which(tool, path=SYSTEM_PATH) is None]
+    missing = [tool for tool in ("nginx",) if shutil.which(tool, path=SYSTEM_PATH) is None]
+    lua = [Path("/usr/lib/nginx/modules/ngx_http_lua_module.so"), Path("/usr/share/lua/5.1/resty/core.lua")]
+    return missing + [str(path) for path in lua if not path.exists()]
 
 
 @contextlib.contextmanager

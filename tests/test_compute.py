@@ -108,15 +108,13 @@ def test_key_proxy_runs_the_repository_start_script_not_the_image_entrypoint(env
     shell, flag, script = proxy["command"]
     # Terraform turns "$${" back into "${", so the container gets the file verbatim.
     assert (shell, flag) == ("/bin/sh", "-c")
-    assert script.replace("$${", "${") == (ROOT / "config" / "key-proxy" / "entrypoint.sh").read_text()
+    assert script.replace("$${", "${") == (ROOT / "config" / "data-plane" / "entrypoint.sh").read_text()
 
 
-def test_key_proxy_placeholders_survive_terraform_as_literal_text(prod: Template) -> None:
-    template = next(
-        e["value"] for e in containers(prod)["key-proxy"]["environment"] if e["name"] == "AIGW_PROXY_TEMPLATE"
-    )
-    # Unescaped, Terraform would try to interpolate ${OPENAI_API_KEY} itself and fail.
-    assert "$${OPENAI_API_KEY}" in template and "${OPENAI_API_KEY}" not in template.replace("$${", "")
+def test_shell_placeholders_survive_terraform_as_literal_text(prod: Template) -> None:
+    (_, _, script) = containers(prod)["key-proxy"]["command"]
+    # Unescaped, Terraform would try to interpolate ${AIGW_HOME:-...} itself and fail.
+    assert "$${AIGW_HOME" in script and "${AIGW_HOME" not in script.replace("$${", "")
 
 
 def test_gateway_container_port_health_check_and_logs(env_stack: Template) -> None:

@@ -102,7 +102,7 @@ def test_loadbalance_config_spreads_requests_by_weight(org_proxy: Proxy, mocks: 
             {"provider": "anthropic", "api_key": "k", "weight": 0.25},
         ],
     }
-    headers = {"x-portkey-config": json.dumps(config)}
+    headers = {"x-portkey-config": json.dumps(config), **CLIENT}
     statuses = [chat(org_proxy.base_url, headers).status for _ in range(LOADBALANCE_REQUESTS)]
     assert statuses == [200] * LOADBALANCE_REQUESTS
     heavy, light = len(mocks["openai"].requests), len(mocks["anthropic"].requests)
@@ -115,13 +115,15 @@ def test_a_request_with_its_own_config_gets_no_org_key(
     org_proxy: Proxy, mocks: dict[str, MockProvider], harness: GatewayHarness
 ) -> None:
     config = {"provider": "openai", "api_key": "client-own-key"}
-    response = chat(org_proxy.base_url, {"x-portkey-config": json.dumps(config), "x-portkey-provider": "openai"})
+    response = chat(
+        org_proxy.base_url, {"x-portkey-config": json.dumps(config), "x-portkey-provider": "openai", **CLIENT}
+    )
     assert response.status == 200, response.body
     assert mocks["openai"].api_keys() == ["client-own-key"]
     assert not any(key in json.dumps(harness.interception.outbound()) for key in ORG_KEYS.values())
 
 
-@pytest.mark.parametrize("provider", ["mistral-ai", "bedrock", "groq", "openai ,anthropic", "openai\tx"])
+@pytest.mark.parametrize("provider", ["mistral-ai", "vertex-ai", "groq", "openai ,anthropic", "openai\tx"])
 def test_providers_without_an_org_key_are_refused_by_the_proxy(
     org_proxy: Proxy, harness: GatewayHarness, provider: str
 ) -> None:
@@ -143,7 +145,7 @@ def test_the_gateway_receives_the_proxys_spelling_of_the_provider(
 def test_a_request_naming_no_provider_and_no_config_is_refused_with_the_offered_list(org_proxy: Proxy) -> None:
     response = chat(org_proxy.base_url, CLIENT)
     assert response.status == 403
-    assert "(openai, anthropic, azure-openai)" in response.json()["error"]["message"]
+    assert "(openai, anthropic, azure-openai, bedrock)" in response.json()["error"]["message"]
 
 
 def _access_line(proxy: Proxy, trace: str) -> dict[str, Any]:
@@ -160,7 +162,7 @@ def _access_line(proxy: Proxy, trace: str) -> dict[str, Any]:
 
 def test_access_log_lines_carry_the_fields_the_saved_queries_read(org_proxy: Proxy) -> None:
     trace = f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}"
-    assert chat(org_proxy.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace}).status == 200
+    assert chat(org_proxy.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT}).status == 200
     line = _access_line(org_proxy, trace)
     assert (line["provider"], line["status"], line["path"]) == ("openai", 200, "/v1/chat/completions")
     assert isinstance(line["request_time"], float) and line["rule"] == ""
@@ -363,7 +365,7 @@ def test_requests_on_one_client_connection_share_one_gateway_connection(
 ) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", org_proxy.port, timeout=20)
     body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
-    headers = {"x-portkey-provider": "openai", "content-type": "application/json"}
+    headers = {"x-portkey-provider": "openai", "content-type": "application/json", **CLIENT}
     try:
         for _ in range(5):
             connection.request("POST", "/v1/chat/completions", body, headers)
@@ -382,7 +384,7 @@ def test_the_proxy_keeps_client_connections_open_longer_than_the_load_balancer(
 ) -> None:
     document = json.loads(stack_file(synth_outdir, "prod").read_text())
     (balancer,) = document["resource"]["aws_lb"].values()
-    template = prod_task.environment(PROXY_CONTAINER)["AIGW_PROXY_TEMPLATE"]
+    template = prod_task.environment(PROXY_CONTAINER)["AIGW_NGINX_SERVER"]
     (keepalive,) = re.findall(r"^\s*keepalive_timeout (\d+)s;", template.split("server {", 1)[1], re.MULTILINE)
     # The ALB must never reuse a connection nginx is closing (intermittent 502s).
     assert int(keepalive) > int(balancer["idle_timeout"])
@@ -459,16 +461,14 @@ def test_a_gateway_that_does_not_answer_gets_a_json_502(proxy_without_gateway: s
     assert response.json()["error"]["rule"] == "http-502"
 
 
-def test_org_keys_stored_with_surrounding_whitespace_are_trimmed(prod_task: TaskDefinition, tmp_path: Path) -> None:
+def test_org_keys_stored_with_surrounding_whitespace_are_trimmed(
+    harness: GatewayHarness, mocks: dict[str, MockProvider]
+) -> None:
     keys = {**ORG_KEYS, "OPENAI_API_KEY": f"  {ORG_KEYS['OPENAI_API_KEY']}\n"}
-    process, _ = _run_proxy(prod_task, keys, tmp_path / "proxy", 9)
-    try:
-        assert process.poll() is None
-        conf = (tmp_path / "proxy" / "conf.d" / "default.conf").read_text()
-        assert f'"Bearer {ORG_KEYS["OPENAI_API_KEY"]}";' in conf
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    proxy = harness.start_proxy(keys, "trimmed")
+    response = chat(proxy.base_url, {"x-portkey-provider": "openai", **CLIENT})
+    assert response.status == 200, response.body
+    assert mocks["openai"].api_keys() == [ORG_KEYS["OPENAI_API_KEY"]]
 
 
 @pytest.mark.parametrize("bad", ["two words", 'quo"te', "dollar$var", "semi;colon", ""])
@@ -478,5 +478,5 @@ def test_org_keys_a_provider_never_issues_stop_the_proxy_with_a_clear_line(
     process, _ = _run_proxy(prod_task, {**ORG_KEYS, "ANTHROPIC_API_KEY": bad}, tmp_path / "proxy", 9)
     assert process.wait(timeout=10) == 1
     stderr = (tmp_path / "proxy" / "stderr.log").read_text()
-    assert stderr.startswith("key-proxy: ANTHROPIC_API_KEY ")
+    assert stderr.startswith("data-plane: ANTHROPIC_API_KEY ")
     assert bad.strip() == "" or bad not in stderr

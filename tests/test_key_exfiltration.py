@@ -174,7 +174,9 @@ def test_routes_are_offered_only_for_the_providers_they_make_sense_for(
 )  # fmt: skip
 def test_client_configs_cannot_choose_a_host(org_proxy: Proxy, harness: GatewayHarness, custom_host: str) -> None:
     config = {"provider": "openai", "api_key": "client-key", "custom_host": custom_host}
-    response = request(f"{org_proxy.base_url}/v1/chat/completions", CHAT_BODY, {"x-portkey-config": json.dumps(config)})
+    response = request(
+        f"{org_proxy.base_url}/v1/chat/completions", CHAT_BODY, {"x-portkey-config": json.dumps(config), **CLIENT}
+    )
     assert_refused(response, 403, "config")
     assert harness.interception.outbound() == []
 
@@ -198,7 +200,9 @@ def test_client_configs_cannot_choose_a_host(org_proxy: Proxy, harness: GatewayH
 def test_client_configs_cannot_select_hosts_regions_resources_or_callbacks(
     org_proxy: Proxy, harness: GatewayHarness, config: dict[str, object]
 ) -> None:
-    response = request(f"{org_proxy.base_url}/v1/chat/completions", CHAT_BODY, {"x-portkey-config": json.dumps(config)})
+    response = request(
+        f"{org_proxy.base_url}/v1/chat/completions", CHAT_BODY, {"x-portkey-config": json.dumps(config), **CLIENT}
+    )
     assert_refused(response, 403, "config")
     assert harness.interception.outbound() == []
 
@@ -207,7 +211,6 @@ def test_client_configs_cannot_select_hosts_regions_resources_or_callbacks(
     "raw_config",
     [
         '{"provider":"openai","api_key":"k","custom\\u005fhost":"https://attacker.example"}',
-        '{"provider":"\\u006fpenai","api_key":"k"}',
         '{"provider" : "openai", "api_key":"k", "custom_host" : "https://attacker.example"}',
         '{"provider":"OpenAI","api_key":"k"}',
     ],
@@ -215,7 +218,9 @@ def test_client_configs_cannot_select_hosts_regions_resources_or_callbacks(
 def test_client_configs_cannot_hide_a_refused_key_by_spelling(
     org_proxy: Proxy, harness: GatewayHarness, raw_config: str
 ) -> None:
-    response = request(f"{org_proxy.base_url}/v1/chat/completions", CHAT_BODY, {"x-portkey-config": raw_config})
+    response = request(
+        f"{org_proxy.base_url}/v1/chat/completions", CHAT_BODY, {"x-portkey-config": raw_config, **CLIENT}
+    )
     assert_refused(response, 403, "config")
     assert harness.interception.outbound() == []
 
@@ -260,9 +265,10 @@ def test_the_second_hop_itself_is_refused_by_the_proxy(org_proxy: Proxy, harness
     # Should a config still reach the proxy through the gateway (a name that
     # resolves to the task), the gateway sends the config's own key and no
     # provider header: the proxy never forwards x-portkey-provider alongside a
-    # client config, so forward_headers has nothing to forward. Refused.
+    # client config, so forward_headers has nothing to forward; and it does
+    # not carry the JWT the load balancer validated. Refused.
     response = chat(org_proxy.base_url, {"authorization": "Bearer client-key"})
-    assert_refused(response, 403, "provider")
+    assert_refused(response, 401, "identity")
     assert harness.interception.outbound() == []
 
 
@@ -327,10 +333,26 @@ def test_an_anthropic_client_cannot_substitute_its_own_key_header(
     assert mocks["anthropic"].api_keys() == [ORG_KEYS["ANTHROPIC_API_KEY"]]
 
 
-def test_bedrock_credentials_and_region_from_clients_are_refused(org_proxy: Proxy, harness: GatewayHarness) -> None:
+def test_bedrock_credentials_and_region_from_clients_never_reach_the_gateway(
+    org_proxy: Proxy, harness: GatewayHarness
+) -> None:
+    # Bedrock signs with the task role's credentials only: the client's
+    # region and keys are dropped, the request goes to the stack's region.
     headers = {"x-portkey-provider": "bedrock", "x-portkey-aws-region": f"{ATTACKER}#",
-               "x-portkey-aws-access-key-id": "AKIDEXAMPLE", **CLIENT}  # fmt: skip
-    assert_refused(chat(org_proxy.base_url, headers), 403, "provider")
+               "x-portkey-aws-access-key-id": "AKIDEXAMPLE", "x-portkey-aws-secret-access-key": "s"}  # fmt: skip
+    response = chat(org_proxy.base_url, {**headers, **CLIENT}, model="anthropic.claude-3-haiku-20240307-v1:0")
+    assert response.status == 200, response.body
+    assert [e["host"] for e in harness.interception.outbound()] == ["bedrock-runtime.us-east-1.amazonaws.com"]
+    assert "AKIDEXAMPLE" not in json.dumps(harness.interception.outbound())
+
+
+def test_without_credentials_bedrock_is_refused_not_signed_with_the_clients(
+    harness: GatewayHarness, org_proxy: Proxy
+) -> None:
+    # A data plane whose credentials endpoint is missing refuses Bedrock.
+    proxy = harness.start_proxy(ORG_KEYS, "no-credentials")
+    headers = {"x-portkey-provider": "bedrock", "x-portkey-aws-access-key-id": "AKIDEXAMPLE", **CLIENT}
+    assert_refused(chat(proxy.base_url, headers, model="anthropic.claude-3-haiku-20240307-v1:0"), 503, "credentials")
     assert harness.interception.outbound() == []
 
 
@@ -442,7 +464,8 @@ def test_the_host_header_does_not_matter_to_routing(org_proxy: Proxy, mocks: dic
         body = json.dumps(CHAT_BODY).encode()
         connection.sendall(
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: attacker.example\r\nx-portkey-provider: openai\r\n"
-            b"content-type: application/json\r\nconnection: close\r\n"
+            + f"authorization: {CLIENT['Authorization']}\r\n".encode()
+            + b"content-type: application/json\r\nconnection: close\r\n"
             + f"content-length: {len(body)}\r\n\r\n".encode()
             + body
         )

@@ -61,7 +61,7 @@ class Compute(Construct):
             self,
             "task",
             gateway=gateway,
-            proxy=proxy_config_for(gateway, edge_settings),
+            proxy=proxy_config_for(gateway, edge_settings, region=context.region, environment=context.environment),
             context=context,
             images=images,
             secrets=secrets,
