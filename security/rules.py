@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from aigw.gateway_task import PROXY_CONTAINER
 from security.stackdoc import Res, StackDoc
 
 
@@ -92,8 +93,11 @@ def wildcard_resource_only_where_required(res: Res, stack: StackDoc) -> Verdict:
 
 def execution_role_reads_only_injected_secrets(res: Res, stack: StackDoc) -> Verdict:
     definitions = _container_definitions(res)
+    # Judged per container, not pooled: a key given to the gateway is exposed even when the role may read it.
+    if any(c.get("secrets") for c in definitions if c.get("name") != PROXY_CONTAINER):
+        return Verdict.NON_COMPLIANT
     injected = {s["valueFrom"] for c in definitions for s in c.get("secrets", [])}
-    role = stack.follow(res.body.get("execution_role_arn", ""))
+    role = stack.resolve(res.body.get("execution_role_arn", ""))
     if role is None:
         return _verdict(not injected)
     readable: set[str] = set()
@@ -140,8 +144,8 @@ def _load_balancer_of(group_ref: str, stack: StackDoc) -> Res | None:
 
 
 def _vpc_cidr_of(group_ref: str, stack: StackDoc) -> ipaddress.IPv4Network | None:
-    group = stack.follow(group_ref)
-    vpc = stack.follow(group.body.get("vpc_id", "")) if group else None
+    group = stack.resolve(group_ref)
+    vpc = stack.resolve(group.body.get("vpc_id", "")) if group else None
     return ipaddress.IPv4Network(vpc.body["cidr_block"]) if vpc else None
 
 
@@ -181,7 +185,7 @@ def no_public_ip_on_tasks(res: Res, stack: StackDoc) -> Verdict:
     if network.get("assign_public_ip") is not False:
         return Verdict.NON_COMPLIANT
     for subnet_ref in network.get("subnets", []):
-        subnet = stack.follow(subnet_ref)
+        subnet = stack.resolve(subnet_ref)
         if subnet is None or subnet.body.get("map_public_ip_on_launch") is not False:
             return Verdict.NON_COMPLIANT
     return Verdict.COMPLIANT
@@ -252,9 +256,11 @@ RULES: tuple[Rule, ...] = (
          "Only actions without resource-level permissions (WILDCARD_RESOURCE_ACTIONS) may use '*'; "
          "cloudwatch:PutMetricData also needs a cloudwatch:namespace condition.", POLICIES,
          wildcard_resource_only_where_required),
-    Rule("AIGW-IAM3", "Execution role may read secrets its task does not receive (or misses one it does)",
-         "The execution role's secretsmanager:GetSecretValue resources must equal the secrets the task's "
-         "containers receive.", ("aws_ecs_task_definition",), execution_role_reads_only_injected_secrets),
+    Rule("AIGW-IAM3", "A container other than the key proxy receives a secret, or the execution role may read "
+         "secrets the key proxy does not receive (or misses one it does)",
+         "Only the key proxy holds provider keys (the gateway and the collector never do), and the execution "
+         "role's secretsmanager:GetSecretValue resources equal the secrets the key proxy receives.",
+         ("aws_ecs_task_definition",), execution_role_reads_only_injected_secrets),
     Rule("AIGW-IAM4", "Service trust policy not scoped to this account",
          "Service principals need aws:SourceAccount (and aws:SourceArn where the service sends it) "
          "against the confused-deputy problem.", ("aws_iam_role",), trust_policies_scoped_to_account),

@@ -1,6 +1,7 @@
-"""Shared fixtures. Every stack (environments/ and each examples/ scenario) is
-synthesized once per test session, in one cdktf App: the provider bindings
-are the slow part, so they are loaded once.
+"""Shared fixtures. The shipped stacks (environments/ and each examples/
+folder) are synthesized once per test session in one cdktf App, and the
+module tests' scenarios (tests/scenarios.py, settings built in code) in
+another: the provider bindings are the slow part, so they are loaded once.
 
 The `terraform` and `e2e` tiers need Terraform and its AWS provider; the
 ``provider_mirror`` fixture finds them as `make deploy` does, or skips naming
@@ -21,7 +22,7 @@ import pytest
 
 from aigw import fast_import
 from aigw.environments import DEFAULT_ENV_DIR, Environment, load_environments
-from tests.template import Template
+from security.stackdoc import StackDoc
 
 # Before any test imports a provider binding (AIGW_STOCK_PROVIDER_IMPORT=1 turns it off).
 fast_import.install()
@@ -34,13 +35,13 @@ EXAMPLES_DIR = ROOT / "examples"
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 
-def scenario_dirs() -> list[Path]:
-    """environments/ plus every examples/<scenario>/ folder."""
+def shipped_dirs() -> list[Path]:
+    """The shipped environment directories: environments/ plus every examples/<name>/ folder."""
     return [DEFAULT_ENV_DIR, *sorted(p for p in EXAMPLES_DIR.iterdir() if p.is_dir())]
 
 
 def all_environments() -> list[Environment]:
-    return [env for directory in scenario_dirs() for env in load_environments(directory)]
+    return [env for directory in shipped_dirs() for env in load_environments(directory)]
 
 
 @pytest.fixture(scope="session")
@@ -54,36 +55,39 @@ def synth_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def stacks(synth_outdir: Path) -> dict[str, Template]:
+def stacks(synth_outdir: Path) -> dict[str, StackDoc]:
+    """The shipped stacks by environment name; for tests about the shipped files."""
     return {
-        env.name: Template.load(synth_outdir / "stacks" / env.stack_name / "cdk.tf.json") for env in all_environments()
+        env.name: StackDoc.load(synth_outdir / "stacks" / env.stack_name / "cdk.tf.json") for env in all_environments()
     }
 
 
 @pytest.fixture(scope="session")
-def dev(stacks: dict[str, Template]) -> Template:
+def dev(stacks: dict[str, StackDoc]) -> StackDoc:
     return stacks["dev"]
 
 
 @pytest.fixture(scope="session")
-def prod(stacks: dict[str, Template]) -> Template:
+def prod(stacks: dict[str, StackDoc]) -> StackDoc:
     return stacks["prod"]
 
 
-@pytest.fixture(scope="session")
-def minimal(stacks: dict[str, Template]) -> Template:
-    return stacks["minimal"]
-
-
-@pytest.fixture(scope="session")
-def staging(stacks: dict[str, Template]) -> Template:
-    return stacks["staging"]
-
-
 @pytest.fixture(params=["dev", "prod"])
-def env_stack(request: pytest.FixtureRequest, stacks: dict[str, Template]) -> Template:
-    """Runs a test once for dev and once for prod."""
+def env_stack(request: pytest.FixtureRequest, stacks: dict[str, StackDoc]) -> StackDoc:
+    """Runs a test once for the shipped dev and once for prod (the output tests in test_stack.py)."""
     return stacks[request.param]
+
+
+@pytest.fixture(scope="session")
+def scenarios(tmp_path_factory: pytest.TempPathFactory) -> dict[str, StackDoc]:
+    """Every scenario of tests/scenarios.py, synthesized once per session in one App, by name."""
+    from modules.stack import synthesize
+    from tests.scenarios import scenario_environments
+
+    outdir = tmp_path_factory.mktemp("scenarios.out")
+    environments = scenario_environments()
+    synthesize(environments, outdir)
+    return {env.name: StackDoc.load(outdir / "stacks" / env.stack_name / "cdk.tf.json") for env in environments}
 
 
 # Lines the security gate wants shown at the end of the run (counts per stack).

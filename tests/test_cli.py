@@ -40,6 +40,18 @@ certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
 enable_jwt_auth = true
 """
 
+# A valid file with its own state object per name.
+VALID = """
+region = "us-east-1"
+[backend]
+bucket = "tfstate-bucket"
+key = "ai-gateway/{name}.tfstate"
+dynamodb_table = "tfstate-lock"
+region = "us-east-1"
+[edge]
+allowed_cidrs = ["203.0.113.0/24"]
+"""
+
 pytestmark = pytest.mark.cli
 
 
@@ -97,9 +109,8 @@ def test_bad_files_exit_2_with_every_problem_and_write_nothing(bad_env_dir: Path
 def test_main_synthesizes_one_stack_per_environment_file(tmp_path: Path) -> None:
     env_dir = tmp_path / "envs"
     env_dir.mkdir()
-    dev = (ROOT / "environments" / "dev.toml").read_text()
-    (env_dir / "dev.toml").write_text(dev)
-    (env_dir / "qa-2.toml").write_text(dev.replace('key = "ai-gateway/dev.tfstate"', 'key = "ai-gateway/qa-2.tfstate"'))
+    for name in ("dev", "qa-2"):
+        (env_dir / f"{name}.toml").write_text(VALID.format(name=name))
     outdir = tmp_path / "out"
     env = {**os.environ, "AIGW_ENV_DIR": str(env_dir), "CDKTF_OUTDIR": str(outdir)}
     env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
@@ -113,8 +124,8 @@ def test_main_synthesizes_one_stack_per_environment_file(tmp_path: Path) -> None
 def test_environment_copied_without_its_own_backend_key_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     env_dir = tmp_path / "envs"
     env_dir.mkdir()
-    shutil.copy(ROOT / "environments" / "dev.toml", env_dir / "dev.toml")
-    shutil.copy(ROOT / "environments" / "dev.toml", env_dir / "qa.toml")
+    (env_dir / "dev.toml").write_text(VALID.format(name="dev"))
+    shutil.copy(env_dir / "dev.toml", env_dir / "qa.toml")
     outdir = tmp_path / "out"
     env = {**os.environ, "AIGW_ENV_DIR": str(env_dir), "CDKTF_OUTDIR": str(outdir)}
     result = subprocess.run(
@@ -122,7 +133,7 @@ def test_environment_copied_without_its_own_backend_key_exits_2_and_writes_nothi
     )
     assert result.returncode == 2, result.stderr
     # Paths relative to the working directory, as a user sees them.
-    assert result.stderr.startswith("envs/qa.toml: backend.key: bucket 'ai-gateway-tfstate-dev' ")
+    assert result.stderr.startswith("envs/qa.toml: backend.key: bucket 'tfstate-bucket' ")
     assert "already the state of envs/dev.toml" in result.stderr
     assert not outdir.exists()
 

@@ -1,297 +1,499 @@
-"""Compute module: ECR, secrets, ECS cluster/task/service, IAM, autoscaling."""
+"""Compute: ECR, the provider-key secrets, the ECS cluster, the task (key
+proxy, gateway, collector) and its two roles, the service and its scaling.
+Stacks come from tests/scenarios.py."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import re
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.template import Resource, Template
+from aigw.key_proxy import ENTRYPOINT_FILE
+from security.stackdoc import Res, StackDoc
+from tests.scenarios import DIGEST
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def statements(role_policy: Resource) -> dict[str, dict[str, Any]]:
-    return {s["Sid"]: s for s in role_policy.json("policy")["Statement"]}
-
-
-def role_policy(stack: Template, role_name_suffix: str) -> Resource:
-    role = next(r for r in stack.resources("aws_iam_role") if r["name"].endswith(role_name_suffix))
-    return stack.resource("aws_iam_role_policy", {"role": role.ref("id")})
-
-
-def containers(stack: Template) -> dict[str, dict[str, Any]]:
-    task = stack.resource("aws_ecs_task_definition")
-    return {c["name"]: c for c in json.loads(task["container_definitions"])}
+CONTAINERS = ("key-proxy", "gateway", "adot-collector")
+# What Terraform sends for "$${": the literal text "${" (the stack escapes every literal template).
+_ESCAPED = "$${"
+_ENV_PLACEHOLDER = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
+# A Terraform reference to a resource or data source attribute: type.name.attribute.
+_REFERENCE = re.compile(r"^(data\.)?[a-z0-9_]+\.[A-Za-z0-9_-]+\.[a-z0-9_]+$")
 
 
-def key_by_description(stack: Template, text: str) -> Resource:
-    (key,) = [k for k in stack.resources("aws_kms_key") if text in k["description"]]
+def task(stack: StackDoc) -> Res:
+    return stack.resource("aws_ecs_task_definition")
+
+
+def containers(stack: StackDoc) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in task(stack).json("container_definitions")}
+
+
+def environment(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container.get("environment", [])}
+
+
+def log_group_of(stack: StackDoc, container: str) -> Res:
+    return stack.follow(containers(stack)[container]["logConfiguration"]["options"]["awslogs-group"])
+
+
+def execution_role(stack: StackDoc) -> Res:
+    return stack.follow(task(stack)["execution_role_arn"])
+
+
+def task_role(stack: StackDoc) -> Res:
+    return stack.follow(task(stack)["task_role_arn"])
+
+
+def statements(stack: StackDoc, role: Res) -> list[dict[str, Any]]:
+    """Every statement of the inline policies of ``role``."""
+    return [
+        statement
+        for policy in stack.resources("aws_iam_role_policy")
+        if policy["role"] in (role.ref("id"), role.ref("name"))
+        for statement in policy.json("policy")["Statement"]
+    ]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def granted(stack: StackDoc, role: Res, action: str) -> list[dict[str, Any]]:
+    """The Allow statements of ``role`` that list ``action``."""
+    return [s for s in statements(stack, role) if s["Effect"] == "Allow" and action in as_list(s["Action"])]
+
+
+def resources_granted(stack: StackDoc, role: Res, action: str) -> set[str]:
+    return {resource for s in granted(stack, role, action) for resource in as_list(s["Resource"])}
+
+
+def key_of(stack: StackDoc, key_arn: str) -> Res:
+    key = stack.follow(key_arn)
+    assert key.type == "aws_kms_key"
     return key
 
 
-def test_ecr_repository_is_kms_encrypted_immutable_and_scanned(env_stack: Template) -> None:
-    repository = env_stack.resource("aws_ecr_repository")
-    key = key_by_description(env_stack, "ECR")
-    assert repository["encryption_configuration"] == [{"encryption_type": "KMS", "kms_key": key.ref("arn")}]
-    assert repository["image_tag_mutability"] == "IMMUTABLE"
-    assert repository["image_scanning_configuration"] == {"scan_on_push": True}
+def collector_config(stack: StackDoc) -> dict[str, Any]:
+    """The collector configuration as the container receives it (after Terraform's unescaping)."""
+    text = environment(containers(stack)["adot-collector"])["AOT_CONFIG_CONTENT"]
+    return dict(yaml.safe_load(text.replace(_ESCAPED, "${")))
 
 
-def test_ecr_lifecycle_keeps_the_last_ten_images(env_stack: Template) -> None:
-    policy = env_stack.resource("aws_ecr_lifecycle_policy").json("policy")
-    (rule,) = policy["rules"]
-    assert rule["selection"]["countType"] == "imageCountMoreThan" and rule["selection"]["countNumber"] == 10
-    assert rule["action"] == {"type": "expire"}
+def exporter_values(config: dict[str, Any], key: str) -> dict[str, str]:
+    """``key`` of every exporter that sets it, by exporter."""
+    return {name: exporter[key] for name, exporter in config["exporters"].items() if key in (exporter or {})}
 
 
-def test_kms_keys_for_ecr_and_secrets_rotate(env_stack: Template) -> None:
-    for text in ("ECR", "secrets"):
-        assert key_by_description(env_stack, text)["enable_key_rotation"] is True
+def placeholder_variable(value: str) -> str:
+    match = _ENV_PLACEHOLDER.match(value)
+    assert match, f"{value!r} is not a ${{env:VARIABLE}} placeholder"
+    return match[1]
 
 
-def test_one_secret_per_provider_key_on_the_secrets_key_without_values(dev: Template, prod: Template) -> None:
-    for stack, names in ((dev, ["anthropic", "openai"]), (prod, ["anthropic", "azure", "openai"])):
-        key = key_by_description(stack, "secrets")
-        secrets = stack.resources("aws_secretsmanager_secret")
-        assert sorted(s["name"].rsplit("/", 1)[1] for s in secrets) == names
-        assert all(s["kms_key_id"] == key.ref("arn") for s in secrets)
-        assert stack.count("aws_secretsmanager_secret_version") == 0
+# -- ECR ------------------------------------------------------------------------
+def test_ecr_repository_is_encrypted_with_a_rotating_customer_key(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["base"]
+    (encryption,) = stack.resource("aws_ecr_repository")["encryption_configuration"]
+    assert encryption["encryption_type"] == "KMS"
+    assert key_of(stack, encryption["kms_key"])["enable_key_rotation"] is True
 
 
-def test_cluster_has_container_insights_and_fargate_capacity_providers(env_stack: Template) -> None:
-    cluster = env_stack.resource("aws_ecs_cluster")
-    assert cluster["setting"] == [{"name": "containerInsights", "value": "enabled"}]
-    providers = env_stack.resource("aws_ecs_cluster_capacity_providers")
-    assert providers["capacity_providers"] == ["FARGATE", "FARGATE_SPOT"]
-    assert providers["cluster_name"] == cluster.ref("name")
+def test_ecr_tags_are_immutable(scenarios: dict[str, StackDoc]) -> None:
+    scenarios["base"].resource("aws_ecr_repository", {"image_tag_mutability": "IMMUTABLE"})
 
 
-def test_spot_weight_adds_fargate_spot_to_the_strategies(dev: Template, staging: Template) -> None:
-    assert [s["capacity_provider"] for s in dev.resource("aws_ecs_service")["capacity_provider_strategy"]] == [
-        "FARGATE"
-    ]
-    strategy = {s["capacity_provider"]: s for s in staging.resource("aws_ecs_service")["capacity_provider_strategy"]}
-    assert strategy["FARGATE"]["base"] == 1 and strategy["FARGATE_SPOT"]["weight"] == 3
+def test_ecr_scans_images_on_push(scenarios: dict[str, StackDoc]) -> None:
+    scenarios["base"].resource("aws_ecr_repository", {"image_scanning_configuration": {"scan_on_push": True}})
 
 
-def test_task_definition_sizes_dev_small_prod_1024_2048(dev: Template, prod: Template) -> None:
-    for stack, cpu, memory in ((dev, "512", "1024"), (prod, "1024", "2048")):
-        task = stack.resource("aws_ecs_task_definition")
-        assert (task["cpu"], task["memory"]) == (cpu, memory)
-        assert task["requires_compatibilities"] == ["FARGATE"] and task["network_mode"] == "awsvpc"
-
-
-def log_group(stack: Template, suffix: str) -> Resource:
-    (group,) = [g for g in stack.resources("aws_cloudwatch_log_group") if g["name"].endswith(f"/{suffix}")]
-    return group
-
-
-def test_task_runs_the_key_proxy_the_gateway_and_the_collector(env_stack: Template) -> None:
-    assert list(containers(env_stack)) == ["key-proxy", "gateway", "adot-collector"]
-
-
-def test_key_proxy_is_the_entry_point_on_8080_and_starts_after_a_healthy_gateway(env_stack: Template) -> None:
-    proxy = containers(env_stack)["key-proxy"]
-    assert proxy["essential"] is True
-    assert proxy["portMappings"] == [{"containerPort": 8080, "protocol": "tcp", "name": "http"}]
-    assert proxy["dependsOn"] == [{"containerName": "gateway", "condition": "HEALTHY"}]
-    assert "http://127.0.0.1:8080/health" in proxy["healthCheck"]["command"][1]
-    assert proxy["logConfiguration"]["options"]["awslogs-group"] == log_group(env_stack, "access").ref("name")
-
-
-def test_key_proxy_runs_the_repository_start_script_not_the_image_entrypoint(env_stack: Template) -> None:
-    proxy = containers(env_stack)["key-proxy"]
-    assert proxy["entryPoint"] == []
-    shell, flag, script = proxy["command"]
-    # Terraform turns "$${" back into "${", so the container gets the file verbatim.
-    assert (shell, flag) == ("/bin/sh", "-c")
-    assert script.replace("$${", "${") == (ROOT / "config" / "data-plane" / "entrypoint.sh").read_text()
-
-
-def test_shell_placeholders_survive_terraform_as_literal_text(prod: Template) -> None:
-    (_, _, script) = containers(prod)["key-proxy"]["command"]
-    # Unescaped, Terraform would try to interpolate ${AIGW_HOME:-...} itself and fail.
-    assert "$${AIGW_HOME" in script and "${AIGW_HOME" not in script.replace("$${", "")
-
-
-def test_gateway_container_port_health_check_and_logs(env_stack: Template) -> None:
-    gateway = containers(env_stack)["gateway"]
-    assert gateway["essential"] is True
-    assert gateway["portMappings"] == [{"containerPort": 8787, "protocol": "tcp", "name": "gateway"}]
-    assert gateway["healthCheck"]["command"][0] == "CMD-SHELL"
-    assert "http://127.0.0.1:8787/" in gateway["healthCheck"]["command"][1]
-    log_options = gateway["logConfiguration"]["options"]
-    assert gateway["logConfiguration"]["logDriver"] == "awslogs"
-    assert log_options["awslogs-group"] == log_group(env_stack, "gateway").ref("name")
-    assert log_options["awslogs-region"] == "us-east-1"
-
-
-def test_gateway_gets_only_what_it_reads_and_no_keys(env_stack: Template) -> None:
-    # Portkey 1.15.2 reads no OPENAI_API_KEY-style variables (keys travel per
-    # request) and listens on --port, not $PORT; it does read NODE_ENV.
-    # TRUSTED_CUSTOM_HOSTS names a host that cannot exist, so the gateway trusts
-    # no custom host (unset, it trusts loopback); tests/test_key_exfiltration.py
-    # proves what the gateway does with both.
-    gateway = containers(env_stack)["gateway"]
-    assert gateway["environment"] == [
-        {"name": "NODE_ENV", "value": "production"},
-        {"name": "TRUSTED_CUSTOM_HOSTS", "value": "no-trusted-custom-hosts.invalid"},
-    ]
-    assert "secrets" not in gateway
-
-
-def test_org_keys_go_to_the_proxy_only_and_only_with_jwt_auth(dev: Template, prod: Template) -> None:
-    assert containers(dev)["key-proxy"]["secrets"] == []
-    secrets = {s["name"]: s["valueFrom"] for s in containers(prod)["key-proxy"]["secrets"]}
-    arns = {s["name"].rsplit("/", 1)[1]: s.ref("arn") for s in prod.resources("aws_secretsmanager_secret")}
-    assert secrets == {f"{name.upper()}_API_KEY": arn for name, arn in arns.items()}
-
-
-def test_collector_sidecar_gets_the_repo_config_and_its_log_groups(env_stack: Template) -> None:
-    from modules.compute.task import COLLECTOR_CONFIG
-
-    collector = containers(env_stack)["adot-collector"]
-    environment = {e["name"]: e["value"] for e in collector["environment"]}
-    # Terraform turns "$${" back into "${", so the container gets the file verbatim.
-    assert "${env:" not in environment["AOT_CONFIG_CONTENT"].replace("$${env:", "")
-    assert environment["AOT_CONFIG_CONTENT"].replace("$${", "${") == COLLECTOR_CONFIG.read_text()
-    assert environment["METRICS_NAMESPACE"] == "AIGateway"
-    assert environment["EMF_LOG_GROUP"] == log_group(env_stack, "metrics").ref("name")
-    assert environment["OTLP_LOG_GROUP"] == log_group(env_stack, "otlp-logs").ref("name")
-    assert collector["logConfiguration"]["options"]["awslogs-group"] == log_group(env_stack, "collector").ref("name")
-    assert collector["essential"] is False
-
-
-def test_gateway_image_upstream_in_dev_and_from_ecr_in_prod(dev: Template, prod: Template, staging: Template) -> None:
-    assert containers(dev)["gateway"]["image"] == "portkeyai/gateway:1.15.2"
-    repository = prod.resource("aws_ecr_repository")
-    assert containers(prod)["gateway"]["image"] == f"{repository.ref('repository_url')}:1.15.2"
-    digest = "sha256:" + "0" * 64
-    assert containers(staging)["gateway"]["image"] == (
-        f"{staging.resource('aws_ecr_repository').ref('repository_url')}@{digest}"
+def test_ecr_expires_all_but_the_last_ten_images(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["base"]
+    lifecycle = stack.resource(
+        "aws_ecr_lifecycle_policy", {"repository": stack.resource("aws_ecr_repository").ref("name")}
+    )
+    (rule,) = lifecycle.json("policy")["rules"]
+    assert (rule["selection"]["countType"], rule["selection"]["countNumber"], rule["action"]["type"]) == (
+        "imageCountMoreThan",
+        10,
+        "expire",
     )
 
 
-def test_execution_role_reads_exactly_the_injected_secrets_and_decrypts_via_secrets_manager(
-    prod: Template,
+# -- secrets --------------------------------------------------------------------
+def test_one_secret_per_provider_key(scenarios: dict[str, StackDoc]) -> None:
+    names = [s["name"] for s in scenarios["secure"].resources("aws_secretsmanager_secret")]
+    assert sorted(names) == ["aigw-secure/providers/anthropic", "aigw-secure/providers/azure",
+                             "aigw-secure/providers/openai"]  # fmt: skip
+
+
+def test_secrets_are_encrypted_with_a_rotating_customer_key(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["secure"]
+    for secret in stack.resources("aws_secretsmanager_secret"):
+        assert key_of(stack, secret["kms_key_id"])["enable_key_rotation"] is True, secret["name"]
+
+
+def test_no_secret_value_is_written_by_the_stack(scenarios: dict[str, StackDoc]) -> None:
+    assert scenarios["secure"].count("aws_secretsmanager_secret_version") == 0
+
+
+# -- cluster and capacity -------------------------------------------------------
+def test_cluster_has_container_insights(scenarios: dict[str, StackDoc]) -> None:
+    scenarios["base"].resource("aws_ecs_cluster", {"setting": [{"name": "containerInsights", "value": "enabled"}]})
+
+
+def test_cluster_offers_fargate_and_fargate_spot(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["base"]
+    stack.resource(
+        "aws_ecs_cluster_capacity_providers",
+        {
+            "cluster_name": stack.resource("aws_ecs_cluster").ref("name"),
+            "capacity_providers": ["FARGATE", "FARGATE_SPOT"],
+        },
+    )
+
+
+def test_service_runs_on_fargate_only_by_default(scenarios: dict[str, StackDoc]) -> None:
+    strategy = scenarios["base"].resource("aws_ecs_service")["capacity_provider_strategy"]
+    assert [s["capacity_provider"] for s in strategy] == ["FARGATE"]
+
+
+def test_spot_weight_puts_tasks_beyond_a_fargate_base_on_fargate_spot(scenarios: dict[str, StackDoc]) -> None:
+    strategy = scenarios["spot"].resource("aws_ecs_service")["capacity_provider_strategy"]
+    shares = {s["capacity_provider"]: (s.get("base", 0), s["weight"]) for s in strategy}
+    assert shares == {"FARGATE": (1, 1), "FARGATE_SPOT": (0, 3)}
+
+
+# -- the task -------------------------------------------------------------------
+@pytest.mark.parametrize(("name", "size"), [("base", ("512", "1024")), ("tuned", ("2048", "4096"))])
+def test_task_size_follows_the_settings(scenarios: dict[str, StackDoc], name: str, size: tuple[str, str]) -> None:
+    definition = task(scenarios[name])
+    assert (definition["cpu"], definition["memory"]) == size
+
+
+def test_task_runs_on_fargate_in_awsvpc_mode(scenarios: dict[str, StackDoc]) -> None:
+    scenarios["base"].resource(
+        "aws_ecs_task_definition", {"requires_compatibilities": ["FARGATE"], "network_mode": "awsvpc"}
+    )
+
+
+def test_task_runs_the_key_proxy_the_gateway_and_the_collector(scenarios: dict[str, StackDoc]) -> None:
+    assert sorted(containers(scenarios["base"])) == sorted(CONTAINERS)
+
+
+@pytest.mark.parametrize(("container", "suffix"), [("key-proxy", "/access"), ("gateway", "/gateway"),
+                                                   ("adot-collector", "/collector")])  # fmt: skip
+def test_each_container_logs_to_its_own_log_group(scenarios: dict[str, StackDoc], container: str, suffix: str) -> None:
+    assert log_group_of(scenarios["base"], container)["name"] == f"/aigw-base{suffix}"
+
+
+def test_containers_log_in_the_stacks_region(scenarios: dict[str, StackDoc]) -> None:
+    regions = {c["logConfiguration"]["options"]["awslogs-region"] for c in containers(scenarios["seoul"]).values()}
+    assert regions == {"ap-northeast-2"}
+
+
+def test_key_proxy_is_the_only_port_the_load_balancer_reaches(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["base"]
+    (balancer,) = stack.resource("aws_ecs_service")["load_balancer"]
+    assert (balancer["container_name"], balancer["container_port"]) == ("key-proxy", 8080)
+    assert containers(stack)["key-proxy"]["portMappings"] == [
+        {"containerPort": 8080, "protocol": "tcp", "name": "http"}
+    ]
+
+
+def test_key_proxy_starts_once_the_gateway_is_healthy(scenarios: dict[str, StackDoc]) -> None:
+    proxy = containers(scenarios["base"])["key-proxy"]
+    assert proxy["dependsOn"] == [{"containerName": "gateway", "condition": "HEALTHY"}]
+
+
+def test_key_proxy_health_check_goes_through_to_the_gateway(scenarios: dict[str, StackDoc]) -> None:
+    proxy = containers(scenarios["base"])["key-proxy"]
+    assert "http://127.0.0.1:8080/health" in proxy["healthCheck"]["command"][1]
+
+
+def test_key_proxy_runs_the_repository_start_script_verbatim(scenarios: dict[str, StackDoc]) -> None:
+    # GIVEN the synthesized command WHEN Terraform unescapes "$${" THEN the container runs the file as written
+    proxy = containers(scenarios["base"])["key-proxy"]
+    assert proxy["entryPoint"] == []
+    shell, flag, script = proxy["command"]
+    assert (shell, flag) == ("/bin/sh", "-c")
+    assert script.replace(_ESCAPED, "${") == ENTRYPOINT_FILE.read_text()
+
+
+def test_terraform_interpolates_only_references_in_the_container_definitions(scenarios: dict[str, StackDoc]) -> None:
+    # Every other "${…}" (the collector's ${env:…}, the proxy's key placeholders) is escaped as "$${…}";
+    # unescaped, Terraform would try to interpolate it itself and fail.
+    text = task(scenarios["secure"])["container_definitions"]
+    interpolated = re.findall(r"(?<!\$)\$\{([^}]*)\}", text)
+    assert interpolated, "no reference at all: the log groups should be references"
+    assert [name for name in interpolated if not _REFERENCE.match(name)] == []
+
+
+def test_without_jwt_auth_the_proxy_receives_no_org_key(scenarios: dict[str, StackDoc]) -> None:
+    assert containers(scenarios["base"])["key-proxy"]["secrets"] == []
+
+
+def test_with_jwt_auth_the_proxy_receives_each_org_key_from_its_secret(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["secure"]
+    by_provider = {s["name"].rsplit("/", 1)[1]: s.ref("arn") for s in stack.resources("aws_secretsmanager_secret")}
+    received = {s["name"]: s["valueFrom"] for s in containers(stack)["key-proxy"]["secrets"]}
+    assert received == {f"{provider.upper()}_API_KEY": arn for provider, arn in by_provider.items()}
+
+
+@pytest.mark.parametrize("container", ["gateway", "adot-collector"])
+def test_only_the_key_proxy_receives_secrets(scenarios: dict[str, StackDoc], container: str) -> None:
+    assert not containers(scenarios["secure"])[container].get("secrets")
+
+
+def test_gateway_environment_carries_no_provider_key(scenarios: dict[str, StackDoc]) -> None:
+    # Portkey 1.15.2 takes keys per request; tests/test_key_exfiltration.py proves what it does with variables.
+    names = environment(containers(scenarios["secure"])["gateway"])
+    assert not [name for name in names if "KEY" in name or "SECRET" in name or "TOKEN" in name]
+
+
+def test_gateway_listens_on_its_own_port_with_a_health_check(scenarios: dict[str, StackDoc]) -> None:
+    gateway = containers(scenarios["base"])["gateway"]
+    assert gateway["portMappings"] == [{"containerPort": 8787, "protocol": "tcp", "name": "gateway"}]
+    assert "http://127.0.0.1:8787/" in gateway["healthCheck"]["command"][1]
+
+
+def test_the_collector_is_not_essential(scenarios: dict[str, StackDoc]) -> None:
+    # Telemetry must not take the gateway down with it.
+    essential = {name: c["essential"] for name, c in containers(scenarios["base"]).items()}
+    assert essential == {"key-proxy": True, "gateway": True, "adot-collector": False}
+
+
+# -- the collector's configuration ----------------------------------------------
+@pytest.mark.parametrize("key", ["log_group_name", "namespace"])
+def test_collector_config_takes_log_groups_and_namespace_from_its_environment(
+    scenarios: dict[str, StackDoc], key: str
 ) -> None:
-    granted = statements(role_policy(prod, "-task-execution"))
-    injected = sorted(s["valueFrom"] for s in containers(prod)["key-proxy"]["secrets"])
-    assert granted["ReadProviderSecrets"]["Action"] == "secretsmanager:GetSecretValue"
-    assert sorted(granted["ReadProviderSecrets"]["Resource"]) == injected
-    decrypt = granted["DecryptSecretsThroughSecretsManager"]
-    assert decrypt["Action"] == "kms:Decrypt"
-    assert decrypt["Resource"] == key_by_description(prod, "secrets").ref("arn")
+    # A hard-coded group would be another environment's (or nobody's): each must be ${env:…}.
+    values = exporter_values(collector_config(scenarios["base"]), key)
+    assert values, f"no exporter sets {key}"
+    for exporter, value in values.items():
+        assert _ENV_PLACEHOLDER.match(value), f"exporters.{exporter}.{key} = {value!r} is not ${{env:…}}"
+
+
+def test_collector_environment_points_each_log_group_variable_at_a_log_group_of_the_stack(
+    scenarios: dict[str, StackDoc],
+) -> None:
+    stack = scenarios["base"]
+    variables = environment(containers(stack)["adot-collector"])
+    for exporter, value in exporter_values(collector_config(stack), "log_group_name").items():
+        variable = placeholder_variable(value)
+        assert variable in variables, f"exporters.{exporter}: {variable} is not set in the container"
+        assert stack.follow(variables[variable]).type == "aws_cloudwatch_log_group", exporter
+
+
+def test_collector_writes_metrics_into_the_namespace_the_task_role_may_use(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["base"]
+    variables = environment(containers(stack)["adot-collector"])
+    (value,) = exporter_values(collector_config(stack), "namespace").values()
+    (statement,) = granted(stack, task_role(stack), "cloudwatch:PutMetricData")
+    assert variables[placeholder_variable(value)] == statement["Condition"]["StringEquals"]["cloudwatch:namespace"]
+
+
+def test_task_role_may_write_the_streams_of_each_collector_log_group(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["base"]
+    variables = environment(containers(stack)["adot-collector"])
+    for value in exporter_values(collector_config(stack), "log_group_name").values():
+        group = stack.follow(variables[placeholder_variable(value)])
+        for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+            assert f"{group.ref('arn')}:log-stream:*" in resources_granted(stack, task_role(stack), action), (
+                group["name"],
+                action,
+            )
+
+
+# -- the gateway image ----------------------------------------------------------
+def test_gateway_image_comes_from_upstream_by_default(scenarios: dict[str, StackDoc]) -> None:
+    assert containers(scenarios["base"])["gateway"]["image"] == "portkeyai/gateway:1.15.2"
+
+
+def test_gateway_image_from_ecr_keeps_its_tag(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["ecr-tag"]
+    repository = stack.resource("aws_ecr_repository")
+    assert containers(stack)["gateway"]["image"] == f"{repository.ref('repository_url')}:1.15.2"
+
+
+def test_gateway_image_from_ecr_keeps_its_digest(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["ecr-digest"]
+    repository = stack.resource("aws_ecr_repository")
+    assert containers(stack)["gateway"]["image"] == f"{repository.ref('repository_url')}@{DIGEST}"
+
+
+# -- the execution role -----------------------------------------------------------
+def test_execution_role_reads_exactly_the_secrets_the_proxy_receives(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["secure"]
+    received = {s["valueFrom"] for s in containers(stack)["key-proxy"]["secrets"]}
+    assert resources_granted(stack, execution_role(stack), "secretsmanager:GetSecretValue") == received
+
+
+def test_execution_role_decrypts_secrets_only_through_secrets_manager(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["secure"]
+    (decrypt,) = granted(stack, execution_role(stack), "kms:Decrypt")
+    (secret, *_) = stack.resources("aws_secretsmanager_secret")
+    assert decrypt["Resource"] == secret["kms_key_id"]
     assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}
 
 
-def test_execution_role_reads_no_secret_when_none_is_injected(dev: Template) -> None:
-    granted = statements(role_policy(dev, "-task-execution"))
-    assert "ReadProviderSecrets" not in granted and "DecryptSecretsThroughSecretsManager" not in granted
+def test_execution_role_reads_no_secret_when_none_is_injected(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["base"]
+    assert granted(stack, execution_role(stack), "secretsmanager:GetSecretValue") == []
+    assert granted(stack, execution_role(stack), "kms:Decrypt") == []
 
 
-def test_execution_role_writes_only_the_container_log_groups(env_stack: Template) -> None:
-    logs = statements(role_policy(env_stack, "-task-execution"))["ContainerLogs"]
-    allowed = {log_group(env_stack, name).ref("arn") for name in ("access", "gateway", "collector")}
-    assert {r.removesuffix(":log-stream:*") for r in logs["Resource"]} == allowed
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_execution_role_may_write_the_log_streams_of_each_container(
+    scenarios: dict[str, StackDoc], container: str
+) -> None:
+    # The awslogs driver creates streams and puts events in <group arn>:log-stream:<name>.
+    stack = scenarios["base"]
+    stream_arns = f"{log_group_of(stack, container).ref('arn')}:log-stream:*"
+    for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+        assert stream_arns in resources_granted(stack, execution_role(stack), action), action
 
 
-def test_execution_role_pulls_from_ecr_only_when_the_image_comes_from_ecr(dev: Template, prod: Template) -> None:
-    assert "PullGatewayImage" not in statements(role_policy(dev, "-task-execution"))
-    granted = statements(role_policy(prod, "-task-execution"))
-    assert granted["PullGatewayImage"]["Resource"] == prod.resource("aws_ecr_repository").ref("arn")
-    assert granted["EcrLogin"] == {
-        "Sid": "EcrLogin",
-        "Effect": "Allow",
-        "Action": "ecr:GetAuthorizationToken",
-        "Resource": "*",
-    }
+def test_execution_role_writes_no_other_log_group(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["base"]
+    groups = [log_group_of(stack, container).ref("arn") for container in CONTAINERS]
+    allowed = {*groups, *(f"{arn}:log-stream:*" for arn in groups)}
+    assert resources_granted(stack, execution_role(stack), "logs:PutLogEvents") <= allowed
 
 
-def test_task_role_is_limited_to_bedrock_xray_metrics_namespace_and_own_logs(env_stack: Template) -> None:
-    granted = statements(role_policy(env_stack, "-task"))
-    assert set(granted) == {
-        "InvokeBedrockFoundationModels",
-        "XRayTraces",
-        "MetricsInOwnNamespace",
-        "CollectorLogGroups",
-    }
-    bedrock = granted["InvokeBedrockFoundationModels"]
-    assert bedrock["Resource"].endswith(":bedrock:us-east-1::foundation-model/*")
-    assert granted["MetricsInOwnNamespace"]["Condition"] == {"StringEquals": {"cloudwatch:namespace": "AIGateway"}}
-    assert all(action.startswith("xray:") for action in granted["XRayTraces"]["Action"])
+def test_execution_role_pulls_only_from_the_stacks_repository(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["ecr-tag"]
+    pulled = resources_granted(stack, execution_role(stack), "ecr:BatchGetImage")
+    assert pulled == {stack.resource("aws_ecr_repository").ref("arn")}
 
 
-def test_roles_trust_ecs_tasks_of_this_account_only(env_stack: Template) -> None:
-    task = env_stack.resource("aws_ecs_task_definition")
-    for role in (env_stack.follow(task["execution_role_arn"]), env_stack.follow(task["task_role_arn"])):
-        (trust,) = role.json("assume_role_policy")["Statement"]
-        assert trust["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
-        assert trust["Condition"]["StringEquals"]["aws:SourceAccount"].startswith("${data.aws_caller_identity.")
-        assert ":ecs:us-east-1:" in trust["Condition"]["ArnLike"]["aws:SourceArn"]
+def test_execution_role_decrypts_image_layers_only_through_ecr(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["ecr-tag"]
+    (decrypt,) = granted(stack, execution_role(stack), "kms:Decrypt")
+    (encryption,) = stack.resource("aws_ecr_repository")["encryption_configuration"]
+    assert decrypt["Resource"] == encryption["kms_key"]
+    assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": "ecr.us-east-1.amazonaws.com"}}
 
 
-def test_task_definition_uses_both_roles(env_stack: Template) -> None:
-    task = env_stack.resource("aws_ecs_task_definition")
-    assert env_stack.follow(task["execution_role_arn"])["name"].endswith("-task-execution")
-    assert env_stack.follow(task["task_role_arn"])["name"].endswith("-task")
+def test_execution_role_has_no_ecr_access_for_an_upstream_image(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["base"]
+    actions = {action for s in statements(stack, execution_role(stack)) for action in as_list(s["Action"])}
+    assert not [action for action in actions if action.startswith("ecr:")]
 
 
-def test_service_runs_in_private_subnets_without_public_ips_behind_the_target_group(env_stack: Template) -> None:
-    service = env_stack.resource("aws_ecs_service")
-    network = service["network_configuration"]
-    assert network["assign_public_ip"] is False
-    private = sorted(s.ref("id") for s in env_stack.resources("aws_subnet", {"tags": {"Tier": "private"}}))
-    assert sorted(network["subnets"]) == private
-    (balancer,) = service["load_balancer"]
-    assert balancer["container_name"] == "key-proxy" and balancer["container_port"] == 8080
-    assert env_stack.follow(balancer["target_group_arn"]).type == "aws_lb_target_group"
+# -- the task role ------------------------------------------------------------------
+def test_task_role_may_invoke_only_the_regions_foundation_models(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["seoul"]
+    (resource,) = resources_granted(stack, task_role(stack), "bedrock:InvokeModel")
+    assert resource.endswith(":bedrock:ap-northeast-2::foundation-model/*")
 
 
-def test_service_rolls_back_failed_deployments_with_100_200_bounds(env_stack: Template) -> None:
-    service = env_stack.resource("aws_ecs_service")
-    assert service["deployment_circuit_breaker"] == {"enable": True, "rollback": True}
-    assert (service["deployment_minimum_healthy_percent"], service["deployment_maximum_percent"]) == (100, 200)
-    assert service["lifecycle"]["ignore_changes"] == ["desired_count"]
+def test_task_role_may_put_metrics_only_in_the_gateway_namespace(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["base"]
+    (statement,) = granted(stack, task_role(stack), "cloudwatch:PutMetricData")
+    assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "AIGateway"}}
 
 
-def test_service_waits_for_the_listeners(dev: Template, prod: Template) -> None:
-    assert len(dev.resource("aws_ecs_service")["depends_on"]) == 1
-    assert sorted(d.split(".")[0] for d in prod.resource("aws_ecs_service")["depends_on"]) == ["aws_lb_listener"] * 2
+@pytest.mark.parametrize("role", [execution_role, task_role])
+def test_roles_trust_ecs_tasks_of_this_account_only(scenarios: dict[str, StackDoc], role: Any) -> None:
+    stack = scenarios["base"]
+    (trust,) = role(stack).json("assume_role_policy")["Statement"]
+    assert trust["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"]["aws:SourceAccount"].startswith("${data.aws_caller_identity.")
+    assert ":ecs:us-east-1:" in trust["Condition"]["ArnLike"]["aws:SourceArn"]
 
 
-def test_task_security_group_admits_the_proxy_port_only_from_the_alb(env_stack: Template) -> None:
-    service = env_stack.resource("aws_ecs_service")
-    (task_group,) = service["network_configuration"]["security_groups"]
-    (ingress,) = env_stack.resources("aws_vpc_security_group_ingress_rule", {"security_group_id": task_group})
-    (alb_group,) = env_stack.resource("aws_lb")["security_groups"]
-    assert ingress["referenced_security_group_id"] == alb_group
-    assert (ingress["from_port"], ingress["to_port"], ingress["ip_protocol"]) == (8080, 8080, "tcp")
-    assert "cidr_ipv4" not in ingress.props
+# -- the service ----------------------------------------------------------------------
+def test_service_runs_the_task_in_the_private_subnets(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["nat-per-zone"]
+    private = sorted(s.ref("id") for s in stack.resources("aws_subnet", {"tags": {"Tier": "private"}}))
+    assert sorted(stack.resource("aws_ecs_service")["network_configuration"]["subnets"]) == private
 
 
-@pytest.mark.parametrize(("name", "bounds"), [("dev", (1, 2)), ("prod", (2, 6)), ("staging", (2, 10))])
-def test_autoscaling_target_uses_configured_min_and_max(stacks: dict[str, Template], name: str, bounds: tuple) -> None:
-    target = stacks[name].resource("aws_appautoscaling_target")
+def test_service_tasks_get_no_public_ip(scenarios: dict[str, StackDoc]) -> None:
+    scenarios["base"].resource("aws_ecs_service", {"network_configuration": {"assign_public_ip": False}})
+
+
+def test_service_registers_its_tasks_with_the_target_group(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["base"]
+    (balancer,) = stack.resource("aws_ecs_service")["load_balancer"]
+    assert balancer["target_group_arn"] == stack.resource("aws_lb_target_group").ref("arn")
+
+
+def test_service_rolls_back_a_failed_deployment(scenarios: dict[str, StackDoc]) -> None:
+    scenarios["base"].resource("aws_ecs_service", {"deployment_circuit_breaker": {"enable": True, "rollback": True}})
+
+
+def test_service_keeps_full_capacity_while_deploying(scenarios: dict[str, StackDoc]) -> None:
+    scenarios["base"].resource(
+        "aws_ecs_service", {"deployment_minimum_healthy_percent": 100, "deployment_maximum_percent": 200}
+    )
+
+
+def test_autoscaling_owns_the_task_count_after_the_first_deploy(scenarios: dict[str, StackDoc]) -> None:
+    scenarios["base"].resource("aws_ecs_service", {"lifecycle": {"ignore_changes": ["desired_count"]}})
+
+
+@pytest.mark.parametrize("name", ["base", "secure"])
+def test_service_waits_for_every_listener(scenarios: dict[str, StackDoc], name: str) -> None:
+    # The target group must be attached to the load balancer before the service registers tasks.
+    stack = scenarios[name]
+    listeners = {listener.address for listener in stack.resources("aws_lb_listener")}
+    assert listeners <= set(stack.resource("aws_ecs_service")["depends_on"])
+
+
+def test_tasks_admit_the_proxy_port_only_from_the_load_balancer(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["base"]
+    (task_group,) = stack.resource("aws_ecs_service")["network_configuration"]["security_groups"]
+    (load_balancer_group,) = stack.resource("aws_lb")["security_groups"]
+    ingress = stack.resources("aws_vpc_security_group_ingress_rule", {"security_group_id": task_group})
+    assert [(r.get("referenced_security_group_id"), r.get("cidr_ipv4"), r["from_port"], r["to_port"])
+            for r in ingress] == [(load_balancer_group, None, 8080, 8080)]  # fmt: skip
+
+
+def test_tasks_reach_out_only_over_https(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["base"]
+    (task_group,) = stack.resource("aws_ecs_service")["network_configuration"]["security_groups"]
+    egress = stack.resources("aws_vpc_security_group_egress_rule", {"security_group_id": task_group})
+    assert {(r["ip_protocol"], r["from_port"], r["to_port"]) for r in egress} == {("tcp", 443, 443)}
+
+
+# -- autoscaling ----------------------------------------------------------------------
+@pytest.mark.parametrize(("name", "bounds"), [("base", (1, 3)), ("tuned", (2, 10))])
+def test_autoscaling_bounds_follow_the_settings(
+    scenarios: dict[str, StackDoc], name: str, bounds: tuple[int, int]
+) -> None:
+    target = scenarios[name].resource("aws_appautoscaling_target", {"scalable_dimension": "ecs:service:DesiredCount"})
     assert (target["min_capacity"], target["max_capacity"]) == bounds
-    assert target["scalable_dimension"] == "ecs:service:DesiredCount"
 
 
-def test_autoscaling_tracks_cpu_70_and_alb_requests_per_target(env_stack: Template) -> None:
-    policies = {
-        p["target_tracking_scaling_policy_configuration"]["predefined_metric_specification"][
-            "predefined_metric_type"
-        ]: p["target_tracking_scaling_policy_configuration"]
-        for p in env_stack.resources("aws_appautoscaling_policy")
-    }
-    assert policies["ECSServiceAverageCPUUtilization"]["target_value"] == 70
-    requests = policies["ALBRequestCountPerTarget"]
-    assert requests["target_value"] == 1000
-    alb = env_stack.resource("aws_lb")
-    target_group = env_stack.resource("aws_lb_target_group")
-    assert requests["predefined_metric_specification"]["resource_label"] == (
-        f"{alb.ref('arn_suffix')}/{target_group.ref('arn_suffix')}"
+def tracking(stack: StackDoc, metric: str) -> dict[str, Any]:
+    policy = stack.resource(
+        "aws_appautoscaling_policy",
+        {"target_tracking_scaling_policy_configuration": {"predefined_metric_specification": {
+            "predefined_metric_type": metric}}},
+    )  # fmt: skip
+    return dict(policy["target_tracking_scaling_policy_configuration"])
+
+
+@pytest.mark.parametrize(("name", "percent"), [("base", 70), ("tuned", 60)])
+def test_autoscaling_tracks_the_cpu_target(scenarios: dict[str, StackDoc], name: str, percent: int) -> None:
+    assert tracking(scenarios[name], "ECSServiceAverageCPUUtilization")["target_value"] == percent
+
+
+@pytest.mark.parametrize(("name", "requests"), [("base", 1000), ("tuned", 500)])
+def test_autoscaling_tracks_the_requests_per_task(scenarios: dict[str, StackDoc], name: str, requests: int) -> None:
+    assert tracking(scenarios[name], "ALBRequestCountPerTarget")["target_value"] == requests
+
+
+def test_request_tracking_counts_the_load_balancers_requests_to_the_target_group(
+    scenarios: dict[str, StackDoc],
+) -> None:
+    stack = scenarios["base"]
+    label = tracking(stack, "ALBRequestCountPerTarget")["predefined_metric_specification"]["resource_label"]
+    assert (
+        label
+        == f"{stack.resource('aws_lb').ref('arn_suffix')}/{stack.resource('aws_lb_target_group').ref('arn_suffix')}"
     )

@@ -5,12 +5,14 @@ deliberately insecure variant."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from security import secret_scan, suppressions
 from security.gate import GateReport, run_gate, stack_files
+from security.gate import main as gate_main
 from tests import conftest
 
 pytestmark = pytest.mark.security
@@ -55,6 +57,29 @@ def test_suppressions_need_a_real_reason_and_a_single_construct(tmp_path: Path) 
     assert "suppression[1].check" in message and "suppression[1].construct" in message
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[suppresion]]\ncheck = "CKV_AWS_91"\n', "unknown top-level keys ['suppresion']"),
+        ('[[suppression]]\ncheck = "CKV_AWS_91"\nconstruct = "edge/alb"\nreason = "a reason long enough"\n'
+         'environment = ["dev"]\n', "suppression[0]: unknown keys ['environment']"),
+        ('[[suppression]]\ncheck = "CKV_AWS_91"\nconstruct = "edge/alb"\nreason = "a reason long enough"\n'
+         'environments = "dev"\n', "suppression[0].environments: a list of environment names"),
+    ],
+    ids=["top-level-key", "entry-key", "environments-not-a-list"],
+)  # fmt: skip
+def test_registry_with_a_key_it_does_not_know_is_refused(tmp_path: Path, text: str, message: str) -> None:
+    registry = tmp_path / "suppressions.toml"
+    registry.write_text(text)
+    with pytest.raises(suppressions.SuppressionError, match=re.escape(f"{registry}: {message}")):
+        suppressions.load(registry)
+
+
+def test_gate_without_synthesized_stacks_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert gate_main(["--outdir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"{tmp_path}: no synthesized stacks; run `make synth` first\n"
+
+
 def test_the_registry_in_the_repository_is_valid() -> None:
     assert all(len(s.reason) >= suppressions.MIN_REASON for s in suppressions.load())
 
@@ -62,9 +87,10 @@ def test_the_registry_in_the_repository_is_valid() -> None:
 # -- planted regression -----------------------------------------------------
 @pytest.fixture(scope="module")
 def insecure_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """dev, plus what a careless change could add: SSH open to the world on the
-    tasks, an admin policy, an unencrypted log group, a public bucket and a
-    secret value in the code."""
+    """The base scenario (tests/scenarios.py, named dev here), plus what a
+    careless change could add: SSH open to the world on the tasks, an admin
+    policy, an unencrypted log group, a public bucket and a secret value in
+    the code."""
     from cdktf import App
     from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
     from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
@@ -72,13 +98,13 @@ def insecure_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from cdktf_cdktf_provider_aws.secretsmanager_secret_version import SecretsmanagerSecretVersion
     from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 
-    from aigw.environments import load_environments
+    from aigw.environments import Environment
     from modules.stack import GatewayStack
+    from tests.scenarios import base
 
-    (dev,) = [e for e in load_environments(conftest.DEFAULT_ENV_DIR) if e.name == "dev"]
     outdir = tmp_path_factory.mktemp("insecure.out")
     app = App(outdir=str(outdir))
-    stack = GatewayStack(app, dev)
+    stack = GatewayStack(app, Environment("dev", Path(__file__), base()))
     compute = stack.node.find_child("compute")
     task_sg = compute.node.find_child("service").node.find_child("task-sg")
     execution_role = compute.node.find_child("task").node.find_child("execution-role")

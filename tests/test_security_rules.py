@@ -66,8 +66,12 @@ def test_iam2_wildcard_resources(statement: dict[str, Any], expected: Verdict) -
     assert verdict("AIGW-IAM2", role_policy(statement), "aws_iam_role_policy", "p") is expected
 
 
-def execution_stack(readable: list[str], injected: list[str]) -> StackDoc:
-    containers = [{"name": "proxy", "secrets": [{"name": f"K{i}", "valueFrom": arn} for i, arn in enumerate(injected)]}]
+def execution_stack(readable: list[str], secrets: dict[str, list[str]]) -> StackDoc:
+    """A task whose execution role may read ``readable``, and whose containers receive ``secrets`` (by container)."""
+    containers = [
+        {"name": name, "secrets": [{"name": f"K{i}", "valueFrom": arn} for i, arn in enumerate(arns)]}
+        for name, arns in secrets.items()
+    ]
     return doc(
         {
             "aws_iam_role": {"exec": {"name": "exec"}},
@@ -90,15 +94,41 @@ def execution_stack(readable: list[str], injected: list[str]) -> StackDoc:
 
 
 @pytest.mark.parametrize(
-    ("readable", "injected", "expected"),
-    [(["a", "b"], ["a", "b"], Verdict.COMPLIANT), (["a", "b"], ["a"], Verdict.NON_COMPLIANT),
-     (["a"], ["a", "b"], Verdict.NON_COMPLIANT)],
+    ("readable", "secrets"),
+    [(["a", "b"], {"key-proxy": ["a", "b"], "gateway": [], "adot-collector": []}),
+     ([], {"key-proxy": [], "gateway": [], "adot-collector": []})],
 )  # fmt: skip
-def test_iam3_execution_role_reads_exactly_injected_secrets(
-    readable: list[str], injected: list[str], expected: Verdict
+def test_iam3_compliant_when_the_role_reads_exactly_what_the_key_proxy_receives(
+    readable: list[str], secrets: dict[str, list[str]]
 ) -> None:
-    stack = execution_stack(readable, injected)
-    assert verdict("AIGW-IAM3", stack, "aws_ecs_task_definition", "task") is expected
+    stack = execution_stack(readable, secrets)
+    assert verdict("AIGW-IAM3", stack, "aws_ecs_task_definition", "task") is Verdict.COMPLIANT
+
+
+@pytest.mark.parametrize(
+    ("readable", "secrets"),
+    [(["a", "b"], {"key-proxy": ["a"]}), (["a"], {"key-proxy": ["a", "b"]})],
+    ids=["reads-one-not-received", "misses-one-received"],
+)
+def test_iam3_non_compliant_when_the_role_reads_other_secrets_than_received(
+    readable: list[str], secrets: dict[str, list[str]]
+) -> None:
+    stack = execution_stack(readable, secrets)
+    assert verdict("AIGW-IAM3", stack, "aws_ecs_task_definition", "task") is Verdict.NON_COMPLIANT
+
+
+@pytest.mark.parametrize(
+    ("readable", "secrets"),
+    [(["a"], {"key-proxy": ["a"], "gateway": ["a"]}), (["a"], {"key-proxy": [], "gateway": ["a"]}),
+     (["a", "b"], {"key-proxy": ["a"], "gateway": ["b"]}), (["a"], {"key-proxy": [], "adot-collector": ["a"]})],
+    ids=["gateway-too", "gateway-instead", "one-each", "collector"],
+)  # fmt: skip
+def test_iam3_non_compliant_when_a_container_other_than_the_key_proxy_receives_a_secret(
+    readable: list[str], secrets: dict[str, list[str]]
+) -> None:
+    # The gateway (and the collector) must never hold a provider key, even one the role may read.
+    stack = execution_stack(readable, secrets)
+    assert verdict("AIGW-IAM3", stack, "aws_ecs_task_definition", "task") is Verdict.NON_COMPLIANT
 
 
 @pytest.mark.parametrize(

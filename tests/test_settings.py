@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import tomllib
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -55,13 +53,15 @@ def with_section(section: str, body: str) -> str:
     return f"{VALID}\n[{section}]\n{body}\n"
 
 
-def test_valid_minimal_file_loads_with_defaults(tmp_path: Path) -> None:
+def test_environment_and_stack_are_named_after_the_file(tmp_path: Path) -> None:
     write_env(tmp_path, "test", VALID)
     (env,) = load_environments(tmp_path)
-    assert env.name == "test"
-    assert env.stack_name == "ai-gateway-test"
-    assert env.settings.network.availability_zones is None
-    assert env.settings.aws_provider_version == "~> 6.22"
+    assert (env.name, env.stack_name) == ("test", "ai-gateway-test")
+
+
+def test_without_a_zone_list_the_regions_first_two_zones_are_used(tmp_path: Path) -> None:
+    write_env(tmp_path, "test", VALID)
+    (env,) = load_environments(tmp_path)
     assert env.settings.availability_zones == ["us-east-1a", "us-east-1b"]
 
 
@@ -81,12 +81,20 @@ def test_problem_lines_name_file_and_dotted_field(tmp_path: Path) -> None:
         ("10.0.0.1/16", "not a valid IPv4 CIDR"),  # host bits set
         ("banana", "not a valid IPv4 CIDR"),
         ("10.0.0.0/8", "between /16 and /22"),
+        ("10.0.0.0/15", "between /16 and /22"),
+        ("10.0.0.0/23", "between /16 and /22"),
         ("10.0.0.0/24", "between /16 and /22"),
     ],
 )
 def test_invalid_vpc_cidr_is_refused(tmp_path: Path, cidr: str, expected: str) -> None:
     lines = problems(tmp_path, with_section("network", f'vpc_cidr = "{cidr}"'))
     assert any("network.vpc_cidr" in line and expected in line for line in lines), lines
+
+
+@pytest.mark.parametrize("cidr", ["10.0.0.0/16", "10.0.0.0/22"])
+def test_vpc_cidr_of_16_to_22_loads(tmp_path: Path, cidr: str) -> None:
+    # Each of up to 12 subnets takes 1/16 of the VPC: /22 leaves /26 subnets, the smallest worth having.
+    assert problems(tmp_path, with_section("network", f'vpc_cidr = "{cidr}"')) == []
 
 
 def in_region(region: str, network: str = "") -> str:
@@ -287,6 +295,28 @@ def test_empty_backend_fields_are_refused(tmp_path: Path, field: str) -> None:
     assert any(f": backend.{field}: " in line for line in lines), lines
 
 
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (VALID.replace('bucket = "tfstate-bucket"', 'bucket = "Tfstate_Bucket"'), "backend.bucket: 'Tfstate_Bucket' is "
+         "not a valid S3 bucket name (3-63 characters: lowercase letters, digits, dots, hyphens)"),
+        (VALID.replace('dynamodb_table = "tfstate-lock"', 'dynamodb_table = "lk"'), "backend.dynamodb_table: 'lk' is "
+         "not a valid DynamoDB table name (3-255 characters: letters, digits, '_', '-', '.')"),
+        (VALID.replace('key = "ai-gateway/test.tfstate"', 'key = "/test.tfstate"'), "backend.key: must be a non-empty "
+         "object key that does not start with '/'"),
+        (with_section("gateway", "min_capacity = 0\ndesired_count = 1"), "gateway.min_capacity: 0 is out of range; "
+         "allowed: 1 or more"),
+        (with_section("gateway", "max_capacity = 101"), "gateway.max_capacity: 101 is out of range; allowed: 1 to 100"),
+        (with_section("observability", 'alarm_email = "oncall"'), "observability.alarm_email: 'oncall' is not an "
+         "e-mail address"),
+        (f'aws_provider_version = ""\n{VALID}', 'aws_provider_version: must not be empty; example: "~> 6.22"'),
+    ],
+    ids=["bucket", "lock-table", "state-key", "min-capacity", "max-capacity", "alarm-email", "provider-version"],
+)  # fmt: skip
+def test_a_bad_value_is_refused_naming_the_field_and_the_rule(tmp_path: Path, text: str, line: str) -> None:
+    assert problems(tmp_path, text) == [f"{tmp_path / 'test.toml'}: {line}"]
+
+
 def test_missing_backend_table_is_refused(tmp_path: Path) -> None:
     lines = problems(tmp_path, 'region = "us-east-1"\n')
     assert any(line.split(": ")[1] == "backend" and "required key is missing" in line for line in lines), lines
@@ -330,6 +360,23 @@ def test_certificate_in_another_region_is_refused(tmp_path: Path) -> None:
 def test_latest_image_tag_is_refused(tmp_path: Path) -> None:
     lines = problems(tmp_path, with_section("gateway", 'image = "portkeyai/gateway:latest"'))
     assert any("gateway.image" in line and "latest" in line for line in lines), lines
+
+
+@pytest.mark.parametrize("field", ["image", "proxy_image", "collector_image"])
+@pytest.mark.parametrize("image", ["portkeyai/gateway", "portkeyai/gateway:", "portkeyai/gateway@sha256:abc",
+                                   "portkeyai/gateway@sha256:"])  # fmt: skip
+def test_image_without_a_tag_or_digest_is_refused(tmp_path: Path, field: str, image: str) -> None:
+    lines = problems(tmp_path, with_section("gateway", f'{field} = "{image}"'))
+    assert lines == [
+        f"{tmp_path / 'test.toml'}: gateway.{field}: {image!r} must be an image reference pinned by a tag or an "
+        "@sha256 digest"
+    ]
+
+
+@pytest.mark.parametrize("image", ["portkeyai/gateway:1.15.2", f"portkeyai/gateway@sha256:{'0' * 64}",
+                                   "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.3"])  # fmt: skip
+def test_image_pinned_by_a_tag_or_digest_loads(tmp_path: Path, image: str) -> None:
+    assert problems(tmp_path, with_section("gateway", f'image = "{image}"')) == []
 
 
 def test_log_retention_must_be_a_cloudwatch_value(tmp_path: Path) -> None:
@@ -460,18 +507,18 @@ def test_empty_directory_is_an_error(tmp_path: Path) -> None:
         load_environments(tmp_path)
 
 
-def test_shipped_environments_and_examples_are_valid() -> None:
-    root = Path(__file__).resolve().parent.parent
-    for directory in [root / "environments", *sorted(p for p in (root / "examples").iterdir() if p.is_dir())]:
-        assert load_environments(directory), directory
+def test_environment_directory_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_environments(tmp_path / "missing")
+    assert raised.value.lines == [f"{tmp_path / 'missing'}: AIGW_ENV_DIR: not a directory of environment files"]
 
 
-def test_every_shipped_environment_file_sets_only_known_keys() -> None:
-    # Guards the examples against keys the model would drop if extra="forbid" were ever relaxed.
-    root = Path(__file__).resolve().parent.parent
-    for path in root.glob("environments/*.toml"):
-        raw: dict[str, Any] = tomllib.loads(path.read_text())
-        assert set(raw) <= set(EnvironmentSettings.model_fields), path
+def test_file_that_is_not_utf8_is_reported_against_the_file(tmp_path: Path) -> None:
+    (tmp_path / "test.toml").write_bytes(b'region = "us-east-1\xff"\n')
+    with pytest.raises(ConfigError) as raised:
+        load_environments(tmp_path)
+    (line,) = raised.value.lines
+    assert line.startswith(f"{tmp_path / 'test.toml'}: (file): cannot be read: ")
 
 
 @pytest.mark.parametrize(

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from security.stackdoc import StackDoc
 from tests.stable_addresses import pinned, stateful_addresses
-from tests.template import Template
 
 PINNED = pinned()
 
 
 @pytest.mark.parametrize("environment", sorted(PINNED))
-def test_stateful_resources_keep_their_addresses(stacks: dict[str, Template], environment: str) -> None:
+def test_stateful_resources_keep_their_addresses(stacks: dict[str, StackDoc], environment: str) -> None:
     current = set(stateful_addresses(stacks[environment].document))
     expected = set(PINNED[environment])
     gone, new = sorted(expected - current), sorted(current - expected)
@@ -23,5 +23,5 @@ def test_stateful_resources_keep_their_addresses(stacks: dict[str, Template], en
     )
 
 
-def test_every_shipped_environment_and_example_is_pinned(stacks: dict[str, Template]) -> None:
+def test_every_shipped_environment_and_example_is_pinned(stacks: dict[str, StackDoc]) -> None:
     assert set(PINNED) == set(stacks)

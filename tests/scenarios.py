@@ -1,0 +1,135 @@
+"""Settings the module tests synthesize, built in code rather than read from
+environments/: a small valid base, and named variants that each turn on what
+a group of tests is about. Changing a shipped file never changes these.
+
+Every variant is validated as an environment file would be (field rules and
+cross-field rules), so a scenario cannot drift into something a user could
+not configure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from aigw.environments import Environment
+from aigw.settings import AzureSettings, BackendSettings, EdgeSettings, EnvironmentSettings
+
+CERTIFICATE_ARN = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
+DIGEST = "sha256:" + "0" * 64
+EMULATOR_ENDPOINT = "http://127.0.0.1:4566"
+
+
+def vary(settings: EnvironmentSettings, **changes: Any) -> EnvironmentSettings:
+    """``settings`` with ``changes``: a value per top-level key, or for a table
+    a dict of its fields (``edge={"enable_waf": True}``). Raises ValueError
+    when the result is not a valid environment."""
+    updates: dict[str, Any] = {}
+    for key, value in changes.items():
+        current = getattr(settings, key)
+        is_table = isinstance(current, BaseModel) and isinstance(value, dict)
+        updates[key] = current.model_copy(update=value) if is_table else value
+    changed = settings.model_copy(update=updates)
+    # Validate the result the way a file is validated (model_copy checks nothing).
+    validated = EnvironmentSettings.model_validate(changed.model_dump(exclude_unset=True))
+    problems = [f"{problem.field}: {problem.message}" for problem in validated.problems()]
+    if problems:
+        raise ValueError(f"not a valid environment: {problems}")
+    return validated
+
+
+def base() -> EnvironmentSettings:
+    """The smallest valid environment: us-east-1 (zones a and b), HTTP only, no
+    WAF, no JWT auth, one NAT gateway, the upstream image, org key secrets
+    created but not injected (JWT auth is off), deletion protection on."""
+    return vary(
+        EnvironmentSettings(
+            region="us-east-1",
+            backend=BackendSettings(
+                bucket="tfstate-bucket",
+                key="ai-gateway/base.tfstate",
+                dynamodb_table="tfstate-lock",
+                region="us-east-1",
+            ),
+            edge=EdgeSettings(allowed_cidrs=["203.0.113.0/24"]),
+        )
+    )
+
+
+def scenario_settings() -> dict[str, EnvironmentSettings]:
+    """Every scenario by name (its environment name too). Built on call, not on
+    import, so that a variant a change makes invalid fails the tests that
+    synthesize it rather than the collection of every test module."""
+    base_settings = base()
+    return {
+        "base": base_settings,
+        # HTTPS with JWT auth and WAF, org keys (Azure among them) injected by the proxy.
+        "secure": vary(
+            base_settings,
+            edge={
+                "certificate_arn": CERTIFICATE_ARN,
+                "enable_jwt_auth": True,
+                "enable_waf": True,
+                "allowed_cidrs": ["0.0.0.0/0"],
+            },
+            gateway={
+                "provider_keys": ["openai", "anthropic", "azure"],
+                "azure": AzureSettings(
+                    resource_name="contoso-openai", deployment_id="gpt-4o", api_version="2024-10-21"
+                ),
+            },
+        ),
+        # HTTPS without JWT auth, two client ranges.
+        "https": vary(
+            base_settings,
+            edge={"certificate_arn": CERTIFICATE_ARN, "allowed_cidrs": ["203.0.113.0/24", "198.51.100.0/24"]},
+        ),
+        "nat-per-zone": vary(
+            base_settings,
+            network={"availability_zones": ["us-east-1a", "us-east-1b", "us-east-1c"], "single_nat_gateway": False},
+        ),
+        "spot": vary(base_settings, gateway={"fargate_spot_weight": 3}),
+        "ecr-tag": vary(base_settings, gateway={"image_from_ecr": True}),
+        "ecr-digest": vary(base_settings, gateway={"image": f"portkeyai/gateway@{DIGEST}", "image_from_ecr": True}),
+        # The smallest VPC allowed, reached from private ranges only.
+        "small-vpc": vary(base_settings, network={"vpc_cidr": "10.20.0.0/22"}, edge={"allowed_cidrs": ["10.0.0.0/8"]}),
+        # Every number and switch away from its default.
+        "tuned": vary(
+            base_settings,
+            aws_provider_version=">= 6.22, < 7.0",
+            deletion_protection=False,
+            tags={"CostCenter": "platform"},
+            gateway={
+                "cpu": 2048,
+                "memory": 4096,
+                "desired_count": 3,
+                "min_capacity": 2,
+                "max_capacity": 10,
+                "cpu_target_percent": 60,
+                "requests_per_target": 500,
+            },
+            edge={"enable_waf": True, "waf_rate_limit": 500},
+            observability={
+                "log_retention_days": 400,
+                "enable_saved_queries": False,
+                "alarm_email": "oncall@example.com",
+                "alarm_5xx_percent": 2.5,
+                "alarm_p99_latency_seconds": 45.0,
+            },
+        ),
+        # A region without default zones, its zones listed.
+        "seoul": vary(
+            base_settings,
+            region="ap-northeast-2",
+            backend={"region": "ap-northeast-2"},
+            network={"availability_zones": ["ap-northeast-2a", "ap-northeast-2c"]},
+        ),
+        "emulator": vary(base_settings, emulator={"endpoint": EMULATOR_ENDPOINT}),
+        # Named as "base" plus the suffix of its task role, in the same account and region.
+        "base-task": vary(base_settings, backend={"key": "ai-gateway/base-task.tfstate"}),
+    }
+
+
+def scenario_environments() -> list[Environment]:
+    return [Environment(name, Path(__file__), settings) for name, settings in scenario_settings().items()]
