@@ -85,11 +85,18 @@ BEDROCK_SLUG = "bedrock"
 MODEL_PATTERNS: dict[str, str] = {
     "default": r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$",
     "google": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
-    BEDROCK_SLUG: r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$",
+    # provider.model[-version][:n], optionally a cross-region prefix (us., eu., …);
+    # never an ARN: the gateway calls Bedrock's control plane for those.
+    BEDROCK_SLUG: r"^(?:(?:us|eu|apac|au|ca|jp|global)\.)?[a-z0-9-]+\.[A-Za-z0-9._-]{1,160}(?::[0-9]{1,3})?$",
 }
 # Body fields that point at objects stored at the provider under the
 # organisation's account, anywhere in the body / at the top of one route.
-STORED_OBJECT_FIELDS: tuple[str, ...] = ("file_id", "vector_store_ids", "previous_response_id", "anthropic_beta")
+STORED_OBJECT_FIELDS: tuple[str, ...] = (
+    "file_id", "vector_store_ids", "previous_response_id", "anthropic_beta", "guardrailConfig", "guardrail_config",
+)  # fmt: skip
+# Routes that take multipart uploads; every other route takes JSON only.
+MULTIPART_ROUTES: tuple[str, ...] = ("/v1/images/edits", "/v1/audio/transcriptions", "/v1/audio/translations")
+MAX_BODY_DEPTH = 32
 STORED_OBJECT_TOP_LEVEL: dict[str, tuple[str, ...]] = {"/v1/responses": ("conversation", "prompt")}
 MAX_USAGE_BODY_BYTES = 1024 * 1024  # answers read for their usage (larger: usage not logged)
 MAX_EVENT_BYTES = 256 * 1024
@@ -309,6 +316,13 @@ def proxy_template(config: ProxyConfig) -> str:
         refusals=_refusals(config),
         health_path=HEALTH_PATH,
         headers=_upstream_headers(),
+        accel_headers=(
+            "X-Accel-Redirect",
+            "X-Accel-Expires",
+            "X-Accel-Limit-Rate",
+            "X-Accel-Buffering",
+            "X-Accel-Charset",
+        ),
         upstream_timeout=UPSTREAM_TIMEOUT_SECONDS,
     )
 
@@ -338,6 +352,8 @@ def data_plane_settings(config: ProxyConfig) -> dict[str, Any]:
         "model_patterns": MODEL_PATTERNS,
         "stored_object_fields": dict.fromkeys(STORED_OBJECT_FIELDS, True),
         "stored_object_top_level": {r: dict.fromkeys(keys, True) for r, keys in STORED_OBJECT_TOP_LEVEL.items()},
+        "multipart_routes": dict.fromkeys(MULTIPART_ROUTES, True),
+        "max_body_depth": MAX_BODY_DEPTH,
         "azure": (
             {
                 "resource_name": config.azure.resource_name,

@@ -107,6 +107,7 @@ def clear_recordings(request: pytest.FixtureRequest) -> None:
             mock.clear()
             mock.error_status = None
             mock.stream_gate = None
+            mock.extra_headers = {}
     if "harness" in request.fixturenames:
         request.getfixturevalue("harness").interception.reset()
     if "otlp" in request.fixturenames:

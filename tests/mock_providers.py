@@ -254,7 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _write(self, reply: Reply, provider: MockProvider) -> None:
         self.send_response(reply.status)
-        for name, value in reply.headers.items():
+        for name, value in {**reply.headers, **provider.extra_headers}.items():
             self.send_header(name, value)
         if reply.chunks is None:
             self.send_header("content-length", str(len(reply.body)))
@@ -288,6 +288,8 @@ class MockProvider(ABC):
         self.reply_text = reply_text if reply_text is not None else f"Hello from the {self.name} mock."
         self.expected_key = expected_key
         self.error_status: int | None = None
+        # Added to every answer (e.g. a header a compromised upstream could send).
+        self.extra_headers: dict[str, str] = {}
         self.port = 0
         self._server: _Server | None = None
         self._connections: set[socket.socket] = set()

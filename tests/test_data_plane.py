@@ -350,3 +350,104 @@ def test_the_documented_access_log_schema_is_the_logged_one(org_proxy: Proxy) ->
     table = document.split("<!-- access-log schema -->", 2)[1]
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", table, re.MULTILINE))
     assert documented == logged
+
+
+# -- found by the independent attack run on the data plane ------------------------------------------
+@pytest.mark.parametrize(
+    ("route", "content_type", "body"),
+    [
+        ("/v1/responses", "audio/mpeg", {"model": "gpt-4o", "input": "hi", "previous_response_id": "resp_other_team"}),
+        ("/v1/chat/completions", "multipart/form-data; boundary=x", {"model": "gpt-4o", "messages": []}),
+        ("/v1/chat/completions", "text/plain", {"model": "gpt-4o", "messages": []}),
+        ("/v1/audio/transcriptions", "application/json", {"model": "whisper-1"}),
+    ],
+)
+def test_a_body_the_data_plane_cannot_check_never_reaches_the_gateway(
+    org_proxy: Proxy, harness: GatewayHarness, route: str, content_type: str, body: dict[str, object]
+) -> None:
+    # The gateway parses a JSON body whatever the Content-Type says.
+    headers = {"x-portkey-provider": "openai", "content-type": content_type, **CLIENT}
+    response = request(f"{org_proxy.base_url}{route}", json.dumps(body).encode(), headers)
+    assert response.status == 415 and response.json()["error"]["rule"] == "content-type"
+    assert harness.interception.outbound() == []
+
+
+def test_an_upstream_x_accel_redirect_cannot_reach_the_credentials_location(
+    org_proxy: Proxy, mocks: dict[str, MockProvider], credentials: CredentialsEndpoint
+) -> None:
+    mocks["openai"].extra_headers = {"X-Accel-Redirect": "/_aigw/credentials"}
+    credentials.clear()
+    response = chat(org_proxy.base_url, {"x-portkey-provider": "openai", **CLIENT})
+    assert response.status == 200 and response.json()["choices"]
+    assert "x-accel-redirect" not in response.headers
+    assert credentials.requests == []
+    assert all(c.secret_access_key not in response.body.decode() for c in credentials.issued)
+
+
+@pytest.mark.parametrize(
+    "model",
+    ["arn:aws:bedrock:us-east-1:123456789012:prompt/PROMPT12345:1", "arn:aws:bedrock:us-east-1:123:x", "a/b/c",
+     "anthropic.claude%2F..%2Fx"],
+)  # fmt: skip
+def test_bedrock_models_are_model_ids_never_arns_or_paths(
+    org_proxy: Proxy, harness: GatewayHarness, model: str
+) -> None:
+    response = chat(org_proxy.base_url, {"x-portkey-provider": "bedrock", **CLIENT}, model=model)
+    assert response.status == 400 and response.json()["error"]["rule"] == "model"
+    assert harness.interception.outbound() == []
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"messages": [{"role": "user", "content": [{"type": "file", "file": {"file_url": "s3://other-team/payroll.pdf",
+                                                                              "mime_type": "application/pdf"}}]}]},
+        {"guardrailConfig": {"guardrailIdentifier": "org-guardrail", "guardrailVersion": "1"}},
+    ],
+)  # fmt: skip
+def test_bedrock_cannot_read_s3_or_apply_the_organisations_guardrails(
+    org_proxy: Proxy, harness: GatewayHarness, extra: dict[str, object]
+) -> None:
+    body = {"model": BEDROCK_MODEL, "messages": [{"role": "user", "content": "hi"}], **extra}
+    response = request(f"{org_proxy.base_url}/v1/chat/completions", body, {"x-portkey-provider": "bedrock", **CLIENT})
+    assert response.status == 403 and response.json()["error"]["rule"] == "stored-object"
+    assert harness.interception.outbound() == []
+
+
+def test_a_body_nested_too_deep_to_scan_is_refused(org_proxy: Proxy, harness: GatewayHarness) -> None:
+    nested: dict[str, object] = {"anthropic_beta": "files-api-2025-04-14"}
+    for _ in range(40):
+        nested = {"a": nested}
+    body = {"model": "claude", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}], "metadata": nested}
+    response = request(f"{org_proxy.base_url}/v1/messages", body, {"x-portkey-provider": "anthropic", **CLIENT})
+    assert response.status == 403 and response.json()["error"]["rule"] == "stored-object"
+    assert harness.interception.outbound() == []
+
+
+def test_a_client_supplied_byte_cannot_drop_other_requests_spans(org_proxy: Proxy, otlp: OtlpRecorder) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", org_proxy.port, timeout=20)
+    try:
+        for _ in range(5):
+            connection.request("POST", "/v1/x%FF", b"{}", {"content-type": "application/json", **CLIENT})
+            connection.getresponse().read()
+    finally:
+        connection.close()
+    trace = new_trace()
+    assert chat(org_proxy.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT}).status == 200
+    expected = trace.split("-", 1)[1].replace("-", "")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not [s for s in otlp.spans() if s.trace_id == expected]:
+        time.sleep(0.1)
+    assert [s for s in otlp.spans() if s.trace_id == expected]
+    # The refused requests' spans name no client-spelled route.
+    assert not [s for s in otlp.spans() if "/v1/x" in s.name or "/v1/x" in str(s.attributes.get("http.route"))]
+
+
+def test_the_task_roles_session_token_goes_only_to_bedrock_runtime(
+    org_proxy: Proxy, harness: GatewayHarness, credentials: CredentialsEndpoint
+) -> None:
+    for model in (BEDROCK_MODEL, "us.anthropic.claude-3-5-sonnet-20240620-v1:0"):
+        chat(org_proxy.base_url, {"x-portkey-provider": "bedrock", **CLIENT}, model=model)
+    carrying = [e for e in harness.interception.outbound()
+                if any(c.session_token in json.dumps(e) for c in credentials.issued)]  # fmt: skip
+    assert carrying and {e["host"] for e in carrying} == {"bedrock-runtime.us-east-1.amazonaws.com"}

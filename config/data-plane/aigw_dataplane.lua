@@ -19,6 +19,13 @@ local counters = {}     -- metric sums waiting for the next flush (per worker)
 
 local ngx_var, ngx_ctx = ngx.var, nil
 
+-- Printable ASCII only, at most 256 characters: a client-supplied byte that
+-- is not UTF-8 would corrupt the access log and make the collector refuse a
+-- whole batch of spans.
+local function clean(text)
+    return (tostring(text):gsub("[^%w%p ]", "?")):sub(1, 256)
+end
+
 -- Refusals: an OpenAI-style error naming the rule; also in the access log.
 local function refuse(status, rule, message)
     ngx.var.aigw_rule = rule
@@ -131,13 +138,22 @@ end
 
 -- Fields that point at objects stored at the provider under the
 -- organisation's account (other teams' files, responses, vector stores).
-local function stored_reference(value, depth)
-    if type(value) ~= "table" or depth > 12 then return nil end
+local function stored_reference(value, depth, provider)
+    if type(value) ~= "table" then
+        -- Bedrock reads s3:// URLs (file and image parts) with the task role.
+        if provider == "bedrock" and type(value) == "string" and value:lower():find("^%s*s3:") then
+            return "an s3:// URL"
+        end
+        return nil
+    end
+    if depth > config.max_body_depth then
+        return "nesting deeper than " .. config.max_body_depth  -- fail closed: not scanned is not allowed
+    end
     for key, item in pairs(value) do
         if type(key) == "string" and config.stored_object_fields[key] then
             return key
         end
-        local found = stored_reference(item, depth + 1)
+        local found = stored_reference(item, depth + 1, provider)
         if found then return found end
     end
     return nil
@@ -145,13 +161,26 @@ end
 
 -- The JSON body: the model (some providers put it into the URL beside the
 -- key) and references to stored objects.
+-- The media type a route takes: multipart for uploads, JSON for the rest.
+-- The gateway parses a JSON body whatever the Content-Type says, so a body
+-- the data plane did not check must never reach it.
+local function media_type()
+    return ((ngx_var.content_type or ""):match("^%s*([^;%s]+)") or ""):lower()
+end
+
+local function check_content_type(route)
+    local expected = config.multipart_routes[route] and "multipart/form-data" or "application/json"
+    if media_type() ~= expected then
+        return refuse(415, "content-type", route .. " takes Content-Type " .. expected)
+    end
+    return expected
+end
+
 local function check_body(route, provider)
-    local content_type = ngx_var.content_type or ""
-    if not content_type:find("application/json", 1, true) then
+    if config.multipart_routes[route] then
         return nil
     end
-    local body = request_body()
-    if not body then return nil end
+    local body = request_body() or ""
     local document = body:find("^%s*{") and cjson.decode(body)
     if type(document) ~= "table" then
         return refuse(400, "body", "the request body is not a JSON object")
@@ -169,7 +198,7 @@ local function check_body(route, provider)
             return refuse(403, "stored-object", key .. " refers to data stored at the provider; not offered")
         end
     end
-    local field = stored_reference(document, 0)
+    local field = stored_reference(document, 0, provider)
     if field then
         return refuse(403, "stored-object", field .. " refers to data stored at the provider; not offered")
     end
@@ -223,6 +252,7 @@ end
 
 function M.access()
     ngx_ctx = ngx.ctx
+    ngx_var.aigw_path = clean(ngx_var.uri)
     local headers = ngx.req.get_headers(100)
     if headers["upgrade"] then
         return refuse(400, "websocket", "WebSocket upgrades (realtime) are not offered by this gateway")
@@ -235,6 +265,7 @@ function M.access()
     if ngx.req.get_method() ~= "POST" then
         return refuse(405, "method", "only POST is offered on " .. route)
     end
+    check_content_type(route)
     local authorization, repeated_auth = single_header(headers, "authorization")
     local provider_header, repeated_provider = single_header(headers, "x-portkey-provider")
     local client_config, repeated_config = single_header(headers, "x-portkey-config")
@@ -372,7 +403,7 @@ end
 
 local function trace_id(amzn_trace)
     -- Root=1-<8 hex epoch>-<24 hex>: the OTel trace id is the 32 hex digits.
-    local epoch, unique = (amzn_trace or ""):match("Root=1%-(%x%x%x%x%x%x%x%x)%-(%x+)")
+    local epoch, unique = (amzn_trace or ""):match("^Root=1%-(%x%x%x%x%x%x%x%x)%-(%x+)")
     if epoch and unique and #unique == 24 then return epoch .. unique, true end
     return string.format("%08x", ngx.time()) .. random_hex(12), false
 end
@@ -381,7 +412,7 @@ local function attribute(key, value)
     if type(value) == "number" then
         return { key = key, value = { intValue = tostring(math.floor(value)) } }
     end
-    return { key = key, value = { stringValue = tostring(value) } }
+    return { key = key, value = { stringValue = clean(value) } }
 end
 
 function M.log()
@@ -393,26 +424,29 @@ function M.log()
     local input = tonumber(ngx_var.aigw_input_tokens)
     local output = tonumber(ngx_var.aigw_output_tokens)
     local trace, linked = trace_id(ngx_var.http_x_amzn_trace_id)
+    -- The route a request was served on, never the client's spelling of a refused one.
+    local route = config.routes[ngx_var.uri] and ngx_var.uri or "unmatched"
     local ended = ngx.now()
     local started = ngx.req.start_time()
     local attributes = {
-        attribute("http.route", ngx_var.uri), attribute("http.response.status_code", status),
+        attribute("http.route", route), attribute("http.response.status_code", status),
         attribute("gen_ai.system", provider), attribute("gen_ai.request.model", model),
         attribute("aigw.client_id", ngx_var.aigw_client_id or ""), attribute("aigw.team", team),
         attribute("aigw.rule", ngx_var.aigw_rule or ""),
     }
     if input then attributes[#attributes + 1] = attribute("gen_ai.usage.input_tokens", input) end
     if output then attributes[#attributes + 1] = attribute("gen_ai.usage.output_tokens", output) end
-    if linked then attributes[#attributes + 1] = attribute("aws.xray.trace_id", ngx_var.http_x_amzn_trace_id) end
+    if linked then attributes[#attributes + 1] = attribute("aws.xray.trace_id", "1-" .. trace:sub(1, 8) .. "-" .. trace:sub(9)) end
     if #spans < config.max_queued_spans then
         spans[#spans + 1] = {
-            traceId = trace, spanId = random_hex(8), name = "POST " .. ngx_var.uri, kind = 2,
+            traceId = trace, spanId = random_hex(8), name = "POST " .. route, kind = 2,
             startTimeUnixNano = string.format("%d", started * 1e9),
             endTimeUnixNano = string.format("%d", ended * 1e9),
             attributes = attributes,
             status = { code = status >= 500 and 2 or 1 },
         }
     end
+    model = clean(model)
     local key = table.concat({ provider, model, team, tostring(status) }, "\31")
     local counter = counters[key]
     if not counter then
