@@ -329,7 +329,7 @@ def main() -> int:
     import aigw.fast_import
     from aigw.environments import load_environments
     from modules.stack import synthesize
-    from tests.gateway_fixtures import ORG_KEYS, PROD_AZURE_RESOURCE
+    from tests.gateway_fixtures import CLIENT_JWT, ORG_KEYS, PROD_AZURE_RESOURCE
     from tests.mock_providers import intercept_map, start_all, stop_all
 
     aigw.fast_import.install()
@@ -342,13 +342,13 @@ def main() -> int:
         upstreams = intercept_map(mocks, (PROD_AZURE_RESOURCE,))
         with running_gateway(task, upstreams, mocks["sink"].base_url) as harness:
             proxy = harness.start_proxy(ORG_KEYS, "local")
-            print(f"gateway on {harness.gateway_url}, key proxy (prod's task) on {proxy.base_url}")
+            print(f"gateway on {harness.gateway_url}, data plane (prod's task) on {proxy.base_url}")
             print(f"org keys: {', '.join(f'{k}={v}' for k, v in ORG_KEYS.items())}")
             print("provider hosts go to recording mocks; any other host to the 'attacker' sink\n")
             print("try:")
             print(
                 f"  curl -s {proxy.base_url}/v1/chat/completions -H 'content-type: application/json' \\\n"
-                "    -H 'x-portkey-provider: openai' -H 'Authorization: Bearer <client JWT>' \\\n"
+                f"    -H 'x-portkey-provider: openai' -H 'Authorization: Bearer {CLIENT_JWT}' \\\n"
                 """    -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'"""
             )
             print(f"\naccess log: {proxy.access_log}\noutbound requests: {harness.interception.log}")
