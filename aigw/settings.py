@@ -67,6 +67,10 @@ OTHER_PARTITION_REGIONS: dict[str, re.Pattern[str]] = {
     "aws-eusc": re.compile(r"^eusc-[a-z]+-[a-z]+-\d+$"),
 }
 
+# What an internet-facing load balancer admits when edge.allowed_cidrs is not
+# set (an internal one admits the VPC's own CIDR).
+INTERNET_FACING_DEFAULT_CIDRS: tuple[str, ...] = ("0.0.0.0/0",)
+
 # An allowed_cidrs entry counts as "the internet at large" when it is a public
 # range broader than /16 (more than 65,536 addresses: 0.0.0.0/0, its halves, a
 # cloud provider's /8). Ranges inside the RFC 1918 private blocks never do.
@@ -381,15 +385,23 @@ def _describe_sizes(sizes: tuple[int, ...]) -> str:
 class EdgeSettings(Section):
     """What faces clients: the load balancer's listeners, WAF and JWT validation."""
 
+    internal: bool = Field(
+        False,
+        description="An internal load balancer in the private subnets, reachable only from the VPC and the "
+        "networks routed into it (peering, VPN, Transit Gateway), instead of an internet-facing one in the "
+        "public subnets. Changing it replaces the load balancer (new DNS name). Default: false.",
+    )
     certificate_arn: str = Field(
         "",
         description="ACM certificate (same region) for the HTTPS listener; empty serves HTTP only, "
         "for development. Default: empty.",
     )
-    allowed_cidrs: list[str] = Field(
-        ["0.0.0.0/0"],
+    allowed_cidrs: list[str] | None = Field(
+        None,
         min_length=1,
-        description='IPv4 CIDRs allowed to reach the load balancer on 80/443. Default: `["0.0.0.0/0"]`.',
+        description="IPv4 CIDRs allowed to reach the load balancer on its listener ports. Default: derived from "
+        'the scheme: internet-facing, `["0.0.0.0/0"]`, the whole internet (refused while JWT auth is off unless '
+        "`allow_unauthenticated_public_access` accepts it); internal, the VPC's CIDR (`network.vpc_cidr`).",
     )
     enable_waf: bool = Field(False, description="Attach a WAFv2 web ACL to the load balancer. Default: false.")
     waf_rate_limit: int = Field(
@@ -405,9 +417,10 @@ class EdgeSettings(Section):
     )
     allow_unauthenticated_public_access: bool = Field(
         False,
-        description="Accept a gateway that anyone on the internet can use: JWT auth off while `allowed_cidrs` "
-        "holds 0.0.0.0/0 or another public range broader than /16. That combination is refused unless this is "
-        "true; it builds nothing, and is refused where there is nothing to accept. Default: false.",
+        description="Accept a gateway that anyone on the internet can use: an internet-facing load balancer "
+        "with JWT auth off while `allowed_cidrs` holds 0.0.0.0/0 (the default) or another public range broader "
+        "than /16. That combination is refused unless this is true; it builds nothing, and is refused where "
+        "there is nothing to accept. Default: false.",
     )
 
     @field_validator("certificate_arn")
@@ -422,7 +435,9 @@ class EdgeSettings(Section):
 
     @field_validator("allowed_cidrs")
     @classmethod
-    def _cidrs(cls, values: list[str]) -> list[str]:
+    def _cidrs(cls, values: list[str] | None) -> list[str] | None:
+        if values is None:
+            return values
         bad = []
         for value in values:
             try:
@@ -437,31 +452,11 @@ class EdgeSettings(Section):
     def https(self) -> bool:
         return bool(self.certificate_arn)
 
-    @property
-    def world_open_cidrs(self) -> list[str]:
-        """The ``allowed_cidrs`` entries that let the internet at large in."""
-        return [cidr for cidr in self.allowed_cidrs if _world_open(ipaddress.IPv4Network(cidr))]
-
     def problems(self) -> Iterator[Problem]:
         if self.enable_jwt_auth and not self.https:
             yield Problem(
                 "enable_jwt_auth",
                 "JWT validation runs on the HTTPS listener; set edge.certificate_arn or turn this off",
-            )
-        open_cidrs = ", ".join(self.world_open_cidrs)
-        if open_cidrs and not self.enable_jwt_auth and not self.allow_unauthenticated_public_access:
-            default = "" if "allowed_cidrs" in self.model_fields_set else " (the default)"
-            yield Problem(
-                "allowed_cidrs",
-                f"{open_cidrs}{default} lets anyone on the internet reach the gateway while edge.enable_jwt_auth "
-                "is off, so anyone could use it. Narrow this to your clients' ranges (public ranges of "
-                f"/{WORLD_OPEN_BELOW_PREFIX} or narrower), turn on edge.enable_jwt_auth, or accept it with "
-                "edge.allow_unauthenticated_public_access = true",
-            )
-        if self.allow_unauthenticated_public_access and (self.enable_jwt_auth or not open_cidrs):
-            reason = "edge.enable_jwt_auth is on" if self.enable_jwt_auth else "no allowed_cidrs entry is world-open"
-            yield Problem(
-                "allow_unauthenticated_public_access", f"there is nothing to accept ({reason}); remove this key"
             )
 
 
@@ -592,6 +587,21 @@ class EnvironmentSettings(Section):
         return value
 
     @property
+    def load_balancer_cidrs(self) -> list[str]:
+        """The CIDRs the load balancer admits: ``edge.allowed_cidrs``, or when it is not
+        set the default of the scheme (internet-facing: the whole internet; internal: the VPC)."""
+        if self.edge.allowed_cidrs is not None:
+            return list(self.edge.allowed_cidrs)
+        return [self.network.vpc_cidr] if self.edge.internal else list(INTERNET_FACING_DEFAULT_CIDRS)
+
+    @property
+    def world_open_cidrs(self) -> list[str]:
+        """The CIDRs that let the internet at large reach the gateway (none behind an internal load balancer)."""
+        if self.edge.internal:
+            return []
+        return [cidr for cidr in self.load_balancer_cidrs if _world_open(ipaddress.IPv4Network(cidr))]
+
+    @property
     def availability_zones(self) -> list[str]:
         """The zones to span: ``network.availability_zones``, or the region's default."""
         zones = self.network.availability_zones or default_zones(self.region)
@@ -651,6 +661,7 @@ def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             "gateway.provider_keys or remove this table",
             frozenset({"gateway", "edge"}),
         )
+    yield from _public_access_problems(env)
     certificate = re.match(_ACM_ARN, env.edge.certificate_arn)
     if certificate and certificate["region"] != env.region:
         yield Problem(
@@ -658,6 +669,36 @@ def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             f"the certificate is in {certificate['region']} but the load balancer is in {env.region}; "
             "ACM certificates must be in the load balancer's region",
             frozenset({"edge", "region"}),
+        )
+
+
+def _public_access_problems(env: EnvironmentSettings) -> Iterator[Problem]:
+    """An unauthenticated gateway open to the internet is refused unless accepted by name.
+    Reads only [edge]: an internal load balancer is never open to the internet, and an
+    internet-facing one's default does not depend on the VPC."""
+    edge, inputs = env.edge, frozenset({"edge"})
+    open_cidrs = ", ".join(env.world_open_cidrs)
+    if open_cidrs and not edge.enable_jwt_auth and not edge.allow_unauthenticated_public_access:
+        default = "" if edge.allowed_cidrs is not None else " (the default)"
+        yield Problem(
+            "edge.allowed_cidrs",
+            f"{open_cidrs}{default} lets anyone on the internet reach the gateway while edge.enable_jwt_auth "
+            "is off, so anyone could use it. Narrow this to your clients' ranges (public ranges of "
+            f"/{WORLD_OPEN_BELOW_PREFIX} or narrower), turn on edge.enable_jwt_auth, or accept it with "
+            "edge.allow_unauthenticated_public_access = true",
+            inputs,
+        )
+    if edge.allow_unauthenticated_public_access and (edge.enable_jwt_auth or not open_cidrs):
+        if edge.enable_jwt_auth:
+            reason = "edge.enable_jwt_auth is on"
+        elif edge.internal:
+            reason = "edge.internal is true: the load balancer cannot be reached from the internet"
+        else:
+            reason = "no allowed_cidrs entry is world-open"
+        yield Problem(
+            "edge.allow_unauthenticated_public_access",
+            f"there is nothing to accept ({reason}); remove this key",
+            inputs,
         )
 
 

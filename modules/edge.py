@@ -1,11 +1,11 @@
-"""Edge: what faces clients. The internet-facing Application Load Balancer
-and its security group, the target group (the tasks' key proxy), the HTTP
-listener (forward, or redirect to HTTPS), the HTTPS listener (TLS 1.3; with
-JWT auth, ALB-native validation of the Cognito JWT before forwarding), and
-the WAFv2 web ACL with its logging.
+"""Edge: what faces clients. The Application Load Balancer, internet-facing
+in the public subnets or internal in the private ones, and its security group
+(listener ports from the allowed CIDRs only), the target group (the tasks'
+key proxy), the HTTP listener (forward, or redirect to HTTPS), the HTTPS
+listener (TLS 1.3; with JWT auth, ALB-native validation of the Cognito JWT
+before forwarding), and the WAFv2 web ACL with its logging.
 
-The later load-balancer options (NLB, internal scheme, host routing, a
-second target group for blue/green) land here."""
+The later load-balancer options (a second target group for blue/green) land here."""
 
 from __future__ import annotations
 
@@ -81,18 +81,22 @@ class Edge(Construct):
         construct_id: str,
         *,
         edge: EdgeSettings,
+        allowed_cidrs: list[str],
         context: StackContext,
         network: NetworkOutputs,
         jwt: JwtIssuer,
         waf_log_group_arn: str | None,
     ) -> None:
+        """``allowed_cidrs``: what the listeners admit, resolved from the settings
+        (``EnvironmentSettings.load_balancer_cidrs``)."""
         super().__init__(scope, construct_id)
         prefix = context.prefix
+        scheme = "Internal" if edge.internal else "Internet-facing"
         alb_sg_id = SecurityGroup(
             self,
             "alb-sg",
             name=f"{prefix}-alb",
-            description="Internet-facing load balancer: listener ports from allowed CIDRs only",
+            description=f"{scheme} load balancer: listener ports from allowed CIDRs only",
             vpc_id=network.vpc_id,
             tags={"Name": f"{prefix}-alb"},
         ).id
@@ -101,7 +105,7 @@ class Edge(Construct):
                 self,
                 f"alb-from-clients-{port}",
                 security_group_id=alb_sg_id,
-                cidrs=edge.allowed_cidrs,
+                cidrs=allowed_cidrs,
                 port=port,
                 description=f"clients on {port}",
             )
@@ -109,10 +113,11 @@ class Edge(Construct):
             self,
             "alb",
             name=f"{prefix}-alb",
-            internal=False,
+            internal=edge.internal,
             load_balancer_type="application",
             security_groups=[alb_sg_id],
-            subnets=network.public_subnet_ids,
+            # Internal: only the private subnets, which have no route from the internet.
+            subnets=network.private_subnet_ids if edge.internal else network.public_subnet_ids,
             drop_invalid_header_fields=True,
             enable_deletion_protection=context.deletion_protection,
             # LLM responses stream for minutes; the default 60 s would cut them.

@@ -118,6 +118,7 @@ class GatewayStack(TerraformStack):
             self,
             "edge",
             edge=settings.edge,
+            allowed_cidrs=settings.load_balancer_cidrs,
             context=context,
             network=network,
             jwt=auth.jwt_issuer,

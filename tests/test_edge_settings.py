@@ -1,0 +1,89 @@
+"""Validation of the load balancer options in [edge] (and the settings they
+constrain elsewhere): every refused combination names the field to change
+and says what to do, as `<file>: <dotted.field>: <message>`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aigw.environments import ConfigError, Environment, load_environments
+
+REQUIRED = """region = "us-east-1"
+[backend]
+bucket = "tfstate-bucket"
+key = "ai-gateway/test.tfstate"
+dynamodb_table = "tfstate-lock"
+region = "us-east-1"
+"""
+CERT = 'certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"'
+
+
+def load(tmp_path: Path, text: str) -> tuple[Environment | None, list[str]]:
+    """GIVEN one environment file WHEN loaded THEN the environment, or every problem (file prefix removed)."""
+    path = tmp_path / "test.toml"
+    path.write_text(text, encoding="utf-8")
+    try:
+        (environment,) = load_environments(tmp_path)
+    except ConfigError as error:
+        return None, [line.removeprefix(f"{path}: ") for line in error.lines]
+    return environment, []
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    return load(tmp_path, text)[1]
+
+
+def valid(tmp_path: Path, text: str) -> Environment:
+    environment, lines = load(tmp_path, text)
+    assert environment is not None, lines
+    return environment
+
+
+def edge(*lines: str) -> str:
+    return REQUIRED + "[edge]\n" + "\n".join(lines) + "\n"
+
+
+# -- scheme and the CIDRs it admits by default ------------------------------------
+def test_load_balancer_is_internet_facing_by_default(tmp_path: Path) -> None:
+    environment = valid(tmp_path, edge('allowed_cidrs = ["203.0.113.0/24"]'))
+    assert environment.settings.edge.internal is False
+
+
+def test_internet_facing_default_admits_the_whole_internet(tmp_path: Path) -> None:
+    environment = valid(tmp_path, edge("allow_unauthenticated_public_access = true"))
+    assert environment.settings.load_balancer_cidrs == ["0.0.0.0/0"]
+
+
+def test_internal_default_admits_the_vpc_cidr(tmp_path: Path) -> None:
+    environment = valid(tmp_path, edge("internal = true") + '[network]\nvpc_cidr = "10.42.0.0/16"\n')
+    assert environment.settings.load_balancer_cidrs == ["10.42.0.0/16"]
+
+
+def test_allowed_cidrs_override_the_internal_default(tmp_path: Path) -> None:
+    environment = valid(tmp_path, edge("internal = true", 'allowed_cidrs = ["10.0.8.0/24", "192.168.0.0/16"]'))
+    assert environment.settings.load_balancer_cidrs == ["10.0.8.0/24", "192.168.0.0/16"]
+
+
+def test_internal_load_balancer_without_jwt_auth_needs_no_acceptance(tmp_path: Path) -> None:
+    # The world-open rule is about the internet: an internal load balancer is not on it.
+    assert problems(tmp_path, edge("internal = true", 'allowed_cidrs = ["0.0.0.0/0"]')) == []
+
+
+def test_internet_facing_default_without_jwt_auth_is_still_refused(tmp_path: Path) -> None:
+    (line,) = problems(tmp_path, REQUIRED)
+    assert line.startswith("edge.allowed_cidrs: 0.0.0.0/0 (the default) lets anyone on the internet reach")
+
+
+def test_accepting_public_access_on_an_internal_load_balancer_is_refused(tmp_path: Path) -> None:
+    assert problems(tmp_path, edge("internal = true", "allow_unauthenticated_public_access = true")) == [
+        "edge.allow_unauthenticated_public_access: there is nothing to accept (edge.internal is true: the load "
+        "balancer cannot be reached from the internet); remove this key"
+    ]
+
+
+@pytest.mark.parametrize("value", ["[]", '["10.0.0.0/8", "10.1.0.0/33"]'])
+def test_allowed_cidrs_when_set_must_be_valid_and_not_empty(tmp_path: Path, value: str) -> None:
+    (line,) = problems(tmp_path, edge("internal = true", f"allowed_cidrs = {value}"))
+    assert line.startswith("edge.allowed_cidrs: ")
