@@ -107,6 +107,10 @@ _DYNAMODB_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _ACM_ARN = re.compile(r"^arn:aws:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[A-Za-z0-9-]+$")
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$")
 _TAG_KEY = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
+# A DNS name as ALB host conditions match it: lowercase labels of letters,
+# digits and inner hyphens, at least two, the last starting with a letter (so
+# never an IP address), no wildcards; ALB condition values are at most 128 characters.
+_HOSTNAME = re.compile(r"^(?=.{1,128}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -403,6 +407,13 @@ class EdgeSettings(Section):
         'the scheme: internet-facing, `["0.0.0.0/0"]`, the whole internet (refused while JWT auth is off unless '
         "`allow_unauthenticated_public_access` accepts it); internal, the VPC's CIDR (`network.vpc_cidr`).",
     )
+    gateway_host: str = Field(
+        "",
+        description="Host routing: the DNS name clients call (e.g. `gateway.example.com`). The load balancer "
+        "forwards only requests for this host and answers any other Host with a fixed 404, and `gateway_url` "
+        "uses it. Point its DNS record at the load balancer and cover it with the certificate. Application load "
+        "balancer only. Default: empty (every host is forwarded).",
+    )
     enable_waf: bool = Field(False, description="Attach a WAFv2 web ACL to the load balancer. Default: false.")
     waf_rate_limit: int = Field(
         2000,
@@ -430,6 +441,16 @@ class EdgeSettings(Section):
             raise ValueError(
                 f"{value!r} is not an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>); "
                 "leave empty for HTTP only"
+            )
+        return value
+
+    @field_validator("gateway_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if value and not _HOSTNAME.match(value):
+            raise ValueError(
+                f"{value!r} is not a hostname the load balancer can route: lowercase DNS labels (letters, digits, "
+                "inner '-') joined by dots, at least two, at most 128 characters, no wildcards, no IP addresses"
             )
         return value
 

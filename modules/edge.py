@@ -3,21 +3,30 @@ in the public subnets or internal in the private ones, and its security group
 (listener ports from the allowed CIDRs only), the target group (the tasks'
 key proxy), the HTTP listener (forward, or redirect to HTTPS), the HTTPS
 listener (TLS 1.3; with JWT auth, ALB-native validation of the Cognito JWT
-before forwarding), and the WAFv2 web ACL with its logging.
+before forwarding), host routing (only the gateway's hostname is forwarded,
+every other host gets a fixed 404), and the WAFv2 web ACL with its logging.
 
 The later load-balancer options (a second target group for blue/green) land here."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
+from cdktf import ITerraformDependable
 from cdktf_cdktf_provider_aws.lb import Lb
 from cdktf_cdktf_provider_aws.lb_listener import (
     LbListener,
     LbListenerDefaultAction,
-    LbListenerDefaultActionJwtValidation,
-    LbListenerDefaultActionJwtValidationAdditionalClaim,
+    LbListenerDefaultActionFixedResponse,
     LbListenerDefaultActionRedirect,
+)
+from cdktf_cdktf_provider_aws.lb_listener_rule import (
+    LbListenerRule,
+    LbListenerRuleAction,
+    LbListenerRuleCondition,
+    LbListenerRuleConditionHostHeader,
 )
 from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
@@ -37,7 +46,7 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssoci
 from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import Wafv2WebAclLoggingConfiguration
 from constructs import Construct
 
-from aigw.key_proxy import ALB_IDLE_TIMEOUT_SECONDS, HEALTH_PATH, PROXY_PORT
+from aigw.key_proxy import ALB_IDLE_TIMEOUT_SECONDS, HEALTH_PATH, PROXY_PORT, refusal
 from aigw.settings import EdgeSettings
 from modules.context import StackContext
 from modules.grants import allow_cidrs
@@ -50,6 +59,14 @@ WAF_MANAGED_RULE_GROUPS: tuple[str, ...] = (
 )
 # TLS 1.3 with 1.2 fallback for older clients; the admin guide's policy.
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+# Host routing: one listener rule per routed host, keyed by the host's role, so
+# that a later host (the enterprise image's MCP gateway) gets a rule of its own
+# without renumbering or renaming this one.
+HOST_RULE_PRIORITIES: dict[str, int] = {"gateway": 10}
+# What a request for any other host gets: the key proxy's JSON error shape,
+# without naming the hosts that are served.
+UNKNOWN_HOST_STATUS = "404"
+UNKNOWN_HOST_BODY = json.dumps(refusal("host", "not a host this gateway serves"), sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -70,8 +87,38 @@ class EdgeOutputs:
     target_group_arn: str
     target_group_arn_suffix: str
     base_url: str
-    # The service must wait for these (the target group must be attached to the load balancer).
-    listeners: list[LbListener]
+    # The service must wait for these listeners and listener rules (the target
+    # group must be attached to the load balancer).
+    listeners: list[ITerraformDependable]
+
+
+def forward_actions(edge: EdgeSettings, target_group_arn: str, jwt: JwtIssuer) -> list[dict[str, Any]]:
+    """What the serving listener does with a request for the gateway, as the
+    action blocks a listener's default action and a listener rule share:
+    forward, preceded with JWT auth by ALB-native validation (hashicorp/aws
+    >= 6.22) of the signature against the pool's JWKS, iss/exp/nbf/iat, and
+    the invoke scope."""
+    if not edge.enable_jwt_auth:
+        return [{"type": "forward", "target_group_arn": target_group_arn}]
+    claim = {"name": "scope", "format": "space-separated-values", "values": [jwt.required_scope]}
+    return [
+        {
+            "type": "jwt-validation",
+            "order": 1,
+            "jwt_validation": {"issuer": jwt.issuer, "jwks_endpoint": jwt.jwks_endpoint, "additional_claim": [claim]},
+        },
+        {"type": "forward", "order": 2, "target_group_arn": target_group_arn},
+    ]
+
+
+def unknown_host_action() -> LbListenerDefaultAction:
+    """A fixed 404 for requests whose Host is not routed (host routing on)."""
+    return LbListenerDefaultAction(
+        type="fixed-response",
+        fixed_response=LbListenerDefaultActionFixedResponse(
+            content_type="application/json", message_body=UNKNOWN_HOST_BODY, status_code=UNKNOWN_HOST_STATUS
+        ),
+    )
 
 
 class Edge(Construct):
@@ -147,9 +194,26 @@ class Edge(Construct):
             ),
         )
         alb_arn, target_group_arn, dns_name = alb.arn, target_group.arn, alb.dns_name
-        listeners = [self._http_listener(edge, alb_arn, target_group_arn)]
+        # Role -> hostname of each host-routed service (only the gateway for now).
+        routes = {"gateway": edge.gateway_host} if edge.gateway_host else {}
+        forward = forward_actions(edge, target_group_arn, jwt)
+        serving = self._http_listener(edge, alb_arn, forward, routed=bool(routes))
+        listeners: list[ITerraformDependable] = [serving]
         if edge.https:
-            listeners.append(self._https_listener(edge, alb_arn, target_group_arn, jwt))
+            serving = self._https_listener(edge, alb_arn, forward, routed=bool(routes))
+            listeners.append(serving)
+        serving_arn = serving.arn
+        for role, host in routes.items():
+            listeners.append(
+                LbListenerRule(
+                    self,
+                    f"host-{role}",
+                    listener_arn=serving_arn,
+                    priority=HOST_RULE_PRIORITIES[role],
+                    condition=[LbListenerRuleCondition(host_header=LbListenerRuleConditionHostHeader(values=[host]))],
+                    action=[LbListenerRuleAction(**action) for action in forward],
+                )
+            )
         if edge.enable_waf:
             if waf_log_group_arn is None:
                 raise ValueError("WAF is enabled but observability created no WAF log group")
@@ -162,43 +226,29 @@ class Edge(Construct):
             load_balancer_security_group_id=alb_sg_id,
             target_group_arn=target_group_arn,
             target_group_arn_suffix=target_group.arn_suffix,
-            base_url=f"{'https' if edge.https else 'http'}://{dns_name}",
+            base_url=f"{'https' if edge.https else 'http'}://{edge.gateway_host or dns_name}",
             listeners=listeners,
         )
 
-    def _http_listener(self, edge: EdgeSettings, alb_arn: str, target_group_arn: str) -> LbListener:
+    def _http_listener(
+        self, edge: EdgeSettings, alb_arn: str, forward: list[dict[str, Any]], *, routed: bool
+    ) -> LbListener:
         if edge.https:
-            action = LbListenerDefaultAction(
-                type="redirect",
-                redirect=LbListenerDefaultActionRedirect(port="443", protocol="HTTPS", status_code="HTTP_301"),
-            )
-        else:
-            action = LbListenerDefaultAction(type="forward", target_group_arn=target_group_arn)
-        return LbListener(
-            self, "http-listener", load_balancer_arn=alb_arn, port=80, protocol="HTTP", default_action=[action]
-        )
-
-    def _https_listener(self, edge: EdgeSettings, alb_arn: str, target_group_arn: str, jwt: JwtIssuer) -> LbListener:
-        actions = [LbListenerDefaultAction(type="forward", target_group_arn=target_group_arn)]
-        if edge.enable_jwt_auth:
-            # Native ALB JWT validation (hashicorp/aws >= 6.22): signature
-            # against the pool's JWKS, iss/exp/nbf/iat, and the invoke scope.
             actions = [
                 LbListenerDefaultAction(
-                    type="jwt-validation",
-                    order=1,
-                    jwt_validation=LbListenerDefaultActionJwtValidation(
-                        issuer=jwt.issuer,
-                        jwks_endpoint=jwt.jwks_endpoint,
-                        additional_claim=[
-                            LbListenerDefaultActionJwtValidationAdditionalClaim(
-                                name="scope", format="space-separated-values", values=[jwt.required_scope]
-                            )
-                        ],
-                    ),
-                ),
-                LbListenerDefaultAction(type="forward", order=2, target_group_arn=target_group_arn),
+                    type="redirect",
+                    redirect=LbListenerDefaultActionRedirect(port="443", protocol="HTTPS", status_code="HTTP_301"),
+                )
             ]
+        else:
+            actions = [unknown_host_action()] if routed else [LbListenerDefaultAction(**a) for a in forward]
+        return LbListener(
+            self, "http-listener", load_balancer_arn=alb_arn, port=80, protocol="HTTP", default_action=actions
+        )
+
+    def _https_listener(
+        self, edge: EdgeSettings, alb_arn: str, forward: list[dict[str, Any]], *, routed: bool
+    ) -> LbListener:
         return LbListener(
             self,
             "https-listener",
@@ -207,7 +257,7 @@ class Edge(Construct):
             protocol="HTTPS",
             ssl_policy=TLS_POLICY,
             certificate_arn=edge.certificate_arn,
-            default_action=actions,
+            default_action=[unknown_host_action()] if routed else [LbListenerDefaultAction(**a) for a in forward],
         )
 
     def _web_acl(self, prefix: str, edge: EdgeSettings, alb_arn: str, log_group_arn: str) -> None:

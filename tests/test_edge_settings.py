@@ -87,3 +87,23 @@ def test_accepting_public_access_on_an_internal_load_balancer_is_refused(tmp_pat
 def test_allowed_cidrs_when_set_must_be_valid_and_not_empty(tmp_path: Path, value: str) -> None:
     (line,) = problems(tmp_path, edge("internal = true", f"allowed_cidrs = {value}"))
     assert line.startswith("edge.allowed_cidrs: ")
+
+
+# -- host routing ------------------------------------------------------------------
+def test_gateway_host_is_off_by_default(tmp_path: Path) -> None:
+    assert valid(tmp_path, edge('allowed_cidrs = ["203.0.113.0/24"]')).settings.edge.gateway_host == ""
+
+
+def test_gateway_host_takes_a_dns_name(tmp_path: Path) -> None:
+    text = edge('allowed_cidrs = ["203.0.113.0/24"]', 'gateway_host = "gateway.example.com"')
+    assert valid(tmp_path, text).settings.edge.gateway_host == "gateway.example.com"
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["Gateway.example.com", "gateway", "*.example.com", "gateway.example.com.", "10.0.0.1", "-gw.example.com",
+     "gw_1.example.com", "a." * 63 + "com", "gateway.example.com/v1"],
+)  # fmt: skip
+def test_gateway_host_must_be_a_routable_dns_name(tmp_path: Path, host: str) -> None:
+    (line,) = problems(tmp_path, edge('allowed_cidrs = ["203.0.113.0/24"]', f'gateway_host = "{host}"'))
+    assert line.startswith(f"edge.gateway_host: {host!r} is not a hostname the load balancer can route")
