@@ -67,6 +67,8 @@ OTHER_PARTITION_REGIONS: dict[str, re.Pattern[str]] = {
     "aws-eusc": re.compile(r"^eusc-[a-z]+-[a-z]+-\d+$"),
 }
 
+LoadBalancerType = Literal["application", "network"]
+
 # What an internet-facing load balancer admits when edge.allowed_cidrs is not
 # set (an internal one admits the VPC's own CIDR).
 INTERNET_FACING_DEFAULT_CIDRS: tuple[str, ...] = ("0.0.0.0/0",)
@@ -325,7 +327,11 @@ class GatewaySettings(Section):
         70, ge=10, le=95, description="Target average CPU for scaling (10-95). Default: 70."
     )
     requests_per_target: int = Field(
-        1000, ge=1, le=100_000, description="Target ALB requests per task per minute for scaling. Default: 1000."
+        1000,
+        ge=1,
+        le=100_000,
+        description="Target ALB requests per task per minute for scaling. Application load balancer only (an "
+        "NLB publishes no request count; the service then scales on CPU alone). Default: 1000.",
     )
     fargate_spot_weight: int = Field(
         0,
@@ -387,8 +393,16 @@ def _describe_sizes(sizes: tuple[int, ...]) -> str:
 
 
 class EdgeSettings(Section):
-    """What faces clients: the load balancer's listeners, WAF and JWT validation."""
+    """What faces clients: the load balancer, its listeners, WAF and JWT validation."""
 
+    load_balancer_type: LoadBalancerType = Field(
+        "application",
+        description="`application` (ALB: HTTP-aware; host routing, WAF and JWT validation) or `network` (NLB: "
+        "TCP/TLS pass-through with a security group, cross-zone load balancing on; the endpoint an AWS "
+        "PrivateLink endpoint service needs). With `network`: WAF, JWT validation, `gateway_host`, "
+        "`gateway.requests_per_target` and the ALB-metric alarms are refused. Changing it replaces the load "
+        "balancer (new DNS name). Default: `application`.",
+    )
     internal: bool = Field(
         False,
         description="An internal load balancer in the private subnets, reachable only from the VPC and the "
@@ -397,7 +411,9 @@ class EdgeSettings(Section):
     )
     certificate_arn: str = Field(
         "",
-        description="ACM certificate (same region) for the HTTPS listener; empty serves HTTP only, "
+        description="ACM certificate (same region) for TLS: the ALB's HTTPS listener on 443 (port 80 "
+        "redirects), or the NLB's TLS listener on 443 (no port 80), both with policy "
+        "`ELBSecurityPolicy-TLS13-1-2-2021-06`. Empty serves plain HTTP on port 80 (the NLB: TCP), "
         "for development. Default: empty.",
     )
     allowed_cidrs: list[str] | None = Field(
@@ -473,11 +489,41 @@ class EdgeSettings(Section):
     def https(self) -> bool:
         return bool(self.certificate_arn)
 
+    @property
+    def network(self) -> bool:
+        """A network load balancer (NLB)."""
+        return self.load_balancer_type == "network"
+
     def problems(self) -> Iterator[Problem]:
-        if self.enable_jwt_auth and not self.https:
+        if self.network:
+            yield from self._network_problems()
+        elif self.enable_jwt_auth and not self.https:
             yield Problem(
                 "enable_jwt_auth",
                 "JWT validation runs on the HTTPS listener; set edge.certificate_arn or turn this off",
+            )
+
+    def _network_problems(self) -> Iterator[Problem]:
+        """What an NLB cannot do: it passes TCP (or TLS it ends) through and never reads HTTP."""
+        use_alb = 'use load_balancer_type = "application"'
+        if self.enable_waf:
+            yield Problem(
+                "enable_waf",
+                f"AWS WAF protects application load balancers only, not a network load balancer; {use_alb} or "
+                "turn this off",
+            )
+        if self.enable_jwt_auth:
+            yield Problem(
+                "enable_jwt_auth",
+                "JWT validation is an action of an application load balancer's HTTPS listener; a network load "
+                f"balancer reads no HTTP and validates nothing. {use_alb}, or turn this off (clients then bring "
+                "their own provider keys)",
+            )
+        if self.gateway_host:
+            yield Problem(
+                "gateway_host",
+                f"host routing reads the HTTP Host header, which a network load balancer never sees; {use_alb} "
+                "or remove this key",
             )
 
 
@@ -503,13 +549,15 @@ class ObservabilitySettings(Section):
         5.0,
         gt=0,
         le=100,
-        description="ALB 5xx responses, % of requests over 5 minutes, that raise the alarm. Default: 5.",
+        description="ALB 5xx responses, % of requests over 5 minutes, that raise the alarm. Application load "
+        "balancer only (an NLB has no HTTP metrics). Default: 5.",
     )
     alarm_p99_latency_seconds: float = Field(
         30.0,
         gt=0,
         le=3600,
-        description="p99 target response time (seconds) that raises the alarm; LLM calls are slow. Default: 30.",
+        description="p99 target response time (seconds) that raises the alarm; LLM calls are slow. Application "
+        "load balancer only (an NLB has no response-time metric). Default: 30.",
     )
 
     @field_validator("log_retention_days")
@@ -683,6 +731,7 @@ def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             frozenset({"gateway", "edge"}),
         )
     yield from _public_access_problems(env)
+    yield from _network_load_balancer_problems(env)
     certificate = re.match(_ACM_ARN, env.edge.certificate_arn)
     if certificate and certificate["region"] != env.region:
         yield Problem(
@@ -691,6 +740,32 @@ def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             "ACM certificates must be in the load balancer's region",
             frozenset({"edge", "region"}),
         )
+
+
+def _network_load_balancer_problems(env: EnvironmentSettings) -> Iterator[Problem]:
+    """Settings elsewhere that only an ALB gives meaning to: refused with an NLB, never ignored."""
+    if not env.edge.network:
+        return
+    if "requests_per_target" in env.gateway.model_fields_set:
+        yield Problem(
+            "gateway.requests_per_target",
+            "the service scales on ALBRequestCountPerTarget, which a network load balancer does not publish; "
+            "remove this key (with an NLB the service scales on CPU alone)",
+            frozenset({"gateway", "edge"}),
+        )
+    alarms = {
+        "alarm_5xx_percent": "no HTTP status counts (the dashboard's error-rate query reads every status from "
+        "the key proxy's access log)",
+        "alarm_p99_latency_seconds": "no response times (the dashboard's latency query reads them from the key "
+        "proxy's access log)",
+    }
+    for name, missing in alarms.items():
+        if name in env.observability.model_fields_set:
+            yield Problem(
+                f"observability.{name}",
+                f"a network load balancer publishes {missing}, so this alarm is not built; remove this key",
+                frozenset({"observability", "edge"}),
+            )
 
 
 def _public_access_problems(env: EnvironmentSettings) -> Iterator[Problem]:

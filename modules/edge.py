@@ -1,10 +1,16 @@
-"""Edge: what faces clients. The Application Load Balancer, internet-facing
-in the public subnets or internal in the private ones, and its security group
-(listener ports from the allowed CIDRs only), the target group (the tasks'
-key proxy), the HTTP listener (forward, or redirect to HTTPS), the HTTPS
-listener (TLS 1.3; with JWT auth, ALB-native validation of the Cognito JWT
-before forwarding), host routing (only the gateway's hostname is forwarded,
-every other host gets a fixed 404), and the WAFv2 web ACL with its logging.
+"""Edge: what faces clients. The load balancer, internet-facing in the public
+subnets or internal in the private ones, with its security group (listener
+ports from the allowed CIDRs only) and the target group (the tasks' key
+proxy), either
+
+- an Application Load Balancer: the HTTP listener (forward, or redirect to
+  HTTPS), the HTTPS listener (TLS 1.3; with JWT auth, ALB-native validation of
+  the Cognito JWT before forwarding), host routing (only the gateway's
+  hostname is forwarded, every other host gets a fixed 404), and the WAFv2
+  web ACL with its logging; or
+- a Network Load Balancer: one TLS listener (TLS 1.3) or, without a
+  certificate, one TCP listener, cross-zone load balancing on, in front of a
+  TCP target group health-checked over HTTP like the ALB's.
 
 The later load-balancer options (a second target group for blue/green) land here."""
 
@@ -47,7 +53,7 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import Wafv2We
 from constructs import Construct
 
 from aigw.key_proxy import ALB_IDLE_TIMEOUT_SECONDS, HEALTH_PATH, PROXY_PORT, refusal
-from aigw.settings import EdgeSettings
+from aigw.settings import EdgeSettings, LoadBalancerType
 from modules.context import StackContext
 from modules.grants import allow_cidrs
 from modules.network import NetworkOutputs
@@ -67,6 +73,11 @@ HOST_RULE_PRIORITIES: dict[str, int] = {"gateway": 10}
 # without naming the hosts that are served.
 UNKNOWN_HOST_STATUS = "404"
 UNKNOWN_HOST_BODY = json.dumps(refusal("host", "not a host this gateway serves"), sort_keys=True)
+# Cross-zone load balancing on the NLB (off by default there, always on for
+# an ALB): with few tasks, ECS rarely places as many in every zone, and each
+# zone's NLB node would otherwise send its share only to the tasks in its own
+# zone. The price is inter-zone data transfer, small next to LLM calls.
+NLB_CROSS_ZONE = True
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,8 @@ class JwtIssuer:
 
 @dataclass(frozen=True)
 class EdgeOutputs:
+    # What the service scales on and what monitoring watches depend on it.
+    load_balancer_type: LoadBalancerType
     load_balancer_arn: str
     load_balancer_arn_suffix: str
     load_balancer_dns_name: str
@@ -90,6 +103,30 @@ class EdgeOutputs:
     # The service must wait for these listeners and listener rules (the target
     # group must be attached to the load balancer).
     listeners: list[ITerraformDependable]
+
+
+def listener_ports(edge: EdgeSettings) -> tuple[int, ...]:
+    """The ports clients connect to: the ALB's 80 (redirecting with a
+    certificate) and 443; the NLB's one listener, 443 (TLS) or 80 (TCP)."""
+    if edge.load_balancer_type == "network":
+        return (443,) if edge.https else (80,)
+    return (80, 443) if edge.https else (80,)
+
+
+def proxy_health_check() -> LbTargetGroupHealthCheck:
+    """HTTP GET of the proxy's health path, proxied to the gateway: a task is
+    healthy only when both answer. The same check behind either load balancer."""
+    return LbTargetGroupHealthCheck(
+        enabled=True,
+        path=HEALTH_PATH,
+        port="traffic-port",
+        protocol="HTTP",
+        matcher="200",
+        interval=15,
+        timeout=5,
+        healthy_threshold=2,
+        unhealthy_threshold=3,
+    )
 
 
 def forward_actions(edge: EdgeSettings, target_group_arn: str, jwt: JwtIssuer) -> list[dict[str, Any]]:
@@ -138,33 +175,71 @@ class Edge(Construct):
         (``EnvironmentSettings.load_balancer_cidrs``)."""
         super().__init__(scope, construct_id)
         prefix = context.prefix
+        # Construct ids and names of the load balancer's own resources: the
+        # ALB keeps those it always had; an NLB's are its own, so switching
+        # type replaces the load balancer rather than mutating it.
+        kind = "nlb" if edge.load_balancer_type == "network" else "alb"
         scheme = "Internal" if edge.internal else "Internet-facing"
-        alb_sg_id = SecurityGroup(
+        lb_sg_id = SecurityGroup(
             self,
-            "alb-sg",
-            name=f"{prefix}-alb",
+            f"{kind}-sg",
+            name=f"{prefix}-{kind}",
             description=f"{scheme} load balancer: listener ports from allowed CIDRs only",
             vpc_id=network.vpc_id,
-            tags={"Name": f"{prefix}-alb"},
+            tags={"Name": f"{prefix}-{kind}"},
         ).id
-        for port in (80, 443) if edge.https else (80,):
+        for port in listener_ports(edge):
             allow_cidrs(
                 self,
-                f"alb-from-clients-{port}",
-                security_group_id=alb_sg_id,
+                f"{kind}-from-clients-{port}",
+                security_group_id=lb_sg_id,
                 cidrs=allowed_cidrs,
                 port=port,
                 description=f"clients on {port}",
             )
+        # Internal: only the private subnets, which have no route from the internet.
+        subnets = network.private_subnet_ids if edge.internal else network.public_subnet_ids
+        if kind == "nlb":
+            lb, target_group, listeners = self._network(prefix, edge, context, network, lb_sg_id, subnets)
+        else:
+            lb, target_group, listeners = self._application(prefix, edge, context, network, lb_sg_id, subnets, jwt)
+            if edge.enable_waf:
+                if waf_log_group_arn is None:
+                    raise ValueError("WAF is enabled but observability created no WAF log group")
+                self._web_acl(prefix, edge, lb.arn, waf_log_group_arn)
+
+        dns_name = lb.dns_name
+        self.outputs = EdgeOutputs(
+            load_balancer_type=edge.load_balancer_type,
+            load_balancer_arn=lb.arn,
+            load_balancer_arn_suffix=lb.arn_suffix,
+            load_balancer_dns_name=dns_name,
+            load_balancer_security_group_id=lb_sg_id,
+            target_group_arn=target_group.arn,
+            target_group_arn_suffix=target_group.arn_suffix,
+            base_url=f"{'https' if edge.https else 'http'}://{edge.gateway_host or dns_name}",
+            listeners=listeners,
+        )
+
+    def _application(
+        self,
+        prefix: str,
+        edge: EdgeSettings,
+        context: StackContext,
+        network: NetworkOutputs,
+        security_group_id: str,
+        subnets: list[str],
+        jwt: JwtIssuer,
+    ) -> tuple[Lb, LbTargetGroup, list[ITerraformDependable]]:
+        """The ALB, its HTTP target group and listeners (HTTP, HTTPS, host rules)."""
         alb = Lb(
             self,
             "alb",
             name=f"{prefix}-alb",
             internal=edge.internal,
             load_balancer_type="application",
-            security_groups=[alb_sg_id],
-            # Internal: only the private subnets, which have no route from the internet.
-            subnets=network.private_subnet_ids if edge.internal else network.public_subnet_ids,
+            security_groups=[security_group_id],
+            subnets=subnets,
             drop_invalid_header_fields=True,
             enable_deletion_protection=context.deletion_protection,
             # LLM responses stream for minutes; the default 60 s would cut them.
@@ -180,20 +255,9 @@ class Edge(Construct):
             target_type="ip",
             vpc_id=network.vpc_id,
             deregistration_delay="60",
-            health_check=LbTargetGroupHealthCheck(
-                enabled=True,
-                # Proxied to the gateway: healthy only when both answer.
-                path=HEALTH_PATH,
-                port="traffic-port",
-                protocol="HTTP",
-                matcher="200",
-                interval=15,
-                timeout=5,
-                healthy_threshold=2,
-                unhealthy_threshold=3,
-            ),
+            health_check=proxy_health_check(),
         )
-        alb_arn, target_group_arn, dns_name = alb.arn, target_group.arn, alb.dns_name
+        alb_arn, target_group_arn = alb.arn, target_group.arn
         # Role -> hostname of each host-routed service (only the gateway for now).
         routes = {"gateway": edge.gateway_host} if edge.gateway_host else {}
         forward = forward_actions(edge, target_group_arn, jwt)
@@ -214,21 +278,69 @@ class Edge(Construct):
                     action=[LbListenerRuleAction(**action) for action in forward],
                 )
             )
-        if edge.enable_waf:
-            if waf_log_group_arn is None:
-                raise ValueError("WAF is enabled but observability created no WAF log group")
-            self._web_acl(prefix, edge, alb_arn, waf_log_group_arn)
+        return alb, target_group, listeners
 
-        self.outputs = EdgeOutputs(
-            load_balancer_arn=alb_arn,
-            load_balancer_arn_suffix=alb.arn_suffix,
-            load_balancer_dns_name=dns_name,
-            load_balancer_security_group_id=alb_sg_id,
-            target_group_arn=target_group_arn,
-            target_group_arn_suffix=target_group.arn_suffix,
-            base_url=f"{'https' if edge.https else 'http'}://{edge.gateway_host or dns_name}",
-            listeners=listeners,
+    def _network(
+        self,
+        prefix: str,
+        edge: EdgeSettings,
+        context: StackContext,
+        network: NetworkOutputs,
+        security_group_id: str,
+        subnets: list[str],
+    ) -> tuple[Lb, LbTargetGroup, list[ITerraformDependable]]:
+        """The NLB, its TCP target group and its one listener: TLS on 443 with a
+        certificate (TLS ends at the NLB), else plain TCP on 80 (development).
+        No port-80 listener beside TLS: an NLB cannot redirect, it would only
+        carry plaintext."""
+        nlb = Lb(
+            self,
+            "nlb",
+            name=f"{prefix}-nlb",
+            internal=edge.internal,
+            load_balancer_type="network",
+            # Security groups on an NLB (since 2023) let the tasks admit the
+            # load balancer by group, as behind the ALB. An NLB created without
+            # them cannot get them later; this one always has one.
+            security_groups=[security_group_id],
+            subnets=subnets,
+            enable_cross_zone_load_balancing=NLB_CROSS_ZONE,
+            enable_deletion_protection=context.deletion_protection,
         )
+        target_group = LbTargetGroup(
+            self,
+            "gateway-tcp-tg",
+            name=f"{prefix}-gw-tcp",
+            port=PROXY_PORT,
+            protocol="TCP",
+            target_type="ip",
+            vpc_id=network.vpc_id,
+            deregistration_delay="60",
+            # The proxy sees the NLB's addresses, as it sees the ALB's (the NLB
+            # access log has the clients'). The tasks admit the NLB's security
+            # group either way (AWS honours the reference with preservation on).
+            preserve_client_ip="false",
+            # An HTTP check through the proxy, as behind the ALB.
+            health_check=proxy_health_check(),
+        )
+        forward = [LbListenerDefaultAction(type="forward", target_group_arn=target_group.arn)]
+        if edge.https:
+            listener = LbListener(
+                self,
+                "tls-listener",
+                load_balancer_arn=nlb.arn,
+                port=443,
+                protocol="TLS",
+                ssl_policy=TLS_POLICY,
+                certificate_arn=edge.certificate_arn,
+                # No ALPN: the proxy speaks HTTP/1.1 behind the NLB, so clients must not negotiate h2.
+                default_action=forward,
+            )
+        else:
+            listener = LbListener(
+                self, "tcp-listener", load_balancer_arn=nlb.arn, port=80, protocol="TCP", default_action=forward
+            )
+        return nlb, target_group, [listener]
 
     def _http_listener(
         self, edge: EdgeSettings, alb_arn: str, forward: list[dict[str, Any]], *, routed: bool

@@ -142,6 +142,7 @@ class GatewayStack(TerraformStack):
             context=context,
             observability=observability,
             watched=MonitoredService(
+                load_balancer_type=edge.load_balancer_type,
                 load_balancer_arn_suffix=edge.load_balancer_arn_suffix,
                 target_group_arn_suffix=edge.target_group_arn_suffix,
                 cluster_name=compute.cluster_name,

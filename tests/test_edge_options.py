@@ -1,6 +1,7 @@
 """The load balancer options of the edge, on synthesized stacks: the scheme
-(internet-facing or internal) with the CIDRs each admits by default, and
-host routing.
+(internet-facing or internal) with the CIDRs each admits by default, host
+routing, and the network load balancer with what changes around it
+(autoscaling, alarms, dashboard).
 
 Every stack here is built from settings written in this file (not from the
 shipped environment files) and validated as an environment file would be,
@@ -27,6 +28,7 @@ REQUIRED: dict[str, Any] = {
 CLIENTS = ["203.0.113.0/24"]
 CERTIFICATE_ARN = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
 HOST = "gateway.example.com"
+TLS13_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 VPC_CIDR = "10.0.0.0/16"
 
 # name -> the tables that differ from REQUIRED (each table given whole).
@@ -36,6 +38,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "internal-narrow": {"edge": {"internal": True, "allowed_cidrs": ["10.0.8.0/24"]}},
     "host-http": {"edge": {"allowed_cidrs": CLIENTS, "gateway_host": HOST}},
     "host-https-jwt": {"edge": {"certificate_arn": CERTIFICATE_ARN, "enable_jwt_auth": True, "gateway_host": HOST}},
+    "nlb-tcp": {"edge": {"load_balancer_type": "network", "allowed_cidrs": CLIENTS}},
+    "nlb-tls": {"edge": {"load_balancer_type": "network", "internal": True, "certificate_arn": CERTIFICATE_ARN}},
 }
 
 
@@ -149,3 +153,109 @@ def test_gateway_url_uses_the_gateway_host(stacks: dict[str, Template]) -> None:
 
 def test_without_host_routing_there_are_no_listener_rules(stacks: dict[str, Template]) -> None:
     assert stacks["public-alb"].count("aws_lb_listener_rule") == 0
+
+
+# -- network load balancer -------------------------------------------------------
+def test_network_load_balancer_has_a_security_group(stacks: dict[str, Template]) -> None:
+    stack = stacks["nlb-tcp"]
+    lb = stack.resource("aws_lb", {"load_balancer_type": "network"})
+    (group,) = lb["security_groups"]
+    assert stack.follow(group).type == "aws_security_group"
+
+
+def test_network_load_balancer_balances_across_zones(stacks: dict[str, Template]) -> None:
+    stacks["nlb-tcp"].resource("aws_lb", {"enable_cross_zone_load_balancing": True})
+
+
+def test_network_load_balancer_is_a_new_resource_beside_the_albs_address(stacks: dict[str, Template]) -> None:
+    # Switching type replaces the load balancer; the ALB's address stays the ALB's.
+    assert stacks["nlb-tcp"].resource("aws_lb").name.startswith("edge_nlb_")
+    assert stacks["public-alb"].resource("aws_lb").name.startswith("edge_alb_")
+
+
+def test_internal_network_load_balancer_sits_in_the_private_subnets(stacks: dict[str, Template]) -> None:
+    stack = stacks["nlb-tls"]
+    assert sorted(stack.resource("aws_lb", {"internal": True})["subnets"]) == subnets(stack, "private")
+
+
+def test_network_load_balancer_with_a_certificate_has_one_tls13_listener(stacks: dict[str, Template]) -> None:
+    stack = stacks["nlb-tls"]
+    tls = {"port": 443, "protocol": "TLS", "ssl_policy": TLS13_POLICY, "certificate_arn": CERTIFICATE_ARN}
+    listener = stack.resource("aws_lb_listener", tls)
+    assert stack.count("aws_lb_listener") == 1
+    # No ALPN: the key proxy speaks HTTP/1.1, so clients must not negotiate h2.
+    assert "alpn_policy" not in listener.props
+
+
+def test_network_load_balancer_without_a_certificate_has_one_tcp_listener_on_80(stacks: dict[str, Template]) -> None:
+    (listener,) = stacks["nlb-tcp"].resources("aws_lb_listener")
+    assert (listener["port"], listener["protocol"]) == (80, "TCP")
+
+
+def test_network_load_balancer_listener_forwards_to_the_tcp_target_group(stacks: dict[str, Template]) -> None:
+    stack = stacks["nlb-tls"]
+    (action,) = stack.resource("aws_lb_listener")["default_action"]
+    assert action["type"] == "forward"
+    assert stack.follow(action["target_group_arn"])["protocol"] == "TCP"
+
+
+def test_network_load_balancer_admits_clients_only_on_its_listener_port(stacks: dict[str, Template]) -> None:
+    assert listener_cidrs(stacks["nlb-tls"]) == {443: [VPC_CIDR]}
+    assert listener_cidrs(stacks["nlb-tcp"]) == {80: CLIENTS}
+
+
+def test_network_target_group_reaches_the_key_proxy_over_tcp(stacks: dict[str, Template]) -> None:
+    stacks["nlb-tcp"].resource(
+        "aws_lb_target_group",
+        {"port": 8080, "protocol": "TCP", "target_type": "ip", "preserve_client_ip": "false"},
+    )
+
+
+def test_network_target_group_health_checks_the_key_proxy_over_http(stacks: dict[str, Template]) -> None:
+    health = {"protocol": "HTTP", "path": "/health", "port": "traffic-port", "matcher": "200"}
+    stacks["nlb-tcp"].resource("aws_lb_target_group", {"protocol": "TCP", "health_check": health})
+
+
+def test_tasks_admit_only_the_network_load_balancers_group(stacks: dict[str, Template]) -> None:
+    stack = stacks["nlb-tcp"]
+    (lb_group,) = stack.resource("aws_lb")["security_groups"]
+    (task_group,) = stack.resource("aws_ecs_service")["network_configuration"]["security_groups"]
+    rules = stack.resources("aws_vpc_security_group_ingress_rule", {"security_group_id": task_group})
+    assert [(r.get("referenced_security_group_id"), r.get("cidr_ipv4"), r["from_port"]) for r in rules] == [
+        (lb_group, None, 8080)
+    ]
+
+
+def test_service_behind_a_network_load_balancer_scales_on_cpu_alone(stacks: dict[str, Template]) -> None:
+    policies = stacks["nlb-tcp"].resources("aws_appautoscaling_policy")
+    metrics = [
+        p["target_tracking_scaling_policy_configuration"]["predefined_metric_specification"]["predefined_metric_type"]
+        for p in policies
+    ]
+    assert metrics == ["ECSServiceAverageCPUUtilization"]
+
+
+def test_network_load_balancer_has_no_http_metric_alarms(stacks: dict[str, Template]) -> None:
+    names = sorted(a["alarm_name"] for a in stacks["nlb-tcp"].resources("aws_cloudwatch_metric_alarm"))
+    assert names == ["aigw-nlb-tcp-running-tasks-below-minimum", "aigw-nlb-tcp-unhealthy-targets"]
+
+
+def test_unhealthy_target_alarm_reads_the_network_load_balancer_metrics(stacks: dict[str, Template]) -> None:
+    stacks["nlb-tcp"].resource(
+        "aws_cloudwatch_metric_alarm", {"namespace": "AWS/NetworkELB", "metric_name": "UnHealthyHostCount"}
+    )
+
+
+def test_dashboard_shows_network_load_balancer_metrics_only(stacks: dict[str, Template]) -> None:
+    body = stacks["nlb-tcp"].resource("aws_cloudwatch_dashboard")["dashboard_body"]
+    assert "AWS/NetworkELB" in body and "AWS/ApplicationELB" not in body
+
+
+def test_network_load_balancer_builds_no_listener_rules_and_no_web_acl(stacks: dict[str, Template]) -> None:
+    stack = stacks["nlb-tls"]
+    assert stack.count("aws_lb_listener_rule") == 0 and stack.count("aws_wafv2_web_acl") == 0
+
+
+def test_gateway_url_of_a_network_load_balancer_with_tls_is_https(stacks: dict[str, Template]) -> None:
+    stack = stacks["nlb-tls"]
+    assert stack.outputs["gateway_url"]["value"] == f"https://{stack.resource('aws_lb').ref('dns_name')}"

@@ -107,3 +107,72 @@ def test_gateway_host_takes_a_dns_name(tmp_path: Path) -> None:
 def test_gateway_host_must_be_a_routable_dns_name(tmp_path: Path, host: str) -> None:
     (line,) = problems(tmp_path, edge('allowed_cidrs = ["203.0.113.0/24"]', f'gateway_host = "{host}"'))
     assert line.startswith(f"edge.gateway_host: {host!r} is not a hostname the load balancer can route")
+
+
+# -- load balancer type --------------------------------------------------------------
+NLB = 'load_balancer_type = "network"'
+CLIENTS = 'allowed_cidrs = ["203.0.113.0/24"]'
+
+
+def test_load_balancer_is_an_alb_by_default(tmp_path: Path) -> None:
+    assert valid(tmp_path, edge(CLIENTS)).settings.edge.load_balancer_type == "application"
+
+
+def test_network_load_balancer_loads(tmp_path: Path) -> None:
+    assert valid(tmp_path, edge(NLB, CLIENTS)).settings.edge.load_balancer_type == "network"
+
+
+def test_network_load_balancer_with_tls_loads(tmp_path: Path) -> None:
+    assert valid(tmp_path, edge(NLB, "internal = true", CERT)).settings.edge.https
+
+
+def test_unknown_load_balancer_type_is_refused(tmp_path: Path) -> None:
+    (line,) = problems(tmp_path, edge('load_balancer_type = "gateway"', CLIENTS))
+    assert line.startswith("edge.load_balancer_type: input should be 'application' or 'network'")
+
+
+def test_waf_on_a_network_load_balancer_is_refused(tmp_path: Path) -> None:
+    assert problems(tmp_path, edge(NLB, CLIENTS, "enable_waf = true")) == [
+        "edge.enable_waf: AWS WAF protects application load balancers only, not a network load balancer; "
+        'use load_balancer_type = "application" or turn this off'
+    ]
+
+
+def test_jwt_auth_on_a_network_load_balancer_is_refused(tmp_path: Path) -> None:
+    assert problems(tmp_path, edge(NLB, CERT, "enable_jwt_auth = true")) == [
+        "edge.enable_jwt_auth: JWT validation is an action of an application load balancer's HTTPS listener; a "
+        'network load balancer reads no HTTP and validates nothing. use load_balancer_type = "application", or '
+        "turn this off (clients then bring their own provider keys)"
+    ]
+
+
+def test_jwt_auth_on_a_network_load_balancer_without_a_certificate_gets_one_refusal(tmp_path: Path) -> None:
+    # Not also "set edge.certificate_arn": a certificate would not make it possible.
+    (line,) = problems(tmp_path, edge(NLB, "enable_jwt_auth = true"))
+    assert line.startswith("edge.enable_jwt_auth: JWT validation is an action of an application load balancer")
+
+
+def test_host_routing_on_a_network_load_balancer_is_refused(tmp_path: Path) -> None:
+    assert problems(tmp_path, edge(NLB, CLIENTS, 'gateway_host = "gateway.example.com"')) == [
+        "edge.gateway_host: host routing reads the HTTP Host header, which a network load balancer never sees; "
+        'use load_balancer_type = "application" or remove this key'
+    ]
+
+
+def test_requests_per_target_with_a_network_load_balancer_is_refused(tmp_path: Path) -> None:
+    assert problems(tmp_path, edge(NLB, CLIENTS) + "[gateway]\nrequests_per_target = 500\n") == [
+        "gateway.requests_per_target: the service scales on ALBRequestCountPerTarget, which a network load "
+        "balancer does not publish; remove this key (with an NLB the service scales on CPU alone)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "missing"),
+    [("alarm_5xx_percent = 2.5", "no HTTP status counts"), ("alarm_p99_latency_seconds = 45", "no response times")],
+)
+def test_alb_metric_alarms_with_a_network_load_balancer_are_refused(tmp_path: Path, key: str, missing: str) -> None:
+    (line,) = problems(tmp_path, edge(NLB, CLIENTS) + f"[observability]\n{key}\n")
+    field, message = line.split(": ", 1)
+    assert field == f"observability.{key.split(' = ')[0]}"
+    assert message.startswith(f"a network load balancer publishes {missing}")
+    assert message.endswith("so this alarm is not built; remove this key")
