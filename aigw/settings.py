@@ -112,6 +112,8 @@ _TAG_KEY = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
 # A DNS name as ALB host conditions match it: lowercase labels of letters,
 # digits and inner hyphens, at least two, the last starting with a letter (so
 # never an IP address), no wildcards; ALB condition values are at most 128 characters.
+# An S3 key prefix of safe characters, segments joined by "/", no leading or trailing "/".
+_KEY_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$")
 _HOSTNAME = re.compile(r"^(?=.{1,128}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -154,6 +156,14 @@ def default_zones(region: str) -> list[str] | None:
     return [f"{region}{letter}" for letter in letters[:DEFAULT_ZONE_COUNT]] if letters else None
 
 
+def _bucket_name(value: str) -> str:
+    if not _S3_BUCKET.match(value) or ".." in value:
+        raise ValueError(
+            f"{value!r} is not a valid S3 bucket name (3-63 characters: lowercase letters, digits, dots, hyphens)"
+        )
+    return value
+
+
 class BackendSettings(Section):
     """Terraform state: one S3 object per environment, locked through DynamoDB."""
 
@@ -165,11 +175,7 @@ class BackendSettings(Section):
     @field_validator("bucket")
     @classmethod
     def _bucket(cls, value: str) -> str:
-        if not _S3_BUCKET.match(value) or ".." in value:
-            raise ValueError(
-                f"{value!r} is not a valid S3 bucket name (3-63 characters: lowercase letters, digits, dots, hyphens)"
-            )
-        return value
+        return _bucket_name(value)
 
     @field_validator("key")
     @classmethod
@@ -392,6 +398,67 @@ def _describe_sizes(sizes: tuple[int, ...]) -> str:
     return f"{sizes[0]} to {sizes[-1]} in steps of {sizes[1] - sizes[0]}"
 
 
+class AccessLogSettings(Section):
+    """The load balancer's access logs in S3 (`[edge.access_logs]`)."""
+
+    enabled: bool = Field(
+        False,
+        description="Write the load balancer's access logs to S3. An NLB logs only its TLS listener, so it needs "
+        "`edge.certificate_arn`. Default: false.",
+    )
+    bucket: str = Field(
+        "",
+        description="An existing bucket in the stack's region to write to; its bucket policy (and for an NLB "
+        "with SSE-KMS, its key policy) must let Elastic Load Balancing write, as AWS documents for the load "
+        "balancer type. Empty: the stack creates `aigw-<env>-lb-logs-<account>-<region>`: versioned, public "
+        "access blocked, TLS-only, delivery granted as AWS documents for the region, objects expiring after "
+        "`expiration_days`, encrypted with SSE-S3 behind an ALB (the only encryption ALB log delivery "
+        "supports) or SSE-KMS with its own customer-managed key behind an NLB. Default: empty.",
+    )
+    prefix: str = Field(
+        "",
+        description="Key prefix of the log objects, before the `AWSLogs/` part AWS adds: segments of letters, "
+        "digits and `!_.*'()-` joined by `/`, without `AWSLogs`. Default: empty (logs at the bucket's root).",
+    )
+    expiration_days: int = Field(
+        90,
+        ge=1,
+        le=3650,
+        description="Days after which log objects in the created bucket expire (replaced versions too). Only "
+        "with a bucket the stack creates. Default: 90.",
+    )
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        return _bucket_name(value) if value else value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value:
+            return value
+        if not _KEY_PREFIX.match(value) or len(value) > 200:
+            raise ValueError(
+                f"{value!r} is not a key prefix: segments of letters, digits and !_.*'()- joined by '/', with no "
+                "leading or trailing '/', at most 200 characters"
+            )
+        if "AWSLogs" in value:
+            raise ValueError(f"{value!r}: a prefix must not contain AWSLogs (AWS adds AWSLogs/<account>/ after it)")
+        return value
+
+    def problems(self) -> Iterator[Problem]:
+        if not self.enabled:
+            for name in sorted(self.model_fields_set - {"enabled"}):
+                yield Problem(name, "access logs are off; set enabled = true or remove this key")
+        elif self.bucket and "expiration_days" in self.model_fields_set:
+            yield Problem(
+                "expiration_days",
+                f"the stack manages the lifecycle only of a bucket it creates, not of {self.bucket!r}; set the "
+                "expiry on that bucket and remove this key, or remove bucket to let the stack create one",
+            )
+
+
 class EdgeSettings(Section):
     """What faces clients: the load balancer, its listeners, WAF and JWT validation."""
 
@@ -441,6 +508,10 @@ class EdgeSettings(Section):
         False,
         description="Validate Cognito JWTs on the HTTPS listener (needs `certificate_arn` and "
         "`aws_provider_version` >= 6.22). Default: false.",
+    )
+    access_logs: AccessLogSettings = Field(
+        default_factory=AccessLogSettings,
+        description="The load balancer's access logs in S3 (`[edge.access_logs]`). Default: off (`enabled = false`).",
     )
     allow_unauthenticated_public_access: bool = Field(
         False,
@@ -502,6 +573,8 @@ class EdgeSettings(Section):
                 "enable_jwt_auth",
                 "JWT validation runs on the HTTPS listener; set edge.certificate_arn or turn this off",
             )
+        for problem in self.access_logs.problems():
+            yield Problem(f"access_logs.{problem.field}", problem.message)
 
     def _network_problems(self) -> Iterator[Problem]:
         """What an NLB cannot do: it passes TCP (or TLS it ends) through and never reads HTTP."""
@@ -518,6 +591,12 @@ class EdgeSettings(Section):
                 "JWT validation is an action of an application load balancer's HTTPS listener; a network load "
                 f"balancer reads no HTTP and validates nothing. {use_alb}, or turn this off (clients then bring "
                 "their own provider keys)",
+            )
+        if self.access_logs.enabled and not self.https:
+            yield Problem(
+                "access_logs.enabled",
+                "a network load balancer writes access logs only for TLS listeners, and without "
+                "edge.certificate_arn it has none; set a certificate or turn access logs off",
             )
         if self.gateway_host:
             yield Problem(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cdktf import ITerraformDependable
-from cdktf_cdktf_provider_aws.lb import Lb
+from cdktf_cdktf_provider_aws.lb import Lb, LbAccessLogs
 from cdktf_cdktf_provider_aws.lb_listener import (
     LbListener,
     LbListenerDefaultAction,
@@ -54,6 +54,7 @@ from constructs import Construct
 
 from aigw.key_proxy import ALB_IDLE_TIMEOUT_SECONDS, HEALTH_PATH, PROXY_PORT, refusal
 from aigw.settings import EdgeSettings, LoadBalancerType
+from modules.access_logs import AccessLogBucket
 from modules.context import StackContext
 from modules.grants import allow_cidrs
 from modules.network import NetworkOutputs
@@ -90,6 +91,16 @@ class JwtIssuer:
 
 
 @dataclass(frozen=True)
+class AccessLogDestination:
+    """Where the load balancer writes its access logs (``config`` None: nowhere)."""
+
+    config: LbAccessLogs | None
+    bucket_name: str
+    # ELB checks that it may write when logging is turned on: the created bucket's policy comes first.
+    wait_for: list[ITerraformDependable]
+
+
+@dataclass(frozen=True)
 class EdgeOutputs:
     # What the service scales on and what monitoring watches depend on it.
     load_balancer_type: LoadBalancerType
@@ -100,6 +111,8 @@ class EdgeOutputs:
     target_group_arn: str
     target_group_arn_suffix: str
     base_url: str
+    # The access-log bucket (empty when access logs are off).
+    access_logs_bucket: str
     # The service must wait for these listeners and listener rules (the target
     # group must be attached to the load balancer).
     listeners: list[ITerraformDependable]
@@ -199,10 +212,13 @@ class Edge(Construct):
             )
         # Internal: only the private subnets, which have no route from the internet.
         subnets = network.private_subnet_ids if edge.internal else network.public_subnet_ids
+        logs = self._access_logs(edge, context)
         if kind == "nlb":
-            lb, target_group, listeners = self._network(prefix, edge, context, network, lb_sg_id, subnets)
+            lb, target_group, listeners = self._network(prefix, edge, context, network, lb_sg_id, subnets, logs)
         else:
-            lb, target_group, listeners = self._application(prefix, edge, context, network, lb_sg_id, subnets, jwt)
+            lb, target_group, listeners = self._application(
+                prefix, edge, context, network, lb_sg_id, subnets, logs, jwt
+            )
             if edge.enable_waf:
                 if waf_log_group_arn is None:
                     raise ValueError("WAF is enabled but observability created no WAF log group")
@@ -218,8 +234,29 @@ class Edge(Construct):
             target_group_arn=target_group.arn,
             target_group_arn_suffix=target_group.arn_suffix,
             base_url=f"{'https' if edge.https else 'http'}://{edge.gateway_host or dns_name}",
+            access_logs_bucket=logs.bucket_name,
             listeners=listeners,
         )
+
+    def _access_logs(self, edge: EdgeSettings, context: StackContext) -> AccessLogDestination:
+        """The given bucket, or one this stack creates (modules/access_logs.py)."""
+        settings = edge.access_logs
+        if not settings.enabled:
+            return AccessLogDestination(None, "", [])
+        wait_for: list[ITerraformDependable] = []
+        bucket_name = settings.bucket
+        if not bucket_name:
+            bucket = AccessLogBucket(
+                self,
+                "access-logs",
+                load_balancer_type=edge.load_balancer_type,
+                prefix=settings.prefix,
+                expiration_days=settings.expiration_days,
+                context=context,
+            )
+            bucket_name, wait_for = bucket.name, [bucket.policy]
+        config = LbAccessLogs(bucket=bucket_name, prefix=settings.prefix or None, enabled=True)
+        return AccessLogDestination(config, bucket_name, wait_for)
 
     def _application(
         self,
@@ -229,6 +266,7 @@ class Edge(Construct):
         network: NetworkOutputs,
         security_group_id: str,
         subnets: list[str],
+        logs: AccessLogDestination,
         jwt: JwtIssuer,
     ) -> tuple[Lb, LbTargetGroup, list[ITerraformDependable]]:
         """The ALB, its HTTP target group and listeners (HTTP, HTTPS, host rules)."""
@@ -244,6 +282,8 @@ class Edge(Construct):
             enable_deletion_protection=context.deletion_protection,
             # LLM responses stream for minutes; the default 60 s would cut them.
             idle_timeout=ALB_IDLE_TIMEOUT_SECONDS,
+            access_logs=logs.config,
+            depends_on=logs.wait_for or None,
         )
         target_group = LbTargetGroup(
             self,
@@ -288,6 +328,7 @@ class Edge(Construct):
         network: NetworkOutputs,
         security_group_id: str,
         subnets: list[str],
+        logs: AccessLogDestination,
     ) -> tuple[Lb, LbTargetGroup, list[ITerraformDependable]]:
         """The NLB, its TCP target group and its one listener: TLS on 443 with a
         certificate (TLS ends at the NLB), else plain TCP on 80 (development).
@@ -306,6 +347,8 @@ class Edge(Construct):
             subnets=subnets,
             enable_cross_zone_load_balancing=NLB_CROSS_ZONE,
             enable_deletion_protection=context.deletion_protection,
+            access_logs=logs.config,
+            depends_on=logs.wait_for or None,
         )
         target_group = LbTargetGroup(
             self,

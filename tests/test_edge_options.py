@@ -1,7 +1,7 @@
 """The load balancer options of the edge, on synthesized stacks: the scheme
 (internet-facing or internal) with the CIDRs each admits by default, host
-routing, and the network load balancer with what changes around it
-(autoscaling, alarms, dashboard).
+routing, the network load balancer with what changes around it (autoscaling,
+alarms, dashboard), and access logs to a given or a created bucket.
 
 Every stack here is built from settings written in this file (not from the
 shipped environment files) and validated as an environment file would be,
@@ -18,7 +18,7 @@ import pytest
 
 from aigw.environments import Environment
 from aigw.settings import EnvironmentSettings
-from tests.template import Template
+from tests.template import Resource, Template
 
 REQUIRED: dict[str, Any] = {
     "region": "us-east-1",
@@ -40,6 +40,24 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "host-https-jwt": {"edge": {"certificate_arn": CERTIFICATE_ARN, "enable_jwt_auth": True, "gateway_host": HOST}},
     "nlb-tcp": {"edge": {"load_balancer_type": "network", "allowed_cidrs": CLIENTS}},
     "nlb-tls": {"edge": {"load_balancer_type": "network", "internal": True, "certificate_arn": CERTIFICATE_ARN}},
+    "alb-logs": {"edge": {"allowed_cidrs": CLIENTS, "access_logs": {"enabled": True, "expiration_days": 30}}},
+    "alb-logs-eu": {
+        "region": "eu-south-2",
+        "backend": {**REQUIRED["backend"], "region": "eu-south-2"},
+        "network": {"availability_zones": ["eu-south-2a", "eu-south-2b"]},
+        "edge": {"allowed_cidrs": CLIENTS, "access_logs": {"enabled": True, "prefix": "gateway/alb"}},
+    },
+    "alb-given-bucket": {
+        "edge": {"allowed_cidrs": CLIENTS, "access_logs": {"enabled": True, "bucket": "org-lb-logs", "prefix": "aigw"}}
+    },
+    "nlb-logs": {
+        "edge": {
+            "load_balancer_type": "network",
+            "internal": True,
+            "certificate_arn": CERTIFICATE_ARN,
+            "access_logs": {"enabled": True},
+        }
+    },
 }
 
 
@@ -259,3 +277,182 @@ def test_network_load_balancer_builds_no_listener_rules_and_no_web_acl(stacks: d
 def test_gateway_url_of_a_network_load_balancer_with_tls_is_https(stacks: dict[str, Template]) -> None:
     stack = stacks["nlb-tls"]
     assert stack.outputs["gateway_url"]["value"] == f"https://{stack.resource('aws_lb').ref('dns_name')}"
+
+
+# -- access logs ------------------------------------------------------------------
+def log_bucket(stack: Template) -> Resource:
+    return stack.resource("aws_s3_bucket")
+
+
+def for_bucket(stack: Template, resource_type: str) -> Resource:
+    return stack.resource(resource_type, {"bucket": log_bucket(stack).ref("id")})
+
+
+def bucket_policy(stack: Template) -> list[dict[str, Any]]:
+    return list(for_bucket(stack, "aws_s3_bucket_policy").json("policy")["Statement"])
+
+
+def statement(stack: Template, sid: str) -> dict[str, Any]:
+    (found,) = [s for s in bucket_policy(stack) if s.get("Sid") == sid]
+    return found
+
+
+def test_without_access_logs_nothing_is_logged_and_no_bucket_is_built(stacks: dict[str, Template]) -> None:
+    stack = stacks["public-alb"]
+    assert "access_logs" not in stack.resource("aws_lb").props and stack.count("aws_s3_bucket") == 0
+    assert stack.outputs["access_logs_bucket"]["value"] == ""
+
+
+def test_alb_logs_to_the_created_bucket(stacks: dict[str, Template]) -> None:
+    stack = stacks["alb-logs"]
+    assert stack.resource("aws_lb")["access_logs"] == {"bucket": log_bucket(stack).ref("bucket"), "enabled": True}
+
+
+def test_load_balancer_waits_for_the_bucket_policy(stacks: dict[str, Template]) -> None:
+    # ELB checks that it may write when access logging is turned on.
+    stack = stacks["alb-logs"]
+    assert stack.resource("aws_lb")["depends_on"] == [for_bucket(stack, "aws_s3_bucket_policy").address]
+
+
+def test_created_bucket_is_named_after_environment_account_and_region(stacks: dict[str, Template]) -> None:
+    name = log_bucket(stacks["alb-logs"])["bucket"]
+    assert name == "aigw-alb-logs-lb-logs-${data.aws_caller_identity.caller.account_id}-us-east-1"
+
+
+def test_access_logs_bucket_output_names_the_bucket(stacks: dict[str, Template]) -> None:
+    stack = stacks["alb-logs"]
+    assert stack.outputs["access_logs_bucket"]["value"] == log_bucket(stack).ref("bucket")
+
+
+def test_alb_log_bucket_uses_sse_s3_the_only_encryption_alb_delivery_supports(stacks: dict[str, Template]) -> None:
+    (rule,) = for_bucket(stacks["alb-logs"], "aws_s3_bucket_server_side_encryption_configuration")["rule"]
+    assert rule == {"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}
+
+
+@pytest.mark.parametrize("name", ["alb-logs", "nlb-logs"])
+def test_created_bucket_blocks_public_access(stacks: dict[str, Template], name: str) -> None:
+    block = for_bucket(stacks[name], "aws_s3_bucket_public_access_block")
+    flags = ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets")
+    assert all(block[flag] is True for flag in flags)
+
+
+def test_created_bucket_disables_acls(stacks: dict[str, Template]) -> None:
+    ownership = for_bucket(stacks["alb-logs"], "aws_s3_bucket_ownership_controls")
+    assert ownership["rule"] == {"object_ownership": "BucketOwnerEnforced"}
+
+
+def test_created_bucket_is_versioned(stacks: dict[str, Template]) -> None:
+    versioning = for_bucket(stacks["alb-logs"], "aws_s3_bucket_versioning")
+    assert versioning["versioning_configuration"] == {"status": "Enabled"}
+
+
+def test_created_bucket_expires_logs_after_the_configured_days(stacks: dict[str, Template]) -> None:
+    (rule,) = for_bucket(stacks["alb-logs"], "aws_s3_bucket_lifecycle_configuration")["rule"]
+    assert (rule["status"], rule["expiration"], rule["noncurrent_version_expiration"]) == (
+        "Enabled",
+        [{"days": 30}],
+        [{"noncurrent_days": 30}],
+    )
+
+
+def test_created_bucket_expires_logs_after_90_days_by_default(stacks: dict[str, Template]) -> None:
+    (rule,) = for_bucket(stacks["nlb-logs"], "aws_s3_bucket_lifecycle_configuration")["rule"]
+    assert rule["expiration"] == [{"days": 90}]
+
+
+@pytest.mark.parametrize("name", ["alb-logs", "nlb-logs"])
+def test_created_bucket_denies_requests_without_tls(stacks: dict[str, Template], name: str) -> None:
+    deny = statement(stacks[name], "DenyInsecureTransport")
+    assert (deny["Effect"], deny["Principal"], deny["Condition"]) == (
+        "Deny",
+        "*",
+        {"Bool": {"aws:SecureTransport": "false"}},
+    )
+
+
+def test_alb_delivery_in_an_older_region_is_granted_to_the_regional_elb_account(stacks: dict[str, Template]) -> None:
+    stack = stacks["alb-logs"]
+    grant = statement(stack, "AlbLogDelivery")
+    assert grant == {
+        "Sid": "AlbLogDelivery",
+        "Effect": "Allow",
+        "Principal": {"AWS": "arn:${data.aws_partition.partition.partition}:iam::127311923021:root"},
+        "Action": "s3:PutObject",
+        "Resource": f"{log_bucket(stack).ref('arn')}/AWSLogs/${{data.aws_caller_identity.caller.account_id}}/*",
+    }
+
+
+def test_alb_delivery_in_a_newer_region_is_granted_to_the_service_principal(stacks: dict[str, Template]) -> None:
+    stack = stacks["alb-logs-eu"]
+    grant = statement(stack, "AlbLogDelivery")
+    assert grant["Principal"] == {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}
+    assert grant["Resource"].endswith("/gateway/alb/AWSLogs/${data.aws_caller_identity.caller.account_id}/*")
+
+
+def test_alb_logs_carry_the_prefix(stacks: dict[str, Template]) -> None:
+    assert stacks["alb-logs-eu"].resource("aws_lb")["access_logs"]["prefix"] == "gateway/alb"
+
+
+def test_alb_logs_to_a_given_bucket_build_no_bucket(stacks: dict[str, Template]) -> None:
+    stack = stacks["alb-given-bucket"]
+    lb = stack.resource("aws_lb")
+    assert lb["access_logs"] == {"bucket": "org-lb-logs", "prefix": "aigw", "enabled": True}
+    assert "depends_on" not in lb.props and stack.count("aws_s3_bucket") == 0
+    assert stack.outputs["access_logs_bucket"]["value"] == "org-lb-logs"
+
+
+def test_nlb_logs_to_the_created_bucket(stacks: dict[str, Template]) -> None:
+    stack = stacks["nlb-logs"]
+    assert stack.resource("aws_lb", {"load_balancer_type": "network"})["access_logs"]["bucket"] == log_bucket(
+        stack
+    ).ref("bucket")
+
+
+def test_nlb_log_bucket_is_encrypted_with_its_own_customer_key(stacks: dict[str, Template]) -> None:
+    stack = stacks["nlb-logs"]
+    (rule,) = for_bucket(stack, "aws_s3_bucket_server_side_encryption_configuration")["rule"]
+    by_default = rule["apply_server_side_encryption_by_default"]
+    assert by_default["sse_algorithm"] == "aws:kms" and rule["bucket_key_enabled"] is True
+    key = stack.follow(by_default["kms_master_key_id"])
+    assert key["enable_key_rotation"] is True and key.address.startswith("aws_kms_key.edge_access-logs_key")
+
+
+def test_nlb_log_key_lets_only_log_delivery_of_this_account_and_region_use_it(stacks: dict[str, Template]) -> None:
+    stack = stacks["nlb-logs"]
+    (rule,) = for_bucket(stack, "aws_s3_bucket_server_side_encryption_configuration")["rule"]
+    key = stack.follow(rule["apply_server_side_encryption_by_default"]["kms_master_key_id"])
+    (grant,) = [s for s in key.json("policy")["Statement"] if s["Sid"] == "LogDeliveryEncryptsAccessLogs"]
+    assert grant["Principal"] == {"Service": "delivery.logs.amazonaws.com"}
+    assert grant["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "${data.aws_caller_identity.caller.account_id}"},
+        "ArnLike": {
+            "aws:SourceArn": "arn:${data.aws_partition.partition.partition}:logs:us-east-1:"
+            "${data.aws_caller_identity.caller.account_id}:*"
+        },
+    }
+
+
+def test_nlb_delivery_is_granted_to_the_log_delivery_service(stacks: dict[str, Template]) -> None:
+    stack = stacks["nlb-logs"]
+    acl_check, write = statement(stack, "NlbLogDeliveryAclCheck"), statement(stack, "NlbLogDeliveryWrite")
+    assert (acl_check["Action"], acl_check["Resource"]) == ("s3:GetBucketAcl", log_bucket(stack).ref("arn"))
+    assert write["Action"] == "s3:PutObject"
+    assert write["Principal"] == acl_check["Principal"] == {"Service": "delivery.logs.amazonaws.com"}
+    assert write["Condition"]["StringEquals"]["s3:x-amz-acl"] == "bucket-owner-full-control"
+    assert write["Condition"]["ArnLike"] == acl_check["Condition"]["ArnLike"]
+
+
+@pytest.mark.parametrize(
+    ("region", "principal"),
+    [
+        ("eu-west-1", {"AWS": "arn:aws:iam::156460612806:root"}),
+        ("eu-central-1", {"AWS": "arn:aws:iam::054676820928:root"}),
+        ("ap-southeast-3", {"AWS": "arn:aws:iam::589379963580:root"}),
+        ("eu-central-2", {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}),
+        ("il-central-1", {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}),
+    ],
+)
+def test_alb_log_delivery_principal_per_region(region: str, principal: dict[str, str]) -> None:
+    from modules.access_logs import alb_log_delivery_principal
+
+    assert alb_log_delivery_principal(region, "aws") == principal

@@ -176,3 +176,66 @@ def test_alb_metric_alarms_with_a_network_load_balancer_are_refused(tmp_path: Pa
     assert field == f"observability.{key.split(' = ')[0]}"
     assert message.startswith(f"a network load balancer publishes {missing}")
     assert message.endswith("so this alarm is not built; remove this key")
+
+
+# -- access logs -----------------------------------------------------------------------
+def logs(*lines: str) -> str:
+    return edge(CLIENTS) + "[edge.access_logs]\n" + "\n".join(lines) + "\n"
+
+
+def test_access_logs_are_off_by_default(tmp_path: Path) -> None:
+    assert valid(tmp_path, edge(CLIENTS)).settings.edge.access_logs.enabled is False
+
+
+def test_access_logs_go_to_a_created_bucket_by_default(tmp_path: Path) -> None:
+    access_logs = valid(tmp_path, logs("enabled = true")).settings.edge.access_logs
+    assert (access_logs.bucket, access_logs.prefix, access_logs.expiration_days) == ("", "", 90)
+
+
+def test_access_logs_to_a_given_bucket_with_a_prefix_load(tmp_path: Path) -> None:
+    environment = valid(tmp_path, logs("enabled = true", 'bucket = "org-lb-logs"', 'prefix = "ai/gateway"'))
+    access_logs = environment.settings.edge.access_logs
+    assert (access_logs.bucket, access_logs.prefix) == ("org-lb-logs", "ai/gateway")
+
+
+def test_access_log_keys_while_logs_are_off_are_refused(tmp_path: Path) -> None:
+    assert problems(tmp_path, logs('bucket = "org-lb-logs"', "expiration_days = 30")) == [
+        "edge.access_logs.bucket: access logs are off; set enabled = true or remove this key",
+        "edge.access_logs.expiration_days: access logs are off; set enabled = true or remove this key",
+    ]
+
+
+def test_expiration_of_a_given_bucket_is_refused(tmp_path: Path) -> None:
+    assert problems(tmp_path, logs("enabled = true", 'bucket = "org-lb-logs"', "expiration_days = 30")) == [
+        "edge.access_logs.expiration_days: the stack manages the lifecycle only of a bucket it creates, not of "
+        "'org-lb-logs'; set the expiry on that bucket and remove this key, or remove bucket to let the stack "
+        "create one"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "expected"),
+    [
+        ('bucket = "Org_Logs"', "bucket", "is not a valid S3 bucket name"),
+        ('prefix = "/gateway"', "prefix", "is not a key prefix"),
+        ('prefix = "gateway/"', "prefix", "is not a key prefix"),
+        ('prefix = "gateway/AWSLogs"', "prefix", "a prefix must not contain AWSLogs"),
+        ("expiration_days = 0", "expiration_days", "input should be greater than or equal to 1"),
+    ],
+)
+def test_access_log_values_are_validated(tmp_path: Path, line: str, field: str, expected: str) -> None:
+    (problem,) = problems(tmp_path, logs("enabled = true", line))
+    assert problem.startswith(f"edge.access_logs.{field}: ") and expected in problem
+
+
+def test_access_logs_of_a_network_load_balancer_without_tls_are_refused(tmp_path: Path) -> None:
+    text = edge(NLB, CLIENTS) + "[edge.access_logs]\nenabled = true\n"
+    assert problems(tmp_path, text) == [
+        "edge.access_logs.enabled: a network load balancer writes access logs only for TLS listeners, and without "
+        "edge.certificate_arn it has none; set a certificate or turn access logs off"
+    ]
+
+
+def test_access_logs_of_a_network_load_balancer_with_tls_load(tmp_path: Path) -> None:
+    text = edge(NLB, "internal = true", CERT) + "[edge.access_logs]\nenabled = true\n"
+    assert valid(tmp_path, text).settings.edge.access_logs.enabled
