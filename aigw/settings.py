@@ -339,6 +339,14 @@ class GatewaySettings(Section):
         description="Target ALB requests per task per minute for scaling. Application load balancer only (an "
         "NLB publishes no request count; the service then scales on CPU alone). Default: 1000.",
     )
+    server_mode: Literal["gateway", "mcp", "all"] = Field(
+        "gateway",
+        description="What the gateway serves: `gateway`, the AI gateway. Portkey's `mcp` (the MCP gateway) and "
+        "`all` (both, the MCP gateway on 8788 behind host routing) exist only in its enterprise image and are "
+        "refused until this stack deploys that image (the hybrid deployment issue): the OSS image "
+        "(`@portkey-ai/gateway` 1.15.2) has no MCP server, no SERVER_MODE variable and no port 8788. "
+        "Default: `gateway`.",
+    )
     fargate_spot_weight: int = Field(
         0,
         ge=0,
@@ -378,6 +386,13 @@ class GatewaySettings(Section):
         return values
 
     def problems(self) -> Iterator[Problem]:
+        if self.server_mode != "gateway":
+            yield Problem(
+                "server_mode",
+                f"{self.server_mode!r} needs Portkey's enterprise gateway image, which this stack does not deploy "
+                "yet (the hybrid deployment issue): the OSS image @portkey-ai/gateway 1.15.2 has no MCP server, "
+                'reads no SERVER_MODE variable and listens on no port 8788. Use "gateway" or remove this key',
+            )
         allowed = FARGATE_MEMORY_BY_CPU[self.cpu]
         if self.memory not in allowed:
             yield Problem(

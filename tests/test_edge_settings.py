@@ -4,6 +4,9 @@ and says what to do, as `<file>: <dotted.field>: <message>`."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -239,3 +242,69 @@ def test_access_logs_of_a_network_load_balancer_without_tls_are_refused(tmp_path
 def test_access_logs_of_a_network_load_balancer_with_tls_load(tmp_path: Path) -> None:
     text = edge(NLB, "internal = true", CERT) + "[edge.access_logs]\nenabled = true\n"
     assert valid(tmp_path, text).settings.edge.access_logs.enabled
+
+
+# -- server mode -----------------------------------------------------------------------
+def gateway(*lines: str) -> str:
+    return edge(CLIENTS) + "[gateway]\n" + "\n".join(lines) + "\n"
+
+
+def test_server_mode_is_gateway_by_default(tmp_path: Path) -> None:
+    assert valid(tmp_path, edge(CLIENTS)).settings.gateway.server_mode == "gateway"
+
+
+def test_server_mode_gateway_may_be_written_out(tmp_path: Path) -> None:
+    assert valid(tmp_path, gateway('server_mode = "gateway"')).settings.gateway.server_mode == "gateway"
+
+
+@pytest.mark.parametrize("mode", ["mcp", "all"])
+def test_mcp_server_modes_are_refused_until_the_enterprise_image(tmp_path: Path, mode: str) -> None:
+    assert problems(tmp_path, gateway(f'server_mode = "{mode}"')) == [
+        f"gateway.server_mode: '{mode}' needs Portkey's enterprise gateway image, which this stack does not deploy "
+        "yet (the hybrid deployment issue): the OSS image @portkey-ai/gateway 1.15.2 has no MCP server, reads no "
+        'SERVER_MODE variable and listens on no port 8788. Use "gateway" or remove this key'
+    ]
+
+
+def test_unknown_server_mode_is_refused(tmp_path: Path) -> None:
+    (line,) = problems(tmp_path, gateway('server_mode = "proxy"'))
+    assert line.startswith("gateway.server_mode: input should be 'gateway', 'mcp' or 'all'")
+
+
+# -- the app: every refusal reported at once, nothing written --------------------
+EVERY_REFUSAL = (
+    edge(NLB, CLIENTS, "enable_waf = true", "enable_jwt_auth = true", 'gateway_host = "gateway.example.com"')
+    + "[edge.access_logs]\nenabled = true\n"
+    + '[gateway]\nrequests_per_target = 500\nserver_mode = "all"\n'
+    + "[observability]\nalarm_5xx_percent = 2.5\n"
+)
+
+
+@pytest.mark.cli
+def test_app_reports_every_edge_refusal_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    envs, outdir = tmp_path / "envs", tmp_path / "cdktf.out"
+    envs.mkdir()
+    outdir.mkdir()
+    (envs / "qa.toml").write_text(EVERY_REFUSAL, encoding="utf-8")
+    (outdir / "previous-synth.json").write_text("{}")
+    result = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parent.parent / "main.py")],
+        cwd=tmp_path,
+        env={**os.environ, "AIGW_ENV_DIR": str(envs), "CDKTF_OUTDIR": str(outdir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    fields = [line.split(": ")[1] for line in result.stderr.splitlines() if line.startswith("envs/qa.toml: ")]
+    assert sorted(fields) == [
+        "edge.access_logs.enabled",
+        "edge.enable_jwt_auth",
+        "edge.enable_waf",
+        "edge.gateway_host",
+        "gateway.requests_per_target",
+        "gateway.server_mode",
+        "observability.alarm_5xx_percent",
+    ]
+    assert [p.name for p in outdir.iterdir()] == ["previous-synth.json"]
