@@ -69,18 +69,19 @@ def _nested_table(annotation: object) -> type[BaseModel] | None:
 
 def _rows(model: type[BaseModel], prefix: str) -> list[str]:
     rows = []
-    nested: list[tuple[str, type[BaseModel], str]] = []
+    nested: list[tuple[str, type[BaseModel], str, str]] = []
     for name, field in model.model_fields.items():
         if prefix == "" and name in SECTION_NAMES:
             continue
         description = (field.description or "").replace("|", "\\|")
         table = _nested_table(field.annotation)
         if table is not None:
-            nested.append((f"{prefix}{name}", table, description))
+            # An optional table is absent by default; one with a default is there, with its fields' defaults.
+            nested.append((f"{prefix}{name}", table, description, "none" if field.default is None else "(table)"))
             continue
         rows.append(f"| `{prefix}{name}` | {_type_name(field.annotation)} | {_default(field)} | {description} |")
-    for path, table, description in nested:
-        rows.append(f"| `{path}` | table | none | {description} |")
+    for path, table, description, default in nested:
+        rows.append(f"| `{path}` | table | {default} | {description} |")
         rows += _rows(table, f"{path}.")
     return rows
 

@@ -67,6 +67,12 @@ OTHER_PARTITION_REGIONS: dict[str, re.Pattern[str]] = {
     "aws-eusc": re.compile(r"^eusc-[a-z]+-[a-z]+-\d+$"),
 }
 
+LoadBalancerType = Literal["application", "network"]
+
+# What an internet-facing load balancer admits when edge.allowed_cidrs is not
+# set (an internal one admits the VPC's own CIDR).
+INTERNET_FACING_DEFAULT_CIDRS: tuple[str, ...] = ("0.0.0.0/0",)
+
 # An allowed_cidrs entry counts as "the internet at large" when it is a public
 # range broader than /16 (more than 65,536 addresses: 0.0.0.0/0, its halves, a
 # cloud provider's /8). Ranges inside the RFC 1918 private blocks never do.
@@ -103,6 +109,12 @@ _DYNAMODB_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _ACM_ARN = re.compile(r"^arn:aws:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[A-Za-z0-9-]+$")
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$")
 _TAG_KEY = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
+# A DNS name as ALB host conditions match it: lowercase labels of letters,
+# digits and inner hyphens, at least two, the last starting with a letter (so
+# never an IP address), no wildcards; ALB condition values are at most 128 characters.
+# An S3 key prefix of safe characters, segments joined by "/", no leading or trailing "/".
+_KEY_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$")
+_HOSTNAME = re.compile(r"^(?=.{1,128}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -144,6 +156,14 @@ def default_zones(region: str) -> list[str] | None:
     return [f"{region}{letter}" for letter in letters[:DEFAULT_ZONE_COUNT]] if letters else None
 
 
+def _bucket_name(value: str) -> str:
+    if not _S3_BUCKET.match(value) or ".." in value:
+        raise ValueError(
+            f"{value!r} is not a valid S3 bucket name (3-63 characters: lowercase letters, digits, dots, hyphens)"
+        )
+    return value
+
+
 class BackendSettings(Section):
     """Terraform state: one S3 object per environment, locked through DynamoDB."""
 
@@ -155,11 +175,7 @@ class BackendSettings(Section):
     @field_validator("bucket")
     @classmethod
     def _bucket(cls, value: str) -> str:
-        if not _S3_BUCKET.match(value) or ".." in value:
-            raise ValueError(
-                f"{value!r} is not a valid S3 bucket name (3-63 characters: lowercase letters, digits, dots, hyphens)"
-            )
-        return value
+        return _bucket_name(value)
 
     @field_validator("key")
     @classmethod
@@ -316,7 +332,19 @@ class GatewaySettings(Section):
         70, ge=10, le=95, description="Target average CPU for scaling (10-95). Default: 70."
     )
     requests_per_target: int = Field(
-        1000, ge=1, le=100_000, description="Target ALB requests per task per minute for scaling. Default: 1000."
+        1000,
+        ge=1,
+        le=100_000,
+        description="Target ALB requests per task per minute for scaling. Application load balancer only (an "
+        "NLB publishes no request count; the service then scales on CPU alone). Default: 1000.",
+    )
+    server_mode: Literal["gateway", "mcp", "all"] = Field(
+        "gateway",
+        description="What the gateway serves: `gateway`, the AI gateway. Portkey's `mcp` (the MCP gateway) and "
+        "`all` (both, the MCP gateway on 8788 behind host routing) exist only in its enterprise image and are "
+        "refused until this stack deploys that image (the hybrid deployment issue): the OSS image "
+        "(`@portkey-ai/gateway` 1.15.2) has no MCP server, no SERVER_MODE variable and no port 8788. "
+        "Default: `gateway`.",
     )
     fargate_spot_weight: int = Field(
         0,
@@ -357,6 +385,13 @@ class GatewaySettings(Section):
         return values
 
     def problems(self) -> Iterator[Problem]:
+        if self.server_mode != "gateway":
+            yield Problem(
+                "server_mode",
+                f"{self.server_mode!r} needs Portkey's enterprise gateway image, which this stack does not deploy "
+                "yet (the hybrid deployment issue): the OSS image @portkey-ai/gateway 1.15.2 has no MCP server, "
+                'reads no SERVER_MODE variable and listens on no port 8788. Use "gateway" or remove this key',
+            )
         allowed = FARGATE_MEMORY_BY_CPU[self.cpu]
         if self.memory not in allowed:
             yield Problem(
@@ -377,18 +412,104 @@ def _describe_sizes(sizes: tuple[int, ...]) -> str:
     return f"{sizes[0]} to {sizes[-1]} in steps of {sizes[1] - sizes[0]}"
 
 
-class EdgeSettings(Section):
-    """What faces clients: the load balancer's listeners, WAF and JWT validation."""
+class AccessLogSettings(Section):
+    """The load balancer's access logs in S3 (`[edge.access_logs]`)."""
 
+    enabled: bool = Field(
+        False,
+        description="Write the load balancer's access logs to S3. An NLB logs only its TLS listener, so it needs "
+        "`edge.certificate_arn`. Default: false.",
+    )
+    bucket: str = Field(
+        "",
+        description="An existing bucket in the stack's region to write to; its bucket policy (and for an NLB "
+        "with SSE-KMS, its key policy) must let Elastic Load Balancing write, as AWS documents for the load "
+        "balancer type. Empty: the stack creates `aigw-<env>-lb-logs-<account>-<region>`: versioned, public "
+        "access blocked, TLS-only, delivery granted as AWS documents for the region, objects expiring after "
+        "`expiration_days`, encrypted with SSE-S3 behind an ALB (the only encryption ALB log delivery "
+        "supports) or SSE-KMS with its own customer-managed key behind an NLB. Default: empty.",
+    )
+    prefix: str = Field(
+        "",
+        description="Key prefix of the log objects, before the `AWSLogs/` part AWS adds: segments of letters, "
+        "digits and `!_.*'()-` joined by `/`, without `AWSLogs`. Default: empty (logs at the bucket's root).",
+    )
+    expiration_days: int = Field(
+        90,
+        ge=1,
+        le=3650,
+        description="Days after which log objects in the created bucket expire (replaced versions too). Only "
+        "with a bucket the stack creates. Default: 90.",
+    )
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        return _bucket_name(value) if value else value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value:
+            return value
+        if not _KEY_PREFIX.match(value) or len(value) > 200:
+            raise ValueError(
+                f"{value!r} is not a key prefix: segments of letters, digits and !_.*'()- joined by '/', with no "
+                "leading or trailing '/', at most 200 characters"
+            )
+        if "AWSLogs" in value:
+            raise ValueError(f"{value!r}: a prefix must not contain AWSLogs (AWS adds AWSLogs/<account>/ after it)")
+        return value
+
+    def problems(self) -> Iterator[Problem]:
+        if not self.enabled:
+            for name in sorted(self.model_fields_set - {"enabled"}):
+                yield Problem(name, "access logs are off; set enabled = true or remove this key")
+        elif self.bucket and "expiration_days" in self.model_fields_set:
+            yield Problem(
+                "expiration_days",
+                f"the stack manages the lifecycle only of a bucket it creates, not of {self.bucket!r}; set the "
+                "expiry on that bucket and remove this key, or remove bucket to let the stack create one",
+            )
+
+
+class EdgeSettings(Section):
+    """What faces clients: the load balancer, its listeners, WAF and JWT validation."""
+
+    load_balancer_type: LoadBalancerType = Field(
+        "application",
+        description="`application` (ALB: HTTP-aware; host routing, WAF and JWT validation) or `network` (NLB: "
+        "TCP/TLS pass-through with a security group, cross-zone load balancing on; the endpoint an AWS "
+        "PrivateLink endpoint service needs). With `network`: WAF, JWT validation, `gateway_host`, "
+        "`gateway.requests_per_target` and the ALB-metric alarms are refused. Changing it replaces the load "
+        "balancer (new DNS name). Default: `application`.",
+    )
+    internal: bool = Field(
+        False,
+        description="An internal load balancer in the private subnets, reachable only from the VPC and the "
+        "networks routed into it (peering, VPN, Transit Gateway), instead of an internet-facing one in the "
+        "public subnets. Changing it replaces the load balancer (new DNS name). Default: false.",
+    )
     certificate_arn: str = Field(
         "",
-        description="ACM certificate (same region) for the HTTPS listener; empty serves HTTP only, "
+        description="ACM certificate (same region) for TLS: the ALB's HTTPS listener on 443 (port 80 "
+        "redirects), or the NLB's TLS listener on 443 (no port 80), both with policy "
+        "`ELBSecurityPolicy-TLS13-1-2-2021-06`. Empty serves plain HTTP on port 80 (the NLB: TCP), "
         "for development. Default: empty.",
     )
-    allowed_cidrs: list[str] = Field(
-        ["0.0.0.0/0"],
+    allowed_cidrs: list[str] | None = Field(
+        None,
         min_length=1,
-        description='IPv4 CIDRs allowed to reach the load balancer on 80/443. Default: `["0.0.0.0/0"]`.',
+        description="IPv4 CIDRs allowed to reach the load balancer on its listener ports. Default: derived from "
+        'the scheme: internet-facing, `["0.0.0.0/0"]`, the whole internet (refused while JWT auth is off unless '
+        "`allow_unauthenticated_public_access` accepts it); internal, the VPC's CIDR (`network.vpc_cidr`).",
+    )
+    gateway_host: str = Field(
+        "",
+        description="Host routing: the DNS name clients call (e.g. `gateway.example.com`). The load balancer "
+        "forwards only requests for this host and answers any other Host with a fixed 404, and `gateway_url` "
+        "uses it. Point its DNS record at the load balancer and cover it with the certificate. Application load "
+        "balancer only. Default: empty (every host is forwarded).",
     )
     enable_waf: bool = Field(False, description="Attach a WAFv2 web ACL to the load balancer. Default: false.")
     waf_rate_limit: int = Field(
@@ -402,11 +523,16 @@ class EdgeSettings(Section):
         description="Validate Cognito JWTs on the HTTPS listener (needs `certificate_arn` and "
         "`aws_provider_version` >= 6.22). Default: false.",
     )
+    access_logs: AccessLogSettings = Field(
+        default_factory=AccessLogSettings,
+        description="The load balancer's access logs in S3 (`[edge.access_logs]`). Default: off (`enabled = false`).",
+    )
     allow_unauthenticated_public_access: bool = Field(
         False,
-        description="Accept a gateway that anyone on the internet can use: JWT auth off while `allowed_cidrs` "
-        "holds 0.0.0.0/0 or another public range broader than /16. That combination is refused unless this is "
-        "true; it builds nothing, and is refused where there is nothing to accept. Default: false.",
+        description="Accept a gateway that anyone on the internet can use: an internet-facing load balancer "
+        "with JWT auth off while `allowed_cidrs` holds 0.0.0.0/0 (the default) or another public range broader "
+        "than /16. That combination is refused unless this is true; it builds nothing, and is refused where "
+        "there is nothing to accept. Default: false.",
     )
 
     @field_validator("certificate_arn")
@@ -419,9 +545,21 @@ class EdgeSettings(Section):
             )
         return value
 
+    @field_validator("gateway_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if value and not _HOSTNAME.match(value):
+            raise ValueError(
+                f"{value!r} is not a hostname the load balancer can route: lowercase DNS labels (letters, digits, "
+                "inner '-') joined by dots, at least two, at most 128 characters, no wildcards, no IP addresses"
+            )
+        return value
+
     @field_validator("allowed_cidrs")
     @classmethod
-    def _cidrs(cls, values: list[str]) -> list[str]:
+    def _cidrs(cls, values: list[str] | None) -> list[str] | None:
+        if values is None:
+            return values
         bad = []
         for value in values:
             try:
@@ -437,30 +575,48 @@ class EdgeSettings(Section):
         return bool(self.certificate_arn)
 
     @property
-    def world_open_cidrs(self) -> list[str]:
-        """The ``allowed_cidrs`` entries that let the internet at large in."""
-        return [cidr for cidr in self.allowed_cidrs if _world_open(ipaddress.IPv4Network(cidr))]
+    def network(self) -> bool:
+        """A network load balancer (NLB)."""
+        return self.load_balancer_type == "network"
 
     def problems(self) -> Iterator[Problem]:
-        if self.enable_jwt_auth and not self.https:
+        if self.network:
+            yield from self._network_problems()
+        elif self.enable_jwt_auth and not self.https:
             yield Problem(
                 "enable_jwt_auth",
                 "JWT validation runs on the HTTPS listener; set edge.certificate_arn or turn this off",
             )
-        open_cidrs = ", ".join(self.world_open_cidrs)
-        if open_cidrs and not self.enable_jwt_auth and not self.allow_unauthenticated_public_access:
-            default = "" if "allowed_cidrs" in self.model_fields_set else " (the default)"
+        for problem in self.access_logs.problems():
+            yield Problem(f"access_logs.{problem.field}", problem.message)
+
+    def _network_problems(self) -> Iterator[Problem]:
+        """What an NLB cannot do: it passes TCP (or TLS it ends) through and never reads HTTP."""
+        use_alb = 'use load_balancer_type = "application"'
+        if self.enable_waf:
             yield Problem(
-                "allowed_cidrs",
-                f"{open_cidrs}{default} lets anyone on the internet reach the gateway while edge.enable_jwt_auth "
-                "is off, so anyone could use it. Narrow this to your clients' ranges (public ranges of "
-                f"/{WORLD_OPEN_BELOW_PREFIX} or narrower), turn on edge.enable_jwt_auth, or accept it with "
-                "edge.allow_unauthenticated_public_access = true",
+                "enable_waf",
+                f"AWS WAF protects application load balancers only, not a network load balancer; {use_alb} or "
+                "turn this off",
             )
-        if self.allow_unauthenticated_public_access and (self.enable_jwt_auth or not open_cidrs):
-            reason = "edge.enable_jwt_auth is on" if self.enable_jwt_auth else "no allowed_cidrs entry is world-open"
+        if self.enable_jwt_auth:
             yield Problem(
-                "allow_unauthenticated_public_access", f"there is nothing to accept ({reason}); remove this key"
+                "enable_jwt_auth",
+                "JWT validation is an action of an application load balancer's HTTPS listener; a network load "
+                f"balancer reads no HTTP and validates nothing. {use_alb}, or turn this off (clients then bring "
+                "their own provider keys)",
+            )
+        if self.access_logs.enabled and not self.https:
+            yield Problem(
+                "access_logs.enabled",
+                "a network load balancer writes access logs only for TLS listeners, and without "
+                "edge.certificate_arn it has none; set a certificate or turn access logs off",
+            )
+        if self.gateway_host:
+            yield Problem(
+                "gateway_host",
+                f"host routing reads the HTTP Host header, which a network load balancer never sees; {use_alb} "
+                "or remove this key",
             )
 
 
@@ -486,13 +642,15 @@ class ObservabilitySettings(Section):
         5.0,
         gt=0,
         le=100,
-        description="ALB 5xx responses, % of requests over 5 minutes, that raise the alarm. Default: 5.",
+        description="ALB 5xx responses, % of requests over 5 minutes, that raise the alarm. Application load "
+        "balancer only (an NLB has no HTTP metrics). Default: 5.",
     )
     alarm_p99_latency_seconds: float = Field(
         30.0,
         gt=0,
         le=3600,
-        description="p99 target response time (seconds) that raises the alarm; LLM calls are slow. Default: 30.",
+        description="p99 target response time (seconds) that raises the alarm; LLM calls are slow. Application "
+        "load balancer only (an NLB has no response-time metric). Default: 30.",
     )
 
     @field_validator("log_retention_days")
@@ -591,6 +749,21 @@ class EnvironmentSettings(Section):
         return value
 
     @property
+    def load_balancer_cidrs(self) -> list[str]:
+        """The CIDRs the load balancer admits: ``edge.allowed_cidrs``, or when it is not
+        set the default of the scheme (internet-facing: the whole internet; internal: the VPC)."""
+        if self.edge.allowed_cidrs is not None:
+            return list(self.edge.allowed_cidrs)
+        return [self.network.vpc_cidr] if self.edge.internal else list(INTERNET_FACING_DEFAULT_CIDRS)
+
+    @property
+    def world_open_cidrs(self) -> list[str]:
+        """The CIDRs that let the internet at large reach the gateway (none behind an internal load balancer)."""
+        if self.edge.internal:
+            return []
+        return [cidr for cidr in self.load_balancer_cidrs if _world_open(ipaddress.IPv4Network(cidr))]
+
+    @property
     def availability_zones(self) -> list[str]:
         """The zones to span: ``network.availability_zones``, or the region's default."""
         zones = self.network.availability_zones or default_zones(self.region)
@@ -642,6 +815,8 @@ def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             "gateway.provider_keys or remove this table",
             frozenset({"gateway", "edge"}),
         )
+    yield from _public_access_problems(env)
+    yield from _network_load_balancer_problems(env)
     certificate = re.match(_ACM_ARN, env.edge.certificate_arn)
     if certificate and certificate["region"] != env.region:
         yield Problem(
@@ -649,6 +824,62 @@ def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             f"the certificate is in {certificate['region']} but the load balancer is in {env.region}; "
             "ACM certificates must be in the load balancer's region",
             frozenset({"edge", "region"}),
+        )
+
+
+def _network_load_balancer_problems(env: EnvironmentSettings) -> Iterator[Problem]:
+    """Settings elsewhere that only an ALB gives meaning to: refused with an NLB, never ignored."""
+    if not env.edge.network:
+        return
+    if "requests_per_target" in env.gateway.model_fields_set:
+        yield Problem(
+            "gateway.requests_per_target",
+            "the service scales on ALBRequestCountPerTarget, which a network load balancer does not publish; "
+            "remove this key (with an NLB the service scales on CPU alone)",
+            frozenset({"gateway", "edge"}),
+        )
+    alarms = {
+        "alarm_5xx_percent": "no HTTP status counts (the dashboard's error-rate query reads every status from "
+        "the key proxy's access log)",
+        "alarm_p99_latency_seconds": "no response times (the dashboard's latency query reads them from the key "
+        "proxy's access log)",
+    }
+    for name, missing in alarms.items():
+        if name in env.observability.model_fields_set:
+            yield Problem(
+                f"observability.{name}",
+                f"a network load balancer publishes {missing}, so this alarm is not built; remove this key",
+                frozenset({"observability", "edge"}),
+            )
+
+
+def _public_access_problems(env: EnvironmentSettings) -> Iterator[Problem]:
+    """An unauthenticated gateway open to the internet is refused unless accepted by name.
+    Reads only [edge]: an internal load balancer is never open to the internet, and an
+    internet-facing one's default does not depend on the VPC."""
+    edge, inputs = env.edge, frozenset({"edge"})
+    open_cidrs = ", ".join(env.world_open_cidrs)
+    if open_cidrs and not edge.enable_jwt_auth and not edge.allow_unauthenticated_public_access:
+        default = "" if edge.allowed_cidrs is not None else " (the default)"
+        yield Problem(
+            "edge.allowed_cidrs",
+            f"{open_cidrs}{default} lets anyone on the internet reach the gateway while edge.enable_jwt_auth "
+            "is off, so anyone could use it. Narrow this to your clients' ranges (public ranges of "
+            f"/{WORLD_OPEN_BELOW_PREFIX} or narrower), turn on edge.enable_jwt_auth, or accept it with "
+            "edge.allow_unauthenticated_public_access = true",
+            inputs,
+        )
+    if edge.allow_unauthenticated_public_access and (edge.enable_jwt_auth or not open_cidrs):
+        if edge.enable_jwt_auth:
+            reason = "edge.enable_jwt_auth is on"
+        elif edge.internal:
+            reason = "edge.internal is true: the load balancer cannot be reached from the internet"
+        else:
+            reason = "no allowed_cidrs entry is world-open"
+        yield Problem(
+            "edge.allow_unauthenticated_public_access",
+            f"there is nothing to accept ({reason}); remove this key",
+            inputs,
         )
 
 

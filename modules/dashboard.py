@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aigw.settings import LoadBalancerType
+
 PANEL_WIDTH = 12  # of the dashboard's 24 columns: two panels a row
 PANEL_HEIGHT = 6
 PERIOD_SECONDS = 60
@@ -19,6 +21,7 @@ class Watched:
 
     region: str
     access_log_group: str
+    load_balancer_type: LoadBalancerType
     load_balancer_arn_suffix: str
     target_group_arn_suffix: str
     cluster_name: str
@@ -50,26 +53,49 @@ def _metric_panel(title: str, metrics: list[list[object]], stat: str, watched: W
     }
 
 
-def panels(queries: Mapping[str, str], watched: Watched) -> list[dict[str, Any]]:
-    """Every panel in reading order: the saved queries (title -> query), then
-    load balancer and service health."""
-    alb = ["LoadBalancer", watched.load_balancer_arn_suffix]
-    target = ["TargetGroup", watched.target_group_arn_suffix, *alb]
-    service = ["ClusterName", watched.cluster_name, "ServiceName", watched.service_name]
-    elb = "AWS/ApplicationELB"
+def _traffic_panels(watched: Watched) -> list[dict[str, Any]]:
+    """What the load balancer publishes about traffic. An ALB counts requests,
+    status codes and response times; an NLB sees only flows and TCP resets
+    (the key proxy's access log, in the query panels, has statuses and
+    latencies behind either)."""
+    lb = ["LoadBalancer", watched.load_balancer_arn_suffix]
+    if watched.load_balancer_type == "network":
+        nlb = "AWS/NetworkELB"
+        flows = ("NewFlowCount", "TCP_Client_Reset_Count", "TCP_ELB_Reset_Count", "TCP_Target_Reset_Count")
+        return [
+            _metric_panel("NLB new flows and TCP resets", [[nlb, name, *lb] for name in flows], "Sum", watched),
+            _metric_panel("NLB active flows", [[nlb, "ActiveFlowCount", *lb]], "Average", watched),
+        ]
+    alb = "AWS/ApplicationELB"
     return [
-        *(_query_panel(title, query, watched) for title, query in queries.items()),
         _metric_panel(
             "ALB requests and 5xx",
             [
-                [elb, "RequestCount", *alb],
-                [elb, "HTTPCode_Target_5XX_Count", *alb],
-                [elb, "HTTPCode_ELB_5XX_Count", *alb],
+                [alb, "RequestCount", *lb],
+                [alb, "HTTPCode_Target_5XX_Count", *lb],
+                [alb, "HTTPCode_ELB_5XX_Count", *lb],
             ],
             "Sum",
             watched,
         ),
-        _metric_panel("ALB target response time p99", [[elb, "TargetResponseTime", *alb]], "p99", watched),
+        _metric_panel("ALB target response time p99", [[alb, "TargetResponseTime", *lb]], "p99", watched),
+    ]
+
+
+def load_balancer_namespace(load_balancer_type: LoadBalancerType) -> str:
+    """The CloudWatch namespace of the load balancer's metrics."""
+    return "AWS/NetworkELB" if load_balancer_type == "network" else "AWS/ApplicationELB"
+
+
+def panels(queries: Mapping[str, str], watched: Watched) -> list[dict[str, Any]]:
+    """Every panel in reading order: the saved queries (title -> query), then
+    load balancer and service health."""
+    target = ["TargetGroup", watched.target_group_arn_suffix, "LoadBalancer", watched.load_balancer_arn_suffix]
+    service = ["ClusterName", watched.cluster_name, "ServiceName", watched.service_name]
+    elb = load_balancer_namespace(watched.load_balancer_type)
+    return [
+        *(_query_panel(title, query, watched) for title, query in queries.items()),
+        *_traffic_panels(watched),
         _metric_panel(
             "Healthy / unhealthy targets",
             [[elb, "HealthyHostCount", *target], [elb, "UnHealthyHostCount", *target]],

@@ -1,23 +1,38 @@
-"""Edge: what faces clients. The internet-facing Application Load Balancer
-and its security group, the target group (the tasks' key proxy), the HTTP
-listener (forward, or redirect to HTTPS), the HTTPS listener (TLS 1.3; with
-JWT auth, ALB-native validation of the Cognito JWT before forwarding), and
-the WAFv2 web ACL with its logging.
+"""Edge: what faces clients. The load balancer, internet-facing in the public
+subnets or internal in the private ones, with its security group (listener
+ports from the allowed CIDRs only) and the target group (the tasks' key
+proxy), either
 
-The later load-balancer options (NLB, internal scheme, host routing, a
-second target group for blue/green) land here."""
+- an Application Load Balancer: the HTTP listener (forward, or redirect to
+  HTTPS), the HTTPS listener (TLS 1.3; with JWT auth, ALB-native validation of
+  the Cognito JWT before forwarding), host routing (only the gateway's
+  hostname is forwarded, every other host gets a fixed 404), and the WAFv2
+  web ACL with its logging; or
+- a Network Load Balancer: one TLS listener (TLS 1.3) or, without a
+  certificate, one TCP listener, cross-zone load balancing on, in front of a
+  TCP target group health-checked over HTTP like the ALB's.
+
+The later load-balancer options (a second target group for blue/green) land here."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
-from cdktf_cdktf_provider_aws.lb import Lb
+from cdktf import ITerraformDependable
+from cdktf_cdktf_provider_aws.lb import Lb, LbAccessLogs
 from cdktf_cdktf_provider_aws.lb_listener import (
     LbListener,
     LbListenerDefaultAction,
-    LbListenerDefaultActionJwtValidation,
-    LbListenerDefaultActionJwtValidationAdditionalClaim,
+    LbListenerDefaultActionFixedResponse,
     LbListenerDefaultActionRedirect,
+)
+from cdktf_cdktf_provider_aws.lb_listener_rule import (
+    LbListenerRule,
+    LbListenerRuleAction,
+    LbListenerRuleCondition,
+    LbListenerRuleConditionHostHeader,
 )
 from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
@@ -37,8 +52,9 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssoci
 from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import Wafv2WebAclLoggingConfiguration
 from constructs import Construct
 
-from aigw.key_proxy import ALB_IDLE_TIMEOUT_SECONDS, HEALTH_PATH, PROXY_PORT
-from aigw.settings import EdgeSettings
+from aigw.key_proxy import ALB_IDLE_TIMEOUT_SECONDS, HEALTH_PATH, PROXY_PORT, refusal
+from aigw.settings import EdgeSettings, LoadBalancerType
+from modules.access_logs import AccessLogBucket
 from modules.context import StackContext
 from modules.grants import allow_cidrs
 from modules.network import NetworkOutputs
@@ -50,6 +66,19 @@ WAF_MANAGED_RULE_GROUPS: tuple[str, ...] = (
 )
 # TLS 1.3 with 1.2 fallback for older clients; the admin guide's policy.
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+# Host routing: one listener rule per routed host, keyed by the host's role, so
+# that a later host (the enterprise image's MCP gateway) gets a rule of its own
+# without renumbering or renaming this one.
+HOST_RULE_PRIORITIES: dict[str, int] = {"gateway": 10}
+# What a request for any other host gets: the key proxy's JSON error shape,
+# without naming the hosts that are served.
+UNKNOWN_HOST_STATUS = "404"
+UNKNOWN_HOST_BODY = json.dumps(refusal("host", "not a host this gateway serves"), sort_keys=True)
+# Cross-zone load balancing on the NLB (off by default there, always on for
+# an ALB): with few tasks, ECS rarely places as many in every zone, and each
+# zone's NLB node would otherwise send its share only to the tasks in its own
+# zone. The price is inter-zone data transfer, small next to LLM calls.
+NLB_CROSS_ZONE = True
 
 
 @dataclass(frozen=True)
@@ -62,7 +91,19 @@ class JwtIssuer:
 
 
 @dataclass(frozen=True)
+class AccessLogDestination:
+    """Where the load balancer writes its access logs (``config`` None: nowhere)."""
+
+    config: LbAccessLogs | None
+    bucket_name: str
+    # ELB checks that it may write when logging is turned on: the created bucket's policy comes first.
+    wait_for: list[ITerraformDependable]
+
+
+@dataclass(frozen=True)
 class EdgeOutputs:
+    # What the service scales on and what monitoring watches depend on it.
+    load_balancer_type: LoadBalancerType
     load_balancer_arn: str
     load_balancer_arn_suffix: str
     load_balancer_dns_name: str
@@ -70,8 +111,64 @@ class EdgeOutputs:
     target_group_arn: str
     target_group_arn_suffix: str
     base_url: str
-    # The service must wait for these (the target group must be attached to the load balancer).
-    listeners: list[LbListener]
+    # The access-log bucket (empty when access logs are off).
+    access_logs_bucket: str
+    # The service must wait for these listeners and listener rules (the target
+    # group must be attached to the load balancer).
+    listeners: list[ITerraformDependable]
+
+
+def listener_ports(edge: EdgeSettings) -> tuple[int, ...]:
+    """The ports clients connect to: the ALB's 80 (redirecting with a
+    certificate) and 443; the NLB's one listener, 443 (TLS) or 80 (TCP)."""
+    if edge.load_balancer_type == "network":
+        return (443,) if edge.https else (80,)
+    return (80, 443) if edge.https else (80,)
+
+
+def proxy_health_check() -> LbTargetGroupHealthCheck:
+    """HTTP GET of the proxy's health path, proxied to the gateway: a task is
+    healthy only when both answer. The same check behind either load balancer."""
+    return LbTargetGroupHealthCheck(
+        enabled=True,
+        path=HEALTH_PATH,
+        port="traffic-port",
+        protocol="HTTP",
+        matcher="200",
+        interval=15,
+        timeout=5,
+        healthy_threshold=2,
+        unhealthy_threshold=3,
+    )
+
+
+def forward_actions(edge: EdgeSettings, target_group_arn: str, jwt: JwtIssuer) -> list[dict[str, Any]]:
+    """What the serving listener does with a request for the gateway, as the
+    action blocks a listener's default action and a listener rule share:
+    forward, preceded with JWT auth by ALB-native validation (hashicorp/aws
+    >= 6.22) of the signature against the pool's JWKS, iss/exp/nbf/iat, and
+    the invoke scope."""
+    if not edge.enable_jwt_auth:
+        return [{"type": "forward", "target_group_arn": target_group_arn}]
+    claim = {"name": "scope", "format": "space-separated-values", "values": [jwt.required_scope]}
+    return [
+        {
+            "type": "jwt-validation",
+            "order": 1,
+            "jwt_validation": {"issuer": jwt.issuer, "jwks_endpoint": jwt.jwks_endpoint, "additional_claim": [claim]},
+        },
+        {"type": "forward", "order": 2, "target_group_arn": target_group_arn},
+    ]
+
+
+def unknown_host_action() -> LbListenerDefaultAction:
+    """A fixed 404 for requests whose Host is not routed (host routing on)."""
+    return LbListenerDefaultAction(
+        type="fixed-response",
+        fixed_response=LbListenerDefaultActionFixedResponse(
+            content_type="application/json", message_body=UNKNOWN_HOST_BODY, status_code=UNKNOWN_HOST_STATUS
+        ),
+    )
 
 
 class Edge(Construct):
@@ -81,42 +178,112 @@ class Edge(Construct):
         construct_id: str,
         *,
         edge: EdgeSettings,
+        allowed_cidrs: list[str],
         context: StackContext,
         network: NetworkOutputs,
         jwt: JwtIssuer,
         waf_log_group_arn: str | None,
     ) -> None:
+        """``allowed_cidrs``: what the listeners admit, resolved from the settings
+        (``EnvironmentSettings.load_balancer_cidrs``)."""
         super().__init__(scope, construct_id)
         prefix = context.prefix
-        alb_sg_id = SecurityGroup(
+        # Construct ids and names of the load balancer's own resources: the
+        # ALB keeps those it always had; an NLB's are its own, so switching
+        # type replaces the load balancer rather than mutating it.
+        kind = "nlb" if edge.load_balancer_type == "network" else "alb"
+        scheme = "Internal" if edge.internal else "Internet-facing"
+        lb_sg_id = SecurityGroup(
             self,
-            "alb-sg",
-            name=f"{prefix}-alb",
-            description="Internet-facing load balancer: listener ports from allowed CIDRs only",
+            f"{kind}-sg",
+            name=f"{prefix}-{kind}",
+            description=f"{scheme} load balancer: listener ports from allowed CIDRs only",
             vpc_id=network.vpc_id,
-            tags={"Name": f"{prefix}-alb"},
+            tags={"Name": f"{prefix}-{kind}"},
         ).id
-        for port in (80, 443) if edge.https else (80,):
+        for port in listener_ports(edge):
             allow_cidrs(
                 self,
-                f"alb-from-clients-{port}",
-                security_group_id=alb_sg_id,
-                cidrs=edge.allowed_cidrs,
+                f"{kind}-from-clients-{port}",
+                security_group_id=lb_sg_id,
+                cidrs=allowed_cidrs,
                 port=port,
                 description=f"clients on {port}",
             )
+        # Internal: only the private subnets, which have no route from the internet.
+        subnets = network.private_subnet_ids if edge.internal else network.public_subnet_ids
+        logs = self._access_logs(edge, context)
+        if kind == "nlb":
+            lb, target_group, listeners = self._network(prefix, edge, context, network, lb_sg_id, subnets, logs)
+        else:
+            lb, target_group, listeners = self._application(
+                prefix, edge, context, network, lb_sg_id, subnets, logs, jwt
+            )
+            if edge.enable_waf:
+                if waf_log_group_arn is None:
+                    raise ValueError("WAF is enabled but observability created no WAF log group")
+                self._web_acl(prefix, edge, lb.arn, waf_log_group_arn)
+
+        dns_name = lb.dns_name
+        self.outputs = EdgeOutputs(
+            load_balancer_type=edge.load_balancer_type,
+            load_balancer_arn=lb.arn,
+            load_balancer_arn_suffix=lb.arn_suffix,
+            load_balancer_dns_name=dns_name,
+            load_balancer_security_group_id=lb_sg_id,
+            target_group_arn=target_group.arn,
+            target_group_arn_suffix=target_group.arn_suffix,
+            base_url=f"{'https' if edge.https else 'http'}://{edge.gateway_host or dns_name}",
+            access_logs_bucket=logs.bucket_name,
+            listeners=listeners,
+        )
+
+    def _access_logs(self, edge: EdgeSettings, context: StackContext) -> AccessLogDestination:
+        """The given bucket, or one this stack creates (modules/access_logs.py)."""
+        settings = edge.access_logs
+        if not settings.enabled:
+            return AccessLogDestination(None, "", [])
+        wait_for: list[ITerraformDependable] = []
+        bucket_name = settings.bucket
+        if not bucket_name:
+            bucket = AccessLogBucket(
+                self,
+                "access-logs",
+                load_balancer_type=edge.load_balancer_type,
+                prefix=settings.prefix,
+                expiration_days=settings.expiration_days,
+                context=context,
+            )
+            bucket_name, wait_for = bucket.name, [bucket.policy]
+        config = LbAccessLogs(bucket=bucket_name, prefix=settings.prefix or None, enabled=True)
+        return AccessLogDestination(config, bucket_name, wait_for)
+
+    def _application(
+        self,
+        prefix: str,
+        edge: EdgeSettings,
+        context: StackContext,
+        network: NetworkOutputs,
+        security_group_id: str,
+        subnets: list[str],
+        logs: AccessLogDestination,
+        jwt: JwtIssuer,
+    ) -> tuple[Lb, LbTargetGroup, list[ITerraformDependable]]:
+        """The ALB, its HTTP target group and listeners (HTTP, HTTPS, host rules)."""
         alb = Lb(
             self,
             "alb",
             name=f"{prefix}-alb",
-            internal=False,
+            internal=edge.internal,
             load_balancer_type="application",
-            security_groups=[alb_sg_id],
-            subnets=network.public_subnet_ids,
+            security_groups=[security_group_id],
+            subnets=subnets,
             drop_invalid_header_fields=True,
             enable_deletion_protection=context.deletion_protection,
             # LLM responses stream for minutes; the default 60 s would cut them.
             idle_timeout=ALB_IDLE_TIMEOUT_SECONDS,
+            access_logs=logs.config,
+            depends_on=logs.wait_for or None,
         )
         target_group = LbTargetGroup(
             self,
@@ -128,72 +295,115 @@ class Edge(Construct):
             target_type="ip",
             vpc_id=network.vpc_id,
             deregistration_delay="60",
-            health_check=LbTargetGroupHealthCheck(
-                enabled=True,
-                # Proxied to the gateway: healthy only when both answer.
-                path=HEALTH_PATH,
-                port="traffic-port",
-                protocol="HTTP",
-                matcher="200",
-                interval=15,
-                timeout=5,
-                healthy_threshold=2,
-                unhealthy_threshold=3,
-            ),
+            health_check=proxy_health_check(),
         )
-        alb_arn, target_group_arn, dns_name = alb.arn, target_group.arn, alb.dns_name
-        listeners = [self._http_listener(edge, alb_arn, target_group_arn)]
+        alb_arn, target_group_arn = alb.arn, target_group.arn
+        # Role -> hostname of each host-routed service (only the gateway for now).
+        routes = {"gateway": edge.gateway_host} if edge.gateway_host else {}
+        forward = forward_actions(edge, target_group_arn, jwt)
+        serving = self._http_listener(edge, alb_arn, forward, routed=bool(routes))
+        listeners: list[ITerraformDependable] = [serving]
         if edge.https:
-            listeners.append(self._https_listener(edge, alb_arn, target_group_arn, jwt))
-        if edge.enable_waf:
-            if waf_log_group_arn is None:
-                raise ValueError("WAF is enabled but observability created no WAF log group")
-            self._web_acl(prefix, edge, alb_arn, waf_log_group_arn)
+            serving = self._https_listener(edge, alb_arn, forward, routed=bool(routes))
+            listeners.append(serving)
+        serving_arn = serving.arn
+        for role, host in routes.items():
+            listeners.append(
+                LbListenerRule(
+                    self,
+                    f"host-{role}",
+                    listener_arn=serving_arn,
+                    priority=HOST_RULE_PRIORITIES[role],
+                    condition=[LbListenerRuleCondition(host_header=LbListenerRuleConditionHostHeader(values=[host]))],
+                    action=[LbListenerRuleAction(**action) for action in forward],
+                )
+            )
+        return alb, target_group, listeners
 
-        self.outputs = EdgeOutputs(
-            load_balancer_arn=alb_arn,
-            load_balancer_arn_suffix=alb.arn_suffix,
-            load_balancer_dns_name=dns_name,
-            load_balancer_security_group_id=alb_sg_id,
-            target_group_arn=target_group_arn,
-            target_group_arn_suffix=target_group.arn_suffix,
-            base_url=f"{'https' if edge.https else 'http'}://{dns_name}",
-            listeners=listeners,
+    def _network(
+        self,
+        prefix: str,
+        edge: EdgeSettings,
+        context: StackContext,
+        network: NetworkOutputs,
+        security_group_id: str,
+        subnets: list[str],
+        logs: AccessLogDestination,
+    ) -> tuple[Lb, LbTargetGroup, list[ITerraformDependable]]:
+        """The NLB, its TCP target group and its one listener: TLS on 443 with a
+        certificate (TLS ends at the NLB), else plain TCP on 80 (development).
+        No port-80 listener beside TLS: an NLB cannot redirect, it would only
+        carry plaintext."""
+        nlb = Lb(
+            self,
+            "nlb",
+            name=f"{prefix}-nlb",
+            internal=edge.internal,
+            load_balancer_type="network",
+            # Security groups on an NLB (since 2023) let the tasks admit the
+            # load balancer by group, as behind the ALB. An NLB created without
+            # them cannot get them later; this one always has one.
+            security_groups=[security_group_id],
+            subnets=subnets,
+            enable_cross_zone_load_balancing=NLB_CROSS_ZONE,
+            enable_deletion_protection=context.deletion_protection,
+            access_logs=logs.config,
+            depends_on=logs.wait_for or None,
         )
-
-    def _http_listener(self, edge: EdgeSettings, alb_arn: str, target_group_arn: str) -> LbListener:
+        target_group = LbTargetGroup(
+            self,
+            "gateway-tcp-tg",
+            name=f"{prefix}-gw-tcp",
+            port=PROXY_PORT,
+            protocol="TCP",
+            target_type="ip",
+            vpc_id=network.vpc_id,
+            deregistration_delay="60",
+            # The proxy sees the NLB's addresses, as it sees the ALB's (the NLB
+            # access log has the clients'). The tasks admit the NLB's security
+            # group either way (AWS honours the reference with preservation on).
+            preserve_client_ip="false",
+            # An HTTP check through the proxy, as behind the ALB.
+            health_check=proxy_health_check(),
+        )
+        forward = [LbListenerDefaultAction(type="forward", target_group_arn=target_group.arn)]
         if edge.https:
-            action = LbListenerDefaultAction(
-                type="redirect",
-                redirect=LbListenerDefaultActionRedirect(port="443", protocol="HTTPS", status_code="HTTP_301"),
+            listener = LbListener(
+                self,
+                "tls-listener",
+                load_balancer_arn=nlb.arn,
+                port=443,
+                protocol="TLS",
+                ssl_policy=TLS_POLICY,
+                certificate_arn=edge.certificate_arn,
+                # No ALPN: the proxy speaks HTTP/1.1 behind the NLB, so clients must not negotiate h2.
+                default_action=forward,
             )
         else:
-            action = LbListenerDefaultAction(type="forward", target_group_arn=target_group_arn)
-        return LbListener(
-            self, "http-listener", load_balancer_arn=alb_arn, port=80, protocol="HTTP", default_action=[action]
-        )
+            listener = LbListener(
+                self, "tcp-listener", load_balancer_arn=nlb.arn, port=80, protocol="TCP", default_action=forward
+            )
+        return nlb, target_group, [listener]
 
-    def _https_listener(self, edge: EdgeSettings, alb_arn: str, target_group_arn: str, jwt: JwtIssuer) -> LbListener:
-        actions = [LbListenerDefaultAction(type="forward", target_group_arn=target_group_arn)]
-        if edge.enable_jwt_auth:
-            # Native ALB JWT validation (hashicorp/aws >= 6.22): signature
-            # against the pool's JWKS, iss/exp/nbf/iat, and the invoke scope.
+    def _http_listener(
+        self, edge: EdgeSettings, alb_arn: str, forward: list[dict[str, Any]], *, routed: bool
+    ) -> LbListener:
+        if edge.https:
             actions = [
                 LbListenerDefaultAction(
-                    type="jwt-validation",
-                    order=1,
-                    jwt_validation=LbListenerDefaultActionJwtValidation(
-                        issuer=jwt.issuer,
-                        jwks_endpoint=jwt.jwks_endpoint,
-                        additional_claim=[
-                            LbListenerDefaultActionJwtValidationAdditionalClaim(
-                                name="scope", format="space-separated-values", values=[jwt.required_scope]
-                            )
-                        ],
-                    ),
-                ),
-                LbListenerDefaultAction(type="forward", order=2, target_group_arn=target_group_arn),
+                    type="redirect",
+                    redirect=LbListenerDefaultActionRedirect(port="443", protocol="HTTPS", status_code="HTTP_301"),
+                )
             ]
+        else:
+            actions = [unknown_host_action()] if routed else [LbListenerDefaultAction(**a) for a in forward]
+        return LbListener(
+            self, "http-listener", load_balancer_arn=alb_arn, port=80, protocol="HTTP", default_action=actions
+        )
+
+    def _https_listener(
+        self, edge: EdgeSettings, alb_arn: str, forward: list[dict[str, Any]], *, routed: bool
+    ) -> LbListener:
         return LbListener(
             self,
             "https-listener",
@@ -202,7 +412,7 @@ class Edge(Construct):
             protocol="HTTPS",
             ssl_policy=TLS_POLICY,
             certificate_arn=edge.certificate_arn,
-            default_action=actions,
+            default_action=[unknown_host_action()] if routed else [LbListenerDefaultAction(**a) for a in forward],
         )
 
     def _web_acl(self, prefix: str, edge: EdgeSettings, alb_arn: str, log_group_arn: str) -> None:

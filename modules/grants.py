@@ -201,3 +201,60 @@ def grant_metrics_in_namespace(namespace: str) -> Statement:
         "Resource": "*",
         "Condition": {"StringEquals": {"cloudwatch:namespace": namespace}},
     }
+
+
+def deny_insecure_transport(bucket_arn: str) -> Statement:
+    """A bucket policy statement refusing every request made without TLS."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+def grant_alb_log_delivery(log_objects_arn: str, *, delivery_principal: dict[str, str]) -> Statement:
+    """Let an ALB's log delivery put objects under ``log_objects_arn``
+    (``<bucket>/<prefix>/AWSLogs/<account>/*``), exactly as the ALB guide's bucket
+    policy has it: the regional Elastic Load Balancing account or the log
+    delivery service principal (``delivery_principal``), no conditions."""
+    return {"Sid": "AlbLogDelivery", "Effect": "Allow", "Principal": delivery_principal,
+            "Action": "s3:PutObject", "Resource": log_objects_arn}  # fmt: skip
+
+
+def grant_nlb_log_delivery(
+    bucket_arn: str, log_objects_arn: str, *, account_id: str, region: str, partition: str
+) -> list[Statement]:
+    """Let an NLB's log delivery (CloudWatch Logs' vended-log service) check the
+    bucket's ACL and put objects under ``log_objects_arn``, only for deliveries
+    of this account and region, as the NLB guide's bucket policy has it."""
+    source = {
+        "StringEquals": {"aws:SourceAccount": account_id},
+        "ArnLike": {"aws:SourceArn": f"arn:{partition}:logs:{region}:{account_id}:*"},
+    }
+    return [
+        {"Sid": "NlbLogDeliveryAclCheck", "Effect": "Allow", "Principal": {"Service": "delivery.logs.amazonaws.com"},
+         "Action": "s3:GetBucketAcl", "Resource": bucket_arn, "Condition": source},
+        {"Sid": "NlbLogDeliveryWrite", "Effect": "Allow", "Principal": {"Service": "delivery.logs.amazonaws.com"},
+         "Action": "s3:PutObject", "Resource": log_objects_arn,
+         "Condition": {**source, "StringEquals": {**source["StringEquals"],
+                                                  "s3:x-amz-acl": "bucket-owner-full-control"}}},
+    ]  # fmt: skip
+
+
+def grant_log_delivery_key_use(*, account_id: str, region: str, partition: str) -> Statement:
+    """Key policy statement: CloudWatch Logs' vended-log delivery (which writes
+    NLB access logs) may encrypt with the key, only for this account and region."""
+    return {
+        "Sid": "LogDeliveryEncryptsAccessLogs",
+        "Effect": "Allow",
+        "Principal": {"Service": "delivery.logs.amazonaws.com"},
+        "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+        "Resource": "*",
+        "Condition": {
+            "StringEquals": {"aws:SourceAccount": account_id},
+            "ArnLike": {"aws:SourceArn": f"arn:{partition}:logs:{region}:{account_id}:*"},
+        },
+    }

@@ -1,5 +1,10 @@
 """Monitoring: the dashboard (modules/dashboard.py) and the alarms on the
-load balancer and the service. Built last: it watches everything else."""
+load balancer and the service. Built last: it watches everything else.
+
+Behind an ALB: 5xx rate, unhealthy targets, p99 latency, running tasks.
+Behind an NLB, which publishes no HTTP metrics, the 5xx-rate and latency
+alarms are not built (settings refuse their thresholds); unhealthy targets
+(AWS/NetworkELB) and running tasks remain."""
 
 from __future__ import annotations
 
@@ -14,9 +19,9 @@ from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import (
 )
 from constructs import Construct
 
-from aigw.settings import ObservabilitySettings
+from aigw.settings import LoadBalancerType, ObservabilitySettings
 from modules.context import StackContext
-from modules.dashboard import Watched, dashboard_body
+from modules.dashboard import Watched, dashboard_body, load_balancer_namespace
 from modules.observability import SAVED_QUERIES, ObservabilityOutputs
 
 
@@ -24,6 +29,7 @@ from modules.observability import SAVED_QUERIES, ObservabilityOutputs
 class MonitoredService:
     """What the dashboard and alarms watch, from networking and compute."""
 
+    load_balancer_type: LoadBalancerType
     load_balancer_arn_suffix: str
     target_group_arn_suffix: str
     cluster_name: str
@@ -51,6 +57,7 @@ class Monitoring(Construct):
             Watched(
                 region=context.region,
                 access_log_group=observability.log_group_names["access"],
+                load_balancer_type=watched.load_balancer_type,
                 load_balancer_arn_suffix=watched.load_balancer_arn_suffix,
                 target_group_arn_suffix=watched.target_group_arn_suffix,
                 cluster_name=watched.cluster_name,
@@ -63,68 +70,69 @@ class Monitoring(Construct):
         self.dashboard_name = dashboard.dashboard_name
 
         actions = [observability.alarm_topic_arn]
-        alb_dimensions = {"LoadBalancer": watched.load_balancer_arn_suffix}
+        lb_dimensions = {"LoadBalancer": watched.load_balancer_arn_suffix}
 
         def alb_sum(metric_id: str, name: str) -> CloudwatchMetricAlarmMetricQuery:
             return CloudwatchMetricAlarmMetricQuery(
                 id=metric_id,
                 metric=CloudwatchMetricAlarmMetricQueryMetric(
-                    namespace="AWS/ApplicationELB", metric_name=name, period=300, stat="Sum", dimensions=alb_dimensions
+                    namespace="AWS/ApplicationELB", metric_name=name, period=300, stat="Sum", dimensions=lb_dimensions
                 ),
             )
 
-        CloudwatchMetricAlarm(
-            self,
-            "alarm-5xx-rate",
-            alarm_name=f"{prefix}-alb-5xx-rate",
-            alarm_description=f"More than {settings.alarm_5xx_percent}% of requests answered 5xx over 5 minutes",
-            comparison_operator="GreaterThanThreshold",
-            evaluation_periods=1,
-            threshold=settings.alarm_5xx_percent,
-            treat_missing_data="notBreaching",
-            metric_query=[
-                alb_sum("requests", "RequestCount"),
-                alb_sum("target5xx", "HTTPCode_Target_5XX_Count"),
-                alb_sum("elb5xx", "HTTPCode_ELB_5XX_Count"),
-                CloudwatchMetricAlarmMetricQuery(
-                    id="rate",
-                    expression="100 * (FILL(target5xx, 0) + FILL(elb5xx, 0)) / requests",
-                    label="5xx rate (%)",
-                    return_data=True,
-                ),
-            ],
-            alarm_actions=actions,
-            ok_actions=actions,
-        )
+        if watched.load_balancer_type == "application":
+            CloudwatchMetricAlarm(
+                self,
+                "alarm-5xx-rate",
+                alarm_name=f"{prefix}-alb-5xx-rate",
+                alarm_description=f"More than {settings.alarm_5xx_percent}% of requests answered 5xx over 5 minutes",
+                comparison_operator="GreaterThanThreshold",
+                evaluation_periods=1,
+                threshold=settings.alarm_5xx_percent,
+                treat_missing_data="notBreaching",
+                metric_query=[
+                    alb_sum("requests", "RequestCount"),
+                    alb_sum("target5xx", "HTTPCode_Target_5XX_Count"),
+                    alb_sum("elb5xx", "HTTPCode_ELB_5XX_Count"),
+                    CloudwatchMetricAlarmMetricQuery(
+                        id="rate",
+                        expression="100 * (FILL(target5xx, 0) + FILL(elb5xx, 0)) / requests",
+                        label="5xx rate (%)",
+                        return_data=True,
+                    ),
+                ],
+                alarm_actions=actions,
+                ok_actions=actions,
+            )
+            CloudwatchMetricAlarm(
+                self,
+                "alarm-p99-latency",
+                alarm_name=f"{prefix}-p99-latency",
+                alarm_description=f"p99 target response time above {settings.alarm_p99_latency_seconds} s",
+                namespace="AWS/ApplicationELB",
+                metric_name="TargetResponseTime",
+                dimensions=lb_dimensions,
+                extended_statistic="p99",
+                period=300,
+                evaluation_periods=2,
+                threshold=settings.alarm_p99_latency_seconds,
+                comparison_operator="GreaterThanThreshold",
+                treat_missing_data="notBreaching",
+                alarm_actions=actions,
+                ok_actions=actions,
+            )
         CloudwatchMetricAlarm(
             self,
             "alarm-unhealthy-targets",
             alarm_name=f"{prefix}-unhealthy-targets",
             alarm_description="At least one gateway task fails its load balancer health check",
-            namespace="AWS/ApplicationELB",
+            namespace=load_balancer_namespace(watched.load_balancer_type),
             metric_name="UnHealthyHostCount",
-            dimensions={"TargetGroup": watched.target_group_arn_suffix, **alb_dimensions},
+            dimensions={"TargetGroup": watched.target_group_arn_suffix, **lb_dimensions},
             statistic="Maximum",
             period=60,
             evaluation_periods=3,
             threshold=0,
-            comparison_operator="GreaterThanThreshold",
-            treat_missing_data="notBreaching",
-            alarm_actions=actions,
-            ok_actions=actions,
-        )
-        CloudwatchMetricAlarm(
-            self,
-            "alarm-p99-latency",
-            alarm_name=f"{prefix}-p99-latency",
-            alarm_description=f"p99 target response time above {settings.alarm_p99_latency_seconds} s",
-            namespace="AWS/ApplicationELB",
-            metric_name="TargetResponseTime",
-            dimensions=alb_dimensions,
-            extended_statistic="p99",
-            period=300,
-            evaluation_periods=2,
-            threshold=settings.alarm_p99_latency_seconds,
             comparison_operator="GreaterThanThreshold",
             treat_missing_data="notBreaching",
             alarm_actions=actions,

@@ -118,6 +118,7 @@ class GatewayStack(TerraformStack):
             self,
             "edge",
             edge=settings.edge,
+            allowed_cidrs=settings.load_balancer_cidrs,
             context=context,
             network=network,
             jwt=auth.jwt_issuer,
@@ -141,6 +142,7 @@ class GatewayStack(TerraformStack):
             context=context,
             observability=observability,
             watched=MonitoredService(
+                load_balancer_type=edge.load_balancer_type,
                 load_balancer_arn_suffix=edge.load_balancer_arn_suffix,
                 target_group_arn_suffix=edge.target_group_arn_suffix,
                 cluster_name=compute.cluster_name,

@@ -234,11 +234,26 @@ def bucket_denies_insecure_transport(res: Res, stack: StackDoc) -> Verdict:
     return Verdict.NON_COMPLIANT
 
 
+def _receives_alb_access_logs(bucket: Res, stack: StackDoc) -> bool:
+    """Is ``bucket`` where an application load balancer of the stack writes its access logs?"""
+    refs = {bucket.ref("id"), bucket.ref("bucket")}
+    for balancer in stack.resources("aws_lb"):
+        blocks = _as_list(balancer.body.get("access_logs") or [])
+        logs: dict[str, Any] = blocks[0] if blocks and isinstance(blocks[0], dict) else {}
+        is_alb = balancer.body.get("load_balancer_type", "application") == "application"
+        if is_alb and logs.get("enabled") is True and logs.get("bucket") in refs:
+            return True
+    return False
+
+
 def bucket_customer_key(res: Res, stack: StackDoc) -> Verdict:
     for configuration in _for_bucket(stack, "aws_s3_bucket_server_side_encryption_configuration", res):
         for rule in _as_list(configuration.body.get("rule", [])):
             default = rule.get("apply_server_side_encryption_by_default", {})
             if default.get("sse_algorithm") == "aws:kms" and default.get("kms_master_key_id"):
+                return Verdict.COMPLIANT
+            # ALB access-log delivery supports SSE-S3 only (the ALB guide, modules/access_logs.py).
+            if default.get("sse_algorithm") == "AES256" and _receives_alb_access_logs(res, stack):
                 return Verdict.COMPLIANT
     return Verdict.NON_COMPLIANT
 
@@ -298,7 +313,9 @@ RULES: tuple[Rule, ...] = (
          "Every bucket policy denies aws:SecureTransport = false.", ("aws_s3_bucket",),
          bucket_denies_insecure_transport),
     Rule("AIGW-S3-3", "Bucket not encrypted with a customer key",
-         "Default encryption aws:kms with a customer key.", ("aws_s3_bucket",), bucket_customer_key),
+         "Default encryption aws:kms with a customer key. One exception: the access-log bucket of an "
+         "application load balancer uses SSE-S3 (AES256), the only encryption ALB log delivery supports.",
+         ("aws_s3_bucket",), bucket_customer_key),
 )  # fmt: skip
 
 

@@ -29,6 +29,7 @@ STATEFUL_TYPES: tuple[str, ...] = (
     "aws_ecr_repository",
     "aws_secretsmanager_secret",
     "aws_cloudwatch_log_group",
+    "aws_s3_bucket",
 )
 
 

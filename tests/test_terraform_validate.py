@@ -4,9 +4,15 @@ machine's mirror, else one filled from the registry).
 
 The mirror on this machine image holds hashicorp/aws 5.100.0 only, while the
 stacks target 6.x. Each stack is validated against the mirror's version when
-it uses nothing newer: stacks with ALB JWT validation (a 6.22 feature) are
-validated as the same stack with JWT off, and the JWT listener action itself
-is covered by the typed 6.25 bindings and JSON assertions (test_auth.py)."""
+it uses nothing newer: stacks with ALB JWT validation (a 6.22 feature, on
+the HTTPS listener or, with host routing, on the host rule) are validated as
+the same stack with JWT off, and the JWT action itself is covered by the
+typed 6.25 bindings and JSON assertions (test_auth.py, test_edge_options.py).
+Everything else the edge builds (NLB security groups, TLS listeners, listener
+rules, the access-log bucket's resources) exists in 5.100 and is validated.
+
+Every environment and every example is validated: the list is derived from
+the files, so a new example is validated without touching this file."""
 
 from __future__ import annotations
 
@@ -40,11 +46,20 @@ def validatable(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {e.name: outdir / "stacks" / e.stack_name / "cdk.tf.json" for e in environments}
 
 
+def validated_name(environment: Environment) -> str:
+    return f"{environment.name}-nojwt" if environment.settings.edge.enable_jwt_auth else environment.name
+
+
+# Every environment and example, by the name its validatable variant has.
+VALIDATED: list[str] = [validated_name(e) for e in all_environments()]
+
+
 def test_every_environment_has_a_validatable_variant(validatable: dict[str, Path]) -> None:
-    assert {"dev", "prod-nojwt", "local", "minimal", "staging"} <= set(validatable)
+    assert {"dev", "prod-nojwt", "local", "minimal", "staging"} <= set(VALIDATED)
+    assert set(VALIDATED) == set(validatable)
 
 
-@pytest.mark.parametrize("name", ["dev", "prod-nojwt", "local", "minimal", "staging"])
+@pytest.mark.parametrize("name", VALIDATED)
 def test_terraform_validate_accepts_the_stack(
     validatable: dict[str, Path], tmp_path: Path, name: str, provider_mirror: ProviderMirror
 ) -> None:

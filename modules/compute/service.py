@@ -1,7 +1,8 @@
 """The gateway service: the ECS cluster and its capacity providers, the
 tasks' security group (the key proxy's port from the load balancer only,
 HTTPS out), the service in the private subnets behind the target group, and
-target-tracking autoscaling on CPU and requests per task."""
+target-tracking autoscaling on CPU and, behind an ALB, requests per task (an
+NLB publishes no request count)."""
 
 from __future__ import annotations
 
@@ -163,10 +164,11 @@ class GatewayService(Construct):
             "scale-on-cpu", f"{prefix}-cpu", scaling_target, "ECSServiceAverageCPUUtilization",
             gateway.cpu_target_percent, None,
         )  # fmt: skip
-        self._target_tracking(
-            "scale-on-requests", f"{prefix}-requests", scaling_target, "ALBRequestCountPerTarget",
-            gateway.requests_per_target, f"{edge.load_balancer_arn_suffix}/{edge.target_group_arn_suffix}",
-        )  # fmt: skip
+        if edge.load_balancer_type == "application":
+            self._target_tracking(
+                "scale-on-requests", f"{prefix}-requests", scaling_target, "ALBRequestCountPerTarget",
+                gateway.requests_per_target, f"{edge.load_balancer_arn_suffix}/{edge.target_group_arn_suffix}",
+            )  # fmt: skip
 
     def _target_tracking(
         self,
