@@ -224,6 +224,7 @@ def test_waf_without_a_waf_log_group_is_refused() -> None:
             stack,
             "edge",
             edge=vary(base(), edge={"enable_waf": True}).edge,
+            allowed_cidrs=["10.0.0.0/8"],
             context=context,
             network=network,
             jwt=jwt,

@@ -18,7 +18,8 @@ import pytest
 
 from aigw.environments import Environment
 from aigw.settings import EnvironmentSettings
-from tests.template import Resource, Template
+from security.stackdoc import Res as Resource
+from security.stackdoc import StackDoc as Template
 
 REQUIRED: dict[str, Any] = {
     "region": "us-east-1",
@@ -202,7 +203,7 @@ def test_network_load_balancer_with_a_certificate_has_one_tls13_listener(stacks:
     listener = stack.resource("aws_lb_listener", tls)
     assert stack.count("aws_lb_listener") == 1
     # No ALPN: the key proxy speaks HTTP/1.1, so clients must not negotiate h2.
-    assert "alpn_policy" not in listener.props
+    assert "alpn_policy" not in listener.body
 
 
 def test_network_load_balancer_without_a_certificate_has_one_tcp_listener_on_80(stacks: dict[str, Template]) -> None:
@@ -299,7 +300,7 @@ def statement(stack: Template, sid: str) -> dict[str, Any]:
 
 def test_without_access_logs_nothing_is_logged_and_no_bucket_is_built(stacks: dict[str, Template]) -> None:
     stack = stacks["public-alb"]
-    assert "access_logs" not in stack.resource("aws_lb").props and stack.count("aws_s3_bucket") == 0
+    assert "access_logs" not in stack.resource("aws_lb").body and stack.count("aws_s3_bucket") == 0
     assert stack.outputs["access_logs_bucket"]["value"] == ""
 
 
@@ -397,7 +398,7 @@ def test_alb_logs_to_a_given_bucket_build_no_bucket(stacks: dict[str, Template])
     stack = stacks["alb-given-bucket"]
     lb = stack.resource("aws_lb")
     assert lb["access_logs"] == {"bucket": "org-lb-logs", "prefix": "aigw", "enabled": True}
-    assert "depends_on" not in lb.props and stack.count("aws_s3_bucket") == 0
+    assert "depends_on" not in lb.body and stack.count("aws_s3_bucket") == 0
     assert stack.outputs["access_logs_bucket"]["value"] == "org-lb-logs"
 
 

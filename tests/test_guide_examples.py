@@ -5,7 +5,7 @@ one in test_edge_options.py; these tests guard the translations."""
 
 from __future__ import annotations
 
-from tests.template import Template
+from security.stackdoc import StackDoc as Template
 
 
 def test_guide_minimal_dev_is_an_internal_nlb_serving_tcp_on_80(stacks: dict[str, Template]) -> None:
