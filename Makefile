@@ -112,8 +112,9 @@ lint: setup ## Ruff lint and format check, mypy (strict) over our packages
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-bench: setup bench/.venv-peer/.installed ## Synth benchmark: stock import vs fast path vs the AWS CDK peer
+bench: setup system-deps bench/.venv-peer/.installed ## Benchmarks: synth (stock vs fast vs AWS CDK peer) and the data plane's overhead (wrk)
 	$(PY) -m bench.synth --runs 3
+	$(PY) -m bench.dataplane --rounds 3
 
 bench/.venv-peer/.installed: bench/requirements-peer.txt
 	python3 -m venv bench/.venv-peer

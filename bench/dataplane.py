@@ -1,0 +1,864 @@
+"""Data plane benchmark: ``.venv/bin/python -m bench.dataplane``.
+
+What the data plane (OpenResty + Lua, config/data-plane/) adds in front of the
+gateway, measured against the gateway alone and against the plain nginx key
+proxy it replaced. One run starts, on 127.0.0.1 only:
+
+- a mock OpenAI: a tiny Debian nginx that answers POST /v1/chat/completions at
+  once with a fixed chat.completion (with usage), plus a sink answering 200 to
+  anything (the data plane's OTLP collector, the interceptor's sink);
+- one gateway as tests/gateway_harness.py runs it (environments/prod.toml's
+  synthesized task: Node 20, the npm package, tests/harness/intercept.cjs
+  mapping api.openai.com to the mock, nothing recorded);
+- the baseline: the plain nginx key proxy of commit ff57dce (the last one
+  before the Lua data plane), loaded from git at run time: its
+  modules/key_proxy.py renders prod's configuration, its entrypoint.sh fills
+  the keys (envsubst) and starts nginx with that commit's harness main
+  configuration;
+- the data plane: prod's synthesized task, started with
+  tests.gateway_harness.start_proxy_process (JWT auth on, org keys injected).
+
+Three paths, each POST /v1/chat/completions with x-portkey-provider: openai and
+the fixture client JWT: direct (wrk -> gateway -> mock), baseline (wrk -> plain
+nginx -> gateway -> mock) and data plane (wrk -> data plane -> gateway -> mock).
+Per round and scenario the paths run one after the other (A B C, the order
+rotated each round) to spread machine noise; reported values are medians over
+rounds, added latencies and throughput ratios are paired within a round.
+
+Scenarios: latency at concurrency 1 (wrk -t1 -c1) and 64 (-t2 -c64), each run
+long enough for at least MIN_REQUESTS requests (raised after the warm-up when
+needed); saturation throughput (-t2 -c128). Every response must be 200: wrk's
+"Non-2xx or 3xx responses" and socket errors, and the proxies' access logs,
+are checked; any failure is printed loudly and the exit status is 2.
+
+Targets: the data plane adds at most 1 ms at p50 and 3 ms at p99 at both
+concurrencies, and keeps at least 90 % of the direct gateway's saturation
+throughput. ``--check`` makes a MISS the exit status (1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from aigw.gateway_task import GATEWAY_CONTAINER
+from aigw.key_proxy import GATEWAY_PORT, PROXY_PORT
+from tests.gateway_fixtures import CLIENT_JWT, ORG_KEYS
+from tests.gateway_harness import (
+    INTERCEPT,
+    SYSTEM_PATH,
+    TaskDefinition,
+    free_port,
+    request,
+    start_proxy_process,
+    system_tools_missing,
+)
+from tests.gateway_runtime import GATEWAY_NODE, GATEWAY_SERVER
+
+ROOT = Path(__file__).resolve().parent.parent
+WRK = Path("/usr/bin/wrk")
+NGINX = "nginx"
+# The last commit with the plain nginx key proxy (git log -- config/key-proxy
+# modules/key_proxy.py; later commits only moved the module to aigw/).
+BASELINE_COMMIT = "ff57dce"
+BASELINE_FILES = (
+    "modules/key_proxy.py",
+    "config/key-proxy/gateway.conf.j2",
+    "config/key-proxy/entrypoint.sh",
+    "tests/harness/nginx.conf",  # that commit's harness main configuration (the image's, paths moved)
+)
+BASELINE_ORG_KEYS = ("openai", "anthropic", "azure")  # environments/prod.toml gateway.provider_keys
+BASELINE_AZURE = ("example-openai", "gpt-4o", "2024-10-21")  # prod.toml [gateway.azure]
+
+ROUTE = "/v1/chat/completions"
+REQUEST_BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}
+REQUEST_HEADERS = {
+    "content-type": "application/json",
+    "x-portkey-provider": "openai",
+    "Authorization": f"Bearer {CLIENT_JWT}",
+}
+MOCK_PROMPT_TOKENS = 9
+MOCK_COMPLETION = {
+    "id": "chatcmpl-bench",
+    "object": "chat.completion",
+    "created": 1767225600,
+    "model": "gpt-4o-mini-2024-07-18",
+    "system_fingerprint": "fp_bench",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello from the benchmark mock.", "refusal": None},
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {"prompt_tokens": MOCK_PROMPT_TOKENS, "completion_tokens": 7, "total_tokens": 16},
+}
+
+MIN_REQUESTS = 2000  # per latency run, for a p99 that rests on at least 20 requests
+MAX_LATENCY_SECONDS = 10.0  # the duration is raised up to this for MIN_REQUESTS (runtime stays < 5 min)
+START_TIMEOUT_SECONDS = 30
+# wrk leaves a request slower than this out of the latency histogram and counts it as a
+# socket error (timeout): generous, so a slow answer under overload still counts in p99.
+WRK_TIMEOUT = "60s"
+STOP_TIMEOUT_SECONDS = 10
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+TARGET_ADDED_P50_MS = 1.0
+TARGET_ADDED_P99_MS = 3.0
+TARGET_THROUGHPUT_RATIO = 0.90
+OTHER_LOAD_WARNING = 0.2  # cores used by processes not part of the benchmark
+
+
+@dataclass(frozen=True)
+class Chain:
+    key: str
+    label: str
+
+
+DIRECT = Chain("direct", "direct (wrk -> gateway)")
+BASELINE = Chain("baseline", f"baseline (plain nginx, {BASELINE_COMMIT})")
+DATAPLANE = Chain("dataplane", "data plane (nginx + ngx_lua)")
+PATHS = (DIRECT, BASELINE, DATAPLANE)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    threads: int
+    connections: int
+    seconds: float
+    latency: bool  # p50/p99 targets apply (else: throughput)
+
+    @property
+    def title(self) -> str:
+        kind = "latency" if self.latency else "saturation"
+        return f"{kind} at c={self.connections} (wrk -t{self.threads} -c{self.connections}, {self.seconds:g} s per run)"
+
+
+@dataclass
+class Run:
+    requests: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    socket_errors: int
+    cpu: dict[str, float]  # CPU seconds during the run, per process group
+    problems: list[str] = field(default_factory=list)
+
+    def cpu_us_per_request(self, group: str) -> float:
+        return self.cpu.get(group, 0.0) / max(self.requests, 1) * 1e6
+
+
+# --------------------------------------------------------------- processes
+
+
+def _tree(pid: int) -> list[int]:
+    pids, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        pids.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as handle:
+                    stack += [int(child) for child in handle.read().split()]
+        except OSError:
+            continue
+    return pids
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children (nginx: master and workers)."""
+    total = 0
+    for member in _tree(pid):
+        try:
+            with open(f"/proc/{member}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def _rss_mib(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], what: str, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{_tail(log)}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
+            if resp.status == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not answer {url} within {START_TIMEOUT_SECONDS} s:\n{_tail(log)}")
+
+
+def _tail(log: Path, size: int = 3000) -> str:
+    try:
+        return log.read_text(errors="replace")[-size:]
+    except OSError:
+        return f"({log} unreadable)"
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+
+
+@dataclass
+class Service:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    access_log: Path | None = None  # JSON access lines (the proxies)
+    access_offset: int = 0
+
+
+class Processes:
+    """Everything started here; stopped in reverse order."""
+
+    def __init__(self) -> None:
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def popen(self, command: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        process: subprocess.Popen[bytes] = subprocess.Popen(list(command), **kwargs)
+        self.started.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in reversed(self.started):
+            with contextlib.suppress(Exception):
+                _stop(process)
+
+
+def _nginx_user() -> str:
+    # A root master needs a worker user that exists here (as the harness does).
+    return "user root;" if os.geteuid() == 0 else ""
+
+
+def _nginx_temp_paths(home: Path) -> str:
+    return "\n".join(
+        f"    {kind}_temp_path {home}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+
+
+def start_mock(processes: Processes, home: Path) -> tuple[Service, Service]:
+    """The mock OpenAI and the sink, one nginx worker: answering must cost next to nothing."""
+    home.mkdir(parents=True)
+    mock_port, sink_port = free_port(), free_port()
+    completion = json.dumps(MOCK_COMPLETION, separators=(",", ":"))
+    if "'" in completion or "$" in completion or "\\" in completion:
+        raise RuntimeError("the mock completion cannot be an nginx single-quoted string")
+    conf = f"""{_nginx_user()}
+worker_processes 1;
+error_log {home}/error.log warn;
+pid {home}/nginx.pid;
+events {{
+    worker_connections 4096;
+}}
+http {{
+    access_log off;
+{_nginx_temp_paths(home)}
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    default_type application/json;
+    server {{
+        listen 127.0.0.1:{mock_port};
+        location = {ROUTE} {{
+            return 200 '{completion}';
+        }}
+        location / {{
+            return 404 '{{"error":{{"message":"not mocked","type":"invalid_request_error"}}}}';
+        }}
+    }}
+    server {{
+        listen 127.0.0.1:{sink_port};
+        location / {{
+            return 200 '{{}}';
+        }}
+    }}
+}}
+"""
+    (home / "nginx.conf").write_text(conf)
+    log = home / "stderr.log"
+    process = processes.popen(
+        [NGINX, "-p", f"{home}/", "-c", str(home / "nginx.conf"), "-g", "daemon off;"],
+        env={"PATH": SYSTEM_PATH},
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )
+    _wait_ready(f"http://127.0.0.1:{mock_port}{ROUTE}", process, "the mock OpenAI (nginx)", log)
+    _wait_ready(f"http://127.0.0.1:{sink_port}/", process, "the sink (nginx)", log)
+    return Service("mock", process, mock_port, log), Service("sink", process, sink_port, log)
+
+
+def start_gateway(processes: Processes, home: Path, task: TaskDefinition, mock: Service, sink: Service) -> Service:
+    """The gateway as tests/gateway_harness.py runs it, without the interception log."""
+    for path in (GATEWAY_SERVER, GATEWAY_NODE, INTERCEPT):
+        if not path.exists():
+            raise RuntimeError(f"{path} is missing: run `make setup` (npm ci installs the gateway and Node 20)")
+    home.mkdir(parents=True)
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        **task.environment(GATEWAY_CONTAINER),
+        "AIGW_INTERCEPT_MAP": json.dumps({"api.openai.com": f"http://127.0.0.1:{mock.port}"}),
+        "AIGW_INTERCEPT_SINK": f"http://127.0.0.1:{sink.port}",
+        # AIGW_INTERCEPT_LOG unset: intercept.cjs records nothing (no synchronous write per request).
+    }
+    log = home / "gateway.log"
+    command = [str(GATEWAY_NODE), "--require", str(INTERCEPT), str(GATEWAY_SERVER), f"--port={port}"]
+    process = processes.popen(command, cwd=home, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    _wait_ready(f"http://127.0.0.1:{port}/", process, "the gateway", log)
+    return Service("gateway", process, port, log)
+
+
+def _git_show(commit: str, path: str) -> str:
+    result = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{commit}:{path}"], capture_output=True, text=True, timeout=30
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"git show {commit}:{path} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def _load_module(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class body runs
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop(name, None)
+    return module
+
+
+def baseline_environment(workdir: Path) -> tuple[dict[str, str], str, str]:
+    """The plain nginx key proxy's container environment for prod (as of
+    BASELINE_COMMIT), its start command and its harness main configuration;
+    all loaded from git into workdir with their relative layout."""
+    for path in BASELINE_FILES:
+        target = workdir / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(_git_show(BASELINE_COMMIT, path))
+    # modules/key_proxy.py finds its template at ../config/key-proxy/: the layout above.
+    old: Any = _load_module("bench_baseline_key_proxy", workdir / "modules" / "key_proxy.py")
+    config = old.ProxyConfig(org_keys=BASELINE_ORG_KEYS, azure=old.AzureTarget(*BASELINE_AZURE))
+    environment: dict[str, str] = old.proxy_environment(config)
+    entrypoint = (workdir / "config" / "key-proxy" / "entrypoint.sh").read_text()
+    main_conf = (workdir / "tests" / "harness" / "nginx.conf").read_text()
+    return environment, entrypoint, main_conf
+
+
+def start_baseline(processes: Processes, home: Path, gateway: Service) -> Service:
+    environment, entrypoint, main_conf = baseline_environment(home / "git")
+    port = free_port()
+    template = environment["AIGW_PROXY_TEMPLATE"]
+    listen, upstream = f"listen {PROXY_PORT};", f"server 127.0.0.1:{GATEWAY_PORT};"
+    if template.count(listen) != 1 or template.count(upstream) != 1:
+        raise RuntimeError("the baseline template does not have exactly one listen and one upstream line")
+    environment["AIGW_PROXY_TEMPLATE"] = template.replace(listen, f"listen 127.0.0.1:{port};").replace(
+        upstream, f"server 127.0.0.1:{gateway.port};"
+    )
+    run = home / "run"
+    (run / "conf.d").mkdir(parents=True)
+    (run / "nginx.conf").write_text(main_conf.replace("@HOME@", str(run)).replace("@USER@", _nginx_user()))
+    env = {
+        "PATH": SYSTEM_PATH,
+        **environment,
+        **{name: ORG_KEYS[name] for name in environment["AIGW_KEY_VARIABLES"].split()},
+        "AIGW_PROXY_CONF": str(run / "conf.d" / "default.conf"),
+        "AIGW_NGINX_ARGS": f"-p {run} -c {run / 'nginx.conf'}",
+    }
+    log = run / "stderr.log"
+    process = processes.popen(
+        ["/bin/sh", "-c", entrypoint], env=env, stdout=(run / "stdout.log").open("wb"), stderr=log.open("wb")
+    )
+    _wait_ready(f"http://127.0.0.1:{port}/health", process, "the baseline key proxy", log)
+    if ORG_KEYS["OPENAI_API_KEY"] not in (run / "conf.d" / "default.conf").read_text():
+        raise RuntimeError("the baseline's entrypoint did not fill the org keys into its configuration")
+    # From here on nginx logs its errors (a 502's cause) to the main configuration's error.log.
+    return Service("baseline", process, port, run / "error.log", access_log=run / "stdout.log")
+
+
+def start_dataplane(processes: Processes, home: Path, task: TaskDefinition, gateway: Service, sink: Service) -> Service:
+    process, port = start_proxy_process(task, ORG_KEYS, home, gateway.port, otlp_port=sink.port)
+    processes.started.append(process)
+    _wait_ready(f"http://127.0.0.1:{port}/health", process, "the data plane", home / "stderr.log")
+    return Service("dataplane", process, port, home / "stderr.log", access_log=home / "stdout.log")
+
+
+def synthesize_prod(outdir: Path) -> TaskDefinition:
+    """environments/prod.toml's task definition, synthesized as the tests do."""
+    import aigw.fast_import
+
+    # Before cdktf is imported: its jsii runtime starts then (bench/synth.py sets the same).
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    aigw.fast_import.install()
+    from aigw.environments import load_environments
+    from modules.stack import synthesize
+
+    (prod,) = [e for e in load_environments() if e.name == "prod"]
+    synthesize([prod], outdir)
+    return TaskDefinition.from_stack(outdir / "stacks" / prod.stack_name / "cdk.tf.json")
+
+
+# --------------------------------------------------------------------- wrk
+
+
+def _lua_long_string(text: str) -> str:
+    if "]==]" in text:
+        raise ValueError("cannot quote this text as a Lua long string")
+    return f"[==[{text}]==]"
+
+
+def write_wrk_script(path: Path) -> None:
+    lines = [
+        "-- Generated by bench/dataplane.py: one POST per request, no per-response Lua (wrk stays cheap).",
+        'wrk.method = "POST"',
+        f"wrk.body = {_lua_long_string(json.dumps(REQUEST_BODY, separators=(',', ':')))}",
+        # The spaces matter: "[[" would open a long string.
+        *(f"wrk.headers[ {_lua_long_string(k)} ] = {_lua_long_string(v)}" for k, v in REQUEST_HEADERS.items()),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+_UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+_PERCENTILE = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s|m|h)\s*$", re.MULTILINE)
+_REQUESTS = re.compile(r"^\s*(\d+) requests in ([\d.]+)(us|ms|s|m|h)", re.MULTILINE)
+_RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
+_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+_SOCKET = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+
+
+def parse_wrk(output: str) -> tuple[int, float, float, float, float, int, int]:
+    """requests, seconds, requests/s, p50 ms, p99 ms, non-2xx/3xx responses, socket errors."""
+    percentiles = {m[1]: float(m[2]) * _UNITS_MS[m[3]] for m in _PERCENTILE.finditer(output)}
+    count, rps = _REQUESTS.search(output), _RPS.search(output)
+    if count is None or rps is None or set(percentiles) != {"50", "99"}:
+        raise RuntimeError(f"unexpected wrk output:\n{output}")
+    non_2xx = _NON_2XX.search(output)
+    sockets = _SOCKET.search(output)
+    return (
+        int(count[1]),
+        float(count[2]) * _UNITS_MS[count[3]] / 1e3,
+        float(rps[1]),
+        percentiles["50"],
+        percentiles["99"],
+        int(non_2xx[1]) if non_2xx else 0,
+        sum(int(n) for n in sockets.groups()) if sockets else 0,
+    )
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds all processes on the machine have used (/proc/stat)."""
+    with open("/proc/stat") as handle:
+        fields = [int(n) for n in handle.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+@dataclass
+class Bench:
+    """The running services and how to measure one wrk run against one of them."""
+
+    services: dict[str, Service]
+    script: Path
+
+    def cpu_readers(self, chain: Chain) -> dict[str, Callable[[], float]]:
+        gateway, mock = self.services[DIRECT.key].process.pid, self.services["mock"].process.pid
+        readers: dict[str, Callable[[], float]] = {
+            "gateway": lambda: _cpu_seconds(gateway),
+            "mock": lambda: _cpu_seconds(mock),
+        }
+        if chain is not DIRECT:
+            proxy = self.services[chain.key].process.pid
+            readers["proxy"] = lambda: _cpu_seconds(proxy)
+        return readers
+
+    def run(self, chain: Chain, threads: int, connections: int, seconds: float) -> Run:
+        service = self.services[chain.key]
+        url = f"http://127.0.0.1:{service.port}{ROUTE}"
+        command = [str(WRK), f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
+        command += [f"--timeout={WRK_TIMEOUT}", "-s", str(self.script), url]
+        readers = self.cpu_readers(chain)
+        before = {name: read() for name, read in readers.items()}
+        wrk_before, machine_before = _children_cpu(), _machine_busy_seconds()
+        result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120, check=False)
+        cpu = {name: read() - before[name] for name, read in readers.items()}
+        cpu["wrk"] = _children_cpu() - wrk_before
+        cpu["other"] = max(0.0, _machine_busy_seconds() - machine_before - sum(cpu.values()))
+        if result.returncode != 0 or result.stderr.strip():
+            # wrk reports an error in its Lua script on stderr, then runs anyway (GET, no body).
+            raise RuntimeError(f"wrk failed ({result.returncode}): {result.stderr}\n{result.stdout}")
+        requests, elapsed, rps, p50, p99, non_2xx, socket_errors = parse_wrk(result.stdout)
+        run = Run(requests, elapsed, rps, p50, p99, non_2xx, socket_errors, cpu)
+        if non_2xx:
+            run.problems.append(f"{non_2xx} responses were not 2xx/3xx (wrk)")
+        if socket_errors:
+            errors = _SOCKET.search(result.stdout)
+            run.problems.append(f"{errors[0] if errors else 'socket errors'} (wrk)")
+        run.problems += check_access_log(service)
+        return run
+
+
+def check_access_log(service: Service) -> list[str]:
+    """Statuses in the proxy's JSON access log since the last check: anything
+    but 200 is a problem, except 499 (wrk closing its connections at the end
+    of a run, with requests in flight). The data plane's lines must also carry
+    the token usage it read out of the answer."""
+    if service.access_log is None:
+        return []
+    time.sleep(0.2)  # let nginx log the requests wrk cut off
+    with service.access_log.open("rb") as handle:
+        handle.seek(service.access_offset)
+        data = handle.read()
+    complete = data[: data.rfind(b"\n") + 1]
+    service.access_offset += len(complete)
+    statuses: dict[int, int] = {}
+    no_usage = 0
+    for line in complete.splitlines():
+        if not line.startswith(b"{"):
+            continue
+        entry = json.loads(line)
+        statuses[entry["status"]] = statuses.get(entry["status"], 0) + 1
+        if service.name == "dataplane" and entry["status"] == 200 and entry.get("input_tokens") != MOCK_PROMPT_TOKENS:
+            no_usage += 1
+    problems = []
+    bad = {status: n for status, n in statuses.items() if status not in (200, 499)}
+    if bad:
+        problems.append(f"access log statuses other than 200: {bad}")
+    if not statuses.get(200):
+        problems.append("no 200 in the access log")
+    if no_usage:
+        problems.append(f"{no_usage} access lines without the answer's token usage")
+    return problems
+
+
+def preflight(services: Mapping[str, Service]) -> None:
+    """One request per path before measuring: 200 and the mock's completion."""
+    body = json.dumps(REQUEST_BODY).encode()
+    for name, service in services.items():
+        response = request(f"http://127.0.0.1:{service.port}{ROUTE}", body, REQUEST_HEADERS)
+        if response.status != 200:
+            raise RuntimeError(f"{name}: preflight request answered {response.status}: {response.body[:500]!r}")
+        answer = response.json()
+        if (
+            answer.get("object") != "chat.completion"
+            or answer.get("usage", {}).get("prompt_tokens") != MOCK_PROMPT_TOKENS
+        ):
+            raise RuntimeError(f"{name}: preflight answer is not the mock's completion: {answer}")
+        problems = check_access_log(service)
+        if problems:
+            raise RuntimeError(f"{name}: preflight access log: {'; '.join(problems)}")
+
+
+# ------------------------------------------------------------------ report
+
+
+def _median(values: Iterator[float] | list[float]) -> float:
+    return float(statistics.median(list(values)))
+
+
+@dataclass
+class Results:
+    runs: dict[tuple[str, str], list[Run]] = field(default_factory=dict)
+
+    def add(self, scenario: Scenario, chain: Chain, run: Run) -> None:
+        self.runs.setdefault((scenario.key, chain.key), []).append(run)
+
+    def of(self, scenario: Scenario, chain: Chain) -> list[Run]:
+        return self.runs.get((scenario.key, chain.key), [])
+
+    def added(self, scenario: Scenario, chain: Chain, metric: str) -> float:
+        """Median over rounds of (path - direct), paired within a round (ms)."""
+        pairs = zip(self.of(scenario, chain), self.of(scenario, DIRECT), strict=True)
+        return _median([getattr(run, metric) - getattr(direct, metric) for run, direct in pairs])
+
+    def ratio(self, scenario: Scenario, chain: Chain) -> float:
+        pairs = zip(self.of(scenario, chain), self.of(scenario, DIRECT), strict=True)
+        return _median([run.rps / direct.rps for run, direct in pairs])
+
+
+CPU_GROUPS = ("gateway", "proxy", "mock", "wrk")
+
+
+def print_scenario(results: Results, scenario: Scenario, rounds: int) -> None:
+    print(f"\n{scenario.title}; median of {rounds} round(s)")
+    header = f"  {'path':<34} {'p50 ms':>7} {'p99 ms':>7} {'req/s':>6} {'requests':>9}"
+    header += f" {'+p50 ms':>8} {'+p99 ms':>8} {'vs direct':>9}  CPU us/req: gateway proxy  mock   wrk   busy other"
+    print(header)
+    for chain in PATHS:
+        runs = results.of(scenario, chain)
+        if not runs:
+            continue
+        p50, p99 = _median([r.p50_ms for r in runs]), _median([r.p99_ms for r in runs])
+        rps, fewest = _median([r.rps for r in runs]), min(r.requests for r in runs)
+        short = "!" if scenario.latency and fewest < MIN_REQUESTS else " "
+        row = f"  {chain.label:<34} {p50:>7.2f} {p99:>7.2f} {rps:>6.0f} {fewest:>8d}{short}"
+        if chain is DIRECT:
+            row += f" {'-':>8} {'-':>8} {'100 %':>9}"
+        else:
+            added_p50, added_p99 = results.added(scenario, chain, "p50_ms"), results.added(scenario, chain, "p99_ms")
+            ratio = f"{results.ratio(scenario, chain) * 100:.1f} %"
+            row += f" {added_p50:>+8.2f} {added_p99:>+8.2f} {ratio:>9}"
+        cpu = " ".join(f"{_median([r.cpu_us_per_request(g) for r in runs]):>5.0f}" for g in CPU_GROUPS)
+        ours = _median([sum(v for k, v in r.cpu.items() if k != "other") / r.seconds for r in runs])
+        other = _median([r.cpu.get("other", 0.0) / r.seconds for r in runs])
+        print(f"{row}               {cpu:>23} {ours:>6.2f} {other:>5.2f}")
+
+
+def targets(results: Results, scenarios: Sequence[Scenario]) -> list[tuple[str, bool]]:
+    checks: list[tuple[str, bool]] = []
+    for scenario in scenarios:
+        label = f"c={scenario.connections}"
+        if scenario.latency:
+            for metric, limit in (("p50_ms", TARGET_ADDED_P50_MS), ("p99_ms", TARGET_ADDED_P99_MS)):
+                added = results.added(scenario, DATAPLANE, metric)
+                reference = results.added(scenario, BASELINE, metric)
+                name = metric.removesuffix("_ms")
+                text = (
+                    f"{label}: data plane adds {added:+.2f} ms at {name} (<= {limit:g} ms; baseline {reference:+.2f})"
+                )
+                checks.append((text, added <= limit))
+        else:
+            ratio, reference = results.ratio(scenario, DATAPLANE), results.ratio(scenario, BASELINE)
+            text = (
+                f"{label}: data plane keeps {ratio * 100:.1f} % of the direct throughput "
+                f"(>= {TARGET_THROUGHPUT_RATIO * 100:.0f} %; baseline {reference * 100:.1f} %)"
+            )
+            checks.append((text, ratio >= TARGET_THROUGHPUT_RATIO))
+    return checks
+
+
+# -------------------------------------------------------------------- main
+
+
+def start_services(processes: Processes, workdir: Path) -> Bench:
+    print("synthesizing environments/prod.toml ...", flush=True)
+    task = synthesize_prod(workdir / "synth")
+    mock, sink = start_mock(processes, workdir / "mock")
+    gateway = start_gateway(processes, workdir / "gateway", task, mock, sink)
+    baseline = start_baseline(processes, workdir / "baseline", gateway)
+    dataplane = start_dataplane(processes, workdir / "dataplane", task, gateway, sink)
+    services = {DIRECT.key: gateway, BASELINE.key: baseline, DATAPLANE.key: dataplane}
+    preflight(services)
+    script = workdir / "request.lua"
+    write_wrk_script(script)
+    return Bench({**services, "mock": mock}, script)
+
+
+def warm_up(bench: Bench, args: argparse.Namespace, failures: list[str]) -> tuple[Scenario, ...]:
+    """Warm-up runs (not reported): first the cold gateway (JIT), then every
+    path at c=64 and c=1 (connection pools). The slowest path's rate at c=1
+    and c=64 sets how long a latency run must be for MIN_REQUESTS."""
+    seconds = 1.0 if args.quick else 3.0
+    print(f"warm-up: {seconds:g} s for the cold gateway, then {seconds:g} s per path at c=64 and c=1 ...", flush=True)
+    bench.run(DIRECT, 2, 64, seconds)
+    slowest = {1: float("inf"), 64: float("inf")}
+    for chain in PATHS:
+        for connections, threads in ((64, 2), (1, 1)):
+            run = bench.run(chain, threads, connections, seconds)
+            if run.problems:
+                failures.append(f"warm-up {chain.label} c={connections}: {'; '.join(run.problems)}")
+            slowest[connections] = min(slowest[connections], run.rps)
+    durations = {}
+    for connections, rate in slowest.items():
+        needed = MIN_REQUESTS / rate * 1.25 if rate > 0 else MAX_LATENCY_SECONDS
+        durations[connections] = args.seconds
+        if needed > args.seconds and not args.quick:
+            durations[connections] = min(float(int(needed) + 1), MAX_LATENCY_SECONDS)
+            print(
+                f"  c={connections}: the slowest path did {rate:.0f} req/s in the warm-up: runs raised to "
+                f"{durations[connections]:g} s for >= {MIN_REQUESTS} requests"
+            )
+    return (
+        Scenario("c1", 1, 1, durations[1], latency=True),
+        Scenario("c64", 2, 64, durations[64], latency=True),
+        Scenario("saturation", 2, 128, args.saturation_seconds, latency=False),
+    )
+
+
+def measure(bench: Bench, scenarios: Sequence[Scenario], rounds: int, failures: list[str]) -> Results:
+    """Per round and scenario, every path once; the order rotates each round."""
+    results = Results()
+    started = time.monotonic()
+    for index in range(rounds):
+        order = PATHS[index % len(PATHS) :] + PATHS[: index % len(PATHS)]
+        print(f"round {index + 1}/{rounds} ({time.monotonic() - started:.0f} s into the rounds) ...", flush=True)
+        for scenario in scenarios:
+            for chain in order:
+                run = bench.run(chain, scenario.threads, scenario.connections, scenario.seconds)
+                results.add(scenario, chain, run)
+                status = f"{run.requests:6d} requests, p50 {run.p50_ms:7.2f} ms, p99 {run.p99_ms:7.2f} ms"
+                print(f"  {scenario.key:<10} {chain.key:<9} {run.rps:6.0f} req/s  {status}", flush=True)
+                if run.problems:
+                    problems = "; ".join(run.problems)
+                    failures.append(f"round {index + 1} {scenario.key} {chain.label}: {problems}")
+                    print(f"  !!! NOT ALL 200: {problems}", flush=True)
+    for name, service in bench.services.items():
+        if service.process.poll() is not None:
+            failures.append(f"{name} exited during the benchmark:\n{_tail(service.log)}")
+    return results
+
+
+def print_cpu_bound_estimate(results: Results, saturation: Scenario) -> None:
+    """What the proxies' CPU per request means when the gateway and the proxy
+    share the CPU (an ECS task's vCPUs are shared by all its containers): the
+    direct throughput times gateway / (gateway + proxy), CPU per request, paired
+    per round. Less exposed to scheduling noise than the measured ratio."""
+    direct = results.of(saturation, DIRECT)
+    costs, shares = [f"gateway {_median([r.cpu_us_per_request('gateway') for r in direct]):.0f} us"], []
+    for chain in (BASELINE, DATAPLANE):
+        runs = results.of(saturation, chain)
+        costs.append(f"{chain.key} proxy {_median([r.cpu_us_per_request('proxy') for r in runs]):.0f} us")
+        share = _median(
+            [
+                d.cpu_us_per_request("gateway") / (d.cpu_us_per_request("gateway") + r.cpu_us_per_request("proxy"))
+                for r, d in zip(runs, direct, strict=True)
+            ]
+        )
+        shares.append(f"{chain.key} {share * 100:.1f} %")
+    print(f"CPU-bound estimate. CPU per request at saturation: {', '.join(costs)}.")
+    print("  On one fully busy CPU shared by gateway and proxy (a task's vCPUs are shared by its containers),")
+    print(f"  the proxy would leave {', '.join(shares)} of the direct throughput (OTLP collector not counted).")
+
+
+def report(results: Results, scenarios: Sequence[Scenario], rounds: int, seconds: float) -> list[tuple[str, bool]]:
+    cores = os.cpu_count()
+    print(f"\nresults ({seconds:.0f} s in all)")
+    print(f"  This machine has {cores} cores, shared by wrk, the proxy's nginx workers, the gateway (Node, one")
+    print("  event loop) and the mock: the figures compare the paths, they are not what a task does alone.")
+    print("  +p50/+p99: latency added vs direct; vs direct: throughput ratio (both paired within a round);")
+    print("  requests: fewest in a round ('!': below MIN_REQUESTS); CPU us/req: CPU time of each process")
+    print("  group per completed request; busy: cores those used; other: cores used by other processes.")
+    for scenario in scenarios:
+        print_scenario(results, scenario, rounds)
+    short = [
+        f"{s.key} {c.key}"
+        for s in scenarios
+        for c in PATHS
+        if s.latency and min(r.requests for r in results.of(s, c)) < MIN_REQUESTS
+    ]
+    if short:
+        print(f"\nfewer than {MIN_REQUESTS} requests in a latency run ({', '.join(short)}): raise --seconds")
+    else:
+        print(f"\nevery latency run made at least {MIN_REQUESTS} requests")
+    other = _median([r.cpu.get("other", 0.0) / r.seconds for runs in results.runs.values() for r in runs])
+    if other > OTHER_LOAD_WARNING:
+        print(f"WARNING: other processes kept {other:.2f} cores busy during the runs (median): the figures are noisy")
+    print_cpu_bound_estimate(results, scenarios[-1])
+    checks = targets(results, scenarios)
+    print("targets (data plane vs direct gateway):")
+    for text, met in checks:
+        print(f"  {'PASS' if met else 'MISS'}  {text}")
+    return checks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of A B C runs per scenario (median reported)")
+    parser.add_argument("--seconds", type=float, default=6.0, help="latency run duration (raised for MIN_REQUESTS)")
+    parser.add_argument("--saturation-seconds", type=float, default=10.0, help="saturation run duration")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 round of 2 s runs")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, configurations)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.seconds, args.saturation_seconds = 1, 2.0, 3.0
+    missing = system_tools_missing() + ([] if WRK.exists() else [str(WRK)])
+    if missing:
+        raise SystemExit(f"{', '.join(missing)} not installed: run `make system-deps`")
+
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="aigw-bench-dataplane-"))
+    os.chmod(workdir, 0o755)
+    try:
+        failures: list[str] = []
+        processes = Processes()
+        try:
+            bench = start_services(processes, workdir)
+            gateway_pid = bench.services[DIRECT.key].process.pid
+            rss_started = _rss_mib(gateway_pid)
+            scenarios = warm_up(bench, args, failures)
+            results = measure(bench, scenarios, args.rounds, failures)
+            rss_ended = _rss_mib(gateway_pid)
+        finally:
+            processes.stop_all()
+        checks = report(results, scenarios, args.rounds, time.monotonic() - started)
+        print(f"gateway (Node) resident memory: {rss_started:.0f} MiB after start-up, {rss_ended:.0f} MiB at the end")
+        for chain in (BASELINE, DATAPLANE):
+            lines = _tail(bench.services[chain.key].log, 1_000_000).splitlines()
+            warnings = [line for line in lines if re.search(r"\[(warn|error|crit|alert|emerg)\]", line)]
+            if warnings:
+                print(f"{chain.label}: {len(warnings)} warnings/errors in its nginx log, the last: {warnings[-1]}")
+        if failures:
+            print_failures(failures, bench.services)
+            return 2
+        return 1 if args.check and not all(met for _, met in checks) else 0
+    finally:
+        if args.keep:
+            print(f"logs and configurations kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def print_failures(failures: Sequence[str], services: Mapping[str, Service]) -> None:
+    print("\n" + "!" * 78)
+    print("BENCHMARK FAILED: not every response was 200")
+    for failure in failures:
+        print(f"  {failure}")
+    for name, service in services.items():
+        lines = _tail(service.log, 50_000).splitlines()
+        errors = [line for line in lines if "[error]" in line or "[crit]" in line or "[alert]" in line]
+        if errors:
+            print(f"  last errors in the log of {name}:", *errors[-5:], sep="\n    ")
+    print("!" * 78)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
