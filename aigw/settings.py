@@ -79,6 +79,17 @@ REMOVED_KEYS: dict[str, str] = {
     "(its length is the number of zones; default: the region's first two zones where this project knows them)",
 }
 
+# Autoscaling: the cooldowns this stack has always used, and the request-count
+# target that applies by default wherever a request policy can work.
+SCALE_IN_COOLDOWN_SECONDS = 120
+SCALE_OUT_COOLDOWN_SECONDS = 60
+DEFAULT_REQUESTS_PER_TARGET = 1000
+# [gateway] keys that only mean something with autoscaling on.
+AUTOSCALING_KEYS: tuple[str, ...] = (
+    "min_capacity", "max_capacity", "cpu_target_percent", "memory_target_percent", "requests_per_target",
+    "scale_in_cooldown_seconds", "scale_out_cooldown_seconds",
+)  # fmt: skip
+
 # Valid task sizes on Fargate (CPU units -> allowed memory MiB), per the ECS
 # developer guide's task-size table.
 FARGATE_MEMORY_BY_CPU: dict[int, tuple[int, ...]] = {
@@ -310,14 +321,47 @@ class GatewaySettings(Section):
         512, description="Task CPU units (Fargate sizes). Default: 512."
     )
     memory: int = Field(1024, description="Task memory in MiB; must be valid for `cpu` on Fargate. Default: 1024.")
-    desired_count: int = Field(2, description="Tasks at deploy time. Default: 2.")
-    min_capacity: int = Field(1, description="Autoscaling floor, at least 1. Default: 1.")
-    max_capacity: int = Field(3, description="Autoscaling ceiling, at most 100. Default: 3.")
-    cpu_target_percent: int = Field(
-        70, ge=10, le=95, description="Target average CPU for scaling (10-95). Default: 70."
+    desired_count: int = Field(
+        2,
+        description="Tasks at deploy time, between min_capacity and max_capacity; with autoscaling off, the "
+        "task count. Default: 2.",
     )
-    requests_per_target: int = Field(
-        1000, ge=1, le=100_000, description="Target ALB requests per task per minute for scaling. Default: 1000."
+    enable_autoscaling: bool = Field(
+        True,
+        description="Target-tracking autoscaling of the task count between min_capacity and max_capacity, on CPU "
+        "and, where set, memory and requests per task. Off: the service runs desired_count tasks and the "
+        "scaling keys (min_capacity to scale_out_cooldown_seconds) are refused. Default: true.",
+    )
+    min_capacity: int = Field(1, description="Autoscaling floor, 1 to 100. Default: 1.")
+    max_capacity: int = Field(3, description="Autoscaling ceiling, 1 to 100, at least min_capacity. Default: 3.")
+    cpu_target_percent: int = Field(
+        70, ge=10, le=95, description="Target average CPU utilization of the tasks (10-95). Default: 70."
+    )
+    memory_target_percent: int | None = Field(
+        None,
+        ge=10,
+        le=95,
+        description="Target average memory utilization of the tasks (10-95); set it to add a memory policy. "
+        "Default: none (no memory policy).",
+    )
+    requests_per_target: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="Target load balancer requests per task per minute (ALBRequestCountPerTarget); only with an "
+        "Application Load Balancer. Default: 1000 where it applies, otherwise no request policy.",
+    )
+    scale_in_cooldown_seconds: int = Field(
+        SCALE_IN_COOLDOWN_SECONDS,
+        ge=0,
+        le=3600,
+        description=f"Seconds after a scale-in before the next one (0-3600). Default: {SCALE_IN_COOLDOWN_SECONDS}.",
+    )
+    scale_out_cooldown_seconds: int = Field(
+        SCALE_OUT_COOLDOWN_SECONDS,
+        ge=0,
+        le=3600,
+        description=f"Seconds after a scale-out before the next one (0-3600). Default: {SCALE_OUT_COOLDOWN_SECONDS}.",
     )
     fargate_spot_weight: int = Field(
         0,
@@ -364,12 +408,24 @@ class GatewaySettings(Section):
                 "memory",
                 f"{self.memory} MiB is not a Fargate size for cpu = {self.cpu}; allowed: {_describe_sizes(allowed)}",
             )
-        if not self.min_capacity <= self.desired_count <= self.max_capacity:
+        if not self.enable_autoscaling:
+            for name in AUTOSCALING_KEYS:
+                if name in self.model_fields_set:
+                    yield Problem(name, "autoscaling is off (enable_autoscaling = false); remove this key")
+            return
+        if self.min_capacity > self.max_capacity:
+            yield Problem("max_capacity", f"{self.max_capacity} is below min_capacity ({self.min_capacity}); raise it")
+        elif not self.min_capacity <= self.desired_count <= self.max_capacity:
             yield Problem(
                 "desired_count",
                 f"{self.desired_count} must lie between min_capacity ({self.min_capacity}) "
                 f"and max_capacity ({self.max_capacity})",
             )
+
+    @property
+    def minimum_tasks(self) -> int:
+        """Tasks the service should never run fewer of (the running-tasks alarm's threshold)."""
+        return self.min_capacity if self.enable_autoscaling else self.desired_count
 
 
 def _describe_sizes(sizes: tuple[int, ...]) -> str:
@@ -592,6 +648,25 @@ class EnvironmentSettings(Section):
         return value
 
     @property
+    def autoscaling(self) -> AutoscalingPlan | None:
+        """The service's autoscaling with every default resolved, or None when it is off."""
+        gateway = self.gateway
+        if not gateway.enable_autoscaling:
+            return None
+        requests = gateway.requests_per_target
+        if requests is None and load_balancer_supports_request_count(self):
+            requests = DEFAULT_REQUESTS_PER_TARGET
+        return AutoscalingPlan(
+            min_capacity=gateway.min_capacity,
+            max_capacity=gateway.max_capacity,
+            cpu_target_percent=gateway.cpu_target_percent,
+            memory_target_percent=gateway.memory_target_percent,
+            requests_per_target=requests,
+            scale_in_cooldown_seconds=gateway.scale_in_cooldown_seconds,
+            scale_out_cooldown_seconds=gateway.scale_out_cooldown_seconds,
+        )
+
+    @property
     def availability_zones(self) -> list[str]:
         """The zones to span: ``network.availability_zones``, or the region's default."""
         zones = self.network.availability_zones or default_zones(self.region)
@@ -605,6 +680,31 @@ class EnvironmentSettings(Section):
             section: Section = getattr(self, name)
             for problem in section.problems():
                 yield Problem(f"{name}.{problem.field}", problem.message, frozenset({name}))
+
+
+@dataclass(frozen=True)
+class AutoscalingPlan:
+    """What the service's target tracking does, every default resolved (``EnvironmentSettings.autoscaling``)."""
+
+    min_capacity: int
+    max_capacity: int
+    cpu_target_percent: int
+    memory_target_percent: int | None
+    requests_per_target: int | None
+    scale_in_cooldown_seconds: int
+    scale_out_cooldown_seconds: int
+
+
+def load_balancer_type(env: EnvironmentSettings) -> Literal["application", "network"]:
+    """The kind of load balancer the edge builds for ``env`` (an Application
+    Load Balancer, the only kind modules/edge.py builds so far)."""
+    return "application"
+
+
+def load_balancer_supports_request_count(env: EnvironmentSettings) -> bool:
+    """Whether target tracking on requests per task can work: only an
+    Application Load Balancer publishes ALBRequestCountPerTarget."""
+    return load_balancer_type(env) == "application"
 
 
 SECTION_NAMES: tuple[str, ...] = ("backend", "network", "gateway", "edge", "observability", "emulator", "features")
@@ -649,6 +749,18 @@ def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             "gateway.azure",
             "with JWT auth the proxy offers only providers with an organisation key; add azure to "
             "gateway.provider_keys or remove this table",
+            frozenset({"gateway", "edge"}),
+        )
+    if (
+        "requests_per_target" in env.gateway.model_fields_set
+        and env.gateway.enable_autoscaling
+        and not load_balancer_supports_request_count(env)
+    ):
+        yield Problem(
+            "gateway.requests_per_target",
+            f"scaling on requests per task needs an Application Load Balancer (ALBRequestCountPerTarget); this "
+            f"environment's load balancer is a {load_balancer_type(env)} one. Remove this key and scale on CPU "
+            "and memory",
             frozenset({"gateway", "edge"}),
         )
     certificate = re.match(_ACM_ARN, env.edge.certificate_arn)

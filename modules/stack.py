@@ -127,6 +127,7 @@ class GatewayStack(TerraformStack):
             self,
             "compute",
             gateway=settings.gateway,
+            autoscaling=settings.autoscaling,
             edge_settings=settings.edge,
             context=context,
             network=network,
@@ -145,7 +146,7 @@ class GatewayStack(TerraformStack):
                 target_group_arn_suffix=edge.target_group_arn_suffix,
                 cluster_name=compute.cluster_name,
                 service_name=compute.service_name,
-                min_tasks=settings.gateway.min_capacity,
+                min_tasks=settings.gateway.minimum_tasks,
             ),
         )
 

@@ -16,7 +16,7 @@ from cdktf import ITerraformDependable
 from constructs import Construct
 
 from aigw.key_proxy import proxy_config_for
-from aigw.settings import EdgeSettings, GatewaySettings
+from aigw.settings import AutoscalingPlan, EdgeSettings, GatewaySettings
 from modules.compute.images import GatewayImages
 from modules.compute.secrets import ProviderSecrets
 from modules.compute.service import GatewayService
@@ -47,6 +47,7 @@ class Compute(Construct):
         construct_id: str,
         *,
         gateway: GatewaySettings,
+        autoscaling: AutoscalingPlan | None,
         edge_settings: EdgeSettings,
         context: StackContext,
         network: NetworkOutputs,
@@ -71,6 +72,7 @@ class Compute(Construct):
             self,
             "service",
             gateway=gateway,
+            autoscaling=autoscaling,
             context=context,
             network=network,
             edge=edge,

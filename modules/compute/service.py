@@ -1,7 +1,8 @@
 """The gateway service: the ECS cluster and its capacity providers, the
 tasks' security group (the key proxy's port from the load balancer only,
 HTTPS out), the service in the private subnets behind the target group, and
-target-tracking autoscaling on CPU and requests per task."""
+target-tracking autoscaling on CPU and, where configured, memory and
+requests per task."""
 
 from __future__ import annotations
 
@@ -32,14 +33,11 @@ from constructs import Construct
 
 from aigw.gateway_task import PROXY_CONTAINER
 from aigw.key_proxy import PROXY_PORT
-from aigw.settings import GatewaySettings
+from aigw.settings import AutoscalingPlan, GatewaySettings
 from modules.context import StackContext
 from modules.edge import EdgeOutputs
 from modules.grants import allow_from, allow_https_egress
 from modules.network import NetworkOutputs
-
-SCALE_IN_COOLDOWN_SECONDS = 120
-SCALE_OUT_COOLDOWN_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -65,6 +63,7 @@ class GatewayService(Construct):
         construct_id: str,
         *,
         gateway: GatewaySettings,
+        autoscaling: AutoscalingPlan | None,
         context: StackContext,
         network: NetworkOutputs,
         edge: EdgeOutputs,
@@ -143,54 +142,50 @@ class GatewayService(Construct):
             propagate_tags="SERVICE",
             enable_ecs_managed_tags=True,
             wait_for_steady_state=False,
-            # Autoscaling owns the task count after the first deploy.
-            lifecycle=TerraformResourceLifecycle(ignore_changes=["desired_count"]),
+            # With autoscaling on, it owns the task count after the first deploy.
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["desired_count"]) if autoscaling else None,
             depends_on=list(depends_on),
         )
         self.cluster_name = cluster_name
         self.service_name = service.name
+        if autoscaling:
+            self._autoscaling(prefix, autoscaling, edge)
 
-        scaling_target = AppautoscalingTarget(
+    def _autoscaling(self, prefix: str, plan: AutoscalingPlan, edge: EdgeOutputs) -> None:
+        """Target tracking between the plan's bounds: CPU always, memory and
+        requests per task where the plan has a target for them."""
+        target = AppautoscalingTarget(
             self,
             "scaling-target",
             service_namespace="ecs",
-            resource_id=f"service/{cluster_name}/{self.service_name}",
+            resource_id=f"service/{self.cluster_name}/{self.service_name}",
             scalable_dimension="ecs:service:DesiredCount",
-            min_capacity=gateway.min_capacity,
-            max_capacity=gateway.max_capacity,
+            min_capacity=plan.min_capacity,
+            max_capacity=plan.max_capacity,
         )
-        self._target_tracking(
-            "scale-on-cpu", f"{prefix}-cpu", scaling_target, "ECSServiceAverageCPUUtilization",
-            gateway.cpu_target_percent, None,
-        )  # fmt: skip
-        self._target_tracking(
-            "scale-on-requests", f"{prefix}-requests", scaling_target, "ALBRequestCountPerTarget",
-            gateway.requests_per_target, f"{edge.load_balancer_arn_suffix}/{edge.target_group_arn_suffix}",
-        )  # fmt: skip
-
-    def _target_tracking(
-        self,
-        construct_id: str,
-        name: str,
-        target: AppautoscalingTarget,
-        metric: str,
-        value: float,
-        resource_label: str | None,
-    ) -> None:
-        AppautoscalingPolicy(
-            self,
-            construct_id,
-            name=name,
-            policy_type="TargetTrackingScaling",
-            service_namespace=target.service_namespace,
-            resource_id=target.resource_id,
-            scalable_dimension=target.scalable_dimension,
-            target_tracking_scaling_policy_configuration=AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration(
-                target_value=value,
-                scale_in_cooldown=SCALE_IN_COOLDOWN_SECONDS,
-                scale_out_cooldown=SCALE_OUT_COOLDOWN_SECONDS,
-                predefined_metric_specification=AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification(
-                    predefined_metric_type=metric, resource_label=resource_label
+        policies: list[tuple[str, str, int | None, str | None]] = [
+            ("cpu", "ECSServiceAverageCPUUtilization", plan.cpu_target_percent, None),
+            ("memory", "ECSServiceAverageMemoryUtilization", plan.memory_target_percent, None),
+            ("requests", "ALBRequestCountPerTarget", plan.requests_per_target,
+             f"{edge.load_balancer_arn_suffix}/{edge.target_group_arn_suffix}"),
+        ]  # fmt: skip
+        for name, metric, value, resource_label in policies:
+            if value is None:
+                continue
+            AppautoscalingPolicy(
+                self,
+                f"scale-on-{name}",
+                name=f"{prefix}-{name}",
+                policy_type="TargetTrackingScaling",
+                service_namespace=target.service_namespace,
+                resource_id=target.resource_id,
+                scalable_dimension=target.scalable_dimension,
+                target_tracking_scaling_policy_configuration=AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration(
+                    target_value=value,
+                    scale_in_cooldown=plan.scale_in_cooldown_seconds,
+                    scale_out_cooldown=plan.scale_out_cooldown_seconds,
+                    predefined_metric_specification=AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification(
+                        predefined_metric_type=metric, resource_label=resource_label
+                    ),
                 ),
-            ),
-        )
+            )
