@@ -114,6 +114,12 @@ _DYNAMODB_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _ACM_ARN = re.compile(r"^arn:aws:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[A-Za-z0-9-]+$")
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$")
 _TAG_KEY = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
+# EC2 resource ids: the prefix and 8 (older) or 17 lowercase hex digits.
+_VPC_ID = re.compile(r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")
+_SUBNET_ID = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
+# [network] keys that give an existing VPC (all three together), and those that describe one the stack creates.
+EXISTING_VPC_KEYS: tuple[str, ...] = ("vpc_id", "public_subnet_ids", "private_subnet_ids")
+CREATED_VPC_KEYS: tuple[str, ...] = ("vpc_cidr", "availability_zones", "single_nat_gateway")
 
 
 @dataclass(frozen=True)
@@ -195,7 +201,7 @@ class BackendSettings(Section):
 
 
 class NetworkSettings(Section):
-    """The VPC: public subnets for the load balancer, private ones for the tasks."""
+    """The VPC: public subnets for the load balancer, private ones for the tasks; created, or an existing one."""
 
     vpc_cidr: str = Field("10.0.0.0/16", description="IPv4 CIDR of the VPC, /16 to /22. Default: `10.0.0.0/16`.")
     availability_zones: list[str] | None = Field(
@@ -210,6 +216,108 @@ class NetworkSettings(Section):
         True,
         description="One shared NAT gateway (cheaper) instead of one per AZ (survives an AZ outage). Default: true.",
     )
+    vpc_id: str | None = Field(
+        None,
+        description="An existing VPC to deploy into instead of creating one (`vpc-` and 8 or 17 hex digits), "
+        "given together with public_subnet_ids and private_subnet_ids. The stack then creates no VPC, subnets, "
+        "internet gateway, flow logs or default security group rules (they belong to the VPC's owner) and no "
+        "NAT gateway or endpoints unless create_nat_gateway or create_vpc_endpoints ask for them; its security "
+        "groups are created in this VPC. Excludes vpc_cidr, availability_zones and single_nat_gateway. "
+        "Default: none (the stack creates the VPC).",
+    )
+    public_subnet_ids: list[str] | None = Field(
+        None,
+        description="With vpc_id: the load balancer's subnets, at least two, in different availability zones, "
+        "routed to an internet gateway. Default: none; required with vpc_id.",
+    )
+    private_subnet_ids: list[str] | None = Field(
+        None,
+        description="With vpc_id: the tasks' subnets, at least two, with outbound internet access (a NAT "
+        "gateway of the VPC, or create_nat_gateway); subnets that assign public IPs on launch are refused at "
+        "plan time. Default: none; required with vpc_id.",
+    )
+    create_nat_gateway: bool | None = Field(
+        None,
+        description="With vpc_id: create a NAT gateway in the first public subnet and a route table per private "
+        "subnet sending outbound traffic through it (the private subnets must not already have a route table "
+        "association of their own). A VPC the stack creates always gets its NAT gateways. Default: true for a "
+        "created VPC, false with vpc_id.",
+    )
+    create_vpc_endpoints: bool | None = Field(
+        None,
+        description="Create the S3 gateway endpoint and the interface endpoints (ecr.api, ecr.dkr, logs, "
+        "secretsmanager) with private DNS for the private subnets; without them the tasks reach these AWS APIs "
+        "through the NAT gateway. With vpc_id, only where the VPC has no such endpoints yet (two endpoints with "
+        "private DNS for one service conflict). Default: true for a created VPC, false with vpc_id.",
+    )
+
+    @field_validator("vpc_id")
+    @classmethod
+    def _vpc_id(cls, value: str | None) -> str | None:
+        if value is not None and not _VPC_ID.match(value):
+            raise ValueError(f"{value!r} is not a VPC id (vpc- and 8 or 17 lowercase hex digits)")
+        return value
+
+    @field_validator("public_subnet_ids", "private_subnet_ids")
+    @classmethod
+    def _subnet_ids(cls, values: list[str] | None) -> list[str] | None:
+        if values is None:
+            return values
+        bad = [value for value in values if not _SUBNET_ID.match(value)]
+        if bad:
+            raise ValueError(f"not subnet ids (subnet- and 8 or 17 lowercase hex digits): {', '.join(map(repr, bad))}")
+        if len(values) < MIN_ZONES:
+            raise ValueError(
+                f"lists {len(values)} subnet(s); at least {MIN_ZONES} are needed, in different availability zones "
+                "(an internet-facing load balancer needs two; tasks in two zones survive the loss of one)"
+            )
+        repeated = sorted({value for value in values if values.count(value) > 1})
+        if repeated:
+            raise ValueError(f"lists {', '.join(map(repr, repeated))} more than once")
+        return values
+
+    @property
+    def existing_vpc(self) -> bool:
+        """Whether the stack deploys into an existing VPC (``vpc_id``) instead of creating one."""
+        return self.vpc_id is not None
+
+    @property
+    def nat_gateway(self) -> bool:
+        """Whether the stack creates NAT gateways (``create_nat_gateway`` with its default resolved)."""
+        return self.create_nat_gateway if self.create_nat_gateway is not None else not self.existing_vpc
+
+    @property
+    def vpc_endpoints(self) -> bool:
+        """Whether the stack creates VPC endpoints (``create_vpc_endpoints`` with its default resolved)."""
+        return self.create_vpc_endpoints if self.create_vpc_endpoints is not None else not self.existing_vpc
+
+    def problems(self) -> Iterator[Problem]:
+        given = [name for name in EXISTING_VPC_KEYS if getattr(self, name) is not None]
+        if given and len(given) < len(EXISTING_VPC_KEYS):
+            for name in EXISTING_VPC_KEYS:
+                if name not in given:
+                    yield Problem(
+                        name,
+                        f"required with {' and '.join(given)}: an existing VPC is given as vpc_id with its "
+                        "public_subnet_ids and private_subnet_ids, all three",
+                    )
+        if self.existing_vpc:
+            for name in CREATED_VPC_KEYS:
+                if name in self.model_fields_set:
+                    yield Problem(name, "describes a VPC this stack creates; with vpc_id remove it")
+            shared = sorted(set(self.public_subnet_ids or ()) & set(self.private_subnet_ids or ()))
+            if shared:
+                yield Problem(
+                    "private_subnet_ids",
+                    f"{', '.join(map(repr, shared))} is also in public_subnet_ids; the tasks' subnets and the load "
+                    "balancer's are separate tiers",
+                )
+        elif self.create_nat_gateway is False:
+            yield Problem(
+                "create_nat_gateway",
+                "a VPC this stack creates always gets its NAT gateway: the tasks reach the LLM providers through "
+                "it. Remove this key (it applies to an existing VPC, with vpc_id)",
+            )
 
     @field_validator("vpc_cidr")
     @classmethod
@@ -668,7 +776,10 @@ class EnvironmentSettings(Section):
 
     @property
     def availability_zones(self) -> list[str]:
-        """The zones to span: ``network.availability_zones``, or the region's default."""
+        """The zones the created VPC spans: ``network.availability_zones``, or the
+        region's default; none with an existing VPC (its subnets decide)."""
+        if self.network.existing_vpc:
+            return []
         zones = self.network.availability_zones or default_zones(self.region)
         if zones is None:
             raise ValueError(f"no availability zones for {self.region}; validation should have refused this")
@@ -712,7 +823,8 @@ SECTION_NAMES: tuple[str, ...] = ("backend", "network", "gateway", "edge", "obse
 
 def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
     """Rules that read more than one table."""
-    yield from _zone_problems(env.region, env.network.availability_zones)
+    if not env.network.existing_vpc:
+        yield from _zone_problems(env.region, env.network.availability_zones)
     if env.edge.enable_jwt_auth and admits_older_than(
         parse_constraint(env.aws_provider_version), JWT_VALIDATION_MIN_PROVIDER
     ):

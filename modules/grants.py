@@ -6,7 +6,7 @@ be found by name (``allow_from``, ``grant_…``) rather than by reading policies
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
@@ -75,6 +75,32 @@ def allow_cidrs(
         VpcSecurityGroupIngressRule(
             scope,
             f"{name}-{cidr_id(cidr)}",
+            security_group_id=security_group_id,
+            cidr_ipv4=cidr,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            description=description,
+        )
+
+
+def allow_subnets(
+    scope: Construct,
+    name: str,
+    *,
+    security_group_id: str,
+    subnet_cidrs: Mapping[str, str],
+    port: int,
+    description: str,
+) -> None:
+    """Ingress on TCP ``port`` from each subnet's CIDR (``{subnet id: CIDR}``),
+    one rule per subnet with an id derived from the subnet id
+    (``<name>-subnet-0123…``): for subnets whose CIDRs are known only at plan
+    time (an existing VPC's, read by data sources)."""
+    for subnet_id, cidr in subnet_cidrs.items():
+        VpcSecurityGroupIngressRule(
+            scope,
+            f"{name}-{subnet_id}",
             security_group_id=security_group_id,
             cidr_ipv4=cidr,
             ip_protocol="tcp",

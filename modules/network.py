@@ -1,13 +1,25 @@
-"""Network: the VPC and what hangs off it: public and private subnets per
-zone, internet gateway, NAT, route tables, flow logs, a default security
-group that allows nothing, and the VPC endpoints with their security group.
-What faces clients (load balancer, listeners, WAF) is modules/edge.py."""
+"""Network: the VPC and what hangs off it. Either the stack creates it
+(public and private subnets per zone, internet gateway, NAT, route tables,
+flow logs, a default security group that allows nothing, VPC endpoints), or
+it deploys into an existing VPC given by id with its subnets, creating only
+what is asked for there (a NAT gateway, endpoints). What faces clients (load
+balancer, listeners, WAF) is modules/edge.py.
+
+An existing VPC's flow logs, internet gateway and default security group
+belong to its owner and are left alone. Its subnets are read at plan time
+and must lie in that VPC, and the private ones must not assign public IPs;
+a plan fails naming the subnet otherwise."""
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cdktf import Postcondition, TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.data_aws_route_table import DataAwsRouteTable
+from cdktf_cdktf_provider_aws.data_aws_subnet import DataAwsSubnet
+from cdktf_cdktf_provider_aws.data_aws_vpc import DataAwsVpc
 from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
 from cdktf_cdktf_provider_aws.eip import Eip
 from cdktf_cdktf_provider_aws.flow_log import FlowLog
@@ -26,7 +38,7 @@ from constructs import Construct
 
 from aigw.settings import NetworkSettings
 from modules.context import StackContext
-from modules.grants import allow_cidrs, grant_log_writes, policy_document, service_trust_policy
+from modules.grants import allow_cidrs, allow_subnets, grant_log_writes, policy_document, service_trust_policy
 
 INTERFACE_ENDPOINTS: tuple[str, ...] = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
 # Each subnet is 1/16 of the VPC: public ones take slots 0.., private ones 8..
@@ -60,9 +72,19 @@ class Network(Construct):
         network: NetworkSettings,
         context: StackContext,
         availability_zones: list[str],
-        flow_log_group_arn: str,
+        flow_log_group_arn: str | None,
     ) -> None:
         super().__init__(scope, construct_id)
+        if network.vpc_id is None:
+            if flow_log_group_arn is None:
+                raise ValueError("a created VPC logs its flows, but observability created no flow log group")
+            self.outputs = self._created_vpc(network, context, availability_zones, flow_log_group_arn)
+        else:
+            self.outputs = self._existing_vpc(network, network.vpc_id, context)
+
+    def _created_vpc(
+        self, network: NetworkSettings, context: StackContext, availability_zones: list[str], flow_log_group_arn: str
+    ) -> NetworkOutputs:
         prefix = context.prefix
         vpc = Vpc(
             self,
@@ -102,17 +124,7 @@ class Network(Construct):
             RouteTableAssociation(self, f"public-{index}-rt", subnet_id=public_id, route_table_id=public_rt_id)
             public_subnet_ids.append(public_id)
             if index == 0 or not network.single_nat_gateway:
-                eip = Eip(self, f"nat-eip-{index}", domain="vpc", tags={"Name": f"{prefix}-nat-{zone}"})
-                nat_gateway_ids.append(
-                    NatGateway(
-                        self,
-                        f"nat-{index}",
-                        allocation_id=eip.id,
-                        subnet_id=public_id,
-                        tags={"Name": f"{prefix}-nat-{zone}"},
-                        depends_on=[igw],
-                    ).id
-                )
+                nat_gateway_ids.append(self._nat_gateway(index, zone, public_id, prefix, depends_on=[igw]))
 
         for index, zone in enumerate(availability_zones):
             private_id = Subnet(
@@ -124,20 +136,125 @@ class Network(Construct):
                 map_public_ip_on_launch=False,
                 tags={"Name": f"{prefix}-private-{zone}", "Tier": "private"},
             ).id
-            table_id = RouteTable(
-                self, f"private-rt-{index}", vpc_id=vpc_id, tags={"Name": f"{prefix}-private-{zone}"}
-            ).id
-            Route(
-                self,
-                f"private-{index}-default",
-                route_table_id=table_id,
-                destination_cidr_block="0.0.0.0/0",
-                nat_gateway_id=nat_gateway_ids[0 if network.single_nat_gateway else index],
-            )
-            RouteTableAssociation(self, f"private-{index}-rt", subnet_id=private_id, route_table_id=table_id)
+            nat_id = nat_gateway_ids[0 if network.single_nat_gateway else index]
+            private_route_table_ids.append(self._private_route_table(index, zone, private_id, nat_id, vpc_id, prefix))
             private_subnet_ids.append(private_id)
-            private_route_table_ids.append(table_id)
 
+        if network.vpc_endpoints:
+            allow_cidrs(
+                self,
+                "endpoints-from-private",
+                security_group_id=self._endpoints(context, vpc_id, private_route_table_ids, private_subnet_ids),
+                cidrs=private_cidrs,
+                port=443,
+                description="HTTPS from private subnets",
+            )
+        return NetworkOutputs(
+            vpc_id=vpc_id,
+            vpc_cidr=network.vpc_cidr,
+            public_subnet_ids=public_subnet_ids,
+            private_subnet_ids=private_subnet_ids,
+            private_subnet_cidrs=private_cidrs,
+        )
+
+    def _existing_vpc(self, network: NetworkSettings, vpc_id: str, context: StackContext) -> NetworkOutputs:
+        """Read the given VPC and subnets (checked at plan time), and add only
+        the NAT gateway and the endpoints when asked for."""
+        prefix = context.prefix
+        vpc_cidr = DataAwsVpc(self, "existing-vpc", id=vpc_id).cidr_block
+        in_vpc = Postcondition(
+            condition=f'${{self.vpc_id == "{vpc_id}"}}', error_message=f"this subnet is not in network.vpc_id {vpc_id}"
+        )
+        no_public_ips = Postcondition(
+            condition="${!self.map_public_ip_on_launch}",
+            error_message="a private subnet of network.private_subnet_ids assigns public IPs on launch; the tasks "
+            "run in subnets that assign none",
+        )
+        public = [
+            DataAwsSubnet(
+                self, f"existing-public-{index}", id=subnet_id,
+                lifecycle=TerraformResourceLifecycle(postcondition=[in_vpc]),
+            )
+            for index, subnet_id in enumerate(network.public_subnet_ids or ())
+        ]  # fmt: skip
+        private = [
+            DataAwsSubnet(
+                self, f"existing-private-{index}", id=subnet_id,
+                lifecycle=TerraformResourceLifecycle(postcondition=[in_vpc, no_public_ips]),
+            )
+            for index, subnet_id in enumerate(network.private_subnet_ids or ())
+        ]  # fmt: skip
+        private_subnet_ids = [subnet.id for subnet in private]
+        private_cidrs = {
+            subnet_id: subnet.cidr_block
+            for subnet_id, subnet in zip(network.private_subnet_ids or (), private, strict=True)
+        }
+
+        private_route_table_ids: list[str] = []
+        if network.nat_gateway:
+            nat_id = self._nat_gateway(0, public[0].availability_zone, public[0].id, prefix, depends_on=[])
+            for index, (subnet, subnet_id) in enumerate(zip(private, private_subnet_ids, strict=True)):
+                private_route_table_ids.append(
+                    self._private_route_table(index, subnet.availability_zone, subnet_id, nat_id, vpc_id, prefix)
+                )
+        elif network.vpc_endpoints:
+            # The S3 gateway endpoint goes into the route tables the private subnets already use.
+            private_route_table_ids = [
+                DataAwsRouteTable(self, f"existing-private-rt-{index}", subnet_id=subnet_id).route_table_id
+                for index, subnet_id in enumerate(private_subnet_ids)
+            ]
+        if network.vpc_endpoints:
+            allow_subnets(
+                self,
+                "endpoints-from-private",
+                security_group_id=self._endpoints(context, vpc_id, private_route_table_ids, private_subnet_ids),
+                subnet_cidrs=private_cidrs,
+                port=443,
+                description="HTTPS from private subnets",
+            )
+        return NetworkOutputs(
+            vpc_id=vpc_id,
+            vpc_cidr=vpc_cidr,
+            public_subnet_ids=[subnet.id for subnet in public],
+            private_subnet_ids=private_subnet_ids,
+            private_subnet_cidrs=list(private_cidrs.values()),
+        )
+
+    def _nat_gateway(
+        self, index: int, zone: str, public_subnet_id: str, prefix: str, depends_on: Sequence[InternetGateway]
+    ) -> str:
+        eip = Eip(self, f"nat-eip-{index}", domain="vpc", tags={"Name": f"{prefix}-nat-{zone}"})
+        return NatGateway(
+            self,
+            f"nat-{index}",
+            allocation_id=eip.id,
+            subnet_id=public_subnet_id,
+            tags={"Name": f"{prefix}-nat-{zone}"},
+            depends_on=list(depends_on) or None,
+        ).id
+
+    def _private_route_table(
+        self, index: int, zone: str, subnet_id: str, nat_gateway_id: str, vpc_id: str, prefix: str
+    ) -> str:
+        """A private subnet's own route table: everything outside the VPC through the NAT gateway."""
+        table_id = RouteTable(self, f"private-rt-{index}", vpc_id=vpc_id, tags={"Name": f"{prefix}-private-{zone}"}).id
+        Route(
+            self,
+            f"private-{index}-default",
+            route_table_id=table_id,
+            destination_cidr_block="0.0.0.0/0",
+            nat_gateway_id=nat_gateway_id,
+        )
+        RouteTableAssociation(self, f"private-{index}-rt", subnet_id=subnet_id, route_table_id=table_id)
+        return table_id
+
+    def _endpoints(
+        self, context: StackContext, vpc_id: str, private_route_table_ids: list[str], private_subnet_ids: list[str]
+    ) -> str:
+        """The S3 gateway endpoint in the private route tables and the interface
+        endpoints with private DNS in the private subnets; returns the endpoints'
+        security group, to which the caller admits the private subnets."""
+        prefix = context.prefix
         VpcEndpoint(
             self,
             "endpoint-s3",
@@ -155,14 +272,6 @@ class Network(Construct):
             vpc_id=vpc_id,
             tags={"Name": f"{prefix}-endpoints"},
         ).id
-        allow_cidrs(
-            self,
-            "endpoints-from-private",
-            security_group_id=endpoint_sg_id,
-            cidrs=private_cidrs,
-            port=443,
-            description="HTTPS from private subnets",
-        )
         for service in INTERFACE_ENDPOINTS:
             VpcEndpoint(
                 self,
@@ -175,14 +284,7 @@ class Network(Construct):
                 security_group_ids=[endpoint_sg_id],
                 tags={"Name": f"{prefix}-{service}"},
             )
-
-        self.outputs = NetworkOutputs(
-            vpc_id=vpc_id,
-            vpc_cidr=network.vpc_cidr,
-            public_subnet_ids=public_subnet_ids,
-            private_subnet_ids=private_subnet_ids,
-            private_subnet_cidrs=private_cidrs,
-        )
+        return endpoint_sg_id
 
     def _flow_logs(self, prefix: str, context: StackContext, vpc_id: str, log_group_arn: str) -> None:
         """Every accepted and rejected flow of the VPC, to its encrypted log group."""

@@ -75,6 +75,7 @@ class Observability(Construct):
         settings: ObservabilitySettings,
         context: StackContext,
         create_waf_log_group: bool,
+        create_flow_log_group: bool,
     ) -> None:
         super().__init__(scope, construct_id)
         prefix = context.prefix
@@ -116,6 +117,8 @@ class Observability(Construct):
         names: dict[str, str] = {}
         arns: dict[str, str] = {}
         for role, stream in LOG_STREAMS.items():
+            if role == "vpc_flow" and not create_flow_log_group:
+                continue  # an existing VPC's flow logs are its owner's
             group = CloudwatchLogGroup(
                 self,
                 f"log-group-{stream}",

@@ -104,6 +104,7 @@ class GatewayStack(TerraformStack):
             settings=settings.observability,
             context=context,
             create_waf_log_group=settings.edge.enable_waf,
+            create_flow_log_group=not settings.network.existing_vpc,
         ).outputs
         network = Network(
             self,
@@ -111,7 +112,7 @@ class GatewayStack(TerraformStack):
             network=settings.network,
             context=context,
             availability_zones=settings.availability_zones,
-            flow_log_group_arn=observability.log_group_arns["vpc_flow"],
+            flow_log_group_arn=observability.log_group_arns.get("vpc_flow"),
         ).outputs
         auth = Auth(self, "auth", context=context).outputs
         edge = Edge(

@@ -24,7 +24,7 @@ def gate(synth_outdir: Path) -> GateReport:
 
 
 def test_every_stack_was_checked_by_rules_and_checkov(gate: GateReport) -> None:
-    assert set(gate.counts) == {"dev", "prod", "local", "minimal", "staging"}
+    assert set(gate.counts) == {environment.name for environment in conftest.all_environments()}
     for environment, counter in gate.counts.items():
         assert counter["rules passed"] > 20, environment
         assert counter["checkov passed"] > 100, environment

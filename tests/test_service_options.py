@@ -1,6 +1,7 @@
 """The service options as synthesized: autoscaling (on or off; CPU, memory
-and requests targets; cooldowns). Each environment is the small valid base
-plus the option under test (tests/option_stacks.py), synthesized once."""
+and requests targets; cooldowns) and an existing VPC. Each environment is the
+small valid base plus the option under test (tests/option_stacks.py),
+synthesized once."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.option_stacks import option_environment
+from tests.option_stacks import EXISTING_VPC, PRIVATE_SUBNET_IDS, PUBLIC_SUBNET_IDS, VPC_ID, option_environment
 from tests.template import Resource, Template
 
 OPTIONS: dict[str, dict[str, Any]] = {
@@ -19,7 +20,12 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "gateway": {"scale_in_cooldown_seconds": 300, "scale_out_cooldown_seconds": 30, "requests_per_target": 250}
     },
     "fixed": {"gateway": {"enable_autoscaling": False, "desired_count": 4}},
+    "shared": {"network": EXISTING_VPC},
+    "shared-nat": {"network": {**EXISTING_VPC, "create_nat_gateway": True, "create_vpc_endpoints": True}},
+    "shared-endpoints": {"network": {**EXISTING_VPC, "create_vpc_endpoints": True}},
 }
+# What a created VPC brings that an existing one's owner keeps.
+CREATED_NETWORK_TYPES = ("aws_vpc", "aws_subnet", "aws_internet_gateway", "aws_flow_log", "aws_default_security_group")
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +108,77 @@ def test_running_tasks_alarm_uses_the_fixed_count_when_autoscaling_is_off(option
             "aws_cloudwatch_metric_alarm", {"alarm_name": f"aigw-{name}-running-tasks-below-minimum"}
         )
         assert alarm["threshold"] == minimum
+
+
+# -- existing VPC -----------------------------------------------------------------
+def data_source(stack: Template, data_type: str, reference: str) -> Resource:
+    """The data source a ``${data.<type>.<name>.<attribute>}`` reference reads."""
+    (found,) = [d for d in stack.data(data_type) if reference.startswith(f"${{data.{data_type}.{d.name}.")]
+    return found
+
+
+def test_existing_vpc_creates_no_vpc_subnets_gateways_flow_logs_or_endpoints(options: dict[str, Template]) -> None:
+    stack = options["shared"]
+    for resource_type in (*CREATED_NETWORK_TYPES, "aws_nat_gateway", "aws_eip", "aws_route_table", "aws_vpc_endpoint"):
+        assert stack.count(resource_type) == 0, resource_type
+    assert not [g for g in stack.resources("aws_cloudwatch_log_group") if g["name"].endswith("/vpc-flow")]
+    assert not [r for r in stack.resources("aws_iam_role") if r["name"].endswith("-vpc-flow-logs")]
+
+
+def test_existing_vpc_security_groups_are_created_in_that_vpc(options: dict[str, Template]) -> None:
+    groups = options["shared"].resources("aws_security_group")
+    assert sorted(g["name"] for g in groups) == ["aigw-shared-alb", "aigw-shared-tasks"]
+    assert {g["vpc_id"] for g in groups} == {VPC_ID}
+    assert options["shared"].outputs["vpc_id"]["value"] == VPC_ID
+
+
+def test_tasks_run_in_the_given_private_subnets_checked_at_plan_time(options: dict[str, Template]) -> None:
+    stack = options["shared"]
+    subnets = service(stack)["network_configuration"]["subnets"]
+    read = [data_source(stack, "aws_subnet", reference) for reference in subnets]
+    assert [d["id"] for d in read] == PRIVATE_SUBNET_IDS
+    for subnet in read:
+        conditions = [c["condition"] for c in subnet["lifecycle"]["postcondition"]]
+        assert conditions == [f'${{self.vpc_id == "{VPC_ID}"}}', "${!self.map_public_ip_on_launch}"]
+
+
+def test_load_balancer_goes_into_the_given_public_subnets(options: dict[str, Template]) -> None:
+    stack = options["shared"]
+    read = [data_source(stack, "aws_subnet", reference) for reference in stack.resource("aws_lb")["subnets"]]
+    assert [d["id"] for d in read] == PUBLIC_SUBNET_IDS
+    # Public subnets must be in the VPC; whether they map public IPs is the owner's business.
+    assert all(len(d["lifecycle"]["postcondition"]) == 1 for d in read)
+
+
+def test_nat_gateway_in_an_existing_vpc_routes_each_private_subnet_through_it(options: dict[str, Template]) -> None:
+    stack = options["shared-nat"]
+    nat = stack.resource("aws_nat_gateway")
+    assert data_source(stack, "aws_subnet", nat["subnet_id"])["id"] == PUBLIC_SUBNET_IDS[0]
+    tables = stack.resources("aws_route_table")
+    assert len(tables) == 2 and {t["vpc_id"] for t in tables} == {VPC_ID}
+    for index, subnet_id in enumerate(PRIVATE_SUBNET_IDS):
+        association = stack.resource("aws_route_table_association", {"route_table_id": tables[index].ref("id")})
+        assert data_source(stack, "aws_subnet", association["subnet_id"])["id"] == subnet_id
+        stack.resource("aws_route", {"route_table_id": tables[index].ref("id"), "nat_gateway_id": nat.ref("id")})
+    s3 = stack.resource("aws_vpc_endpoint", {"vpc_endpoint_type": "Gateway"})
+    assert s3["route_table_ids"] == [t.ref("id") for t in tables]
+
+
+def test_endpoints_in_an_existing_vpc_admit_https_from_each_private_subnet(options: dict[str, Template]) -> None:
+    stack = options["shared-endpoints"]
+    assert stack.count("aws_vpc_endpoint", {"vpc_endpoint_type": "Interface", "vpc_id": VPC_ID}) == 4
+    group = stack.resource("aws_security_group", {"name": "aigw-shared-endpoints-endpoints"})
+    rules = stack.resources("aws_vpc_security_group_ingress_rule", {"security_group_id": group.ref("id")})
+    read = [data_source(stack, "aws_subnet", rule["cidr_ipv4"]) for rule in rules]
+    assert [d["id"] for d in read] == PRIVATE_SUBNET_IDS
+    assert all((rule["from_port"], rule["to_port"]) == (443, 443) for rule in rules)
+    # Without a NAT gateway of its own, the S3 endpoint joins the route tables the subnets already use.
+    s3 = stack.resource("aws_vpc_endpoint", {"vpc_endpoint_type": "Gateway"})
+    tables = [data_source(stack, "aws_route_table", reference) for reference in s3["route_table_ids"]]
+    assert [t["subnet_id"] for t in tables] == service(stack)["network_configuration"]["subnets"]
+    assert stack.count("aws_nat_gateway") == 0
+
+
+def test_a_created_vpc_keeps_every_network_resource(options: dict[str, Template]) -> None:
+    for resource_type in CREATED_NETWORK_TYPES:
+        assert options["base"].count(resource_type) >= 1, resource_type

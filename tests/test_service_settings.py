@@ -1,4 +1,4 @@
-"""Validation of the service options (autoscaling): every invalid combination
+"""Validation of the service options (autoscaling, existing VPC): every invalid combination
 is refused as `<file>: <dotted.field>: <message>`, naming the field to change."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from aigw import settings as settings_module
-from tests.option_stacks import option_problems, option_settings
+from tests.option_stacks import EXISTING_VPC, PUBLIC_SUBNET_IDS, option_problems, option_settings
 
 
 def refused(tmp_path: Path, changes: dict[str, Any], field: str, text: str) -> None:
@@ -83,3 +83,68 @@ def test_without_request_counts_the_default_adds_no_request_policy(monkeypatch: 
     monkeypatch.setattr(settings_module, "load_balancer_type", lambda env: "network")
     plan = option_settings({}).autoscaling
     assert plan is not None and plan.requests_per_target is None
+
+
+# -- existing VPC -----------------------------------------------------------------
+def test_existing_vpc_loads_without_zones_and_creates_no_nat_or_endpoints_by_default() -> None:
+    # ap-northeast-2 has no default zones: an existing VPC needs none.
+    changes = {"region": "ap-northeast-2", "backend": {"region": "ap-northeast-2"}, "network": EXISTING_VPC}
+    network = option_settings(changes).network
+    assert network.existing_vpc and not network.nat_gateway and not network.vpc_endpoints
+    assert option_settings(changes).availability_zones == []
+
+
+def test_created_vpc_keeps_its_nat_gateway_and_endpoints_by_default() -> None:
+    network = option_settings({}).network
+    assert not network.existing_vpc and network.nat_gateway and network.vpc_endpoints
+
+
+@pytest.mark.parametrize("given", [("vpc_id",), ("public_subnet_ids", "private_subnet_ids"), ("private_subnet_ids",)])
+def test_existing_vpc_keys_are_all_or_nothing(tmp_path: Path, given: tuple[str, ...]) -> None:
+    lines = option_problems(tmp_path, {"network": {key: EXISTING_VPC[key] for key in given}})
+    missing = [key for key in EXISTING_VPC if key not in given]
+    for key in missing:
+        assert any(f": network.{key}: required with {' and '.join(given)}" in line for line in lines), lines
+    assert len(lines) == len(missing), lines
+
+
+@pytest.mark.parametrize("vpc_id", ["vpc-123", "vpc-0A1B2C3D", "vpc-0a1b2c3d4e5f6071", "subnet-0a1b2c3d", "0a1b2c3d"])
+def test_malformed_vpc_id_is_refused(tmp_path: Path, vpc_id: str) -> None:
+    refused(tmp_path, {"network": {**EXISTING_VPC, "vpc_id": vpc_id}}, "network.vpc_id", "is not a VPC id")
+
+
+@pytest.mark.parametrize("tier", ["public_subnet_ids", "private_subnet_ids"])
+@pytest.mark.parametrize(
+    ("subnets", "text"),
+    [(["subnet-0aa00000000000009", "sg-0aa00000000000001"], "not subnet ids"),
+     (["subnet-0aa00000000000009", "subnet-XYZ"], "not subnet ids"),
+     (["subnet-0aa00000000000009"], "at least 2 are needed"),
+     (["subnet-0aa00000000000009", "subnet-0aa00000000000009"], "more than once")],
+)  # fmt: skip
+def test_malformed_or_too_few_subnets_are_refused(tmp_path: Path, tier: str, subnets: list[str], text: str) -> None:
+    refused(tmp_path, {"network": {**EXISTING_VPC, tier: subnets}}, f"network.{tier}", text)
+
+
+def test_a_subnet_in_both_tiers_is_refused(tmp_path: Path) -> None:
+    private = [PUBLIC_SUBNET_IDS[0], "subnet-0bb00000000000009"]
+    refused(tmp_path, {"network": {**EXISTING_VPC, "private_subnet_ids": private}}, "network.private_subnet_ids",
+            "is also in public_subnet_ids")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("vpc_cidr", "10.5.0.0/16"), ("availability_zones", ["us-east-1a", "us-east-1b"]), ("single_nat_gateway", True)],
+)
+def test_keys_of_a_created_vpc_are_refused_with_an_existing_one(tmp_path: Path, key: str, value: object) -> None:
+    refused(tmp_path, {"network": {**EXISTING_VPC, key: value}}, f"network.{key}", "describes a VPC this stack creates")
+
+
+def test_a_created_vpc_cannot_go_without_its_nat_gateway(tmp_path: Path) -> None:
+    refused(tmp_path, {"network": {"create_nat_gateway": False}}, "network.create_nat_gateway",
+            "always gets its NAT gateway")  # fmt: skip
+
+
+def test_existing_vpc_with_a_nat_gateway_and_endpoints_loads() -> None:
+    network = option_settings({"network": {**EXISTING_VPC, "create_nat_gateway": True,
+                                           "create_vpc_endpoints": True}}).network  # fmt: skip
+    assert network.nat_gateway and network.vpc_endpoints

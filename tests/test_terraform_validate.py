@@ -21,6 +21,8 @@ from aigw.environments import Environment
 from tests.conftest import ProviderMirror, all_environments
 
 pytestmark = pytest.mark.terraform
+# Every shipped environment and example, by the name of its validated variant.
+VALIDATED = ["dev", "prod-nojwt", "local", "minimal", "staging", "shared"]
 
 
 def without_jwt(environment: Environment) -> Environment:
@@ -41,10 +43,10 @@ def validatable(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_every_environment_has_a_validatable_variant(validatable: dict[str, Path]) -> None:
-    assert {"dev", "prod-nojwt", "local", "minimal", "staging"} <= set(validatable)
+    assert set(VALIDATED) <= set(validatable)
 
 
-@pytest.mark.parametrize("name", ["dev", "prod-nojwt", "local", "minimal", "staging"])
+@pytest.mark.parametrize("name", VALIDATED)
 def test_terraform_validate_accepts_the_stack(
     validatable: dict[str, Path], tmp_path: Path, name: str, provider_mirror: ProviderMirror
 ) -> None:
