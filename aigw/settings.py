@@ -471,6 +471,13 @@ class GatewaySettings(Section):
         le=3600,
         description=f"Seconds after a scale-out before the next one (0-3600). Default: {SCALE_OUT_COOLDOWN_SECONDS}.",
     )
+    enable_execute_command: bool = Field(
+        False,
+        description="ECS Exec: operators may open a shell in a running task (`aws ecs execute-command`). The "
+        "task role gets the four ssmmessages permissions the session needs, every session is logged to its own "
+        "log group under the stack's logs key and encrypted with a key of its own, and the security gate reports "
+        "it (AIGW-ECS1) until the environment accepts it in security/suppressions.toml. Default: false.",
+    )
     fargate_spot_weight: int = Field(
         0,
         ge=0,

@@ -203,6 +203,30 @@ def grant_bedrock_invoke(*, partition: str, region: str) -> Statement:
     }
 
 
+# The Session Manager channels an ECS Exec session opens from inside the task;
+# ssmmessages has no resource-level permissions, so they are granted on "*".
+ECS_EXEC_CHANNEL_ACTIONS: tuple[str, ...] = (
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+)
+
+
+def grant_ecs_exec_sessions(*, log_group_arn: str, kms_key_arn: str) -> list[Statement]:
+    """What the task role needs for ECS Exec with logged, encrypted sessions
+    (ECS developer guide, "Using ECS Exec": IAM permissions, logging, KMS):
+    the Session Manager channels, finding and writing the session log group,
+    and decrypting the session's data channel key."""
+    return [
+        {"Sid": "EcsExecSessionChannels", "Effect": "Allow", "Action": list(ECS_EXEC_CHANNEL_ACTIONS), "Resource": "*"},
+        # The agent looks its log group up before writing; DescribeLogGroups is granted on "*" in AWS's guide.
+        {"Sid": "EcsExecFindLogGroup", "Effect": "Allow", "Action": "logs:DescribeLogGroups", "Resource": "*"},
+        grant_log_writes([log_group_arn], sid="EcsExecSessionLogs"),
+        {"Sid": "EcsExecDecryptSessionKey", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": kms_key_arn},
+    ]
+
+
 # Actions AWS only authorizes on "*" (no resource-level permissions).
 XRAY_WRITE_ACTIONS: tuple[str, ...] = (
     "xray:PutTraceSegments",

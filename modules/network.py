@@ -73,8 +73,10 @@ class Network(Construct):
         context: StackContext,
         availability_zones: list[str],
         flow_log_group_arn: str | None,
+        interface_endpoints: Sequence[str] = INTERFACE_ENDPOINTS,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._interface_endpoints = tuple(interface_endpoints)
         if network.vpc_id is None:
             if flow_log_group_arn is None:
                 raise ValueError("a created VPC logs its flows, but observability created no flow log group")
@@ -272,7 +274,7 @@ class Network(Construct):
             vpc_id=vpc_id,
             tags={"Name": f"{prefix}-endpoints"},
         ).id
-        for service in INTERFACE_ENDPOINTS:
+        for service in self._interface_endpoints:
             VpcEndpoint(
                 self,
                 f"endpoint-{service.replace('.', '-')}",

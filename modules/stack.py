@@ -20,7 +20,7 @@ from modules.compute import Compute
 from modules.context import PROJECT, StackContext
 from modules.edge import Edge
 from modules.monitoring import MonitoredService, Monitoring
-from modules.network import Network
+from modules.network import INTERFACE_ENDPOINTS, Network
 from modules.observability import Observability
 from modules.outputs import OUTPUTS, Wiring
 
@@ -105,6 +105,7 @@ class GatewayStack(TerraformStack):
             context=context,
             create_waf_log_group=settings.edge.enable_waf,
             create_flow_log_group=not settings.network.existing_vpc,
+            create_exec_log_group=settings.gateway.enable_execute_command,
         ).outputs
         network = Network(
             self,
@@ -113,6 +114,9 @@ class GatewayStack(TerraformStack):
             context=context,
             availability_zones=settings.availability_zones,
             flow_log_group_arn=observability.log_group_arns.get("vpc_flow"),
+            # ECS Exec sessions reach Session Manager (ssmmessages) privately where there are endpoints.
+            interface_endpoints=INTERFACE_ENDPOINTS
+            + (("ssmmessages",) if settings.gateway.enable_execute_command else ()),
         ).outputs
         auth = Auth(self, "auth", context=context).outputs
         edge = Edge(

@@ -48,6 +48,11 @@ WILDCARD_RESOURCE_ACTIONS: dict[str, str] = {
     "xray:GetSamplingTargets": "sampling targets; no resource-level permissions",
     "xray:GetSamplingStatisticSummaries": "sampling statistics; no resource-level permissions",
     "cloudwatch:PutMetricData": "no resource-level permissions; must be limited by a cloudwatch:namespace condition",
+    "ssmmessages:CreateControlChannel": "ECS Exec session channel from the task; ssmmessages has no resources",
+    "ssmmessages:CreateDataChannel": "ECS Exec session channel from the task; ssmmessages has no resources",
+    "ssmmessages:OpenControlChannel": "ECS Exec session channel from the task; ssmmessages has no resources",
+    "ssmmessages:OpenDataChannel": "ECS Exec session channel from the task; ssmmessages has no resources",
+    "logs:DescribeLogGroups": "a listing: ECS Exec's agent finds its session log group; granted on '*' in AWS's guide",
 }
 # The postcondition on an existing subnet (modules/network.py) that refuses one assigning public IPs.
 NO_PUBLIC_IPS_CONDITION = "${!self.map_public_ip_on_launch}"
@@ -233,6 +238,30 @@ def no_inline_open_ingress(res: Res, stack: StackDoc) -> Verdict:
     return _verdict(not res.body.get("ingress"))
 
 
+# -- ECS -----------------------------------------------------------------------
+def no_ecs_exec(res: Res, stack: StackDoc) -> Verdict:
+    return _verdict(res.body.get("enable_execute_command") is not True)
+
+
+def ecs_exec_sessions_logged_and_encrypted(res: Res, stack: StackDoc) -> Verdict:
+    cluster_refs = {res.ref("arn"), res.ref("id"), res.ref("name")}
+    exec_services = [
+        service
+        for service in stack.resources("aws_ecs_service")
+        if service.body.get("cluster") in cluster_refs and service.body.get("enable_execute_command") is True
+    ]
+    if not exec_services:
+        return Verdict.NOT_APPLICABLE
+    configuration = res.body.get("configuration", {}).get("execute_command_configuration", {})
+    logs = configuration.get("log_configuration", {})
+    return _verdict(
+        configuration.get("logging") == "OVERRIDE"
+        and bool(configuration.get("kms_key_id"))
+        and bool(logs.get("cloud_watch_log_group_name"))
+        and logs.get("cloud_watch_encryption_enabled") is True
+    )
+
+
 # -- encryption at rest --------------------------------------------------------
 def _has(key: str) -> Check:
     def check(res: Res, stack: StackDoc) -> Verdict:
@@ -315,6 +344,13 @@ RULES: tuple[Rule, ...] = (
     Rule("AIGW-NET4", "Security group with inline ingress rules",
          "Rules are separate resources written by grants.allow_from/allow_cidrs, so every edge is reviewed.",
          ("aws_security_group",), no_inline_open_ingress),
+    Rule("AIGW-ECS1", "ECS Exec is enabled on a service",
+         "A shell in the running tasks (ECS Exec) is a deliberate exposure: accept it per environment in "
+         "security/suppressions.toml, with the reason.", ("aws_ecs_service",), no_ecs_exec),
+    Rule("AIGW-ECS2", "ECS Exec sessions are not logged to an encrypted log group or not encrypted",
+         "Where a service of the cluster has ECS Exec, the cluster logs every session (logging OVERRIDE) to a "
+         "CloudWatch log group with encryption enforced and encrypts the session with a customer key.",
+         ("aws_ecs_cluster",), ecs_exec_sessions_logged_and_encrypted),
     Rule("AIGW-ENC1", "Log group not encrypted with a customer key", "Set kms_key_id.",
          ("aws_cloudwatch_log_group",), _has("kms_key_id")),
     Rule("AIGW-ENC2", "Secret not encrypted with a customer key", "Set kms_key_id.",

@@ -1,5 +1,5 @@
 """The service options as synthesized: autoscaling (on or off; CPU, memory
-and requests targets; cooldowns) and an existing VPC. Each environment is the
+and requests targets; cooldowns), an existing VPC and ECS Exec. Each environment is the
 small valid base plus the option under test (tests/option_stacks.py),
 synthesized once."""
 
@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+from security import suppressions
+from security.rules import RULES, Verdict
+from security.stackdoc import StackDoc
 from tests.option_stacks import EXISTING_VPC, PRIVATE_SUBNET_IDS, PUBLIC_SUBNET_IDS, VPC_ID, option_environment
 from tests.template import Resource, Template
 
@@ -23,6 +26,8 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "shared": {"network": EXISTING_VPC},
     "shared-nat": {"network": {**EXISTING_VPC, "create_nat_gateway": True, "create_vpc_endpoints": True}},
     "shared-endpoints": {"network": {**EXISTING_VPC, "create_vpc_endpoints": True}},
+    "exec": {"gateway": {"enable_execute_command": True}},
+    "exec-shared": {"gateway": {"enable_execute_command": True}, "network": EXISTING_VPC},
 }
 # What a created VPC brings that an existing one's owner keeps.
 CREATED_NETWORK_TYPES = ("aws_vpc", "aws_subnet", "aws_internet_gateway", "aws_flow_log", "aws_default_security_group")
@@ -182,3 +187,92 @@ def test_endpoints_in_an_existing_vpc_admit_https_from_each_private_subnet(optio
 def test_a_created_vpc_keeps_every_network_resource(options: dict[str, Template]) -> None:
     for resource_type in CREATED_NETWORK_TYPES:
         assert options["base"].count(resource_type) >= 1, resource_type
+
+
+# -- ECS Exec ---------------------------------------------------------------------
+def task_role_statements(stack: Template) -> dict[str, dict[str, Any]]:
+    role = stack.resource("aws_iam_role", {"name": f"aigw-{stack.name.removeprefix('ai-gateway-')}-task"})
+    policy = stack.resource("aws_iam_role_policy", {"role": role.ref("id")})
+    return {statement["Sid"]: statement for statement in policy.json("policy")["Statement"]}
+
+
+def test_exec_is_off_by_default(options: dict[str, Template]) -> None:
+    stack = options["base"]
+    assert "enable_execute_command" not in service(stack).props
+    assert "configuration" not in stack.resource("aws_ecs_cluster").props
+    assert not [g for g in stack.resources("aws_cloudwatch_log_group") if g["name"].endswith("/ecs-exec")]
+    assert not [s for s in task_role_statements(stack) if s.startswith("EcsExec")]
+
+
+def test_exec_turns_on_execute_command_on_the_service(options: dict[str, Template]) -> None:
+    assert service(options["exec"])["enable_execute_command"] is True
+
+
+def test_exec_sessions_are_logged_under_the_logs_key_and_encrypted_with_their_own_key(
+    options: dict[str, Template],
+) -> None:
+    stack = options["exec"]
+    group = stack.resource("aws_cloudwatch_log_group", {"name": "/aigw-exec/ecs-exec"})
+    logs_key = stack.resource("aws_kms_key", {"description": "aigw-exec: CloudWatch Logs and alarm topic encryption"})
+    exec_key = stack.resource("aws_kms_key", {"description": "aigw-exec: ECS Exec session encryption"})
+    assert group["kms_key_id"] == logs_key.ref("arn") and exec_key["enable_key_rotation"] is True
+    configuration = stack.resource("aws_ecs_cluster")["configuration"]["execute_command_configuration"]
+    assert configuration == {
+        "kms_key_id": exec_key.ref("arn"),
+        "logging": "OVERRIDE",
+        "log_configuration": {"cloud_watch_encryption_enabled": True, "cloud_watch_log_group_name": group.ref("name")},
+    }
+
+
+def test_exec_grants_the_task_role_exactly_the_session_permissions(options: dict[str, Template]) -> None:
+    stack = options["exec"]
+    statements = task_role_statements(stack)
+    group = stack.resource("aws_cloudwatch_log_group", {"name": "/aigw-exec/ecs-exec"})
+    exec_key = stack.resource("aws_kms_key", {"description": "aigw-exec: ECS Exec session encryption"})
+    assert statements["EcsExecSessionChannels"]["Action"] == [
+        "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel",
+    ]  # fmt: skip
+    assert statements["EcsExecSessionChannels"]["Resource"] == "*"
+    assert statements["EcsExecFindLogGroup"] == {"Sid": "EcsExecFindLogGroup", "Effect": "Allow",
+                                                  "Action": "logs:DescribeLogGroups", "Resource": "*"}  # fmt: skip
+    assert statements["EcsExecSessionLogs"]["Resource"] == [f"{group.ref('arn')}:log-stream:*", group.ref("arn")]
+    assert statements["EcsExecDecryptSessionKey"]["Action"] == "kms:Decrypt"
+    assert statements["EcsExecDecryptSessionKey"]["Resource"] == exec_key.ref("arn")
+    # Nothing else changes on the role: the base's statements plus these four.
+    assert set(statements) - set(task_role_statements(options["base"])) == {
+        "EcsExecSessionChannels", "EcsExecFindLogGroup", "EcsExecSessionLogs", "EcsExecDecryptSessionKey"}  # fmt: skip
+
+
+def test_exec_sessions_reach_session_manager_through_an_endpoint_where_there_are_endpoints(
+    options: dict[str, Template],
+) -> None:
+    def endpoint_services(stack: Template) -> set[str]:
+        return {e["service_name"].rsplit(".", 1)[1] for e in stack.resources("aws_vpc_endpoint")}
+
+    assert "ssmmessages" in endpoint_services(options["exec"])
+    assert "ssmmessages" not in endpoint_services(options["base"])
+    assert options["exec-shared"].count("aws_vpc_endpoint") == 0
+
+
+def gate_findings(stack: Template) -> set[tuple[str, str]]:
+    """(rule, construct path) of every non-compliant verdict of our rules."""
+    document = StackDoc(stack.document, stack.name.removeprefix("ai-gateway-"))
+    found = set()
+    for rule in RULES:
+        for resource_type in rule.resource_types:
+            for res in document.resources(resource_type):
+                if rule.check(res, document) is Verdict.NON_COMPLIANT:
+                    found.add((rule.id, res.construct_path))
+    return found
+
+
+def test_the_gate_reports_exec_as_an_exposure_accepted_only_where_the_registry_names_the_environment(
+    options: dict[str, Template],
+) -> None:
+    assert gate_findings(options["exec"]) == {("AIGW-ECS1", "compute/service/service")}
+    assert gate_findings(options["base"]) == set()
+    registry = suppressions.load()
+    accepted = [s for s in registry if s.check == "AIGW-ECS1"]
+    assert [(s.construct, s.environments) for s in accepted] == [("compute/service/service", ("qa",))]
+    assert not any(s.covers("AIGW-ECS1", "compute/service/service", "exec") for s in registry)

@@ -1,4 +1,4 @@
-"""Validation of the service options (autoscaling, existing VPC): every invalid combination
+"""Validation of the service options (autoscaling, existing VPC, ECS Exec): every invalid combination
 is refused as `<file>: <dotted.field>: <message>`, naming the field to change."""
 
 from __future__ import annotations
@@ -148,3 +148,13 @@ def test_existing_vpc_with_a_nat_gateway_and_endpoints_loads() -> None:
     network = option_settings({"network": {**EXISTING_VPC, "create_nat_gateway": True,
                                            "create_vpc_endpoints": True}}).network  # fmt: skip
     assert network.nat_gateway and network.vpc_endpoints
+
+
+# -- ECS Exec ---------------------------------------------------------------------
+def test_exec_is_off_by_default() -> None:
+    assert option_settings({}).gateway.enable_execute_command is False
+
+
+def test_exec_must_be_a_boolean(tmp_path: Path) -> None:
+    refused(tmp_path, {"gateway": {"enable_execute_command": "yes"}}, "gateway.enable_execute_command",
+            "valid boolean")  # fmt: skip

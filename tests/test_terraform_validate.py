@@ -22,7 +22,7 @@ from tests.conftest import ProviderMirror, all_environments
 
 pytestmark = pytest.mark.terraform
 # Every shipped environment and example, by the name of its validated variant.
-VALIDATED = ["dev", "prod-nojwt", "local", "minimal", "staging", "shared"]
+VALIDATED = ["dev", "prod-nojwt", "local", "minimal", "staging", "shared", "qa"]
 
 
 def without_jwt(environment: Environment) -> Environment:

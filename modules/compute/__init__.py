@@ -4,7 +4,8 @@ service, wired through named grants. One construct per part:
 - images.py: the ECR repository and its key;
 - secrets.py: the provider-key secrets and their key;
 - task.py: the execution and task roles and the task definition;
-- service.py: the cluster, the tasks' security group, the service, autoscaling.
+- service.py: the cluster, the tasks' security group, the service, autoscaling;
+- exec_sessions.py: with ECS Exec on, the key of its sessions.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from constructs import Construct
 
 from aigw.key_proxy import proxy_config_for
 from aigw.settings import AutoscalingPlan, EdgeSettings, GatewaySettings
+from modules.compute.exec_sessions import ExecSessions
 from modules.compute.images import GatewayImages
 from modules.compute.secrets import ProviderSecrets
 from modules.compute.service import GatewayService
@@ -58,6 +60,15 @@ class Compute(Construct):
         super().__init__(scope, construct_id)
         images = GatewayImages(self, "images", context=context)
         secrets = ProviderSecrets(self, "secrets", providers=list(gateway.provider_keys), context=context)
+        exec_sessions = None
+        if gateway.enable_execute_command:
+            exec_sessions = ExecSessions(
+                self,
+                "exec-sessions",
+                context=context,
+                log_group_name=observability.log_group_names["ecs_exec"],
+                log_group_arn=observability.log_group_arns["ecs_exec"],
+            ).outputs
         task = GatewayTask(
             self,
             "task",
@@ -67,6 +78,7 @@ class Compute(Construct):
             images=images,
             secrets=secrets,
             observability=observability,
+            exec_sessions=exec_sessions,
         )
         service = GatewayService(
             self,
@@ -77,6 +89,7 @@ class Compute(Construct):
             network=network,
             edge=edge,
             task_definition_arn=task.arn,
+            exec_sessions=exec_sessions,
             depends_on=wait_for,
         )
         self.outputs = ComputeOutputs(

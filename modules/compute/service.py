@@ -16,7 +16,13 @@ from cdktf_cdktf_provider_aws.appautoscaling_policy import (
     AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification,
 )
 from cdktf_cdktf_provider_aws.appautoscaling_target import AppautoscalingTarget
-from cdktf_cdktf_provider_aws.ecs_cluster import EcsCluster, EcsClusterSetting
+from cdktf_cdktf_provider_aws.ecs_cluster import (
+    EcsCluster,
+    EcsClusterConfiguration,
+    EcsClusterConfigurationExecuteCommandConfiguration,
+    EcsClusterConfigurationExecuteCommandConfigurationLogConfiguration,
+    EcsClusterSetting,
+)
 from cdktf_cdktf_provider_aws.ecs_cluster_capacity_providers import (
     EcsClusterCapacityProviders,
     EcsClusterCapacityProvidersDefaultCapacityProviderStrategy,
@@ -34,6 +40,7 @@ from constructs import Construct
 from aigw.gateway_task import PROXY_CONTAINER
 from aigw.key_proxy import PROXY_PORT
 from aigw.settings import AutoscalingPlan, GatewaySettings
+from modules.compute.exec_sessions import ExecSessionLogging
 from modules.context import StackContext
 from modules.edge import EdgeOutputs
 from modules.grants import allow_from, allow_https_egress
@@ -56,6 +63,20 @@ def capacity_strategy(fargate_spot_weight: int) -> list[CapacityShare]:
     return shares
 
 
+def exec_session_configuration(sessions: ExecSessionLogging) -> EcsClusterConfiguration:
+    """Every ECS Exec session of the cluster logged to its log group (encrypted
+    there with the logs key) and its data channel encrypted with its own key."""
+    return EcsClusterConfiguration(
+        execute_command_configuration=EcsClusterConfigurationExecuteCommandConfiguration(
+            kms_key_id=sessions.kms_key_arn,
+            logging="OVERRIDE",
+            log_configuration=EcsClusterConfigurationExecuteCommandConfigurationLogConfiguration(
+                cloud_watch_log_group_name=sessions.log_group_name, cloud_watch_encryption_enabled=True
+            ),
+        )
+    )
+
+
 class GatewayService(Construct):
     def __init__(
         self,
@@ -68,6 +89,7 @@ class GatewayService(Construct):
         network: NetworkOutputs,
         edge: EdgeOutputs,
         task_definition_arn: str,
+        exec_sessions: ExecSessionLogging | None,
         depends_on: Sequence[ITerraformDependable],
     ) -> None:
         super().__init__(scope, construct_id)
@@ -78,6 +100,7 @@ class GatewayService(Construct):
             "cluster",
             name=f"{prefix}-cluster",
             setting=[EcsClusterSetting(name="containerInsights", value="enabled")],
+            configuration=exec_session_configuration(exec_sessions) if exec_sessions else None,
         )
         cluster_name = cluster.name
         EcsClusterCapacityProviders(
@@ -141,6 +164,8 @@ class GatewayService(Construct):
             health_check_grace_period_seconds=60,
             propagate_tags="SERVICE",
             enable_ecs_managed_tags=True,
+            # True only where gateway.enable_execute_command says so (the gate reports it: AIGW-ECS1).
+            enable_execute_command=True if exec_sessions else None,
             wait_for_steady_state=False,
             # With autoscaling on, it owns the task count after the first deploy.
             lifecycle=TerraformResourceLifecycle(ignore_changes=["desired_count"]) if autoscaling else None,
