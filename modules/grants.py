@@ -227,6 +227,54 @@ def grant_ecs_exec_sessions(*, log_group_arn: str, kms_key_arn: str) -> list[Sta
     ]
 
 
+# Reads ECS makes while it shifts traffic; ELBv2's Describe* actions have no
+# resource-level permissions (AmazonECSInfrastructureRolePolicyForLoadBalancers
+# grants exactly these on "*").
+LOAD_BALANCER_READ_ACTIONS: tuple[str, ...] = (
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+)
+
+
+def grant_ecs_traffic_shifting(
+    *, target_group_arns: Sequence[str], listener_rule_arns: Sequence[str]
+) -> list[Statement]:
+    """The ECS infrastructure role for load balancers, cut down from AWS's
+    managed policy (AmazonECSInfrastructureRolePolicyForLoadBalancers, v6) to
+    this service: read the load balancer's state, register the tasks in its two
+    target groups, and move traffic by modifying its own listener rules. The
+    managed policy's ModifyListener is left out: on an Application Load
+    Balancer ECS shifts traffic on the listener rules it is given (ECS API,
+    AdvancedConfiguration: a listener only for a Network Load Balancer)."""
+    return [
+        {
+            "Sid": "ReadLoadBalancerState",
+            "Effect": "Allow",
+            "Action": list(LOAD_BALANCER_READ_ACTIONS),
+            "Resource": "*",
+        },
+        {
+            "Sid": "RegisterTasksInBothTargetGroups",
+            "Effect": "Allow",
+            "Action": ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"],
+            "Resource": list(target_group_arns),
+        },
+        {
+            "Sid": "ShiftTrafficOnOwnListenerRules",
+            "Effect": "Allow",
+            "Action": "elasticloadbalancing:ModifyRule",
+            "Resource": list(listener_rule_arns),
+        },
+    ]
+
+
+def grant_lambda_invoke(function_arns: Sequence[str], *, sid: str) -> Statement:
+    """Invoke exactly these Lambda functions."""
+    return {"Sid": sid, "Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": list(function_arns)}
+
+
 # Actions AWS only authorizes on "*" (no resource-level permissions).
 XRAY_WRITE_ACTIONS: tuple[str, ...] = (
     "xray:PutTraceSegments",

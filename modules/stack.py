@@ -1,6 +1,7 @@
 """The stack of one environment: provider, state backend, and the constructs
-in dependency order (observability, network, auth, edge, compute,
-monitoring), wired only through their typed outputs."""
+in dependency order (observability, network, auth, edge, deployment traffic
+shifting where the strategy needs it, compute, monitoring), wired only
+through their typed outputs."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from aigw.environments import Environment
 from modules.auth import Auth
 from modules.compute import Compute
 from modules.context import PROJECT, StackContext
+from modules.deployment import DeploymentTraffic, production_listener
 from modules.edge import Edge
 from modules.monitoring import MonitoredService, Monitoring
 from modules.network import INTERFACE_ENDPOINTS, Network
@@ -128,6 +130,17 @@ class GatewayStack(TerraformStack):
             jwt=auth.jwt_issuer,
             waf_log_group_arn=observability.waf_log_group_arn,
         ).outputs
+        traffic_shifting = None
+        if settings.gateway.deployment.advanced:
+            traffic_shifting = DeploymentTraffic(
+                self,
+                "deployment",
+                plan=settings.gateway.deployment.plan,
+                context=context,
+                edge=edge,
+                listener=production_listener(edge, https=settings.edge.https),
+                vpc_id=network.vpc_id,
+            ).outputs
         compute = Compute(
             self,
             "compute",
@@ -138,6 +151,7 @@ class GatewayStack(TerraformStack):
             network=network,
             edge=edge,
             observability=observability,
+            traffic_shifting=traffic_shifting,
             wait_for=edge.listeners,
         ).outputs
         monitoring = Monitoring(

@@ -53,6 +53,12 @@ WILDCARD_RESOURCE_ACTIONS: dict[str, str] = {
     "ssmmessages:OpenControlChannel": "ECS Exec session channel from the task; ssmmessages has no resources",
     "ssmmessages:OpenDataChannel": "ECS Exec session channel from the task; ssmmessages has no resources",
     "logs:DescribeLogGroups": "a listing: ECS Exec's agent finds its session log group; granted on '*' in AWS's guide",
+    "elasticloadbalancing:DescribeListeners": "ECS reads the listener while it shifts traffic; ELBv2 Describe* "
+    "actions have no resource-level permissions",
+    "elasticloadbalancing:DescribeRules": "ECS reads its listener rules while it shifts traffic; no resources",
+    "elasticloadbalancing:DescribeTargetGroups": "ECS reads both target groups while it shifts traffic; no resources",
+    "elasticloadbalancing:DescribeTargetHealth": "ECS waits for the new tasks' health while it shifts traffic; no "
+    "resources",
 }
 # The postcondition on an existing subnet (modules/network.py) that refuses one assigning public IPs.
 NO_PUBLIC_IPS_CONDITION = "${!self.map_public_ip_on_launch}"

@@ -10,6 +10,7 @@ with that content gets, exactly as ``main.py`` prints them."""
 from __future__ import annotations
 
 import copy
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -73,12 +74,15 @@ def to_toml(document: dict[str, Any]) -> str:
             return "[" + ", ".join(value(v) for v in item) + "]"
         return repr(item)
 
+    def key_of(key: str) -> str:
+        return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else value(key)
+
     def table(path: str, body: dict[str, Any]) -> list[str]:
         lines = [f"[{path}]"] if path else []
-        lines += [f"{key} = {value(item)}" for key, item in body.items() if not isinstance(item, dict)]
+        lines += [f"{key_of(key)} = {value(item)}" for key, item in body.items() if not isinstance(item, dict)]
         for key, item in body.items():
             if isinstance(item, dict):
-                lines += ["", *table(f"{path}.{key}" if path else key, item)]
+                lines += ["", *table(f"{path}.{key_of(key)}" if path else key_of(key), item)]
         return lines
 
     return "\n".join(table("", document)) + "\n"

@@ -1,7 +1,15 @@
-"""The service options as synthesized: autoscaling (on or off; CPU, memory
-and requests targets; cooldowns), an existing VPC and ECS Exec. Each environment is the
-small valid base plus the option under test (tests/option_stacks.py),
-synthesized once."""
+"""The service options as synthesized: the deployment strategy (rolling,
+ECS-native blue/green, canary, linear), autoscaling (on or off; CPU, memory
+and requests targets; cooldowns), an existing VPC and ECS Exec. Each
+environment is the small valid base plus the option under test
+(tests/option_stacks.py), synthesized once; the Portkey guide's production
+example is the shipped examples/portkey-guide-prod/portkey-prod.toml.
+
+Blue/green, canary and linear need hashicorp/aws 6.4 / 6.21 while this
+machine's provider mirror holds 5.100 (tests/test_terraform_validate.py
+validates these stacks without the two ECS blocks): the blocks are built
+through the typed 6.25 bindings (a wrong field or type fails synthesis) and
+checked here as JSON."""
 
 from __future__ import annotations
 
@@ -13,9 +21,17 @@ import pytest
 from security import suppressions
 from security.rules import RULES, Verdict
 from security.stackdoc import StackDoc
-from tests.option_stacks import EXISTING_VPC, PRIVATE_SUBNET_IDS, PUBLIC_SUBNET_IDS, VPC_ID, option_environment
+from tests.option_stacks import (
+    CERTIFICATE_ARN,
+    EXISTING_VPC,
+    PRIVATE_SUBNET_IDS,
+    PUBLIC_SUBNET_IDS,
+    VPC_ID,
+    option_environment,
+)
 from tests.template import Resource, Template
 
+SMOKE_FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:gateway-smoke"
 OPTIONS: dict[str, dict[str, Any]] = {
     "base": {},
     "memory": {"gateway": {"memory_target_percent": 80}},
@@ -28,6 +44,25 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "shared-endpoints": {"network": {**EXISTING_VPC, "create_vpc_endpoints": True}},
     "exec": {"gateway": {"enable_execute_command": True}},
     "exec-shared": {"gateway": {"enable_execute_command": True}, "network": EXISTING_VPC},
+    "blue-green": {
+        "edge": {"certificate_arn": CERTIFICATE_ARN},
+        "gateway": {
+            "deployment": {
+                "strategy": "blue_green",
+                "lifecycle_hooks": {
+                    "smoke": {
+                        "function_arn": SMOKE_FUNCTION,
+                        "stages": ["POST_TEST_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT"],
+                    }
+                },
+            }
+        },
+    },
+    "blue-green-http": {"gateway": {"deployment": {"strategy": "blue_green", "bake_time_minutes": 0}}},
+    "canary": {
+        "gateway": {"deployment": {"strategy": "canary", "canary_percent": 12.5, "canary_bake_time_minutes": 15}}
+    },
+    "linear": {"gateway": {"deployment": {"strategy": "linear", "linear_step_percent": 20, "bake_time_minutes": 30}}},
 }
 # What a created VPC brings that an existing one's owner keeps.
 CREATED_NETWORK_TYPES = ("aws_vpc", "aws_subnet", "aws_internet_gateway", "aws_flow_log", "aws_default_security_group")
@@ -276,3 +311,192 @@ def test_the_gate_reports_exec_as_an_exposure_accepted_only_where_the_registry_n
     accepted = [s for s in registry if s.check == "AIGW-ECS1"]
     assert [(s.construct, s.environments) for s in accepted] == [("compute/service/service", ("qa",))]
     assert not any(s.covers("AIGW-ECS1", "compute/service/service", "exec") for s in registry)
+
+
+# -- deployment strategy ----------------------------------------------------------
+ADVANCED = ("blue-green", "blue-green-http", "canary", "linear")
+
+
+def listener_rules(stack: Template) -> dict[str, Resource]:
+    """Listener rules by construct name (production-rule, test-rule)."""
+    return {rule.name.split("_")[1]: rule for rule in stack.resources("aws_lb_listener_rule")}
+
+
+def alternate_group(stack: Template) -> Resource:
+    return stack.resource("aws_lb_target_group", {"name": f"aigw-{stack.name.removeprefix('ai-gateway-')}-gw-alt"})
+
+
+def primary_group(stack: Template) -> Resource:
+    return stack.resource("aws_lb_target_group", {"name": f"aigw-{stack.name.removeprefix('ai-gateway-')}-gw"})
+
+
+def test_rolling_deploys_as_before_with_one_target_group_and_no_rules(options: dict[str, Template]) -> None:
+    stack = options["base"]
+    assert "deployment_configuration" not in service(stack).props
+    assert service(stack)["load_balancer"] == [
+        {"container_name": "key-proxy", "container_port": 8080, "target_group_arn": primary_group(stack).ref("arn")}
+    ]
+    assert service(stack)["deployment_circuit_breaker"] == {"enable": True, "rollback": True}
+    assert stack.count("aws_lb_target_group") == 1 and stack.count("aws_lb_listener_rule") == 0
+    assert not [r for r in stack.resources("aws_iam_role") if r["name"].endswith("-ecs-traffic")]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("blue-green", {"strategy": "BLUE_GREEN", "bake_time_in_minutes": "10"}),
+     ("blue-green-http", {"strategy": "BLUE_GREEN", "bake_time_in_minutes": "0"}),
+     ("canary", {"strategy": "CANARY", "bake_time_in_minutes": "10",
+                 "canary_configuration": {"canary_percent": 12.5, "canary_bake_time_in_minutes": "15"}}),
+     ("linear", {"strategy": "LINEAR", "bake_time_in_minutes": "30",
+                 "linear_configuration": {"step_percent": 20, "step_bake_time_in_minutes": "6"}})],
+)  # fmt: skip
+def test_each_strategy_writes_its_ecs_deployment_configuration(
+    options: dict[str, Template], name: str, expected: dict[str, Any]
+) -> None:
+    configuration = dict(service(options[name])["deployment_configuration"])
+    configuration.pop("lifecycle_hook", None)
+    assert configuration == expected
+    # The circuit breaker keeps watching deployments of every strategy.
+    assert service(options[name])["deployment_circuit_breaker"] == {"enable": True, "rollback": True}
+
+
+@pytest.mark.parametrize("name", ADVANCED)
+def test_traffic_shifting_strategies_get_an_alternate_target_group_like_the_primary(
+    options: dict[str, Template], name: str
+) -> None:
+    primary, alternate = primary_group(options[name]), alternate_group(options[name])
+    assert {k: v for k, v in alternate.props.items() if k not in ("//", "name")} == {
+        k: v for k, v in primary.props.items() if k not in ("//", "name")
+    }
+
+
+@pytest.mark.parametrize(("name", "port"), [("blue-green", 443), ("blue-green-http", 80), ("canary", 80)])
+def test_production_rule_forwards_every_path_on_the_listener_clients_use(
+    options: dict[str, Template], name: str, port: int
+) -> None:
+    stack = options[name]
+    rule = listener_rules(stack)["production-rule"]
+    assert stack.follow(rule["listener_arn"])["port"] == port
+    assert rule["priority"] == 100 and rule["condition"] == [{"path_pattern": {"values": ["/*"]}}]
+    assert rule["action"] == [
+        {"type": "forward", "forward": {"target_group": [
+            {"arn": primary_group(stack).ref("arn"), "weight": 100},
+            {"arn": alternate_group(stack).ref("arn"), "weight": 0}]}}
+    ]  # fmt: skip
+    # ECS re-weights the rule on every deployment; Terraform must not undo that.
+    assert rule["lifecycle"] == {"ignore_changes": ["action"]}
+
+
+def test_blue_green_routes_header_marked_test_traffic_through_its_own_rule_first(options: dict[str, Template]) -> None:
+    stack = options["blue-green"]
+    rules = listener_rules(stack)
+    test_rule = rules["test-rule"]
+    assert test_rule["condition"] == [{"http_header": {"http_header_name": "X-Aigw-Test-Traffic", "values": ["green"]}}]
+    assert test_rule["priority"] < rules["production-rule"]["priority"]
+    assert test_rule["listener_arn"] == rules["production-rule"]["listener_arn"]
+    assert test_rule["action"] == rules["production-rule"]["action"]
+    assert test_rule["lifecycle"] == {"ignore_changes": ["action"]}
+
+
+@pytest.mark.parametrize("name", ["canary", "linear"])
+def test_canary_and_linear_shift_production_traffic_without_a_test_rule(
+    options: dict[str, Template], name: str
+) -> None:
+    assert list(listener_rules(options[name])) == ["production-rule"]
+    assert "test_listener_rule" not in service(options[name])["load_balancer"][0]["advanced_configuration"]
+
+
+@pytest.mark.parametrize("name", ADVANCED)
+def test_service_names_the_alternate_group_the_rules_and_the_role(options: dict[str, Template], name: str) -> None:
+    stack = options[name]
+    rules = listener_rules(stack)
+    role = stack.resource("aws_iam_role", {"name": f"aigw-{name}-ecs-traffic"})
+    (balancer,) = service(stack)["load_balancer"]
+    expected = {
+        "alternate_target_group_arn": alternate_group(stack).ref("arn"),
+        "production_listener_rule": rules["production-rule"].ref("arn"),
+        "role_arn": role.ref("arn"),
+    }
+    if "test-rule" in rules:
+        expected["test_listener_rule"] = rules["test-rule"].ref("arn")
+    assert balancer["advanced_configuration"] == expected
+    assert balancer["target_group_arn"] == primary_group(stack).ref("arn")
+    # The service waits for its rules: ECS checks both groups are reachable through them.
+    assert {f"aws_lb_listener_rule.{rule.name}" for rule in rules.values()} <= set(service(stack)["depends_on"])
+
+
+def test_infrastructure_role_is_trusted_by_ecs_of_this_account_and_may_touch_only_this_service(
+    options: dict[str, Template],
+) -> None:
+    stack = options["blue-green"]
+    role = stack.resource("aws_iam_role", {"name": "aigw-blue-green-ecs-traffic"})
+    (trust,) = role.json("assume_role_policy")["Statement"]
+    assert trust["Principal"] == {"Service": "ecs.amazonaws.com"}
+    assert trust["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "${data.aws_caller_identity.caller.account_id}"}
+    }
+    policy = stack.resource("aws_iam_role_policy", {"role": role.ref("id")}).json("policy")
+    rules = listener_rules(stack)
+    assert policy["Statement"] == [
+        {"Sid": "ReadLoadBalancerState", "Effect": "Allow", "Resource": "*", "Action": [
+            "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeRules",
+            "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth"]},
+        {"Sid": "RegisterTasksInBothTargetGroups", "Effect": "Allow",
+         "Action": ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"],
+         "Resource": [primary_group(stack).ref("arn"), alternate_group(stack).ref("arn")]},
+        {"Sid": "ShiftTrafficOnOwnListenerRules", "Effect": "Allow", "Action": "elasticloadbalancing:ModifyRule",
+         "Resource": [rules["production-rule"].ref("arn"), rules["test-rule"].ref("arn")]},
+    ]  # fmt: skip
+
+
+def test_lifecycle_hooks_run_through_a_role_that_may_invoke_only_their_functions(options: dict[str, Template]) -> None:
+    stack = options["blue-green"]
+    role = stack.resource("aws_iam_role", {"name": "aigw-blue-green-deploy-hooks"})
+    assert role.json("assume_role_policy")["Statement"][0]["Principal"] == {"Service": "ecs.amazonaws.com"}
+    policy = stack.resource("aws_iam_role_policy", {"role": role.ref("id")}).json("policy")
+    assert policy["Statement"] == [
+        {
+            "Sid": "InvokeLifecycleHooks",
+            "Effect": "Allow",
+            "Action": "lambda:InvokeFunction",
+            "Resource": [SMOKE_FUNCTION],
+        }
+    ]
+    # A struct in a list of blocks: a plain dict there would synthesize as an empty block.
+    assert service(stack)["deployment_configuration"]["lifecycle_hook"] == [
+        {"hook_target_arn": SMOKE_FUNCTION, "role_arn": role.ref("arn"),
+         "lifecycle_stages": ["POST_TEST_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT"]}
+    ]  # fmt: skip
+
+
+def test_no_hook_role_without_hooks(options: dict[str, Template]) -> None:
+    assert not [r for r in options["canary"].resources("aws_iam_role") if r["name"].endswith("-deploy-hooks")]
+    assert "lifecycle_hook" not in service(options["canary"])["deployment_configuration"]
+
+
+@pytest.mark.parametrize("name", ADVANCED)
+def test_traffic_shifting_stacks_pass_our_rules(options: dict[str, Template], name: str) -> None:
+    assert gate_findings(options[name]) == set()
+
+
+# -- the Portkey ECS guide's production example -----------------------------------
+def test_guide_production_example_translates_alb_autoscaling_and_blue_green(stacks: dict[str, Template]) -> None:
+    stack = stacks["portkey-prod"]
+    # Public ALB with TLS; three zones, a NAT gateway in each.
+    assert stack.resource("aws_lb")["internal"] is False
+    assert stack.resource("aws_lb_listener", {"port": 443})["protocol"] == "HTTPS"
+    assert stack.count("aws_subnet") == 6 and stack.count("aws_nat_gateway") == 3
+    # Tasks of 1 vCPU / 2 GiB, three of them to start.
+    task = stack.resource("aws_ecs_task_definition")
+    assert (task["cpu"], task["memory"], service(stack)["desired_count"]) == ("1024", "2048", 3)
+    # gateway_autoscaling: 3..20, CPU 70, memory 80, cooldowns 120 / 60.
+    target = stack.resource("aws_appautoscaling_target")
+    assert (target["min_capacity"], target["max_capacity"]) == (3, 20)
+    found = policies(stack)
+    assert sorted(found) == ["ECSServiceAverageCPUUtilization", "ECSServiceAverageMemoryUtilization"]
+    assert found["ECSServiceAverageCPUUtilization"]["target_value"] == 70
+    assert found["ECSServiceAverageMemoryUtilization"]["target_value"] == 80
+    assert {(c["scale_in_cooldown"], c["scale_out_cooldown"]) for c in found.values()} == {(120, 60)}
+    # gateway_deployment_configuration: enable_blue_green = true.
+    assert service(stack)["deployment_configuration"] == {"strategy": "BLUE_GREEN", "bake_time_in_minutes": "15"}
+    assert set(listener_rules(stack)) == {"production-rule", "test-rule"}

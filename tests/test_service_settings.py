@@ -1,15 +1,20 @@
-"""Validation of the service options (autoscaling, existing VPC, ECS Exec): every invalid combination
-is refused as `<file>: <dotted.field>: <message>`, naming the field to change."""
+"""Validation of the service options (deployment strategy, autoscaling,
+existing VPC, ECS Exec): every invalid combination is refused as
+`<file>: <dotted.field>: <message>`, naming the field to change."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from aigw import settings as settings_module
-from tests.option_stacks import EXISTING_VPC, PUBLIC_SUBNET_IDS, option_problems, option_settings
+from tests.conftest import ROOT
+from tests.option_stacks import CERTIFICATE_ARN, EXISTING_VPC, PUBLIC_SUBNET_IDS, option_problems, option_settings
 
 
 def refused(tmp_path: Path, changes: dict[str, Any], field: str, text: str) -> None:
@@ -158,3 +163,198 @@ def test_exec_is_off_by_default() -> None:
 def test_exec_must_be_a_boolean(tmp_path: Path) -> None:
     refused(tmp_path, {"gateway": {"enable_execute_command": "yes"}}, "gateway.enable_execute_command",
             "valid boolean")  # fmt: skip
+
+
+# -- deployment strategy ----------------------------------------------------------
+HOOK = {"function_arn": "arn:aws:lambda:us-east-1:123456789012:function:smoke", "stages": ["POST_SCALE_UP"]}
+
+
+def deployment(**keys: object) -> dict[str, Any]:
+    return {"gateway": {"deployment": keys}}
+
+
+def test_rolling_is_the_default_strategy() -> None:
+    plan = option_settings({}).gateway.deployment.plan
+    assert (plan.strategy, plan.canary, plan.linear, plan.lifecycle_hooks) == ("rolling", None, None, {})
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [({"strategy": "canary"}, (10, 5.0, 10, None)),
+     ({"strategy": "canary", "canary_percent": 12.5, "canary_bake_time_minutes": 0, "bake_time_minutes": 30},
+      (30, 12.5, 0, None)),
+     ({"strategy": "linear"}, (10, None, None, (10.0, 6))),
+     ({"strategy": "linear", "linear_step_percent": 25, "linear_step_bake_time_minutes": 3},
+      (10, None, None, (25, 3)))],
+)  # fmt: skip
+def test_strategy_defaults_resolve_to_ecs_defaults(keys: dict[str, Any], expected: tuple[object, ...]) -> None:
+    plan = option_settings(deployment(**keys)).gateway.deployment.plan
+    canary = (plan.canary.percent, plan.canary.bake_time_minutes) if plan.canary else (None, None)
+    linear = (plan.linear.percent, plan.linear.bake_time_minutes) if plan.linear else None
+    assert (plan.bake_time_minutes, *canary, linear) == expected
+
+
+@pytest.mark.parametrize(
+    ("strategy", "key", "value"),
+    [("rolling", "bake_time_minutes", 5), ("rolling", "canary_percent", 10),
+     ("rolling", "lifecycle_hooks", {"a": HOOK}),
+     ("blue_green", "canary_percent", 10), ("blue_green", "linear_step_percent", 10),
+     ("canary", "linear_step_percent", 10), ("canary", "linear_step_bake_time_minutes", 5),
+     ("linear", "canary_percent", 10), ("linear", "canary_bake_time_minutes", 5)],
+)  # fmt: skip
+def test_keys_of_another_strategy_are_refused(tmp_path: Path, strategy: str, key: str, value: object) -> None:
+    refused(tmp_path, deployment(strategy=strategy, **{key: value}), f"gateway.deployment.{key}",
+            f"but strategy is '{strategy}'; one strategy is configured at a time")  # fmt: skip
+
+
+def test_canary_and_linear_keys_together_are_refused_even_without_a_strategy(tmp_path: Path) -> None:
+    # The guide's module takes several strategies at once; here each stray key is named.
+    lines = option_problems(tmp_path, deployment(canary_percent=10, linear_step_percent=10))
+    assert sum("belongs to strategy" in line for line in lines) == 2, lines
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "text"),
+    [("strategy", "all_at_once", "'rolling', 'blue_green', 'canary' or 'linear'"),
+     ("bake_time_minutes", 1441, "less than or equal to 1440"), ("bake_time_minutes", -1, "greater than or equal to 0"),
+     ("canary_percent", 0.05, "greater than or equal to 0.1"), ("canary_percent", 100.5, "less than or equal to 100"),
+     ("canary_percent", 10.25, "not a multiple of 0.1"),
+     ("canary_bake_time_minutes", 1441, "less than or equal to 1440"),
+     ("linear_step_percent", 2.9, "greater than or equal to 3"),
+     ("linear_step_percent", 33.33, "not a multiple of 0.1"),
+     ("linear_step_bake_time_minutes", -5, "greater than or equal to 0")],
+)  # fmt: skip
+def test_strategy_values_out_of_range_are_refused(tmp_path: Path, key: str, value: object, text: str) -> None:
+    strategy = "canary" if key.startswith("canary") else "linear"
+    keys = {key: value} if key == "strategy" else {"strategy": strategy, key: value}
+    refused(tmp_path, deployment(**keys), f"gateway.deployment.{key}", text)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "constraint"),
+    [("blue_green", "~> 6.0"), ("blue_green", ">= 5.100"), ("blue_green", "~> 5.100"),
+     ("canary", "~> 6.4"), ("canary", ">= 6.20, < 7.0"), ("linear", "6.20.1")],
+)  # fmt: skip
+def test_strategy_with_a_provider_constraint_admitting_older_versions_is_refused(
+    tmp_path: Path, strategy: str, constraint: str
+) -> None:
+    minimum = "6.4" if strategy == "blue_green" else "6.21"
+    refused(tmp_path, {"aws_provider_version": constraint, **deployment(strategy=strategy)}, "aws_provider_version",
+            f"older than {minimum}, which lack the ECS {strategy} deployment strategy")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("strategy", "constraint"),
+    [("blue_green", "~> 6.4"), ("blue_green", ">= 6.5, < 7.0"), ("canary", ">= 6.21, < 7.0")],
+)
+def test_strategy_with_a_new_enough_provider_loads(strategy: str, constraint: str) -> None:
+    option_settings({"aws_provider_version": constraint, **deployment(strategy=strategy)})
+
+
+@pytest.mark.parametrize("strategy", ["blue_green", "canary", "linear"])
+def test_strategies_that_shift_traffic_are_refused_with_jwt_auth(tmp_path: Path, strategy: str) -> None:
+    changes = {"edge": {"certificate_arn": CERTIFICATE_ARN, "enable_jwt_auth": True}, **deployment(strategy=strategy)}
+    refused(tmp_path, changes, "gateway.deployment.strategy", "ECS shifts traffic only on rules that just forward")
+
+
+def test_strategies_that_shift_traffic_need_an_application_load_balancer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings_module, "load_balancer_type", lambda env: "network")
+    refused(tmp_path, deployment(strategy="canary"), "gateway.deployment.strategy",
+            "needs a load balancer that supports it")  # fmt: skip
+
+
+def test_rolling_works_with_any_load_balancer_and_with_jwt_auth() -> None:
+    option_settings({"edge": {"certificate_arn": CERTIFICATE_ARN, "enable_jwt_auth": True}})
+
+
+@pytest.mark.parametrize("strategy", ["blue_green", "canary", "linear"])
+def test_request_target_is_refused_where_the_target_group_alternates(tmp_path: Path, strategy: str) -> None:
+    refused(tmp_path, {"gateway": {"requests_per_target": 500, "deployment": {"strategy": strategy}}},
+            "gateway.requests_per_target", "moves production traffic between two target groups")  # fmt: skip
+
+
+def test_strategies_that_shift_traffic_add_no_request_policy_by_default() -> None:
+    plan = option_settings(deployment(strategy="blue_green")).autoscaling
+    assert plan is not None and plan.requests_per_target is None and plan.cpu_target_percent == 70
+
+
+def test_lifecycle_hooks_resolve_sorted_by_name() -> None:
+    hooks = {"zeta": HOOK, "alpha": {**HOOK, "stages": ["PRE_SCALE_UP", "POST_PRODUCTION_TRAFFIC_SHIFT"]}}
+    plan = option_settings(deployment(strategy="blue_green", lifecycle_hooks=hooks)).gateway.deployment.plan
+    assert list(plan.lifecycle_hooks) == ["alpha", "zeta"]
+    assert plan.lifecycle_hooks["alpha"] == (HOOK["function_arn"], ("PRE_SCALE_UP", "POST_PRODUCTION_TRAFFIC_SHIFT"))
+
+
+@pytest.mark.parametrize(
+    ("hook", "field", "text"),
+    [({**HOOK, "function_arn": "arn:aws:lambda:us-east-1:123456789012:layer:x"}, "function_arn",
+      "not a Lambda function"),
+     ({**HOOK, "stages": []}, "stages", "at least 1 item"),
+     ({**HOOK, "stages": ["POST_SCALE_UP", "POST_SCALE_UP"]}, "stages", "lists a stage twice"),
+     ({**HOOK, "stages": ["AFTER_DEPLOY"]}, "stages[0]", "'RECONCILE_SERVICE'"),
+     ({"stages": ["POST_SCALE_UP"]}, "function_arn", "required key is missing"),
+     ({**HOOK, "function_arn": "arn:aws:lambda:eu-west-1:123456789012:function:smoke"}, "function_arn",
+      "the function is in eu-west-1 but the service is in us-east-1")],
+)  # fmt: skip
+def test_bad_lifecycle_hooks_are_refused(tmp_path: Path, hook: dict[str, Any], field: str, text: str) -> None:
+    refused(tmp_path, deployment(strategy="blue_green", lifecycle_hooks={"smoke": hook}),
+            f"gateway.deployment.lifecycle_hooks.smoke.{field}", text)  # fmt: skip
+
+
+def test_hook_names_must_be_lowercase_words(tmp_path: Path) -> None:
+    refused(tmp_path, deployment(strategy="blue_green", lifecycle_hooks={"Smoke Test": HOOK}),
+            "gateway.deployment.lifecycle_hooks", "1-32 lowercase letters")  # fmt: skip
+
+
+@pytest.mark.parametrize("strategy", ["canary", "linear"])
+def test_test_traffic_stages_are_refused_where_there_is_no_test_traffic(tmp_path: Path, strategy: str) -> None:
+    hook = {**HOOK, "stages": ["POST_SCALE_UP", "POST_TEST_TRAFFIC_SHIFT"]}
+    refused(tmp_path, deployment(strategy=strategy, lifecycle_hooks={"smoke": hook}),
+            "gateway.deployment.lifecycle_hooks.smoke.stages", "only blue_green routes test traffic")  # fmt: skip
+
+
+def test_a_misspelled_hook_key_is_refused_with_a_suggestion(tmp_path: Path) -> None:
+    refused(tmp_path, deployment(strategy="blue_green", lifecycle_hooks={"smoke": {**HOOK, "stage": ["PRE_SCALE_UP"]}}),
+            "gateway.deployment.lifecycle_hooks.smoke.stage", "did you mean 'stages'?")  # fmt: skip
+
+
+# -- main.py: every invalid combination in one run, nothing written ----------------
+INVALID_FILES: dict[str, tuple[dict[str, Any], str]] = {
+    "two-strategies": (deployment(strategy="canary", linear_step_percent=10), "gateway.deployment.linear_step_percent"),
+    "old-provider": ({"aws_provider_version": "~> 5.100", **deployment(strategy="blue_green")}, "aws_provider_version"),
+    "jwt-blue-green": ({"edge": {"certificate_arn": CERTIFICATE_ARN, "enable_jwt_auth": True},
+                        **deployment(strategy="blue_green")}, "gateway.deployment.strategy"),
+    "canary-range": (deployment(strategy="canary", canary_percent=0), "gateway.deployment.canary_percent"),
+    "scaling-bounds": ({"gateway": {"min_capacity": 3, "max_capacity": 20, "desired_count": 2}},
+                       "gateway.desired_count"),
+    "scaling-off": ({"gateway": {"enable_autoscaling": False, "memory_target_percent": 80}},
+                    "gateway.memory_target_percent"),
+    "requests-bg": ({"gateway": {"requests_per_target": 500, "deployment": {"strategy": "linear"}}},
+                    "gateway.requests_per_target"),
+    "vpc-partial": ({"network": {"vpc_id": EXISTING_VPC["vpc_id"]}}, "network.private_subnet_ids"),
+    "vpc-bad-id": ({"network": {**EXISTING_VPC, "vpc_id": "vpc-12"}}, "network.vpc_id"),
+    "vpc-one-subnet": ({"network": {**EXISTING_VPC, "public_subnet_ids": PUBLIC_SUBNET_IDS[:1]}},
+                       "network.public_subnet_ids"),
+    "exec-not-bool": ({"gateway": {"enable_execute_command": 1}}, "gateway.enable_execute_command"),
+}  # fmt: skip
+
+
+@pytest.mark.cli
+def test_main_reports_every_invalid_option_file_and_writes_nothing(tmp_path: Path) -> None:
+    env_dir = tmp_path / "envs"
+    for name, (changes, _) in INVALID_FILES.items():
+        option_problems(env_dir, {**changes, "backend": {"key": f"ai-gateway/{name}.tfstate"}}, name=name)
+    outdir = tmp_path / "cdktf.out"
+    outdir.mkdir()
+    (outdir / "previous-synth.json").write_text("{}")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "main.py")],
+        cwd=tmp_path, env={**os.environ, "AIGW_ENV_DIR": str(env_dir), "CDKTF_OUTDIR": str(outdir)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    for name, (_, field) in INVALID_FILES.items():
+        assert f"{name}.toml: {field}: " in result.stderr, (name, result.stderr)
+    assert sorted(p.name for p in outdir.iterdir()) == ["previous-synth.json"]

@@ -24,6 +24,7 @@ from modules.compute.secrets import ProviderSecrets
 from modules.compute.service import GatewayService
 from modules.compute.task import GatewayTask
 from modules.context import StackContext
+from modules.deployment import TrafficShifting
 from modules.edge import EdgeOutputs
 from modules.network import NetworkOutputs
 from modules.observability import ObservabilityOutputs
@@ -55,6 +56,7 @@ class Compute(Construct):
         network: NetworkOutputs,
         edge: EdgeOutputs,
         observability: ObservabilityOutputs,
+        traffic_shifting: TrafficShifting | None,
         wait_for: Sequence[ITerraformDependable],
     ) -> None:
         super().__init__(scope, construct_id)
@@ -90,6 +92,7 @@ class Compute(Construct):
             edge=edge,
             task_definition_arn=task.arn,
             exec_sessions=exec_sessions,
+            traffic_shifting=traffic_shifting,
             depends_on=wait_for,
         )
         self.outputs = ComputeOutputs(

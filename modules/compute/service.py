@@ -1,6 +1,8 @@
 """The gateway service: the ECS cluster and its capacity providers, the
 tasks' security group (the key proxy's port from the load balancer only,
-HTTPS out), the service in the private subnets behind the target group, and
+HTTPS out), the service in the private subnets behind the target group
+(rolling, or an ECS-native blue/green, canary or linear deployment over the
+target groups and listener rules of modules/deployment.py), and
 target-tracking autoscaling on CPU and, where configured, memory and
 requests per task."""
 
@@ -31,7 +33,12 @@ from cdktf_cdktf_provider_aws.ecs_service import (
     EcsService,
     EcsServiceCapacityProviderStrategy,
     EcsServiceDeploymentCircuitBreaker,
+    EcsServiceDeploymentConfiguration,
+    EcsServiceDeploymentConfigurationCanaryConfiguration,
+    EcsServiceDeploymentConfigurationLifecycleHook,
+    EcsServiceDeploymentConfigurationLinearConfiguration,
     EcsServiceLoadBalancer,
+    EcsServiceLoadBalancerAdvancedConfiguration,
     EcsServiceNetworkConfiguration,
 )
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
@@ -42,6 +49,7 @@ from aigw.key_proxy import PROXY_PORT
 from aigw.settings import AutoscalingPlan, GatewaySettings
 from modules.compute.exec_sessions import ExecSessionLogging
 from modules.context import StackContext
+from modules.deployment import TrafficShifting
 from modules.edge import EdgeOutputs
 from modules.grants import allow_from, allow_https_egress
 from modules.network import NetworkOutputs
@@ -77,6 +85,45 @@ def exec_session_configuration(sessions: ExecSessionLogging) -> EcsClusterConfig
     )
 
 
+def advanced_configuration(traffic: TrafficShifting) -> EcsServiceLoadBalancerAdvancedConfiguration:
+    """The alternate target group and the listener rules ECS shifts traffic on, and the role it does it with."""
+    return EcsServiceLoadBalancerAdvancedConfiguration(
+        alternate_target_group_arn=traffic.alternate_target_group_arn,
+        production_listener_rule=traffic.production_listener_rule_arn,
+        test_listener_rule=traffic.test_listener_rule_arn,
+        role_arn=traffic.infrastructure_role_arn,
+    )
+
+
+def deployment_configuration(traffic: TrafficShifting) -> EcsServiceDeploymentConfiguration:
+    """The ECS-native strategy (hashicorp/aws >= 6.4; canary and linear >= 6.21).
+    Nested blocks are built from the binding's struct classes: a plain dict
+    inside a list of blocks would synthesize as an empty block."""
+    plan = traffic.plan
+    return EcsServiceDeploymentConfiguration(
+        strategy=plan.strategy.upper(),
+        # The provider types these minute counts as strings.
+        bake_time_in_minutes=str(plan.bake_time_minutes),
+        canary_configuration=EcsServiceDeploymentConfigurationCanaryConfiguration(
+            canary_percent=plan.canary.percent, canary_bake_time_in_minutes=str(plan.canary.bake_time_minutes)
+        )
+        if plan.canary
+        else None,
+        linear_configuration=EcsServiceDeploymentConfigurationLinearConfiguration(
+            step_percent=plan.linear.percent, step_bake_time_in_minutes=str(plan.linear.bake_time_minutes)
+        )
+        if plan.linear
+        else None,
+        lifecycle_hook=[
+            EcsServiceDeploymentConfigurationLifecycleHook(
+                hook_target_arn=hook.function_arn, lifecycle_stages=list(hook.stages), role_arn=hook.role_arn
+            )
+            for hook in traffic.lifecycle_hooks
+        ]
+        or None,
+    )
+
+
 class GatewayService(Construct):
     def __init__(
         self,
@@ -90,6 +137,7 @@ class GatewayService(Construct):
         edge: EdgeOutputs,
         task_definition_arn: str,
         exec_sessions: ExecSessionLogging | None,
+        traffic_shifting: TrafficShifting | None,
         depends_on: Sequence[ITerraformDependable],
     ) -> None:
         super().__init__(scope, construct_id)
@@ -155,9 +203,15 @@ class GatewayService(Construct):
             ),
             load_balancer=[
                 EcsServiceLoadBalancer(
-                    target_group_arn=edge.target_group_arn, container_name=PROXY_CONTAINER, container_port=PROXY_PORT
+                    target_group_arn=edge.target_group_arn,
+                    container_name=PROXY_CONTAINER,
+                    container_port=PROXY_PORT,
+                    advanced_configuration=advanced_configuration(traffic_shifting) if traffic_shifting else None,
                 )
             ],
+            # A rolling deployment is ECS's default: no deployment_configuration block at all.
+            deployment_configuration=deployment_configuration(traffic_shifting) if traffic_shifting else None,
+            # The circuit breaker watches rolling and blue/green-family deployments alike.
             deployment_circuit_breaker=EcsServiceDeploymentCircuitBreaker(enable=True, rollback=True),
             deployment_minimum_healthy_percent=100,
             deployment_maximum_percent=200,
@@ -169,7 +223,7 @@ class GatewayService(Construct):
             wait_for_steady_state=False,
             # With autoscaling on, it owns the task count after the first deploy.
             lifecycle=TerraformResourceLifecycle(ignore_changes=["desired_count"]) if autoscaling else None,
-            depends_on=list(depends_on),
+            depends_on=[*depends_on, *(traffic_shifting.listener_rules if traffic_shifting else ())],
         )
         self.cluster_name = cluster_name
         self.service_name = service.name
