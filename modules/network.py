@@ -164,25 +164,32 @@ class Network(Construct):
         the NAT gateway and the endpoints when asked for."""
         prefix = context.prefix
         vpc_cidr = DataAwsVpc(self, "existing-vpc", id=vpc_id).cidr_block
-        in_vpc = Postcondition(
-            condition=f'${{self.vpc_id == "{vpc_id}"}}', error_message=f"this subnet is not in network.vpc_id {vpc_id}"
-        )
-        no_public_ips = Postcondition(
-            condition="${!self.map_public_ip_on_launch}",
-            error_message="a private subnet of network.private_subnet_ids assigns public IPs on launch; the tasks "
-            "run in subnets that assign none",
-        )
+
+        def in_vpc(subnet_id: str) -> Postcondition:
+            return Postcondition(
+                condition=f'${{self.vpc_id == "{vpc_id}"}}',
+                error_message=f"subnet {subnet_id} is not in network.vpc_id {vpc_id}",
+            )
+
+        def no_public_ips(subnet_id: str) -> Postcondition:
+            # security/rules.py (AIGW-NET3) looks for exactly this condition.
+            return Postcondition(
+                condition="${!self.map_public_ip_on_launch}",
+                error_message=f"subnet {subnet_id} of network.private_subnet_ids assigns public IPs on launch; the "
+                "tasks run in subnets that assign none",
+            )
+
         public = [
             DataAwsSubnet(
                 self, f"existing-public-{index}", id=subnet_id,
-                lifecycle=TerraformResourceLifecycle(postcondition=[in_vpc]),
+                lifecycle=TerraformResourceLifecycle(postcondition=[in_vpc(subnet_id)]),
             )
             for index, subnet_id in enumerate(network.public_subnet_ids or ())
         ]  # fmt: skip
         private = [
             DataAwsSubnet(
                 self, f"existing-private-{index}", id=subnet_id,
-                lifecycle=TerraformResourceLifecycle(postcondition=[in_vpc, no_public_ips]),
+                lifecycle=TerraformResourceLifecycle(postcondition=[in_vpc(subnet_id), no_public_ips(subnet_id)]),
             )
             for index, subnet_id in enumerate(network.private_subnet_ids or ())
         ]  # fmt: skip
