@@ -256,8 +256,10 @@ class NetworkSettings(Section):
         None,
         description="Create the S3 gateway endpoint and the interface endpoints (ecr.api, ecr.dkr, logs, "
         "secretsmanager) with private DNS for the private subnets; without them the tasks reach these AWS APIs "
-        "through the NAT gateway. With vpc_id, only where the VPC has no such endpoints yet (two endpoints with "
-        "private DNS for one service conflict). Default: true for a created VPC, false with vpc_id.",
+        "through the NAT gateway. With vpc_id: only where the VPC has no such endpoints yet (two endpoints with "
+        "private DNS for one service conflict), and the S3 gateway endpoint only with create_nat_gateway (it "
+        "goes into route tables, and the VPC's own belong to its owner). Default: true for a created VPC, false "
+        "with vpc_id.",
     )
 
     @field_validator("vpc_id")
@@ -686,7 +688,8 @@ class GatewaySettings(Section):
         ge=1,
         le=100_000,
         description="Target load balancer requests per task per minute (ALBRequestCountPerTarget); only with an "
-        "Application Load Balancer. Default: 1000 where it applies, otherwise no request policy.",
+        "Application Load Balancer and a rolling deployment (under blue/green, canary and linear the production "
+        "target group alternates). Default: 1000 where it applies, otherwise no request policy.",
     )
     scale_in_cooldown_seconds: int = Field(
         SCALE_IN_COOLDOWN_SECONDS,

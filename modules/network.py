@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cdktf import Postcondition, TerraformResourceLifecycle
-from cdktf_cdktf_provider_aws.data_aws_route_table import DataAwsRouteTable
 from cdktf_cdktf_provider_aws.data_aws_subnet import DataAwsSubnet
 from cdktf_cdktf_provider_aws.data_aws_vpc import DataAwsVpc
 from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
@@ -161,7 +160,8 @@ class Network(Construct):
 
     def _existing_vpc(self, network: NetworkSettings, vpc_id: str, context: StackContext) -> NetworkOutputs:
         """Read the given VPC and subnets (checked at plan time), and add only
-        the NAT gateway and the endpoints when asked for."""
+        the NAT gateway (with a route table per private subnet) and the endpoints
+        when asked for; the S3 gateway endpoint only into route tables of its own."""
         prefix = context.prefix
         vpc_cidr = DataAwsVpc(self, "existing-vpc", id=vpc_id).cidr_block
 
@@ -206,12 +206,6 @@ class Network(Construct):
                 private_route_table_ids.append(
                     self._private_route_table(index, subnet.availability_zone, subnet_id, nat_id, vpc_id, prefix)
                 )
-        elif network.vpc_endpoints:
-            # The S3 gateway endpoint goes into the route tables the private subnets already use.
-            private_route_table_ids = [
-                DataAwsRouteTable(self, f"existing-private-rt-{index}", subnet_id=subnet_id).route_table_id
-                for index, subnet_id in enumerate(private_subnet_ids)
-            ]
         if network.vpc_endpoints:
             allow_subnets(
                 self,
@@ -260,19 +254,22 @@ class Network(Construct):
     def _endpoints(
         self, context: StackContext, vpc_id: str, private_route_table_ids: list[str], private_subnet_ids: list[str]
     ) -> str:
-        """The S3 gateway endpoint in the private route tables and the interface
-        endpoints with private DNS in the private subnets; returns the endpoints'
-        security group, to which the caller admits the private subnets."""
+        """The S3 gateway endpoint in the private route tables (where the stack has
+        any: an existing VPC's own route tables are its owner's, and a gateway
+        endpoint there would reroute S3 for every subnet sharing them) and the
+        interface endpoints with private DNS in the private subnets; returns the
+        endpoints' security group, to which the caller admits the private subnets."""
         prefix = context.prefix
-        VpcEndpoint(
-            self,
-            "endpoint-s3",
-            vpc_id=vpc_id,
-            service_name=f"com.amazonaws.{context.region}.s3",
-            vpc_endpoint_type="Gateway",
-            route_table_ids=private_route_table_ids,
-            tags={"Name": f"{prefix}-s3"},
-        )
+        if private_route_table_ids:
+            VpcEndpoint(
+                self,
+                "endpoint-s3",
+                vpc_id=vpc_id,
+                service_name=f"com.amazonaws.{context.region}.s3",
+                vpc_endpoint_type="Gateway",
+                route_table_ids=private_route_table_ids,
+                tags={"Name": f"{prefix}-s3"},
+            )
         endpoint_sg_id = SecurityGroup(
             self,
             "endpoint-sg",
