@@ -61,28 +61,45 @@ def _default(field: object) -> str:
     return f"`{default}`"
 
 
+def _is_model(candidate: object) -> bool:
+    return isinstance(candidate, type) and issubclass(candidate, BaseModel)
+
+
 def _nested_table(annotation: object) -> type[BaseModel] | None:
-    """The model of an optional sub-table (``X | None``), if that is what this is."""
+    """The model of a sub-table (``X`` or ``X | None``), if that is what this is."""
     candidates = [annotation, *get_args(annotation)]
     return next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
 
 
+def _keyed_tables(annotation: object) -> type[BaseModel] | None:
+    """The model of a table of named sub-tables (``dict[str, X]``), if that is what this is."""
+    args = get_args(annotation)
+    if get_origin(annotation) is dict and len(args) == 2 and _is_model(args[1]):
+        model: type[BaseModel] = args[1]
+        return model
+    return None
+
+
 def _rows(model: type[BaseModel], prefix: str) -> list[str]:
     rows = []
-    nested: list[tuple[str, type[BaseModel], str, str]] = []
+    nested: list[tuple[str, type[BaseModel], str, str, str]] = []
     for name, field in model.model_fields.items():
         if prefix == "" and name in SECTION_NAMES:
             continue
         description = (field.description or "").replace("|", "\\|")
+        keyed = _keyed_tables(field.annotation)
+        if keyed is not None:
+            nested.append((f"{prefix}{name}", keyed, description, "table of tables", "none"))
+            continue
         table = _nested_table(field.annotation)
         if table is not None:
-            # An optional table is absent by default; one with a default is there, with its fields' defaults.
-            nested.append((f"{prefix}{name}", table, description, "none" if field.default is None else "(table)"))
+            default = "none" if field.default is None else "see below"
+            nested.append((f"{prefix}{name}", table, description, "table", default))
             continue
         rows.append(f"| `{prefix}{name}` | {_type_name(field.annotation)} | {_default(field)} | {description} |")
-    for path, table, description, default in nested:
-        rows.append(f"| `{path}` | table | {default} | {description} |")
-        rows += _rows(table, f"{path}.")
+    for path, table, description, kind, default in nested:
+        rows.append(f"| `{path}` | {kind} | {default} | {description} |")
+        rows += _rows(table, f"{path}.<name>." if kind == "table of tables" else f"{path}.")
     return rows
 
 

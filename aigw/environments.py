@@ -13,7 +13,7 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -176,9 +176,14 @@ def _from_pydantic(error: ValidationError) -> list[Problem]:
 
 def _unknown_key_message(loc: tuple[int | str, ...]) -> str:
     model: type[BaseModel] | None = EnvironmentSettings
+    keyed = False
     for part in loc[:-1]:
+        if keyed:  # the name of one table in a table of named tables (``dict[str, X]``): same model
+            keyed = False
+            continue
         annotation = model.model_fields[str(part)].annotation if model and str(part) in model.model_fields else None
-        # A table may be optional (``X | None``): look through the union.
+        keyed = get_origin(annotation) is dict
+        # A table may be optional (``X | None``) or a table of named tables: look through the union or the dict.
         candidates = [annotation, *get_args(annotation)]
         model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
     if model is None:

@@ -22,6 +22,15 @@ from aigw.versions import admits_older_than, parse_constraint
 
 # hashicorp/aws gained the ALB `jwt-validation` listener action in 6.22.0.
 JWT_VALIDATION_MIN_PROVIDER: tuple[int, int, int] = (6, 22, 0)
+# ECS-native deployment strategies in hashicorp/aws (CHANGELOG): aws_ecs_service
+# `deployment_configuration` (strategy BLUE_GREEN, bake time, lifecycle hooks)
+# and `load_balancer.advanced_configuration` arrived in 6.4.0; the LINEAR and
+# CANARY strategies with their configuration blocks in 6.21.0.
+DEPLOYMENT_STRATEGY_MIN_PROVIDER: dict[str, tuple[int, int, int]] = {
+    "blue_green": (6, 4, 0),
+    "canary": (6, 21, 0),
+    "linear": (6, 21, 0),
+}
 
 # Default zone letters per region: network.availability_zones defaults to the
 # first two. Only defaults: zone letters are mapped to physical zones per
@@ -85,6 +94,17 @@ REMOVED_KEYS: dict[str, str] = {
     "(its length is the number of zones; default: the region's first two zones where this project knows them)",
 }
 
+# Autoscaling: the cooldowns this stack has always used, and the request-count
+# target that applies by default wherever a request policy can work.
+SCALE_IN_COOLDOWN_SECONDS = 120
+SCALE_OUT_COOLDOWN_SECONDS = 60
+DEFAULT_REQUESTS_PER_TARGET = 1000
+# [gateway] keys that only mean something with autoscaling on.
+AUTOSCALING_KEYS: tuple[str, ...] = (
+    "min_capacity", "max_capacity", "cpu_target_percent", "memory_target_percent", "requests_per_target",
+    "scale_in_cooldown_seconds", "scale_out_cooldown_seconds",
+)  # fmt: skip
+
 # Valid task sizes on Fargate (CPU units -> allowed memory MiB), per the ECS
 # developer guide's task-size table.
 FARGATE_MEMORY_BY_CPU: dict[int, tuple[int, ...]] = {
@@ -115,6 +135,12 @@ _TAG_KEY = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
 # An S3 key prefix of safe characters, segments joined by "/", no leading or trailing "/".
 _KEY_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$")
 _HOSTNAME = re.compile(r"^(?=.{1,128}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+# EC2 resource ids: the prefix and 8 (older) or 17 lowercase hex digits.
+_VPC_ID = re.compile(r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")
+_SUBNET_ID = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
+# [network] keys that give an existing VPC (all three together), and those that describe one the stack creates.
+EXISTING_VPC_KEYS: tuple[str, ...] = ("vpc_id", "public_subnet_ids", "private_subnet_ids")
+CREATED_VPC_KEYS: tuple[str, ...] = ("vpc_cidr", "availability_zones", "single_nat_gateway")
 
 
 @dataclass(frozen=True)
@@ -200,7 +226,7 @@ class BackendSettings(Section):
 
 
 class NetworkSettings(Section):
-    """The VPC: public subnets for the load balancer, private ones for the tasks."""
+    """The VPC: public subnets for the load balancer, private ones for the tasks; created, or an existing one."""
 
     vpc_cidr: str = Field("10.0.0.0/16", description="IPv4 CIDR of the VPC, /16 to /22. Default: `10.0.0.0/16`.")
     availability_zones: list[str] | None = Field(
@@ -215,6 +241,110 @@ class NetworkSettings(Section):
         True,
         description="One shared NAT gateway (cheaper) instead of one per AZ (survives an AZ outage). Default: true.",
     )
+    vpc_id: str | None = Field(
+        None,
+        description="An existing VPC to deploy into instead of creating one (`vpc-` and 8 or 17 hex digits), "
+        "given together with public_subnet_ids and private_subnet_ids. The stack then creates no VPC, subnets, "
+        "internet gateway, flow logs or default security group rules (they belong to the VPC's owner) and no "
+        "NAT gateway or endpoints unless create_nat_gateway or create_vpc_endpoints ask for them; its security "
+        "groups are created in this VPC. Excludes vpc_cidr, availability_zones and single_nat_gateway. "
+        "Default: none (the stack creates the VPC).",
+    )
+    public_subnet_ids: list[str] | None = Field(
+        None,
+        description="With vpc_id: the load balancer's subnets, at least two, in different availability zones, "
+        "routed to an internet gateway. Default: none; required with vpc_id.",
+    )
+    private_subnet_ids: list[str] | None = Field(
+        None,
+        description="With vpc_id: the tasks' subnets, at least two, with outbound internet access (a NAT "
+        "gateway of the VPC, or create_nat_gateway); subnets that assign public IPs on launch are refused at "
+        "plan time. Default: none; required with vpc_id.",
+    )
+    create_nat_gateway: bool | None = Field(
+        None,
+        description="With vpc_id: create a NAT gateway in the first public subnet and a route table per private "
+        "subnet sending outbound traffic through it (the private subnets must not already have a route table "
+        "association of their own). A VPC the stack creates always gets its NAT gateways. Default: true for a "
+        "created VPC, false with vpc_id.",
+    )
+    create_vpc_endpoints: bool | None = Field(
+        None,
+        description="Create the S3 gateway endpoint and the interface endpoints (ecr.api, ecr.dkr, logs, "
+        "secretsmanager) with private DNS for the private subnets; without them the tasks reach these AWS APIs "
+        "through the NAT gateway. With vpc_id: only where the VPC has no such endpoints yet (two endpoints with "
+        "private DNS for one service conflict), and the S3 gateway endpoint only with create_nat_gateway (it "
+        "goes into route tables, and the VPC's own belong to its owner). Default: true for a created VPC, false "
+        "with vpc_id.",
+    )
+
+    @field_validator("vpc_id")
+    @classmethod
+    def _vpc_id(cls, value: str | None) -> str | None:
+        if value is not None and not _VPC_ID.match(value):
+            raise ValueError(f"{value!r} is not a VPC id (vpc- and 8 or 17 lowercase hex digits)")
+        return value
+
+    @field_validator("public_subnet_ids", "private_subnet_ids")
+    @classmethod
+    def _subnet_ids(cls, values: list[str] | None) -> list[str] | None:
+        if values is None:
+            return values
+        bad = [value for value in values if not _SUBNET_ID.match(value)]
+        if bad:
+            raise ValueError(f"not subnet ids (subnet- and 8 or 17 lowercase hex digits): {', '.join(map(repr, bad))}")
+        if len(values) < MIN_ZONES:
+            raise ValueError(
+                f"lists {len(values)} subnet(s); at least {MIN_ZONES} are needed, in different availability zones "
+                "(an internet-facing load balancer needs two; tasks in two zones survive the loss of one)"
+            )
+        repeated = sorted({value for value in values if values.count(value) > 1})
+        if repeated:
+            raise ValueError(f"lists {', '.join(map(repr, repeated))} more than once")
+        return values
+
+    @property
+    def existing_vpc(self) -> bool:
+        """Whether the stack deploys into an existing VPC (``vpc_id``) instead of creating one."""
+        return self.vpc_id is not None
+
+    @property
+    def nat_gateway(self) -> bool:
+        """Whether the stack creates NAT gateways (``create_nat_gateway`` with its default resolved)."""
+        return self.create_nat_gateway if self.create_nat_gateway is not None else not self.existing_vpc
+
+    @property
+    def vpc_endpoints(self) -> bool:
+        """Whether the stack creates VPC endpoints (``create_vpc_endpoints`` with its default resolved)."""
+        return self.create_vpc_endpoints if self.create_vpc_endpoints is not None else not self.existing_vpc
+
+    def problems(self) -> Iterator[Problem]:
+        given = [name for name in EXISTING_VPC_KEYS if getattr(self, name) is not None]
+        if given and len(given) < len(EXISTING_VPC_KEYS):
+            for name in EXISTING_VPC_KEYS:
+                if name not in given:
+                    yield Problem(
+                        name,
+                        f"required with {' and '.join(given)}: an existing VPC is given as vpc_id with its "
+                        "public_subnet_ids and private_subnet_ids, all three",
+                    )
+        if self.existing_vpc:
+            for name in CREATED_VPC_KEYS:
+                if name in self.model_fields_set:
+                    yield Problem(name, "describes a VPC this stack creates; with vpc_id remove it")
+            shared = sorted(set(self.public_subnet_ids or ()) & set(self.private_subnet_ids or ()))
+            if shared:
+                yield Problem(
+                    "private_subnet_ids",
+                    f"{', '.join(map(repr, shared))} is also in public_subnet_ids; the tasks' subnets and the load "
+                    "balancer's are separate tiers",
+                )
+        elif self.create_nat_gateway is False:
+            yield Problem(
+                "create_nat_gateway",
+                "a VPC this stack creates always gets its NAT gateway: the tasks reach the LLM providers through "
+                "it. Remove this key (it applies to an existing VPC, with vpc_id)",
+            )
 
     @field_validator("vpc_cidr")
     @classmethod
@@ -243,6 +373,226 @@ class NetworkSettings(Section):
         if repeated:
             raise ValueError(f"lists {', '.join(map(repr, repeated))} more than once")
         return values
+
+
+# Deployment strategies and the [gateway.deployment] keys each one reads; any
+# other strategy's key is refused, so that exactly one strategy is configured.
+DeploymentStrategy = Literal["rolling", "blue_green", "canary", "linear"]
+STRATEGY_KEYS: dict[str, tuple[str, ...]] = {
+    "rolling": (),
+    "blue_green": ("bake_time_minutes", "lifecycle_hooks"),
+    "canary": ("bake_time_minutes", "canary_percent", "canary_bake_time_minutes", "lifecycle_hooks"),
+    "linear": ("bake_time_minutes", "linear_step_percent", "linear_step_bake_time_minutes", "lifecycle_hooks"),
+}
+# Defaults of the strategy keys: ECS's own for canary and linear (ECS API
+# reference, CanaryConfiguration and LinearConfiguration); the bake time after
+# the production shift has no ECS default for BLUE_GREEN, so this project's.
+DEFAULT_BAKE_TIME_MINUTES = 10
+DEFAULT_CANARY_PERCENT = 5.0
+DEFAULT_CANARY_BAKE_TIME_MINUTES = 10
+DEFAULT_LINEAR_STEP_PERCENT = 10.0
+DEFAULT_LINEAR_STEP_BAKE_TIME_MINUTES = 6
+MAX_BAKE_TIME_MINUTES = 1440
+LifecycleStage = Literal[
+    "RECONCILE_SERVICE", "PRE_SCALE_UP", "POST_SCALE_UP", "TEST_TRAFFIC_SHIFT", "POST_TEST_TRAFFIC_SHIFT",
+    "PRODUCTION_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT",
+]  # fmt: skip
+# Stages that exist only with test traffic: a blue/green deployment's test listener rule.
+TEST_TRAFFIC_STAGES: frozenset[str] = frozenset({"TEST_TRAFFIC_SHIFT", "POST_TEST_TRAFFIC_SHIFT"})
+_LAMBDA_ARN = re.compile(
+    r"^arn:aws:lambda:(?P<region>[a-z0-9-]+):\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]{1,128})?$"
+)
+_HOOK_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def _tenths(value: float) -> bool:
+    """Whether ``value`` is a multiple of 0.1, as ECS requires of traffic percentages."""
+    return abs(round(value * 10) - value * 10) < 1e-9
+
+
+class LifecycleHookSettings(Section):
+    """A Lambda function ECS runs at stages of a deployment; it answers SUCCEEDED, FAILED (roll back) or
+    IN_PROGRESS."""
+
+    function_arn: str = Field(
+        description="ARN of the Lambda function (same region as the stack; optionally with a version or alias). "
+        "ECS invokes it through a role this stack creates, allowed to invoke exactly the configured functions. "
+        "Required."
+    )
+    stages: list[LifecycleStage] = Field(
+        min_length=1,
+        description="Deployment stages at which ECS runs it, in ECS's names (`PRE_SCALE_UP`, `POST_SCALE_UP`, "
+        "`PRODUCTION_TRAFFIC_SHIFT`, ...); the test traffic stages only with blue_green, which routes test "
+        "traffic. Required.",
+    )
+
+    @field_validator("function_arn")
+    @classmethod
+    def _function(cls, value: str) -> str:
+        if not _LAMBDA_ARN.match(value):
+            raise ValueError(
+                f"{value!r} is not a Lambda function ARN (arn:aws:lambda:<region>:<account>:function:<name>)"
+            )
+        return value
+
+    @field_validator("stages")
+    @classmethod
+    def _unique_stages(cls, values: list[str]) -> list[str]:
+        if len(set(values)) != len(values):
+            raise ValueError(f"{values} lists a stage twice")
+        return values
+
+
+@dataclass(frozen=True)
+class TrafficStep:
+    """A share of production traffic moved to the new revision, and the minutes before the next move."""
+
+    percent: float
+    bake_time_minutes: int
+
+
+@dataclass(frozen=True)
+class DeploymentPlan:
+    """A deployment strategy with every default resolved (``DeploymentSettings.plan``)."""
+
+    strategy: str
+    # blue_green, canary, linear: both revisions run this long after production traffic has moved.
+    bake_time_minutes: int
+    canary: TrafficStep | None
+    linear: TrafficStep | None
+    # Hook name -> (Lambda function ARN, lifecycle stages), sorted by name.
+    lifecycle_hooks: dict[str, tuple[str, tuple[str, ...]]]
+
+    @property
+    def test_traffic(self) -> bool:
+        """Whether the deployment routes test traffic to the new revision before production (blue/green)."""
+        return self.strategy == "blue_green"
+
+
+class DeploymentSettings(Section):
+    """How ECS replaces the tasks on a deploy (`[gateway.deployment]`): exactly one strategy."""
+
+    strategy: DeploymentStrategy = Field(
+        "rolling",
+        description="`rolling`: tasks replaced in place behind the one target group, 100/200 %, circuit breaker "
+        "with rollback. `blue_green`: a full new revision behind an alternate target group, checked through a "
+        "test listener rule (header `X-Aigw-Test-Traffic: green`), then all production traffic at once. "
+        "`canary`: canary_percent of production traffic first, the rest after canary_bake_time_minutes. "
+        "`linear`: linear_step_percent more every linear_step_bake_time_minutes. The last three are ECS-native "
+        "(hashicorp/aws >= 6.4 for blue_green, >= 6.21 for canary and linear), need an Application Load "
+        "Balancer without JWT auth (ECS cannot shift traffic on a rule that authenticates) and keep the "
+        "circuit breaker. Only the chosen strategy's keys may be set. Default: rolling.",
+    )
+    bake_time_minutes: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_BAKE_TIME_MINUTES,
+        description="blue_green, canary, linear: minutes both revisions keep running after production traffic "
+        f"has moved, before the old one is stopped (0-1440). Default: {DEFAULT_BAKE_TIME_MINUTES}.",
+    )
+    canary_percent: float | None = Field(
+        None,
+        ge=0.1,
+        le=100,
+        description="canary: percent of production traffic the new revision gets first (0.1-100, in steps of "
+        f"0.1). Default: {DEFAULT_CANARY_PERCENT:g}.",
+    )
+    canary_bake_time_minutes: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_BAKE_TIME_MINUTES,
+        description="canary: minutes at canary_percent before the rest of the traffic moves (0-1440). "
+        f"Default: {DEFAULT_CANARY_BAKE_TIME_MINUTES}.",
+    )
+    linear_step_percent: float | None = Field(
+        None,
+        ge=3,
+        le=100,
+        description="linear: percent of production traffic moved at each step (3-100, in steps of 0.1). "
+        f"Default: {DEFAULT_LINEAR_STEP_PERCENT:g}.",
+    )
+    linear_step_bake_time_minutes: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_BAKE_TIME_MINUTES,
+        description=f"linear: minutes between steps (0-1440). Default: {DEFAULT_LINEAR_STEP_BAKE_TIME_MINUTES}.",
+    )
+    lifecycle_hooks: dict[str, LifecycleHookSettings] = Field(
+        default_factory=dict,
+        description="blue_green, canary, linear: Lambda functions ECS runs at deployment stages, keyed by a name "
+        "of your choice (`[gateway.deployment.lifecycle_hooks.<name>]`, lowercase letters, digits, '-'). "
+        "Default: none.",
+    )
+
+    @field_validator("canary_percent", "linear_step_percent")
+    @classmethod
+    def _percent(cls, value: float | None) -> float | None:
+        if value is not None and not _tenths(value):
+            raise ValueError(f"{value} is not a multiple of 0.1 (ECS shifts traffic in tenths of a percent)")
+        return value
+
+    @field_validator("lifecycle_hooks")
+    @classmethod
+    def _hook_names(cls, hooks: dict[str, LifecycleHookSettings]) -> dict[str, LifecycleHookSettings]:
+        bad = [name for name in hooks if not _HOOK_NAME.match(name)]
+        if bad:
+            raise ValueError(
+                f"hook names {', '.join(map(repr, bad))}: 1-32 lowercase letters, digits and '-', starting with a "
+                "letter"
+            )
+        return hooks
+
+    @property
+    def advanced(self) -> bool:
+        """Whether ECS shifts traffic between two target groups (every strategy but rolling)."""
+        return self.strategy != "rolling"
+
+    @property
+    def plan(self) -> DeploymentPlan:
+        """The strategy with every default resolved."""
+        canary = linear = None
+        if self.strategy == "canary":
+            canary = TrafficStep(
+                DEFAULT_CANARY_PERCENT if self.canary_percent is None else self.canary_percent,
+                _or(self.canary_bake_time_minutes, DEFAULT_CANARY_BAKE_TIME_MINUTES),
+            )
+        if self.strategy == "linear":
+            linear = TrafficStep(
+                DEFAULT_LINEAR_STEP_PERCENT if self.linear_step_percent is None else self.linear_step_percent,
+                _or(self.linear_step_bake_time_minutes, DEFAULT_LINEAR_STEP_BAKE_TIME_MINUTES),
+            )
+        return DeploymentPlan(
+            strategy=self.strategy,
+            bake_time_minutes=_or(self.bake_time_minutes, DEFAULT_BAKE_TIME_MINUTES),
+            canary=canary,
+            linear=linear,
+            lifecycle_hooks={
+                name: (hook.function_arn, tuple(hook.stages)) for name, hook in sorted(self.lifecycle_hooks.items())
+            },
+        )
+
+    def problems(self) -> Iterator[Problem]:
+        for name in (key for keys in STRATEGY_KEYS.values() for key in keys):
+            if name in self.model_fields_set and name not in STRATEGY_KEYS[self.strategy]:
+                owners = [strategy for strategy, keys in STRATEGY_KEYS.items() if name in keys]
+                yield Problem(
+                    name,
+                    f"belongs to strategy {' / '.join(owners)}, but strategy is {self.strategy!r}; one strategy is "
+                    "configured at a time: remove this key or change strategy",
+                )
+        if self.strategy != "blue_green":
+            for hook_name, hook in self.lifecycle_hooks.items():
+                test_stages = sorted(set(hook.stages) & TEST_TRAFFIC_STAGES)
+                if test_stages:
+                    yield Problem(
+                        f"lifecycle_hooks.{hook_name}.stages",
+                        f"{', '.join(test_stages)}: only blue_green routes test traffic; {self.strategy} "
+                        "deployments check the new revision on a share of production traffic",
+                    )
 
 
 _AZURE_RESOURCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}[A-Za-z0-9]$")
@@ -325,18 +675,59 @@ class GatewaySettings(Section):
         512, description="Task CPU units (Fargate sizes). Default: 512."
     )
     memory: int = Field(1024, description="Task memory in MiB; must be valid for `cpu` on Fargate. Default: 1024.")
-    desired_count: int = Field(2, description="Tasks at deploy time. Default: 2.")
-    min_capacity: int = Field(1, description="Autoscaling floor, at least 1. Default: 1.")
-    max_capacity: int = Field(3, description="Autoscaling ceiling, at most 100. Default: 3.")
-    cpu_target_percent: int = Field(
-        70, ge=10, le=95, description="Target average CPU for scaling (10-95). Default: 70."
+    desired_count: int = Field(
+        2,
+        description="Tasks at deploy time, between min_capacity and max_capacity; with autoscaling off, the "
+        "task count. Default: 2.",
     )
-    requests_per_target: int = Field(
-        1000,
+    enable_autoscaling: bool = Field(
+        True,
+        description="Target-tracking autoscaling of the task count between min_capacity and max_capacity, on CPU "
+        "and, where set, memory and requests per task. Off: the service runs desired_count tasks and the "
+        "scaling keys (min_capacity to scale_out_cooldown_seconds) are refused. Default: true.",
+    )
+    min_capacity: int = Field(1, description="Autoscaling floor, 1 to 100. Default: 1.")
+    max_capacity: int = Field(3, description="Autoscaling ceiling, 1 to 100, at least min_capacity. Default: 3.")
+    cpu_target_percent: int = Field(
+        70, ge=10, le=95, description="Target average CPU utilization of the tasks (10-95). Default: 70."
+    )
+    memory_target_percent: int | None = Field(
+        None,
+        ge=10,
+        le=95,
+        description="Target average memory utilization of the tasks (10-95); set it to add a memory policy. "
+        "Default: none (no memory policy).",
+    )
+    requests_per_target: int | None = Field(
+        None,
         ge=1,
         le=100_000,
-        description="Target ALB requests per task per minute for scaling. Application load balancer only (an "
-        "NLB publishes no request count; the service then scales on CPU alone). Default: 1000.",
+        description="Target load balancer requests per task per minute (ALBRequestCountPerTarget); only with an "
+        "Application Load Balancer and a rolling deployment (under blue/green, canary and linear the production "
+        "target group alternates). Default: 1000 where it applies, otherwise no request policy.",
+    )
+    scale_in_cooldown_seconds: int = Field(
+        SCALE_IN_COOLDOWN_SECONDS,
+        ge=0,
+        le=3600,
+        description=f"Seconds after a scale-in before the next one (0-3600). Default: {SCALE_IN_COOLDOWN_SECONDS}.",
+    )
+    scale_out_cooldown_seconds: int = Field(
+        SCALE_OUT_COOLDOWN_SECONDS,
+        ge=0,
+        le=3600,
+        description=f"Seconds after a scale-out before the next one (0-3600). Default: {SCALE_OUT_COOLDOWN_SECONDS}.",
+    )
+    enable_execute_command: bool = Field(
+        False,
+        description="ECS Exec: operators may open a shell in a running task (`aws ecs execute-command`). The "
+        "task role gets the four ssmmessages permissions the session needs, every session is logged to its own "
+        "log group under the stack's logs key and encrypted with a key of its own, and the security gate reports "
+        "it (AIGW-ECS1) until the environment accepts it in security/suppressions.toml. Default: false.",
+    )
+    deployment: DeploymentSettings = Field(
+        default_factory=DeploymentSettings,
+        description="How ECS replaces the tasks on a deploy (`[gateway.deployment]`). Default: a rolling deployment.",
     )
     server_mode: Literal["gateway", "mcp", "all"] = Field(
         "gateway",
@@ -392,18 +783,32 @@ class GatewaySettings(Section):
                 "yet (the hybrid deployment issue): the OSS image @portkey-ai/gateway 1.15.2 has no MCP server, "
                 'reads no SERVER_MODE variable and listens on no port 8788. Use "gateway" or remove this key',
             )
+        for problem in self.deployment.problems():
+            yield Problem(f"deployment.{problem.field}", problem.message)
         allowed = FARGATE_MEMORY_BY_CPU[self.cpu]
         if self.memory not in allowed:
             yield Problem(
                 "memory",
                 f"{self.memory} MiB is not a Fargate size for cpu = {self.cpu}; allowed: {_describe_sizes(allowed)}",
             )
-        if not self.min_capacity <= self.desired_count <= self.max_capacity:
+        if not self.enable_autoscaling:
+            for name in AUTOSCALING_KEYS:
+                if name in self.model_fields_set:
+                    yield Problem(name, "autoscaling is off (enable_autoscaling = false); remove this key")
+            return
+        if self.min_capacity > self.max_capacity:
+            yield Problem("max_capacity", f"{self.max_capacity} is below min_capacity ({self.min_capacity}); raise it")
+        elif not self.min_capacity <= self.desired_count <= self.max_capacity:
             yield Problem(
                 "desired_count",
                 f"{self.desired_count} must lie between min_capacity ({self.min_capacity}) "
                 f"and max_capacity ({self.max_capacity})",
             )
+
+    @property
+    def minimum_tasks(self) -> int:
+        """Tasks the service should never run fewer of (the running-tasks alarm's threshold)."""
+        return self.min_capacity if self.enable_autoscaling else self.desired_count
 
 
 def _describe_sizes(sizes: tuple[int, ...]) -> str:
@@ -764,8 +1169,30 @@ class EnvironmentSettings(Section):
         return [cidr for cidr in self.load_balancer_cidrs if _world_open(ipaddress.IPv4Network(cidr))]
 
     @property
+    def autoscaling(self) -> AutoscalingPlan | None:
+        """The service's autoscaling with every default resolved, or None when it is off."""
+        gateway = self.gateway
+        if not gateway.enable_autoscaling:
+            return None
+        requests = gateway.requests_per_target
+        if requests is None and load_balancer_supports_request_count(self) and not gateway.deployment.advanced:
+            requests = DEFAULT_REQUESTS_PER_TARGET
+        return AutoscalingPlan(
+            min_capacity=gateway.min_capacity,
+            max_capacity=gateway.max_capacity,
+            cpu_target_percent=gateway.cpu_target_percent,
+            memory_target_percent=gateway.memory_target_percent,
+            requests_per_target=requests,
+            scale_in_cooldown_seconds=gateway.scale_in_cooldown_seconds,
+            scale_out_cooldown_seconds=gateway.scale_out_cooldown_seconds,
+        )
+
+    @property
     def availability_zones(self) -> list[str]:
-        """The zones to span: ``network.availability_zones``, or the region's default."""
+        """The zones the created VPC spans: ``network.availability_zones``, or the
+        region's default; none with an existing VPC (its subnets decide)."""
+        if self.network.existing_vpc:
+            return []
         zones = self.network.availability_zones or default_zones(self.region)
         if zones is None:
             raise ValueError(f"no availability zones for {self.region}; validation should have refused this")
@@ -779,12 +1206,48 @@ class EnvironmentSettings(Section):
                 yield Problem(f"{name}.{problem.field}", problem.message, frozenset({name}))
 
 
+@dataclass(frozen=True)
+class AutoscalingPlan:
+    """What the service's target tracking does, every default resolved (``EnvironmentSettings.autoscaling``)."""
+
+    min_capacity: int
+    max_capacity: int
+    cpu_target_percent: int
+    memory_target_percent: int | None
+    requests_per_target: int | None
+    scale_in_cooldown_seconds: int
+    scale_out_cooldown_seconds: int
+
+
+def load_balancer_type(env: EnvironmentSettings) -> Literal["application", "network"]:
+    """The kind of load balancer the edge builds for ``env`` (edge.load_balancer_type)."""
+    return env.edge.load_balancer_type
+
+
+def load_balancer_supports_request_count(env: EnvironmentSettings) -> bool:
+    """Whether target tracking on requests per task can work: only an
+    Application Load Balancer publishes ALBRequestCountPerTarget."""
+    return load_balancer_type(env) == "application"
+
+
+def load_balancer_supports_strategy(env: EnvironmentSettings) -> bool:
+    """Whether ECS can shift traffic for ``gateway.deployment.strategy`` on this
+    load balancer: rolling works everywhere; blue_green, canary and linear here
+    need an Application Load Balancer (ECS also shifts blue/green traffic on a
+    Network Load Balancer's listener, but this stack's edge has none) whose
+    production listener forwards without authenticating first."""
+    if not env.gateway.deployment.advanced:
+        return True
+    return load_balancer_type(env) == "application" and not env.edge.enable_jwt_auth
+
+
 SECTION_NAMES: tuple[str, ...] = ("backend", "network", "gateway", "edge", "observability", "emulator", "features")
 
 
 def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
     """Rules that read more than one table."""
-    yield from _zone_problems(env.region, env.network.availability_zones)
+    if not env.network.existing_vpc:
+        yield from _zone_problems(env.region, env.network.availability_zones)
     if env.edge.enable_jwt_auth and admits_older_than(
         parse_constraint(env.aws_provider_version), JWT_VALIDATION_MIN_PROVIDER
     ):
@@ -817,6 +1280,7 @@ def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
         )
     yield from _public_access_problems(env)
     yield from _network_load_balancer_problems(env)
+    yield from _deployment_problems(env)
     certificate = re.match(_ACM_ARN, env.edge.certificate_arn)
     if certificate and certificate["region"] != env.region:
         yield Problem(
@@ -881,6 +1345,57 @@ def _public_access_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             f"there is nothing to accept ({reason}); remove this key",
             inputs,
         )
+
+
+def _deployment_problems(env: EnvironmentSettings) -> Iterator[Problem]:
+    deployment = env.gateway.deployment
+    strategy = deployment.strategy
+    if deployment.advanced and env.edge.gateway_host:
+        yield Problem(
+            "gateway.deployment.strategy",
+            f"{strategy!r} shifts traffic with a listener rule of its own, which host routing "
+            "(edge.gateway_host) would bypass: the two are not built together yet; use rolling or remove "
+            "edge.gateway_host",
+            frozenset({"gateway", "edge"}),
+        )
+    if strategy in DEPLOYMENT_STRATEGY_MIN_PROVIDER and admits_older_than(
+        parse_constraint(env.aws_provider_version), DEPLOYMENT_STRATEGY_MIN_PROVIDER[strategy]
+    ):
+        minimum = ".".join(map(str, DEPLOYMENT_STRATEGY_MIN_PROVIDER[strategy][:2]))
+        yield Problem(
+            "aws_provider_version",
+            f"{env.aws_provider_version!r} admits provider versions older than {minimum}, which lack the ECS "
+            f'{strategy} deployment strategy (gateway.deployment.strategy); use "~> 6.22" or a rolling deployment',
+            frozenset({"gateway", "aws_provider_version"}),
+        )
+    if not load_balancer_supports_strategy(env):
+        reason = (
+            "edge.enable_jwt_auth puts jwt-validation before forward on the production listener, and ECS shifts "
+            "traffic only on rules that just forward (ECS developer guide, Application Load Balancer resources "
+            'for blue/green deployments); turn JWT auth off or deploy with strategy = "rolling"'
+            if env.edge.enable_jwt_auth
+            else f"ECS shifts {strategy} traffic on an Application Load Balancer's listener rules, and this "
+            f"environment's load balancer is a {load_balancer_type(env)} one"
+        )
+        yield Problem("gateway.deployment.strategy", f"{strategy!r} needs a load balancer that supports it: {reason}",
+                      frozenset({"gateway", "edge"}))  # fmt: skip
+    if deployment.advanced and "requests_per_target" in env.gateway.model_fields_set and env.gateway.enable_autoscaling:
+        yield Problem(
+            "gateway.requests_per_target",
+            f"a {strategy} deployment moves production traffic between two target groups, and a request-count "
+            "policy follows one of them (after a deployment it would see no requests and scale in); scale on "
+            "CPU and memory_target_percent instead",
+            frozenset({"gateway"}),
+        )
+    for name, hook in deployment.lifecycle_hooks.items():
+        function_region = _LAMBDA_ARN.match(hook.function_arn)
+        if function_region and function_region["region"] != env.region:
+            yield Problem(
+                f"gateway.deployment.lifecycle_hooks.{name}.function_arn",
+                f"the function is in {function_region['region']} but the service is in {env.region}; ECS invokes "
+                "lifecycle hooks in the service's region",
+                frozenset({"gateway", "region"}),
+            )
 
 
 def _zone_problems(region: str, zones: list[str] | None) -> Iterator[Problem]:

@@ -6,7 +6,7 @@ be found by name (``allow_from``, ``grant_…``) rather than by reading policies
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
@@ -75,6 +75,32 @@ def allow_cidrs(
         VpcSecurityGroupIngressRule(
             scope,
             f"{name}-{cidr_id(cidr)}",
+            security_group_id=security_group_id,
+            cidr_ipv4=cidr,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            description=description,
+        )
+
+
+def allow_subnets(
+    scope: Construct,
+    name: str,
+    *,
+    security_group_id: str,
+    subnet_cidrs: Mapping[str, str],
+    port: int,
+    description: str,
+) -> None:
+    """Ingress on TCP ``port`` from each subnet's CIDR (``{subnet id: CIDR}``),
+    one rule per subnet with an id derived from the subnet id
+    (``<name>-subnet-0123…``): for subnets whose CIDRs are known only at plan
+    time (an existing VPC's, read by data sources)."""
+    for subnet_id, cidr in subnet_cidrs.items():
+        VpcSecurityGroupIngressRule(
+            scope,
+            f"{name}-{subnet_id}",
             security_group_id=security_group_id,
             cidr_ipv4=cidr,
             ip_protocol="tcp",
@@ -175,6 +201,78 @@ def grant_bedrock_invoke(*, partition: str, region: str) -> Statement:
         "Action": ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
         "Resource": f"arn:{partition}:bedrock:{region}::foundation-model/*",
     }
+
+
+# The Session Manager channels an ECS Exec session opens from inside the task;
+# ssmmessages has no resource-level permissions, so they are granted on "*".
+ECS_EXEC_CHANNEL_ACTIONS: tuple[str, ...] = (
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+)
+
+
+def grant_ecs_exec_sessions(*, log_group_arn: str, kms_key_arn: str) -> list[Statement]:
+    """What the task role needs for ECS Exec with logged, encrypted sessions
+    (ECS developer guide, "Using ECS Exec": IAM permissions, logging, KMS):
+    the Session Manager channels, finding and writing the session log group,
+    and decrypting the session's data channel key."""
+    return [
+        {"Sid": "EcsExecSessionChannels", "Effect": "Allow", "Action": list(ECS_EXEC_CHANNEL_ACTIONS), "Resource": "*"},
+        # The agent looks its log group up before writing; DescribeLogGroups is granted on "*" in AWS's guide.
+        {"Sid": "EcsExecFindLogGroup", "Effect": "Allow", "Action": "logs:DescribeLogGroups", "Resource": "*"},
+        grant_log_writes([log_group_arn], sid="EcsExecSessionLogs"),
+        {"Sid": "EcsExecDecryptSessionKey", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": kms_key_arn},
+    ]
+
+
+# Reads ECS makes while it shifts traffic; ELBv2's Describe* actions have no
+# resource-level permissions (AmazonECSInfrastructureRolePolicyForLoadBalancers
+# grants exactly these on "*").
+LOAD_BALANCER_READ_ACTIONS: tuple[str, ...] = (
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+)
+
+
+def grant_ecs_traffic_shifting(
+    *, target_group_arns: Sequence[str], listener_rule_arns: Sequence[str]
+) -> list[Statement]:
+    """The ECS infrastructure role for load balancers, cut down from AWS's
+    managed policy (AmazonECSInfrastructureRolePolicyForLoadBalancers, v6) to
+    this service: read the load balancer's state, register the tasks in its two
+    target groups, and move traffic by modifying its own listener rules. The
+    managed policy's ModifyListener is left out: on an Application Load
+    Balancer ECS shifts traffic on the listener rules it is given (ECS API,
+    AdvancedConfiguration: a listener only for a Network Load Balancer)."""
+    return [
+        {
+            "Sid": "ReadLoadBalancerState",
+            "Effect": "Allow",
+            "Action": list(LOAD_BALANCER_READ_ACTIONS),
+            "Resource": "*",
+        },
+        {
+            "Sid": "RegisterTasksInBothTargetGroups",
+            "Effect": "Allow",
+            "Action": ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"],
+            "Resource": list(target_group_arns),
+        },
+        {
+            "Sid": "ShiftTrafficOnOwnListenerRules",
+            "Effect": "Allow",
+            "Action": "elasticloadbalancing:ModifyRule",
+            "Resource": list(listener_rule_arns),
+        },
+    ]
+
+
+def grant_lambda_invoke(function_arns: Sequence[str], *, sid: str) -> Statement:
+    """Invoke exactly these Lambda functions."""
+    return {"Sid": sid, "Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": list(function_arns)}
 
 
 # Actions AWS only authorizes on "*" (no resource-level permissions).

@@ -1,13 +1,24 @@
-"""Network: the VPC and what hangs off it: public and private subnets per
-zone, internet gateway, NAT, route tables, flow logs, a default security
-group that allows nothing, and the VPC endpoints with their security group.
-What faces clients (load balancer, listeners, WAF) is modules/edge.py."""
+"""Network: the VPC and what hangs off it. Either the stack creates it
+(public and private subnets per zone, internet gateway, NAT, route tables,
+flow logs, a default security group that allows nothing, VPC endpoints), or
+it deploys into an existing VPC given by id with its subnets, creating only
+what is asked for there (a NAT gateway, endpoints). What faces clients (load
+balancer, listeners, WAF) is modules/edge.py.
+
+An existing VPC's flow logs, internet gateway and default security group
+belong to its owner and are left alone. Its subnets are read at plan time
+and must lie in that VPC, and the private ones must not assign public IPs;
+a plan fails naming the subnet otherwise."""
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cdktf import Postcondition, TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.data_aws_subnet import DataAwsSubnet
+from cdktf_cdktf_provider_aws.data_aws_vpc import DataAwsVpc
 from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
 from cdktf_cdktf_provider_aws.eip import Eip
 from cdktf_cdktf_provider_aws.flow_log import FlowLog
@@ -26,7 +37,7 @@ from constructs import Construct
 
 from aigw.settings import NetworkSettings
 from modules.context import StackContext
-from modules.grants import allow_cidrs, grant_log_writes, policy_document, service_trust_policy
+from modules.grants import allow_cidrs, allow_subnets, grant_log_writes, policy_document, service_trust_policy
 
 INTERFACE_ENDPOINTS: tuple[str, ...] = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
 # Each subnet is 1/16 of the VPC: public ones take slots 0.., private ones 8..
@@ -60,9 +71,21 @@ class Network(Construct):
         network: NetworkSettings,
         context: StackContext,
         availability_zones: list[str],
-        flow_log_group_arn: str,
+        flow_log_group_arn: str | None,
+        interface_endpoints: Sequence[str] = INTERFACE_ENDPOINTS,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._interface_endpoints = tuple(interface_endpoints)
+        if network.vpc_id is None:
+            if flow_log_group_arn is None:
+                raise ValueError("a created VPC logs its flows, but observability created no flow log group")
+            self.outputs = self._created_vpc(network, context, availability_zones, flow_log_group_arn)
+        else:
+            self.outputs = self._existing_vpc(network, network.vpc_id, context)
+
+    def _created_vpc(
+        self, network: NetworkSettings, context: StackContext, availability_zones: list[str], flow_log_group_arn: str
+    ) -> NetworkOutputs:
         prefix = context.prefix
         vpc = Vpc(
             self,
@@ -102,17 +125,7 @@ class Network(Construct):
             RouteTableAssociation(self, f"public-{index}-rt", subnet_id=public_id, route_table_id=public_rt_id)
             public_subnet_ids.append(public_id)
             if index == 0 or not network.single_nat_gateway:
-                eip = Eip(self, f"nat-eip-{index}", domain="vpc", tags={"Name": f"{prefix}-nat-{zone}"})
-                nat_gateway_ids.append(
-                    NatGateway(
-                        self,
-                        f"nat-{index}",
-                        allocation_id=eip.id,
-                        subnet_id=public_id,
-                        tags={"Name": f"{prefix}-nat-{zone}"},
-                        depends_on=[igw],
-                    ).id
-                )
+                nat_gateway_ids.append(self._nat_gateway(index, zone, public_id, prefix, depends_on=[igw]))
 
         for index, zone in enumerate(availability_zones):
             private_id = Subnet(
@@ -124,29 +137,139 @@ class Network(Construct):
                 map_public_ip_on_launch=False,
                 tags={"Name": f"{prefix}-private-{zone}", "Tier": "private"},
             ).id
-            table_id = RouteTable(
-                self, f"private-rt-{index}", vpc_id=vpc_id, tags={"Name": f"{prefix}-private-{zone}"}
-            ).id
-            Route(
-                self,
-                f"private-{index}-default",
-                route_table_id=table_id,
-                destination_cidr_block="0.0.0.0/0",
-                nat_gateway_id=nat_gateway_ids[0 if network.single_nat_gateway else index],
-            )
-            RouteTableAssociation(self, f"private-{index}-rt", subnet_id=private_id, route_table_id=table_id)
+            nat_id = nat_gateway_ids[0 if network.single_nat_gateway else index]
+            private_route_table_ids.append(self._private_route_table(index, zone, private_id, nat_id, vpc_id, prefix))
             private_subnet_ids.append(private_id)
-            private_route_table_ids.append(table_id)
 
-        VpcEndpoint(
-            self,
-            "endpoint-s3",
+        if network.vpc_endpoints:
+            allow_cidrs(
+                self,
+                "endpoints-from-private",
+                security_group_id=self._endpoints(context, vpc_id, private_route_table_ids, private_subnet_ids),
+                cidrs=private_cidrs,
+                port=443,
+                description="HTTPS from private subnets",
+            )
+        return NetworkOutputs(
             vpc_id=vpc_id,
-            service_name=f"com.amazonaws.{context.region}.s3",
-            vpc_endpoint_type="Gateway",
-            route_table_ids=private_route_table_ids,
-            tags={"Name": f"{prefix}-s3"},
+            vpc_cidr=network.vpc_cidr,
+            public_subnet_ids=public_subnet_ids,
+            private_subnet_ids=private_subnet_ids,
+            private_subnet_cidrs=private_cidrs,
         )
+
+    def _existing_vpc(self, network: NetworkSettings, vpc_id: str, context: StackContext) -> NetworkOutputs:
+        """Read the given VPC and subnets (checked at plan time), and add only
+        the NAT gateway (with a route table per private subnet) and the endpoints
+        when asked for; the S3 gateway endpoint only into route tables of its own."""
+        prefix = context.prefix
+        vpc_cidr = DataAwsVpc(self, "existing-vpc", id=vpc_id).cidr_block
+
+        def in_vpc(subnet_id: str) -> Postcondition:
+            return Postcondition(
+                condition=f'${{self.vpc_id == "{vpc_id}"}}',
+                error_message=f"subnet {subnet_id} is not in network.vpc_id {vpc_id}",
+            )
+
+        def no_public_ips(subnet_id: str) -> Postcondition:
+            # security/rules.py (AIGW-NET3) looks for exactly this condition.
+            return Postcondition(
+                condition="${!self.map_public_ip_on_launch}",
+                error_message=f"subnet {subnet_id} of network.private_subnet_ids assigns public IPs on launch; the "
+                "tasks run in subnets that assign none",
+            )
+
+        public = [
+            DataAwsSubnet(
+                self, f"existing-public-{index}", id=subnet_id,
+                lifecycle=TerraformResourceLifecycle(postcondition=[in_vpc(subnet_id)]),
+            )
+            for index, subnet_id in enumerate(network.public_subnet_ids or ())
+        ]  # fmt: skip
+        private = [
+            DataAwsSubnet(
+                self, f"existing-private-{index}", id=subnet_id,
+                lifecycle=TerraformResourceLifecycle(postcondition=[in_vpc(subnet_id), no_public_ips(subnet_id)]),
+            )
+            for index, subnet_id in enumerate(network.private_subnet_ids or ())
+        ]  # fmt: skip
+        private_subnet_ids = [subnet.id for subnet in private]
+        private_cidrs = {
+            subnet_id: subnet.cidr_block
+            for subnet_id, subnet in zip(network.private_subnet_ids or (), private, strict=True)
+        }
+
+        private_route_table_ids: list[str] = []
+        if network.nat_gateway:
+            nat_id = self._nat_gateway(0, public[0].availability_zone, public[0].id, prefix, depends_on=[])
+            for index, (subnet, subnet_id) in enumerate(zip(private, private_subnet_ids, strict=True)):
+                private_route_table_ids.append(
+                    self._private_route_table(index, subnet.availability_zone, subnet_id, nat_id, vpc_id, prefix)
+                )
+        if network.vpc_endpoints:
+            allow_subnets(
+                self,
+                "endpoints-from-private",
+                security_group_id=self._endpoints(context, vpc_id, private_route_table_ids, private_subnet_ids),
+                subnet_cidrs=private_cidrs,
+                port=443,
+                description="HTTPS from private subnets",
+            )
+        return NetworkOutputs(
+            vpc_id=vpc_id,
+            vpc_cidr=vpc_cidr,
+            public_subnet_ids=[subnet.id for subnet in public],
+            private_subnet_ids=private_subnet_ids,
+            private_subnet_cidrs=list(private_cidrs.values()),
+        )
+
+    def _nat_gateway(
+        self, index: int, zone: str, public_subnet_id: str, prefix: str, depends_on: Sequence[InternetGateway]
+    ) -> str:
+        eip = Eip(self, f"nat-eip-{index}", domain="vpc", tags={"Name": f"{prefix}-nat-{zone}"})
+        return NatGateway(
+            self,
+            f"nat-{index}",
+            allocation_id=eip.id,
+            subnet_id=public_subnet_id,
+            tags={"Name": f"{prefix}-nat-{zone}"},
+            depends_on=list(depends_on) or None,
+        ).id
+
+    def _private_route_table(
+        self, index: int, zone: str, subnet_id: str, nat_gateway_id: str, vpc_id: str, prefix: str
+    ) -> str:
+        """A private subnet's own route table: everything outside the VPC through the NAT gateway."""
+        table_id = RouteTable(self, f"private-rt-{index}", vpc_id=vpc_id, tags={"Name": f"{prefix}-private-{zone}"}).id
+        Route(
+            self,
+            f"private-{index}-default",
+            route_table_id=table_id,
+            destination_cidr_block="0.0.0.0/0",
+            nat_gateway_id=nat_gateway_id,
+        )
+        RouteTableAssociation(self, f"private-{index}-rt", subnet_id=subnet_id, route_table_id=table_id)
+        return table_id
+
+    def _endpoints(
+        self, context: StackContext, vpc_id: str, private_route_table_ids: list[str], private_subnet_ids: list[str]
+    ) -> str:
+        """The S3 gateway endpoint in the private route tables (where the stack has
+        any: an existing VPC's own route tables are its owner's, and a gateway
+        endpoint there would reroute S3 for every subnet sharing them) and the
+        interface endpoints with private DNS in the private subnets; returns the
+        endpoints' security group, to which the caller admits the private subnets."""
+        prefix = context.prefix
+        if private_route_table_ids:
+            VpcEndpoint(
+                self,
+                "endpoint-s3",
+                vpc_id=vpc_id,
+                service_name=f"com.amazonaws.{context.region}.s3",
+                vpc_endpoint_type="Gateway",
+                route_table_ids=private_route_table_ids,
+                tags={"Name": f"{prefix}-s3"},
+            )
         endpoint_sg_id = SecurityGroup(
             self,
             "endpoint-sg",
@@ -155,15 +278,7 @@ class Network(Construct):
             vpc_id=vpc_id,
             tags={"Name": f"{prefix}-endpoints"},
         ).id
-        allow_cidrs(
-            self,
-            "endpoints-from-private",
-            security_group_id=endpoint_sg_id,
-            cidrs=private_cidrs,
-            port=443,
-            description="HTTPS from private subnets",
-        )
-        for service in INTERFACE_ENDPOINTS:
+        for service in self._interface_endpoints:
             VpcEndpoint(
                 self,
                 f"endpoint-{service.replace('.', '-')}",
@@ -175,14 +290,7 @@ class Network(Construct):
                 security_group_ids=[endpoint_sg_id],
                 tags={"Name": f"{prefix}-{service}"},
             )
-
-        self.outputs = NetworkOutputs(
-            vpc_id=vpc_id,
-            vpc_cidr=network.vpc_cidr,
-            public_subnet_ids=public_subnet_ids,
-            private_subnet_ids=private_subnet_ids,
-            private_subnet_cidrs=private_cidrs,
-        )
+        return endpoint_sg_id
 
     def _flow_logs(self, prefix: str, context: StackContext, vpc_id: str, log_group_arn: str) -> None:
         """Every accepted and rejected flow of the VPC, to its encrypted log group."""

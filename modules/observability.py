@@ -75,6 +75,8 @@ class Observability(Construct):
         settings: ObservabilitySettings,
         context: StackContext,
         create_waf_log_group: bool,
+        create_flow_log_group: bool,
+        create_exec_log_group: bool,
     ) -> None:
         super().__init__(scope, construct_id)
         prefix = context.prefix
@@ -116,6 +118,8 @@ class Observability(Construct):
         names: dict[str, str] = {}
         arns: dict[str, str] = {}
         for role, stream in LOG_STREAMS.items():
+            if role == "vpc_flow" and not create_flow_log_group:
+                continue  # an existing VPC's flow logs are its owner's
             group = CloudwatchLogGroup(
                 self,
                 f"log-group-{stream}",
@@ -136,6 +140,16 @@ class Observability(Construct):
             )
             names["waf"], arns["waf"] = waf_group.name, waf_group.arn
             waf_log_group_arn = arns["waf"]
+
+        if create_exec_log_group:
+            exec_group = CloudwatchLogGroup(
+                self,
+                "log-group-ecs-exec",
+                name=f"/{prefix}/ecs-exec",
+                retention_in_days=settings.log_retention_days,
+                kms_key_id=key_arn,
+            )
+            names["ecs_exec"], arns["ecs_exec"] = exec_group.name, exec_group.arn
 
         for query_id, (title, query) in SAVED_QUERIES.items() if settings.enable_saved_queries else ():
             CloudwatchQueryDefinition(

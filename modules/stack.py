@@ -1,6 +1,7 @@
 """The stack of one environment: provider, state backend, and the constructs
-in dependency order (observability, network, auth, edge, compute,
-monitoring), wired only through their typed outputs."""
+in dependency order (observability, network, auth, edge, deployment traffic
+shifting where the strategy needs it, compute, monitoring), wired only
+through their typed outputs."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from aigw.environments import Environment
 from modules.auth import Auth
 from modules.compute import Compute
 from modules.context import PROJECT, StackContext
+from modules.deployment import DeploymentTraffic, production_listener
 from modules.edge import Edge
 from modules.monitoring import MonitoredService, Monitoring
-from modules.network import Network
+from modules.network import INTERFACE_ENDPOINTS, Network
 from modules.observability import Observability
 from modules.outputs import OUTPUTS, Wiring
 
@@ -104,6 +106,8 @@ class GatewayStack(TerraformStack):
             settings=settings.observability,
             context=context,
             create_waf_log_group=settings.edge.enable_waf,
+            create_flow_log_group=not settings.network.existing_vpc,
+            create_exec_log_group=settings.gateway.enable_execute_command,
         ).outputs
         network = Network(
             self,
@@ -111,7 +115,10 @@ class GatewayStack(TerraformStack):
             network=settings.network,
             context=context,
             availability_zones=settings.availability_zones,
-            flow_log_group_arn=observability.log_group_arns["vpc_flow"],
+            flow_log_group_arn=observability.log_group_arns.get("vpc_flow"),
+            # ECS Exec sessions reach Session Manager (ssmmessages) privately where there are endpoints.
+            interface_endpoints=INTERFACE_ENDPOINTS
+            + (("ssmmessages",) if settings.gateway.enable_execute_command else ()),
         ).outputs
         auth = Auth(self, "auth", context=context).outputs
         edge = Edge(
@@ -124,15 +131,28 @@ class GatewayStack(TerraformStack):
             jwt=auth.jwt_issuer,
             waf_log_group_arn=observability.waf_log_group_arn,
         ).outputs
+        traffic_shifting = None
+        if settings.gateway.deployment.advanced:
+            traffic_shifting = DeploymentTraffic(
+                self,
+                "deployment",
+                plan=settings.gateway.deployment.plan,
+                context=context,
+                edge=edge,
+                listener=production_listener(edge, https=settings.edge.https),
+                vpc_id=network.vpc_id,
+            ).outputs
         compute = Compute(
             self,
             "compute",
             gateway=settings.gateway,
+            autoscaling=settings.autoscaling,
             edge_settings=settings.edge,
             context=context,
             network=network,
             edge=edge,
             observability=observability,
+            traffic_shifting=traffic_shifting,
             wait_for=edge.listeners,
         ).outputs
         monitoring = Monitoring(
@@ -147,7 +167,7 @@ class GatewayStack(TerraformStack):
                 target_group_arn_suffix=edge.target_group_arn_suffix,
                 cluster_name=compute.cluster_name,
                 service_name=compute.service_name,
-                min_tasks=settings.gateway.min_capacity,
+                min_tasks=settings.gateway.minimum_tasks,
             ),
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -48,7 +49,20 @@ WILDCARD_RESOURCE_ACTIONS: dict[str, str] = {
     "xray:GetSamplingTargets": "sampling targets; no resource-level permissions",
     "xray:GetSamplingStatisticSummaries": "sampling statistics; no resource-level permissions",
     "cloudwatch:PutMetricData": "no resource-level permissions; must be limited by a cloudwatch:namespace condition",
+    "ssmmessages:CreateControlChannel": "ECS Exec session channel from the task; ssmmessages has no resources",
+    "ssmmessages:CreateDataChannel": "ECS Exec session channel from the task; ssmmessages has no resources",
+    "ssmmessages:OpenControlChannel": "ECS Exec session channel from the task; ssmmessages has no resources",
+    "ssmmessages:OpenDataChannel": "ECS Exec session channel from the task; ssmmessages has no resources",
+    "logs:DescribeLogGroups": "a listing: ECS Exec's agent finds its session log group; granted on '*' in AWS's guide",
+    "elasticloadbalancing:DescribeListeners": "ECS reads the listener while it shifts traffic; ELBv2 Describe* "
+    "actions have no resource-level permissions",
+    "elasticloadbalancing:DescribeRules": "ECS reads its listener rules while it shifts traffic; no resources",
+    "elasticloadbalancing:DescribeTargetGroups": "ECS reads both target groups while it shifts traffic; no resources",
+    "elasticloadbalancing:DescribeTargetHealth": "ECS waits for the new tasks' health while it shifts traffic; no "
+    "resources",
 }
+# The postcondition on an existing subnet (modules/network.py) that refuses one assigning public IPs.
+NO_PUBLIC_IPS_CONDITION = "${!self.map_public_ip_on_launch}"
 # Services whose requests to assume a role carry aws:SourceArn (besides aws:SourceAccount).
 SOURCE_ARN_SERVICES: frozenset[str] = frozenset({"ecs-tasks.amazonaws.com", "vpc-flow-logs.amazonaws.com"})
 
@@ -149,13 +163,46 @@ def _vpc_cidr_of(group_ref: str, stack: StackDoc) -> ipaddress.IPv4Network | Non
     return ipaddress.IPv4Network(vpc.body["cidr_block"]) if vpc else None
 
 
+# A data source of this stack: ${data.<type>.<name>.<attribute>}.
+_DATA_REFERENCE = re.compile(r"^\$\{data\.([a-z0-9_]+)\.([^.}]+)\.([a-z0-9_]+)\}$")
+
+
+def _data_source(reference: Any, stack: StackDoc) -> tuple[str, dict[str, Any], str] | None:
+    """(type, body, attribute) of the data source a ``${data.…}`` reference reads, if it is one."""
+    match = _DATA_REFERENCE.match(reference) if isinstance(reference, str) else None
+    if not match:
+        return None
+    body = stack.document.get("data", {}).get(match[1], {}).get(match[2])
+    return (match[1], body, match[3]) if body is not None else None
+
+
+def _postconditions(body: dict[str, Any]) -> list[str]:
+    return [str(c.get("condition", "")) for c in body.get("lifecycle", {}).get("postcondition", [])]
+
+
+def _existing_subnet_cidr(cidr: Any, stack: StackDoc) -> bool:
+    """A CIDR read from an existing subnet that a postcondition pins to the deployment's VPC."""
+    source = _data_source(cidr, stack)
+    return (
+        source is not None
+        and source[0] == "aws_subnet"
+        and source[2] == "cidr_block"
+        and any("self.vpc_id ==" in condition for condition in _postconditions(source[1]))
+    )
+
+
 def only_load_balancer_open_outside_vpc(res: Res, stack: StackDoc) -> Verdict:
     cidr = res.body.get("cidr_ipv4") or res.body.get("cidr_ipv6")
     if not cidr:
         return Verdict.NOT_APPLICABLE
+    if _existing_subnet_cidr(cidr, stack):
+        return Verdict.COMPLIANT
+    try:
+        network = ipaddress.ip_network(cidr)
+    except ValueError:
+        return Verdict.NON_COMPLIANT  # a CIDR known only at apply time that nothing pins inside the VPC
     group_ref = res.body["security_group_id"]
     vpc_cidr = _vpc_cidr_of(group_ref, stack)
-    network = ipaddress.ip_network(cidr)
     if vpc_cidr is not None and network.version == 4 and network.subnet_of(vpc_cidr):
         return Verdict.COMPLIANT
     balancer = _load_balancer_of(group_ref, stack)
@@ -186,13 +233,43 @@ def no_public_ip_on_tasks(res: Res, stack: StackDoc) -> Verdict:
         return Verdict.NON_COMPLIANT
     for subnet_ref in network.get("subnets", []):
         subnet = stack.resolve(subnet_ref)
-        if subnet is None or subnet.body.get("map_public_ip_on_launch") is not False:
+        if subnet is not None:
+            if subnet.body.get("map_public_ip_on_launch") is not False:
+                return Verdict.NON_COMPLIANT
+            continue
+        # An existing subnet, read by a data source: a postcondition must refuse one that assigns public IPs.
+        source = _data_source(subnet_ref, stack)
+        if source is None or source[0] != "aws_subnet" or NO_PUBLIC_IPS_CONDITION not in _postconditions(source[1]):
             return Verdict.NON_COMPLIANT
     return Verdict.COMPLIANT
 
 
 def no_inline_open_ingress(res: Res, stack: StackDoc) -> Verdict:
     return _verdict(not res.body.get("ingress"))
+
+
+# -- ECS -----------------------------------------------------------------------
+def no_ecs_exec(res: Res, stack: StackDoc) -> Verdict:
+    return _verdict(res.body.get("enable_execute_command") is not True)
+
+
+def ecs_exec_sessions_logged_and_encrypted(res: Res, stack: StackDoc) -> Verdict:
+    cluster_refs = {res.ref("arn"), res.ref("id"), res.ref("name")}
+    exec_services = [
+        service
+        for service in stack.resources("aws_ecs_service")
+        if service.body.get("cluster") in cluster_refs and service.body.get("enable_execute_command") is True
+    ]
+    if not exec_services:
+        return Verdict.NOT_APPLICABLE
+    configuration = res.body.get("configuration", {}).get("execute_command_configuration", {})
+    logs = configuration.get("log_configuration", {})
+    return _verdict(
+        configuration.get("logging") == "OVERRIDE"
+        and bool(configuration.get("kms_key_id"))
+        and bool(logs.get("cloud_watch_log_group_name"))
+        and logs.get("cloud_watch_encryption_enabled") is True
+    )
 
 
 # -- encryption at rest --------------------------------------------------------
@@ -289,11 +366,18 @@ RULES: tuple[Rule, ...] = (
          "Task security groups admit only the security groups that need them (the load balancer's).",
          ("aws_vpc_security_group_ingress_rule",), tasks_admit_only_security_groups),
     Rule("AIGW-NET3", "Tasks can get public IPs",
-         "ECS services run without public IPs in subnets that assign none.", ("aws_ecs_service",),
-         no_public_ip_on_tasks),
+         "ECS services run without public IPs in subnets that assign none (an existing subnet: checked by a "
+         "postcondition at plan time).", ("aws_ecs_service",), no_public_ip_on_tasks),
     Rule("AIGW-NET4", "Security group with inline ingress rules",
          "Rules are separate resources written by grants.allow_from/allow_cidrs, so every edge is reviewed.",
          ("aws_security_group",), no_inline_open_ingress),
+    Rule("AIGW-ECS1", "ECS Exec is enabled on a service",
+         "A shell in the running tasks (ECS Exec) is a deliberate exposure: accept it per environment in "
+         "security/suppressions.toml, with the reason.", ("aws_ecs_service",), no_ecs_exec),
+    Rule("AIGW-ECS2", "ECS Exec sessions are not logged to an encrypted log group or not encrypted",
+         "Where a service of the cluster has ECS Exec, the cluster logs every session (logging OVERRIDE) to a "
+         "CloudWatch log group with encryption enforced and encrypts the session with a customer key.",
+         ("aws_ecs_cluster",), ecs_exec_sessions_logged_and_encrypted),
     Rule("AIGW-ENC1", "Log group not encrypted with a customer key", "Set kms_key_id.",
          ("aws_cloudwatch_log_group",), _has("kms_key_id")),
     Rule("AIGW-ENC2", "Secret not encrypted with a customer key", "Set kms_key_id.",

@@ -72,6 +72,15 @@ class StackDoc:
         self.document = document
         self.environment = environment
 
+    @property
+    def name(self) -> str:
+        """The stack's name as synthesized (``ai-gateway-<environment>``)."""
+        return f"ai-gateway-{self.environment}"
+
+    def data(self, data_type: str) -> list[Res]:
+        """Every data source of this type."""
+        return [Res(data_type, n, b) for n, b in self.document.get("data", {}).get(data_type, {}).items()]
+
     @classmethod
     def load(cls, path: Path) -> StackDoc:
         stack = path.parent.name

@@ -10,7 +10,7 @@ import re
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, get_args, get_origin
 
 import pytest
 from pydantic import BaseModel
@@ -33,6 +33,14 @@ def unknown_keys(table: dict[str, Any], model: type[BaseModel], where: str = "")
         field = model.model_fields.get(key)
         if field is None:
             yield f"{where}{key}"
+            continue
+        # A keyed map of small tables (``dict[str, X]``): every value is one.
+        if get_origin(field.annotation) is dict:
+            (_, item) = get_args(field.annotation)
+            if isinstance(item, type) and issubclass(item, BaseModel) and isinstance(value, dict):
+                for name, entry in value.items():
+                    if isinstance(entry, dict):
+                        yield from unknown_keys(entry, item, f"{where}{key}.{name}.")
             continue
         # A table may be optional (``X | None``): look through the union.
         candidates = [field.annotation, *get_args(field.annotation)]

@@ -11,6 +11,14 @@ typed 6.25 bindings and JSON assertions (test_auth.py, test_edge_options.py).
 Everything else the edge builds (NLB security groups, TLS listeners, listener
 rules, the access-log bucket's resources) exists in 5.100 and is validated.
 
+Likewise ECS-native blue/green (6.4) and canary/linear (6.21) deployments:
+5.100 has neither the service's `deployment_configuration` block nor
+`load_balancer.advanced_configuration`, so those two blocks are taken out of
+such a stack before validating it against an older mirror (its alternate
+target group, listener rules and roles are validated); the blocks themselves
+are built through the typed 6.25 bindings and checked as JSON
+(tests/test_service_options.py).
+
 Every environment and every example is validated: the list is derived from
 the files, so a new example is validated without touching this file."""
 
@@ -20,6 +28,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +36,24 @@ from aigw.environments import Environment
 from tests.conftest import ProviderMirror, all_environments
 
 pytestmark = pytest.mark.terraform
+# Every shipped environment and example, by the name of its validated variant.
+VALIDATED = ["dev", "prod-nojwt", "local", "minimal", "staging", "shared", "qa", "portkey-prod", "canary"]
+# The provider release that brought aws_ecs_service's deployment_configuration and
+# load_balancer.advanced_configuration (blue/green; canary and linear came in 6.21).
+ECS_NATIVE_DEPLOYMENTS_PROVIDER = (6, 4, 0)
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".")[:3])
+
+
+def without_ecs_native_deployment(document: dict[str, Any]) -> dict[str, Any]:
+    """The stack without the two service blocks a pre-6.4 provider does not know."""
+    for service in document["resource"].get("aws_ecs_service", {}).values():
+        service.pop("deployment_configuration", None)
+        for load_balancer in service.get("load_balancer", []):
+            load_balancer.pop("advanced_configuration", None)
+    return document
 
 
 def without_jwt(environment: Environment) -> Environment:
@@ -64,6 +91,8 @@ def test_terraform_validate_accepts_the_stack(
     validatable: dict[str, Path], tmp_path: Path, name: str, provider_mirror: ProviderMirror
 ) -> None:
     document = json.loads(validatable[name].read_text())
+    if version_tuple(provider_mirror.version) < ECS_NATIVE_DEPLOYMENTS_PROVIDER:
+        document = without_ecs_native_deployment(document)
     # Same stack, pinned to the provider the mirror has.
     document["terraform"]["required_providers"]["aws"]["version"] = provider_mirror.version
     (tmp_path / "main.tf.json").write_text(json.dumps(document))

@@ -4,7 +4,8 @@ service, wired through named grants. One construct per part:
 - images.py: the ECR repository and its key;
 - secrets.py: the provider-key secrets and their key;
 - task.py: the execution and task roles and the task definition;
-- service.py: the cluster, the tasks' security group, the service, autoscaling.
+- service.py: the cluster, the tasks' security group, the service, autoscaling;
+- exec_sessions.py: with ECS Exec on, the key of its sessions.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from cdktf import ITerraformDependable
 from constructs import Construct
 
 from aigw.key_proxy import proxy_config_for
-from aigw.settings import EdgeSettings, GatewaySettings
+from aigw.settings import AutoscalingPlan, EdgeSettings, GatewaySettings
+from modules.compute.exec_sessions import ExecSessions
 from modules.compute.images import GatewayImages
 from modules.compute.secrets import ProviderSecrets
 from modules.compute.service import GatewayService
 from modules.compute.task import GatewayTask
 from modules.context import StackContext
+from modules.deployment import TrafficShifting
 from modules.edge import EdgeOutputs
 from modules.network import NetworkOutputs
 from modules.observability import ObservabilityOutputs
@@ -47,16 +50,27 @@ class Compute(Construct):
         construct_id: str,
         *,
         gateway: GatewaySettings,
+        autoscaling: AutoscalingPlan | None,
         edge_settings: EdgeSettings,
         context: StackContext,
         network: NetworkOutputs,
         edge: EdgeOutputs,
         observability: ObservabilityOutputs,
+        traffic_shifting: TrafficShifting | None,
         wait_for: Sequence[ITerraformDependable],
     ) -> None:
         super().__init__(scope, construct_id)
         images = GatewayImages(self, "images", context=context)
         secrets = ProviderSecrets(self, "secrets", providers=list(gateway.provider_keys), context=context)
+        exec_sessions = None
+        if gateway.enable_execute_command:
+            exec_sessions = ExecSessions(
+                self,
+                "exec-sessions",
+                context=context,
+                log_group_name=observability.log_group_names["ecs_exec"],
+                log_group_arn=observability.log_group_arns["ecs_exec"],
+            ).outputs
         task = GatewayTask(
             self,
             "task",
@@ -66,15 +80,19 @@ class Compute(Construct):
             images=images,
             secrets=secrets,
             observability=observability,
+            exec_sessions=exec_sessions,
         )
         service = GatewayService(
             self,
             "service",
             gateway=gateway,
+            autoscaling=autoscaling,
             context=context,
             network=network,
             edge=edge,
             task_definition_arn=task.arn,
+            exec_sessions=exec_sessions,
+            traffic_shifting=traffic_shifting,
             depends_on=wait_for,
         )
         self.outputs = ComputeOutputs(

@@ -1,8 +1,10 @@
 """The gateway service: the ECS cluster and its capacity providers, the
 tasks' security group (the key proxy's port from the load balancer only,
-HTTPS out), the service in the private subnets behind the target group, and
-target-tracking autoscaling on CPU and, behind an ALB, requests per task (an
-NLB publishes no request count)."""
+HTTPS out), the service in the private subnets behind the target group
+(rolling, or an ECS-native blue/green, canary or linear deployment over the
+target groups and listener rules of modules/deployment.py), and
+target-tracking autoscaling on CPU and, where configured, memory and
+requests per task (behind an ALB only: an NLB publishes no request count)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,13 @@ from cdktf_cdktf_provider_aws.appautoscaling_policy import (
     AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification,
 )
 from cdktf_cdktf_provider_aws.appautoscaling_target import AppautoscalingTarget
-from cdktf_cdktf_provider_aws.ecs_cluster import EcsCluster, EcsClusterSetting
+from cdktf_cdktf_provider_aws.ecs_cluster import (
+    EcsCluster,
+    EcsClusterConfiguration,
+    EcsClusterConfigurationExecuteCommandConfiguration,
+    EcsClusterConfigurationExecuteCommandConfigurationLogConfiguration,
+    EcsClusterSetting,
+)
 from cdktf_cdktf_provider_aws.ecs_cluster_capacity_providers import (
     EcsClusterCapacityProviders,
     EcsClusterCapacityProvidersDefaultCapacityProviderStrategy,
@@ -25,7 +33,12 @@ from cdktf_cdktf_provider_aws.ecs_service import (
     EcsService,
     EcsServiceCapacityProviderStrategy,
     EcsServiceDeploymentCircuitBreaker,
+    EcsServiceDeploymentConfiguration,
+    EcsServiceDeploymentConfigurationCanaryConfiguration,
+    EcsServiceDeploymentConfigurationLifecycleHook,
+    EcsServiceDeploymentConfigurationLinearConfiguration,
     EcsServiceLoadBalancer,
+    EcsServiceLoadBalancerAdvancedConfiguration,
     EcsServiceNetworkConfiguration,
 )
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
@@ -33,14 +46,13 @@ from constructs import Construct
 
 from aigw.gateway_task import PROXY_CONTAINER
 from aigw.key_proxy import PROXY_PORT
-from aigw.settings import GatewaySettings
+from aigw.settings import AutoscalingPlan, GatewaySettings
+from modules.compute.exec_sessions import ExecSessionLogging
 from modules.context import StackContext
+from modules.deployment import TrafficShifting
 from modules.edge import EdgeOutputs
 from modules.grants import allow_from, allow_https_egress
 from modules.network import NetworkOutputs
-
-SCALE_IN_COOLDOWN_SECONDS = 120
-SCALE_OUT_COOLDOWN_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,59 @@ def capacity_strategy(fargate_spot_weight: int) -> list[CapacityShare]:
     return shares
 
 
+def exec_session_configuration(sessions: ExecSessionLogging) -> EcsClusterConfiguration:
+    """Every ECS Exec session of the cluster logged to its log group (encrypted
+    there with the logs key) and its data channel encrypted with its own key."""
+    return EcsClusterConfiguration(
+        execute_command_configuration=EcsClusterConfigurationExecuteCommandConfiguration(
+            kms_key_id=sessions.kms_key_arn,
+            logging="OVERRIDE",
+            log_configuration=EcsClusterConfigurationExecuteCommandConfigurationLogConfiguration(
+                cloud_watch_log_group_name=sessions.log_group_name, cloud_watch_encryption_enabled=True
+            ),
+        )
+    )
+
+
+def advanced_configuration(traffic: TrafficShifting) -> EcsServiceLoadBalancerAdvancedConfiguration:
+    """The alternate target group and the listener rules ECS shifts traffic on, and the role it does it with."""
+    return EcsServiceLoadBalancerAdvancedConfiguration(
+        alternate_target_group_arn=traffic.alternate_target_group_arn,
+        production_listener_rule=traffic.production_listener_rule_arn,
+        test_listener_rule=traffic.test_listener_rule_arn,
+        role_arn=traffic.infrastructure_role_arn,
+    )
+
+
+def deployment_configuration(traffic: TrafficShifting) -> EcsServiceDeploymentConfiguration:
+    """The ECS-native strategy (hashicorp/aws >= 6.4; canary and linear >= 6.21).
+    Nested blocks are built from the binding's struct classes: a plain dict
+    inside a list of blocks would synthesize as an empty block."""
+    plan = traffic.plan
+    return EcsServiceDeploymentConfiguration(
+        strategy=plan.strategy.upper(),
+        # The provider types these minute counts as strings.
+        bake_time_in_minutes=str(plan.bake_time_minutes),
+        canary_configuration=EcsServiceDeploymentConfigurationCanaryConfiguration(
+            canary_percent=plan.canary.percent, canary_bake_time_in_minutes=str(plan.canary.bake_time_minutes)
+        )
+        if plan.canary
+        else None,
+        linear_configuration=EcsServiceDeploymentConfigurationLinearConfiguration(
+            step_percent=plan.linear.percent, step_bake_time_in_minutes=str(plan.linear.bake_time_minutes)
+        )
+        if plan.linear
+        else None,
+        lifecycle_hook=[
+            EcsServiceDeploymentConfigurationLifecycleHook(
+                hook_target_arn=hook.function_arn, lifecycle_stages=list(hook.stages), role_arn=hook.role_arn
+            )
+            for hook in traffic.lifecycle_hooks
+        ]
+        or None,
+    )
+
+
 class GatewayService(Construct):
     def __init__(
         self,
@@ -66,10 +131,13 @@ class GatewayService(Construct):
         construct_id: str,
         *,
         gateway: GatewaySettings,
+        autoscaling: AutoscalingPlan | None,
         context: StackContext,
         network: NetworkOutputs,
         edge: EdgeOutputs,
         task_definition_arn: str,
+        exec_sessions: ExecSessionLogging | None,
+        traffic_shifting: TrafficShifting | None,
         depends_on: Sequence[ITerraformDependable],
     ) -> None:
         super().__init__(scope, construct_id)
@@ -80,6 +148,7 @@ class GatewayService(Construct):
             "cluster",
             name=f"{prefix}-cluster",
             setting=[EcsClusterSetting(name="containerInsights", value="enabled")],
+            configuration=exec_session_configuration(exec_sessions) if exec_sessions else None,
         )
         cluster_name = cluster.name
         EcsClusterCapacityProviders(
@@ -134,65 +203,68 @@ class GatewayService(Construct):
             ),
             load_balancer=[
                 EcsServiceLoadBalancer(
-                    target_group_arn=edge.target_group_arn, container_name=PROXY_CONTAINER, container_port=PROXY_PORT
+                    target_group_arn=edge.target_group_arn,
+                    container_name=PROXY_CONTAINER,
+                    container_port=PROXY_PORT,
+                    advanced_configuration=advanced_configuration(traffic_shifting) if traffic_shifting else None,
                 )
             ],
+            # A rolling deployment is ECS's default: no deployment_configuration block at all.
+            deployment_configuration=deployment_configuration(traffic_shifting) if traffic_shifting else None,
+            # The circuit breaker watches rolling and blue/green-family deployments alike.
             deployment_circuit_breaker=EcsServiceDeploymentCircuitBreaker(enable=True, rollback=True),
             deployment_minimum_healthy_percent=100,
             deployment_maximum_percent=200,
             health_check_grace_period_seconds=60,
             propagate_tags="SERVICE",
             enable_ecs_managed_tags=True,
+            # True only where gateway.enable_execute_command says so (the gate reports it: AIGW-ECS1).
+            enable_execute_command=True if exec_sessions else None,
             wait_for_steady_state=False,
-            # Autoscaling owns the task count after the first deploy.
-            lifecycle=TerraformResourceLifecycle(ignore_changes=["desired_count"]),
-            depends_on=list(depends_on),
+            # With autoscaling on, it owns the task count after the first deploy.
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["desired_count"]) if autoscaling else None,
+            depends_on=[*depends_on, *(traffic_shifting.listener_rules if traffic_shifting else ())],
         )
         self.cluster_name = cluster_name
         self.service_name = service.name
+        if autoscaling:
+            self._autoscaling(prefix, autoscaling, edge)
 
-        scaling_target = AppautoscalingTarget(
+    def _autoscaling(self, prefix: str, plan: AutoscalingPlan, edge: EdgeOutputs) -> None:
+        """Target tracking between the plan's bounds: CPU always, memory and
+        requests per task where the plan has a target for them."""
+        target = AppautoscalingTarget(
             self,
             "scaling-target",
             service_namespace="ecs",
-            resource_id=f"service/{cluster_name}/{self.service_name}",
+            resource_id=f"service/{self.cluster_name}/{self.service_name}",
             scalable_dimension="ecs:service:DesiredCount",
-            min_capacity=gateway.min_capacity,
-            max_capacity=gateway.max_capacity,
+            min_capacity=plan.min_capacity,
+            max_capacity=plan.max_capacity,
         )
-        self._target_tracking(
-            "scale-on-cpu", f"{prefix}-cpu", scaling_target, "ECSServiceAverageCPUUtilization",
-            gateway.cpu_target_percent, None,
-        )  # fmt: skip
-        if edge.load_balancer_type == "application":
-            self._target_tracking(
-                "scale-on-requests", f"{prefix}-requests", scaling_target, "ALBRequestCountPerTarget",
-                gateway.requests_per_target, f"{edge.load_balancer_arn_suffix}/{edge.target_group_arn_suffix}",
-            )  # fmt: skip
-
-    def _target_tracking(
-        self,
-        construct_id: str,
-        name: str,
-        target: AppautoscalingTarget,
-        metric: str,
-        value: float,
-        resource_label: str | None,
-    ) -> None:
-        AppautoscalingPolicy(
-            self,
-            construct_id,
-            name=name,
-            policy_type="TargetTrackingScaling",
-            service_namespace=target.service_namespace,
-            resource_id=target.resource_id,
-            scalable_dimension=target.scalable_dimension,
-            target_tracking_scaling_policy_configuration=AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration(
-                target_value=value,
-                scale_in_cooldown=SCALE_IN_COOLDOWN_SECONDS,
-                scale_out_cooldown=SCALE_OUT_COOLDOWN_SECONDS,
-                predefined_metric_specification=AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification(
-                    predefined_metric_type=metric, resource_label=resource_label
+        policies: list[tuple[str, str, int | None, str | None]] = [
+            ("cpu", "ECSServiceAverageCPUUtilization", plan.cpu_target_percent, None),
+            ("memory", "ECSServiceAverageMemoryUtilization", plan.memory_target_percent, None),
+            ("requests", "ALBRequestCountPerTarget", plan.requests_per_target,
+             f"{edge.load_balancer_arn_suffix}/{edge.target_group_arn_suffix}"),
+        ]  # fmt: skip
+        for name, metric, value, resource_label in policies:
+            if value is None:
+                continue
+            AppautoscalingPolicy(
+                self,
+                f"scale-on-{name}",
+                name=f"{prefix}-{name}",
+                policy_type="TargetTrackingScaling",
+                service_namespace=target.service_namespace,
+                resource_id=target.resource_id,
+                scalable_dimension=target.scalable_dimension,
+                target_tracking_scaling_policy_configuration=AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration(
+                    target_value=value,
+                    scale_in_cooldown=plan.scale_in_cooldown_seconds,
+                    scale_out_cooldown=plan.scale_out_cooldown_seconds,
+                    predefined_metric_specification=AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification(
+                        predefined_metric_type=metric, resource_label=resource_label
+                    ),
                 ),
-            ),
-        )
+            )

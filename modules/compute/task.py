@@ -16,6 +16,7 @@ from constructs import Construct
 from aigw.gateway_task import task_containers
 from aigw.key_proxy import ProxyConfig
 from aigw.settings import GatewaySettings
+from modules.compute.exec_sessions import ExecSessionLogging
 from modules.compute.images import GatewayImages
 from modules.compute.secrets import ProviderSecrets
 from modules.context import StackContext
@@ -23,6 +24,7 @@ from modules.grants import (
     Statement,
     grant_bedrock_invoke,
     grant_ecr_pull,
+    grant_ecs_exec_sessions,
     grant_log_writes,
     grant_metrics_in_namespace,
     grant_secrets_read,
@@ -61,6 +63,7 @@ class GatewayTask(Construct):
         images: GatewayImages,
         secrets: ProviderSecrets,
         observability: ObservabilityOutputs,
+        exec_sessions: ExecSessionLogging | None,
     ) -> None:
         super().__init__(scope, construct_id)
         prefix, region = context.prefix, context.region
@@ -100,19 +103,17 @@ class GatewayTask(Construct):
                 "ecs-tasks.amazonaws.com", account_id=context.account_id, source_arn=ecs_source_arn
             ),
         )
-        IamRolePolicy(
-            self,
-            "task-policy",
-            role=task_role.id,
-            policy=policy_document(
-                [
-                    grant_bedrock_invoke(partition=context.partition, region=region),
-                    grant_xray_write(),
-                    grant_metrics_in_namespace(METRICS_NAMESPACE),
-                    grant_log_writes([log_arns["metrics"], log_arns["otlp_logs"]], sid="CollectorLogGroups"),
-                ]
-            ),
-        )
+        task_statements: list[Statement] = [
+            grant_bedrock_invoke(partition=context.partition, region=region),
+            grant_xray_write(),
+            grant_metrics_in_namespace(METRICS_NAMESPACE),
+            grant_log_writes([log_arns["metrics"], log_arns["otlp_logs"]], sid="CollectorLogGroups"),
+        ]
+        if exec_sessions is not None:
+            task_statements += grant_ecs_exec_sessions(
+                log_group_arn=exec_sessions.log_group_arn, kms_key_arn=exec_sessions.kms_key_arn
+            )
+        IamRolePolicy(self, "task-policy", role=task_role.id, policy=policy_document(task_statements))
         self.execution_role_arn = execution_role.arn
         self.task_role_arn = task_role.arn
 
