@@ -141,8 +141,6 @@ FORWARDED_HEADERS: tuple[str, ...] = (
     "anthropic-beta",
     "x-amzn-trace-id",
 )
-# With org keys off, clients authenticate to the provider themselves.
-CLIENT_CREDENTIAL_HEADERS: tuple[str, ...] = ("authorization", "x-api-key")
 
 # Client routing configs (x-portkey-config) may use these keys only: routing
 # among providers with the client's own keys. Everything that would choose a
@@ -236,7 +234,6 @@ def key_variable(secret_name: str) -> str:
 
 
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9._:/+=~| -]*$")
-_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
 def nginx_string(value: str) -> str:
@@ -294,7 +291,7 @@ def _upstream_headers() -> list[tuple[str, str]]:
     return sorted(headers.items())
 
 
-def _refusals(config: ProxyConfig) -> dict[str, Any]:
+def _refusals() -> dict[str, Any]:
     return {
         "health_method": refusal("method", f"only GET is offered on {HEALTH_PATH}"),
         "own": {status: refusal(f"http-{status}", message) for status, message in OWN_ERRORS.items()},
@@ -313,7 +310,7 @@ def proxy_template(config: ProxyConfig) -> str:
         lua_variables=list(LUA_HEADER_VARIABLES.values()),
         own_errors=OWN_ERRORS,
         error_location=ERROR_LOCATION,
-        refusals=_refusals(config),
+        refusals=_refusals(),
         health_path=HEALTH_PATH,
         headers=_upstream_headers(),
         accel_headers=(

@@ -272,17 +272,17 @@ def openai_client(org_proxy: Proxy) -> Any:
     )  # fmt: skip
 
 
-def test_openai_sdk_chat_completion(openai_client: Any, mocks: dict[str, MockProvider]) -> None:
-    completion = openai_client.chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
-    )
+def chat_with_the_org_key(client: Any, mocks: dict[str, MockProvider]) -> None:
+    """An OpenAI-compatible SDK client's completion reaches OpenAI with the org key."""
+    completion = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     assert completion.choices[0].message.content == mocks["openai"].reply_text
     assert mocks["openai"].api_keys() == [ORG_KEYS["OPENAI_API_KEY"]]
 
 
-def test_openai_sdk_streams_chunk_by_chunk(openai_client: Any, mocks: dict[str, MockProvider]) -> None:
+def streams_chunk_by_chunk(client: Any, mocks: dict[str, MockProvider]) -> None:
+    """An OpenAI-compatible SDK client gets the first chunk before the mock sends the rest."""
     gate = mocks["openai"].stream_gate = threading.Event()
-    stream = openai_client.chat.completions.create(
+    stream = client.chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
     )
     pieces: list[str] = []
@@ -292,6 +292,14 @@ def test_openai_sdk_streams_chunk_by_chunk(openai_client: Any, mocks: dict[str, 
             pieces.append(chunk.choices[0].delta.content)
     assert "".join(pieces) == mocks["openai"].reply_text
     assert mocks["openai"].gate_results == [True]
+
+
+def test_openai_sdk_chat_completion(openai_client: Any, mocks: dict[str, MockProvider]) -> None:
+    chat_with_the_org_key(openai_client, mocks)
+
+
+def test_openai_sdk_streams_chunk_by_chunk(openai_client: Any, mocks: dict[str, MockProvider]) -> None:
+    streams_chunk_by_chunk(openai_client, mocks)
 
 
 @pytest.fixture
@@ -338,25 +346,11 @@ def portkey_client(org_proxy: Proxy) -> Any:
 
 
 def test_portkey_sdk_chat_completion(portkey_client: Any, mocks: dict[str, MockProvider]) -> None:
-    completion = portkey_client.chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
-    )
-    assert completion.choices[0].message.content == mocks["openai"].reply_text
-    assert mocks["openai"].api_keys() == [ORG_KEYS["OPENAI_API_KEY"]]
+    chat_with_the_org_key(portkey_client, mocks)
 
 
 def test_portkey_sdk_streams_chunk_by_chunk(portkey_client: Any, mocks: dict[str, MockProvider]) -> None:
-    gate = mocks["openai"].stream_gate = threading.Event()
-    stream = portkey_client.chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
-    )
-    pieces: list[str] = []
-    for chunk in stream:
-        gate.set()
-        if chunk.choices and chunk.choices[0].delta.content:
-            pieces.append(chunk.choices[0].delta.content)
-    assert "".join(pieces) == mocks["openai"].reply_text
-    assert mocks["openai"].gate_results == [True]
+    streams_chunk_by_chunk(portkey_client, mocks)
 
 
 # -- proxy robustness --------------------------------------------------------------------

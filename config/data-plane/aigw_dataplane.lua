@@ -17,7 +17,7 @@ local credentials_url = ""  -- where to fetch them (see credentials_url())
 local spans = {}        -- OTLP spans waiting for the next flush (per worker)
 local counters = {}     -- metric sums waiting for the next flush (per worker)
 
-local ngx_var, ngx_ctx = ngx.var, nil
+local ngx_var = ngx.var
 
 -- Printable ASCII only, at most 256 characters: a client-supplied byte that
 -- is not UTF-8 would corrupt the access log and make the collector refuse a
@@ -251,7 +251,6 @@ local function task_role_credentials()
 end
 
 function M.access()
-    ngx_ctx = ngx.ctx
     ngx_var.aigw_path = clean(ngx_var.uri)
     local headers = ngx.req.get_headers(100)
     if headers["upgrade"] then
