@@ -23,6 +23,7 @@ import pytest
 from aigw import fast_import
 from aigw.environments import DEFAULT_ENV_DIR, Environment, load_environments
 from security.stackdoc import StackDoc
+from tests import processes
 
 # Before any test imports a provider binding (AIGW_STOCK_PROVIDER_IMPORT=1 turns it off).
 fast_import.install()
@@ -153,9 +154,9 @@ def _mirror_from_registry(directory: Path) -> ProviderMirror:
         f"hashicorp/aws {constraint} from the registry"
     )
     try:
-        init = subprocess.run(
+        init = processes.run(
             ["terraform", "init", "-backend=false", "-input=false", "-no-color"],
-            cwd=config, env=env, capture_output=True, text=True, timeout=REGISTRY_TIMEOUT_SECONDS, check=False,
+            cwd=config, env=env, timeout=REGISTRY_TIMEOUT_SECONDS,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
         pytest.skip(f"{missing} within {REGISTRY_TIMEOUT_SECONDS} s")
@@ -182,9 +183,7 @@ def provider_mirror(tmp_path_factory: pytest.TempPathFactory) -> ProviderMirror:
     if configured:
         mirror = _mirror(Path(configured), PLUGIN_DIR_VARIABLE)
     else:
-        found = subprocess.run(
-            [str(ROOT / "tools" / "provider_mirror.sh")], capture_output=True, text=True, timeout=300, check=False
-        ).stdout.strip()
+        found = processes.run([ROOT / "tools" / "provider_mirror.sh"], timeout=300).stdout.strip()
         if found:
             mirror = _mirror(Path(found), "the mirror that tools/provider_mirror.sh found")
         else:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import processes
 from tests.project_copy import copy_project
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +62,7 @@ def run(args: list[str], env_dir: Path | None, cwd: Path, timeout: int = 300) ->
     env["CHECKPOINT_DISABLE"] = "1"
     if env_dir is not None:
         env["AIGW_ENV_DIR"] = str(env_dir)
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return processes.run(args, cwd=cwd, env=env, timeout=timeout)
 
 
 @pytest.fixture
@@ -80,14 +81,8 @@ def test_bad_files_exit_2_with_every_problem_and_write_nothing(bad_env_dir: Path
     outdir.mkdir()
     (outdir / "previous-synth.json").write_text("{}")
     env = dict(os.environ, CDKTF_OUTDIR=str(outdir))
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "main.py")],
-        cwd=workdir,
-        env={**env, "AIGW_ENV_DIR": str(bad_env_dir)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = processes.run(
+        [sys.executable, ROOT / "main.py"], cwd=workdir, env={**env, "AIGW_ENV_DIR": str(bad_env_dir)}, timeout=60
     )
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith(str(bad_env_dir))]
@@ -114,9 +109,7 @@ def test_main_synthesizes_one_stack_per_environment_file(tmp_path: Path) -> None
     outdir = tmp_path / "out"
     env = {**os.environ, "AIGW_ENV_DIR": str(env_dir), "CDKTF_OUTDIR": str(outdir)}
     env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "main.py")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
+    result = processes.run([sys.executable, ROOT / "main.py"], cwd=tmp_path, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (outdir / "stacks").iterdir()) == ["ai-gateway-dev", "ai-gateway-qa-2"]
 
@@ -128,9 +121,7 @@ def test_environment_copied_without_its_own_backend_key_exits_2_and_writes_nothi
     shutil.copy(env_dir / "dev.toml", env_dir / "qa.toml")
     outdir = tmp_path / "out"
     env = {**os.environ, "AIGW_ENV_DIR": str(env_dir), "CDKTF_OUTDIR": str(outdir)}
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "main.py")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
-    )
+    result = processes.run([sys.executable, ROOT / "main.py"], cwd=tmp_path, env=env, timeout=60)
     assert result.returncode == 2, result.stderr
     # Paths relative to the working directory, as a user sees them.
     assert result.stderr.startswith("envs/qa.toml: backend.key: bucket 'tfstate-bucket' ")
@@ -156,9 +147,7 @@ def test_cdktf_cli_synth_matches_main_py_byte_for_byte(cli_project: Path, tmp_pa
     assert cli.returncode == 0, cli.stdout + cli.stderr
     direct_env = {**os.environ, "CDKTF_OUTDIR": str(tmp_path / "direct.out")}
     direct_env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
-    direct = subprocess.run(
-        [sys.executable, "main.py"], cwd=cli_project, env=direct_env, capture_output=True, text=True, timeout=300
-    )
+    direct = processes.run([sys.executable, "main.py"], cwd=cli_project, env=direct_env, timeout=300)
     assert direct.returncode == 0, direct.stderr
     cli_stacks = sorted(p.name for p in (cli_project / "cli.out" / "stacks").iterdir())
     assert cli_stacks == sorted(f"ai-gateway-{p.stem}" for p in (ROOT / "environments").glob("*.toml"))

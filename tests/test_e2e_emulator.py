@@ -24,7 +24,7 @@ import boto3
 import pytest
 
 from aigw.environments import load_environments
-from tests import conftest
+from tests import conftest, processes
 from tests.conftest import ProviderMirror
 from tests.gateway_harness import free_port
 from tests.project_copy import ROOT, copy_project
@@ -33,7 +33,9 @@ from tools.state_bootstrap import bootstrap
 
 pytestmark = pytest.mark.e2e
 STACK = "ai-gateway-local"
-DEPLOY_TIMEOUT_SECONDS = 900
+# One cdktf or Terraform run against the emulator (a healthy deploy takes about 2 minutes
+# here); on expiry tests/processes.py ends the whole tree, Terraform and provider included.
+DEPLOY_TIMEOUT_SECONDS = 600
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator", "AWS_DEFAULT_REGION": "us-east-1"}
 # Anything that misses the emulator goes to a closed loopback port, never to the internet.
 CLOSED_PORT = "http://127.0.0.1:9"
@@ -58,12 +60,11 @@ class Deployment:
         return self.project / "cdktf.out" / "stacks" / STACK
 
     def run(self, *args: str, timeout: int = DEPLOY_TIMEOUT_SECONDS) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(list(args), cwd=self.project, env=self.env, capture_output=True, text=True,
-                              timeout=timeout, check=False)  # fmt: skip
+        return processes.run(args, cwd=self.project, env=self.env, timeout=timeout)
 
     def terraform(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["terraform", *args, "-no-color", "-input=false"], cwd=self.stack_dir, env=self.env,
-                              capture_output=True, text=True, timeout=DEPLOY_TIMEOUT_SECONDS, check=False)  # fmt: skip
+        return processes.run(["terraform", *args, "-no-color", "-input=false"], cwd=self.stack_dir, env=self.env,
+                             timeout=DEPLOY_TIMEOUT_SECONDS)  # fmt: skip
 
 
 def _boto_credentials() -> dict[str, str]:

@@ -5,13 +5,13 @@ and says what to do, as `<file>: <dotted.field>: <message>`."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from aigw.environments import ConfigError, Environment, load_environments
+from tests import processes
 
 REQUIRED = """region = "us-east-1"
 [backend]
@@ -287,14 +287,11 @@ def test_app_reports_every_edge_refusal_exits_2_and_writes_nothing(tmp_path: Pat
     outdir.mkdir()
     (envs / "qa.toml").write_text(EVERY_REFUSAL, encoding="utf-8")
     (outdir / "previous-synth.json").write_text("{}")
-    result = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve().parent.parent / "main.py")],
+    result = processes.run(
+        [sys.executable, Path(__file__).resolve().parent.parent / "main.py"],
         cwd=tmp_path,
         env={**os.environ, "AIGW_ENV_DIR": str(envs), "CDKTF_OUTDIR": str(outdir)},
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
     assert result.returncode == 2, result.stderr
     fields = [line.split(": ")[1] for line in result.stderr.splitlines() if line.startswith("envs/qa.toml: ")]

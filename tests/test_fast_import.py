@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from aigw import fast_import
+from tests import processes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,9 +22,7 @@ def run_python(
     code_or_args: list[str], env_extra: dict[str, str], timeout: int = 600
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", **env_extra}
-    return subprocess.run(
-        [sys.executable, *code_or_args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return processes.run([sys.executable, *code_or_args], cwd=ROOT, env=env, timeout=timeout)
 
 
 @pytest.mark.cli
@@ -167,10 +166,7 @@ def run_node(index: Path) -> subprocess.CompletedProcess[str]:
         "const before = globalThis.loaded || 0; const v = m.res7.VALUE;"
         "console.log(before, v, globalThis.loaded, Object.keys(m).length);"
     )
-    return subprocess.run(
-        ["node", "--require", str(fast_import.NODE_HOOK), "-e", script],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    return processes.run(["node", "--require", fast_import.NODE_HOOK, "-e", script], timeout=60)
 
 
 def test_node_hook_requires_submodules_only_when_used(tmp_path: Path) -> None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import functools
 import json
-import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from tests import processes
 from tests.gateway_runtime import GATEWAY_NODE, NODE_MODULES, PINS_FILE, ROOT
 
 PINS: dict[str, Any] = json.loads(PINS_FILE.read_text())
@@ -124,18 +124,14 @@ def test_package_lock_resolves_gateway_dependencies_to_the_pins() -> None:
 
 
 def test_gateway_node_has_the_image_major() -> None:
-    version = subprocess.run(
-        [str(GATEWAY_NODE), "--version"], capture_output=True, text=True, check=True, timeout=30
-    ).stdout.strip()
+    version = processes.run([GATEWAY_NODE, "--version"], timeout=30, check=True).stdout.strip()
     assert version.split(".")[0] == f"v{PINS['node_major']}", f"{GATEWAY_NODE} is {version}"
 
 
 def test_bin_node_stays_the_node_package() -> None:
     # The Node 20 package declares the same bin; .bin/node must stay Node 22 (cdktf, jsii).
     expected = json.loads((NODE_MODULES / "node" / "package.json").read_text())["version"]
-    version = subprocess.run(
-        [str(NODE_MODULES / ".bin" / "node"), "--version"], capture_output=True, text=True, check=True, timeout=30
-    ).stdout.strip()
+    version = processes.run([NODE_MODULES / ".bin" / "node", "--version"], timeout=30, check=True).stdout.strip()
     assert version == f"v{expected}"
 
 

@@ -5,7 +5,6 @@ existing VPC, ECS Exec): every invalid combination is refused as
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 
 from aigw import settings as settings_module
+from tests import processes
 from tests.conftest import ROOT
 from tests.option_stacks import CERTIFICATE_ARN, EXISTING_VPC, PUBLIC_SUBNET_IDS, option_problems, option_settings
 
@@ -347,10 +347,9 @@ def test_main_reports_every_invalid_option_file_and_writes_nothing(tmp_path: Pat
     outdir = tmp_path / "cdktf.out"
     outdir.mkdir()
     (outdir / "previous-synth.json").write_text("{}")
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "main.py")],
-        cwd=tmp_path, env={**os.environ, "AIGW_ENV_DIR": str(env_dir), "CDKTF_OUTDIR": str(outdir)},
-        capture_output=True, text=True, timeout=120, check=False,
+    result = processes.run(
+        [sys.executable, ROOT / "main.py"],
+        cwd=tmp_path, env={**os.environ, "AIGW_ENV_DIR": str(env_dir), "CDKTF_OUTDIR": str(outdir)}, timeout=120,
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     for name, (_, field) in INVALID_FILES.items():

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from aigw.environments import Environment
+from tests import processes
 from tests.conftest import ProviderMirror, all_environments
 
 pytestmark = pytest.mark.terraform
@@ -98,15 +98,12 @@ def test_terraform_validate_accepts_the_stack(
     (tmp_path / "main.tf.json").write_text(json.dumps(document))
     env = {**os.environ, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
     plugin_dir = provider_mirror.directory
-    init = subprocess.run(
+    init = processes.run(
         ["terraform", "init", "-backend=false", "-input=false", "-no-color", f"-plugin-dir={plugin_dir}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=tmp_path, env=env, timeout=300,
     )  # fmt: skip
     assert init.returncode == 0, init.stdout + init.stderr
-    validate = subprocess.run(
-        ["terraform", "validate", "-json", "-no-color"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    validate = processes.run(["terraform", "validate", "-json", "-no-color"], cwd=tmp_path, env=env, timeout=300)
     result = json.loads(validate.stdout)
     errors = [d for d in result["diagnostics"] if d["severity"] == "error"]
     assert result["valid"] is True and not errors, json.dumps(errors, indent=1)[:4000]

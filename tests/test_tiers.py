@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import processes
 from tests.conftest import PLUGIN_DIR_VARIABLE, REQUIRE_ALL_TIERS_VARIABLE, ROOT
 
 pytestmark = pytest.mark.cli
@@ -20,9 +21,9 @@ ONE_TERRAFORM_TEST = "tests/test_terraform_validate.py::test_terraform_validate_
 def run_with_empty_mirror(empty: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if key != REQUIRE_ALL_TIERS_VARIABLE}
     env.update({PLUGIN_DIR_VARIABLE: str(empty), **extra})
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", ONE_TERRAFORM_TEST],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+    return processes.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", ONE_TERRAFORM_TEST], cwd=ROOT, env=env,
+        timeout=300,
     )  # fmt: skip
 
 
