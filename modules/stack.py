@@ -33,14 +33,24 @@ EMULATED_SERVICES: tuple[str, ...] = (
 )  # fmt: skip
 
 
+# Attempts per API call against the emulator (the provider's max_retries is the
+# SDK's maximum attempts). moto's server answers every request with
+# "Connection: close", and on a loaded machine the SDK now and then fails to
+# read such a response ("read tcp ...: use of closed network connection"), a
+# transport error it retries. One attempt turned that into a failed deploy about
+# once in seven plans; four give it three retries while a call the emulator
+# does not implement still fails within seconds (jittered backoff of at most
+# 1 + 2 + 4 s), not after the default 25 attempts.
+EMULATOR_MAX_ATTEMPTS = 4
+
+
 def emulator_provider_arguments(endpoint: str) -> dict[str, Any]:
     """AWS provider arguments for an emulator: its endpoint for every service
     (the account id comes from its STS), path-style S3, no instance metadata,
-    and one retry, so a call the emulator does not implement fails fast
-    instead of backing off for many minutes. Credentials stay in the environment."""
+    and EMULATOR_MAX_ATTEMPTS attempts per call. Credentials stay in the environment."""
     return {
         "endpoints": [AwsProviderEndpoints(**dict.fromkeys(EMULATED_SERVICES, endpoint))],
-        "max_retries": 1,
+        "max_retries": EMULATOR_MAX_ATTEMPTS,
         "skip_credentials_validation": True,
         "skip_metadata_api_check": "true",
         "s3_use_path_style": True,

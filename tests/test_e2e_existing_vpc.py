@@ -24,6 +24,7 @@ import boto3
 import pytest
 
 from aigw.environments import load_environments
+from tests import processes
 from tests.conftest import ProviderMirror
 from tests.gateway_harness import free_port
 from tests.project_copy import ROOT, copy_project
@@ -35,8 +36,6 @@ pytestmark = pytest.mark.e2e
 NAME = "vpcuse"
 STACK = f"ai-gateway-{NAME}"
 REGION = "us-east-1"
-# How a dropped emulator connection reads in a provider error (Go's net package).
-TRANSPORT_FLAKE = "use of closed network connection"
 # The VPC's own CIDR: outside 10.9.0.0/16 (environments/local.toml), so the two never meet.
 VPC_CIDR = "10.42.0.0/16"
 ENVIRONMENT = """
@@ -97,24 +96,13 @@ class Deployment:
         )
 
     def cdktf(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(ROOT / "node_modules" / ".bin" / "cdktf"), *args], cwd=self.project, env=self.env,
-                              capture_output=True, text=True, timeout=DEPLOY_TIMEOUT_SECONDS, check=False)  # fmt: skip
+        return processes.run([ROOT / "node_modules" / ".bin" / "cdktf", *args], cwd=self.project, env=self.env,
+                             timeout=DEPLOY_TIMEOUT_SECONDS)  # fmt: skip
 
     def terraform(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run Terraform in the stack's directory. A run that failed only because the
-        emulator's HTTP server dropped a kept-alive connection mid-response
-        (TRANSPORT_FLAKE; seen about once in seven plans on a loaded 2-core machine)
-        runs once more: the provider, held to one attempt so that calls the emulator
-        lacks fail fast, does not retry it itself. Any other failure stands."""
-        for _ in range(2):
-            result = subprocess.run(["terraform", *args, "-no-color", "-input=false"],
-                                    cwd=self.project / "cdktf.out" / "stacks" / STACK, env=self.env,
-                                    capture_output=True, text=True, timeout=DEPLOY_TIMEOUT_SECONDS,
-                                    check=False)  # fmt: skip
-            errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-            if not errors or not all(TRANSPORT_FLAKE in line for line in errors):
-                return result
-        return result
+        return processes.run(["terraform", *args, "-no-color", "-input=false"],
+                             cwd=self.project / "cdktf.out" / "stacks" / STACK, env=self.env,
+                             timeout=DEPLOY_TIMEOUT_SECONDS)  # fmt: skip
 
 
 def create_vpc(ec2: Any) -> ExistingVpc:
