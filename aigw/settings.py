@@ -916,7 +916,13 @@ class EdgeSettings(Section):
         "uses it. Point its DNS record at the load balancer and cover it with the certificate. Application load "
         "balancer only. Default: empty (every host is forwarded).",
     )
-    enable_waf: bool = Field(False, description="Attach a WAFv2 web ACL to the load balancer. Default: false.")
+    enable_waf: bool = Field(
+        False,
+        description="Attach a WAFv2 web ACL to the load balancer: AWS's common, IP-reputation and known-bad-inputs "
+        "rule groups, then a per-IP rate rule. The common group's `SizeRestrictions_BODY` (any body over 8 KB, "
+        "i.e. a long prompt) only counts; the data plane limits body size (`gateway.max_request_body_mib`). "
+        "Default: false.",
+    )
     waf_rate_limit: int = Field(
         2000,
         ge=10,

@@ -64,6 +64,12 @@ WAF_MANAGED_RULE_GROUPS: tuple[str, ...] = (
     "AWSManagedRulesAmazonIpReputationList",
     "AWSManagedRulesKnownBadInputsRuleSet",
 )
+# Rules of those groups that only count (label) instead of blocking. The common
+# rule set's SizeRestrictions_BODY blocks every body over 8 KB, and a chat
+# request with a long prompt or a few turns of history is larger than that:
+# with it blocking, WAF would refuse ordinary inference. The body size limit is
+# the data plane's instead (gateway.max_request_body_mib, answered with a 413).
+WAF_COUNTED_RULES: dict[str, tuple[str, ...]] = {"AWSManagedRulesCommonRuleSet": ("SizeRestrictions_BODY",)}
 # TLS 1.3 with 1.2 fallback for older clients; the admin guide's policy.
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # Host routing: one listener rule per routed host, keyed by the host's role, so
@@ -159,6 +165,14 @@ def forward_actions(edge: EdgeSettings, target_group_arn: str, jwt: JwtIssuer) -
         },
         {"type": "forward", "order": 2, "target_group_arn": target_group_arn},
     ]
+
+
+def managed_rule_group(group: str) -> dict[str, Any]:
+    """The statement of an AWS managed rule group, with WAF_COUNTED_RULES set to count."""
+    statement: dict[str, Any] = {"name": group, "vendor_name": "AWS"}
+    if counted := WAF_COUNTED_RULES.get(group):
+        statement["rule_action_override"] = [{"name": rule, "action_to_use": {"count": {}}} for rule in counted]
+    return statement
 
 
 def unknown_host_action() -> LbListenerDefaultAction:
@@ -428,7 +442,7 @@ class Edge(Construct):
                 override_action=Wafv2WebAclRuleOverrideAction(none=Wafv2WebAclRuleOverrideActionNone()),
                 # The bindings type `statement` as Any (its nesting is recursive),
                 # so it is written in Terraform's own block shape.
-                statement={"managed_rule_group_statement": {"name": group, "vendor_name": "AWS"}},
+                statement={"managed_rule_group_statement": managed_rule_group(group)},
                 visibility_config=visibility(group),
             )
             for priority, group in enumerate(WAF_MANAGED_RULE_GROUPS, start=1)

@@ -165,10 +165,27 @@ def test_web_acl_allows_what_no_rule_blocks(scenarios: dict[str, StackDoc]) -> N
 
 def test_web_acl_applies_the_aws_managed_rule_groups_first(scenarios: dict[str, StackDoc]) -> None:
     rules = sorted(scenarios["secure"].resource("aws_wafv2_web_acl")["rule"], key=lambda r: r["priority"])
-    assert [r["statement"].get("managed_rule_group_statement") for r in rules[:3]] == [
-        {"name": group, "vendor_name": "AWS"} for group in MANAGED_RULE_GROUPS
-    ]
+    groups = [r["statement"]["managed_rule_group_statement"] for r in rules[:3]]
+    assert [(g["name"], g["vendor_name"]) for g in groups] == [(group, "AWS") for group in MANAGED_RULE_GROUPS]
     assert all(r["override_action"] == {"none": {}} for r in rules[:3])
+
+
+def test_web_acl_lets_a_long_prompt_through_and_keeps_every_other_managed_rule_blocking(
+    scenarios: dict[str, StackDoc],
+) -> None:
+    # The common rule set's SizeRestrictions_BODY blocks any body over 8 KB: a chat
+    # request with a long prompt. It only counts; the data plane limits body size.
+    # Nothing else in any managed group is overridden.
+    overrides = {
+        rule["name"]: rule["statement"]["managed_rule_group_statement"].get("rule_action_override")
+        for rule in scenarios["secure"].resource("aws_wafv2_web_acl")["rule"]
+        if "managed_rule_group_statement" in rule["statement"]
+    }
+    assert overrides == {
+        "AWSManagedRulesCommonRuleSet": [{"name": "SizeRestrictions_BODY", "action_to_use": {"count": {}}}],
+        "AWSManagedRulesAmazonIpReputationList": None,
+        "AWSManagedRulesKnownBadInputsRuleSet": None,
+    }
 
 
 def test_web_acl_blocks_a_client_ip_over_the_rate_limit(scenarios: dict[str, StackDoc]) -> None:
