@@ -26,6 +26,9 @@ class Watched:
     target_group_arn_suffix: str
     cluster_name: str
     service_name: str
+    # Blue/green, canary and linear deployments move the tasks between the
+    # edge's target group and this one: after a deployment the edge's is idle.
+    alternate_target_group_arn_suffix: str | None = None
 
 
 def _query_panel(title: str, query: str, watched: Watched) -> dict[str, Any]:
@@ -51,6 +54,19 @@ def _metric_panel(title: str, metrics: list[list[object]], stat: str, watched: W
             "metrics": metrics,
         },
     }
+
+
+def _target_health_metrics(elb: str, watched: Watched) -> list[list[object]]:
+    """Healthy and unhealthy targets of each target group the tasks can be in,
+    each group's lines labelled when there are two."""
+    primary, alternate = watched.target_group_arn_suffix, watched.alternate_target_group_arn_suffix
+    groups = [("primary", primary), ("alternate", alternate)] if alternate else [("", primary)]
+    metrics: list[list[object]] = []
+    for label, suffix in groups:
+        for name in ("HealthyHostCount", "UnHealthyHostCount"):
+            line: list[object] = [elb, name, "TargetGroup", suffix, "LoadBalancer", watched.load_balancer_arn_suffix]
+            metrics.append([*line, {"label": f"{name} ({label})"}] if label else line)
+    return metrics
 
 
 def _traffic_panels(watched: Watched) -> list[dict[str, Any]]:
@@ -90,7 +106,6 @@ def load_balancer_namespace(load_balancer_type: LoadBalancerType) -> str:
 def panels(queries: Mapping[str, str], watched: Watched) -> list[dict[str, Any]]:
     """Every panel in reading order: the saved queries (title -> query), then
     load balancer and service health."""
-    target = ["TargetGroup", watched.target_group_arn_suffix, "LoadBalancer", watched.load_balancer_arn_suffix]
     service = ["ClusterName", watched.cluster_name, "ServiceName", watched.service_name]
     elb = load_balancer_namespace(watched.load_balancer_type)
     return [
@@ -98,7 +113,7 @@ def panels(queries: Mapping[str, str], watched: Watched) -> list[dict[str, Any]]
         *_traffic_panels(watched),
         _metric_panel(
             "Healthy / unhealthy targets",
-            [[elb, "HealthyHostCount", *target], [elb, "UnHealthyHostCount", *target]],
+            _target_health_metrics(elb, watched),
             "Minimum",
             watched,
         ),

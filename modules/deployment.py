@@ -58,6 +58,7 @@ class TrafficShifting:
 
     plan: DeploymentPlan
     alternate_target_group_arn: str
+    alternate_target_group_arn_suffix: str
     production_listener_rule_arn: str
     test_listener_rule_arn: str | None
     infrastructure_role_arn: str
@@ -163,6 +164,7 @@ class DeploymentTraffic(Construct):
         self.outputs = TrafficShifting(
             plan=plan,
             alternate_target_group_arn=alternate_arn,
+            alternate_target_group_arn_suffix=alternate.arn_suffix,
             production_listener_rule_arn=rule_arns[0],
             test_listener_rule_arn=rule_arns[1] if plan.test_traffic else None,
             infrastructure_role_arn=infrastructure_role.arn,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from cdktf_cdktf_provider_aws.cloudwatch_dashboard import CloudwatchDashboard
 from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import (
@@ -35,6 +36,8 @@ class MonitoredService:
     cluster_name: str
     service_name: str
     min_tasks: int
+    # The second target group of a blue/green, canary or linear deployment.
+    alternate_target_group_arn_suffix: str | None = None
 
 
 class Monitoring(Construct):
@@ -62,6 +65,7 @@ class Monitoring(Construct):
                 target_group_arn_suffix=watched.target_group_arn_suffix,
                 cluster_name=watched.cluster_name,
                 service_name=watched.service_name,
+                alternate_target_group_arn_suffix=watched.alternate_target_group_arn_suffix,
             ),
         )
         dashboard = CloudwatchDashboard(
@@ -121,16 +125,47 @@ class Monitoring(Construct):
                 alarm_actions=actions,
                 ok_actions=actions,
             )
+        namespace = load_balancer_namespace(watched.load_balancer_type)
+        unhealthy: dict[str, Any] = {
+            "namespace": namespace,
+            "metric_name": "UnHealthyHostCount",
+            "dimensions": {"TargetGroup": watched.target_group_arn_suffix, **lb_dimensions},
+            "statistic": "Maximum",
+            "period": 60,
+        }
+        if alternate := watched.alternate_target_group_arn_suffix:
+            # The tasks sit in either target group, whichever the last deployment
+            # left live: count the unhealthy targets of both.
+            def group(metric_id: str, suffix: str) -> CloudwatchMetricAlarmMetricQuery:
+                return CloudwatchMetricAlarmMetricQuery(
+                    id=metric_id,
+                    metric=CloudwatchMetricAlarmMetricQueryMetric(
+                        namespace=namespace,
+                        metric_name="UnHealthyHostCount",
+                        period=60,
+                        stat="Maximum",
+                        dimensions={"TargetGroup": suffix, **lb_dimensions},
+                    ),
+                )
+
+            unhealthy = {
+                "metric_query": [
+                    group("primary", watched.target_group_arn_suffix),
+                    group("alternate", alternate),
+                    CloudwatchMetricAlarmMetricQuery(
+                        id="unhealthy",
+                        expression="FILL(primary, 0) + FILL(alternate, 0)",
+                        label="Unhealthy targets in either target group",
+                        return_data=True,
+                    ),
+                ]
+            }
         CloudwatchMetricAlarm(
             self,
             "alarm-unhealthy-targets",
             alarm_name=f"{prefix}-unhealthy-targets",
             alarm_description="At least one gateway task fails its load balancer health check",
-            namespace=load_balancer_namespace(watched.load_balancer_type),
-            metric_name="UnHealthyHostCount",
-            dimensions={"TargetGroup": watched.target_group_arn_suffix, **lb_dimensions},
-            statistic="Maximum",
-            period=60,
+            **unhealthy,
             evaluation_periods=3,
             threshold=0,
             comparison_operator="GreaterThanThreshold",

@@ -175,6 +175,9 @@ class GatewayStack(TerraformStack):
                 load_balancer_type=edge.load_balancer_type,
                 load_balancer_arn_suffix=edge.load_balancer_arn_suffix,
                 target_group_arn_suffix=edge.target_group_arn_suffix,
+                alternate_target_group_arn_suffix=(
+                    traffic_shifting.alternate_target_group_arn_suffix if traffic_shifting else None
+                ),
                 cluster_name=compute.cluster_name,
                 service_name=compute.service_name,
                 min_tasks=settings.gateway.minimum_tasks,

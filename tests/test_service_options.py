@@ -13,6 +13,7 @@ checked here as JSON."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -422,6 +423,37 @@ def test_service_names_the_alternate_group_the_rules_and_the_role(options: dict[
     assert balancer["target_group_arn"] == primary_group(stack).ref("arn")
     # The service waits for its rules: ECS checks both groups are reachable through them.
     assert {f"aws_lb_listener_rule.{rule.name}" for rule in rules.values()} <= set(service(stack)["depends_on"])
+
+
+@pytest.mark.parametrize("name", ADVANCED)
+def test_unhealthy_target_alarm_counts_both_target_groups(options: dict[str, Template], name: str) -> None:
+    # After a deployment the tasks live in the alternate group and the edge's group
+    # is empty: an alarm on the edge's group alone would never fire again.
+    stack = options[name]
+    alarms = stack.resources("aws_cloudwatch_metric_alarm")
+    (unhealthy,) = [a for a in alarms if a["alarm_name"].endswith("-unhealthy-targets")]
+    queries = {query["id"]: query for query in unhealthy["metric_query"]}
+    load_balancer = stack.resource("aws_lb").ref("arn_suffix")
+    for query_id, group in (("primary", primary_group(stack)), ("alternate", alternate_group(stack))):
+        metric = queries[query_id]["metric"]
+        assert (metric["metric_name"], metric["stat"], metric["period"]) == ("UnHealthyHostCount", "Maximum", 60)
+        assert metric["dimensions"] == {"TargetGroup": group.ref("arn_suffix"), "LoadBalancer": load_balancer}
+    returned = [query for query in queries.values() if query.get("return_data")]
+    assert [query["expression"] for query in returned] == ["FILL(primary, 0) + FILL(alternate, 0)"]
+    assert (unhealthy["comparison_operator"], unhealthy["threshold"]) == ("GreaterThanThreshold", 0)
+
+
+@pytest.mark.parametrize("name", ADVANCED)
+def test_dashboard_charts_the_health_of_both_target_groups(options: dict[str, Template], name: str) -> None:
+    stack = options[name]
+    body = json.loads(stack.resource("aws_cloudwatch_dashboard")["dashboard_body"])
+    (health,) = [w for w in body["widgets"] if w["properties"].get("title") == "Healthy / unhealthy targets"]
+    charted = {(line[1], line[3]) for line in health["properties"]["metrics"]}
+    assert charted == {
+        (metric, group.ref("arn_suffix"))
+        for metric in ("HealthyHostCount", "UnHealthyHostCount")
+        for group in (primary_group(stack), alternate_group(stack))
+    }
 
 
 def test_infrastructure_role_is_trusted_by_ecs_of_this_account_and_may_touch_only_this_service(
