@@ -641,8 +641,10 @@ class GatewaySettings(Section):
     )
     image_from_ecr: bool = Field(
         False,
-        description="Run the image from this stack's ECR repository (same tag as `image`, pushed there by the "
-        "operator) instead of pulling it from the upstream registry. Default: false.",
+        description="Run the task's images from this stack's ECR repositories instead of pulling them from the "
+        "upstream registries: the gateway from `<prefix>/gateway` (same tag or digest as `image`) and the data "
+        "plane, which holds the provider keys, from `<prefix>/data-plane` (same as `proxy_image`); the operator "
+        "pushes both, and ECR scans them on push. The collector stays AWS's public ADOT image. Default: false.",
     )
     proxy_image: str = Field(
         "openresty/openresty:1.27.1.2-alpine",

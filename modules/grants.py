@@ -171,17 +171,17 @@ def grant_log_writes(log_group_arns: Sequence[str], *, sid: str) -> Statement:
     }
 
 
-def grant_ecr_pull(repository_arn: str, *, kms_key_arn: str, region: str) -> list[Statement]:
-    """Log in to ECR and pull images of one repository, decrypting its layers
-    only through ECR."""
+def grant_ecr_pull(repository_arns: list[str], *, kms_key_arn: str, region: str) -> list[Statement]:
+    """Log in to ECR and pull images of these repositories, decrypting their
+    layers only through ECR."""
     return [
         # GetAuthorizationToken has no resource-level permissions.
         {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
         {
-            "Sid": "PullGatewayImage",
+            "Sid": "PullTaskImages",
             "Effect": "Allow",
             "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-            "Resource": repository_arn,
+            "Resource": repository_arns,
         },
         {
             "Sid": "DecryptImageLayers",

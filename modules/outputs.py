@@ -49,6 +49,11 @@ OUTPUTS: tuple[StackOutput, ...] = (
                 lambda w: w.auth.token_endpoint),
     StackOutput("cognito_scopes", "OAuth2 scopes of the gateway's resource server", lambda w: w.auth.scopes),
     StackOutput("ecr_repository_url", "ECR repository for the gateway image", lambda w: w.compute.ecr_repository_url),
+    StackOutput(
+        "data_plane_ecr_repository_url",
+        "ECR repository for the data plane (key proxy) image",
+        lambda w: w.compute.data_plane_ecr_repository_url,
+    ),
     StackOutput("ecs_cluster_name", "Name of the ECS cluster", lambda w: w.compute.cluster_name),
     StackOutput("ecs_service_name", "Name of the gateway ECS service", lambda w: w.compute.service_name),
     StackOutput("provider_secret_arns", "Secrets Manager ARNs of the provider API keys (values set by operators)",

@@ -18,6 +18,7 @@ from aigw.settings import AzureSettings, BackendSettings, EdgeSettings, Environm
 
 CERTIFICATE_ARN = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
 DIGEST = "sha256:" + "0" * 64
+PROXY_DIGEST = "sha256:" + "1" * 64
 EMULATOR_ENDPOINT = "http://127.0.0.1:4566"
 
 
@@ -91,7 +92,14 @@ def scenario_settings() -> dict[str, EnvironmentSettings]:
         ),
         "spot": vary(base_settings, gateway={"fargate_spot_weight": 3}),
         "ecr-tag": vary(base_settings, gateway={"image_from_ecr": True}),
-        "ecr-digest": vary(base_settings, gateway={"image": f"portkeyai/gateway@{DIGEST}", "image_from_ecr": True}),
+        "ecr-digest": vary(
+            base_settings,
+            gateway={
+                "image": f"portkeyai/gateway@{DIGEST}",
+                "proxy_image": f"openresty/openresty@{PROXY_DIGEST}",
+                "image_from_ecr": True,
+            },
+        ),
         # The smallest VPC allowed, reached from private ranges only.
         "small-vpc": vary(base_settings, network={"vpc_cidr": "10.20.0.0/22"}, edge={"allowed_cidrs": ["10.0.0.0/8"]}),
         # Every number and switch away from its default.

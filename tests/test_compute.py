@@ -12,7 +12,7 @@ import yaml
 
 from aigw.key_proxy import ENTRYPOINT_FILE
 from security.stackdoc import Res, StackDoc
-from tests.scenarios import DIGEST
+from tests.scenarios import DIGEST, PROXY_DIGEST
 
 CONTAINERS = ("key-proxy", "gateway", "adot-collector")
 # What Terraform sends for "$${": the literal text "${" (the stack escapes every literal template).
@@ -93,26 +93,46 @@ def placeholder_variable(value: str) -> str:
 
 
 # -- ECR ------------------------------------------------------------------------
-def test_ecr_repository_is_encrypted_with_a_rotating_customer_key(scenarios: dict[str, StackDoc]) -> None:
+# The task's own images, each with a repository: the gateway's and the data plane's.
+IMAGE_REPOSITORIES = ("gateway", "data-plane")
+
+
+def repository(stack: StackDoc, image: str) -> Res:
+    name = f"aigw-{stack.name.removeprefix('ai-gateway-')}/{image}"
+    (found,) = [r for r in stack.resources("aws_ecr_repository") if r["name"] == name]
+    return found
+
+
+def test_ecr_has_a_repository_for_each_image_the_task_builds_on(scenarios: dict[str, StackDoc]) -> None:
     stack = scenarios["base"]
-    (encryption,) = stack.resource("aws_ecr_repository")["encryption_configuration"]
+    assert sorted(r["name"] for r in stack.resources("aws_ecr_repository")) == [
+        "aigw-base/data-plane",
+        "aigw-base/gateway",
+    ]
+
+
+@pytest.mark.parametrize("image", IMAGE_REPOSITORIES)
+def test_ecr_repository_is_encrypted_with_a_rotating_customer_key(scenarios: dict[str, StackDoc], image: str) -> None:
+    stack = scenarios["base"]
+    (encryption,) = repository(stack, image)["encryption_configuration"]
     assert encryption["encryption_type"] == "KMS"
     assert key_of(stack, encryption["kms_key"])["enable_key_rotation"] is True
 
 
-def test_ecr_tags_are_immutable(scenarios: dict[str, StackDoc]) -> None:
-    scenarios["base"].resource("aws_ecr_repository", {"image_tag_mutability": "IMMUTABLE"})
+@pytest.mark.parametrize("image", IMAGE_REPOSITORIES)
+def test_ecr_tags_are_immutable(scenarios: dict[str, StackDoc], image: str) -> None:
+    assert repository(scenarios["base"], image)["image_tag_mutability"] == "IMMUTABLE"
 
 
-def test_ecr_scans_images_on_push(scenarios: dict[str, StackDoc]) -> None:
-    scenarios["base"].resource("aws_ecr_repository", {"image_scanning_configuration": {"scan_on_push": True}})
+@pytest.mark.parametrize("image", IMAGE_REPOSITORIES)
+def test_ecr_scans_images_on_push(scenarios: dict[str, StackDoc], image: str) -> None:
+    assert repository(scenarios["base"], image)["image_scanning_configuration"] == {"scan_on_push": True}
 
 
-def test_ecr_expires_all_but_the_last_ten_images(scenarios: dict[str, StackDoc]) -> None:
+@pytest.mark.parametrize("image", IMAGE_REPOSITORIES)
+def test_ecr_expires_all_but_the_last_ten_images(scenarios: dict[str, StackDoc], image: str) -> None:
     stack = scenarios["base"]
-    lifecycle = stack.resource(
-        "aws_ecr_lifecycle_policy", {"repository": stack.resource("aws_ecr_repository").ref("name")}
-    )
+    lifecycle = stack.resource("aws_ecr_lifecycle_policy", {"repository": repository(stack, image).ref("name")})
     (rule,) = lifecycle.json("policy")["rules"]
     assert (rule["selection"]["countType"], rule["selection"]["countNumber"], rule["action"]["type"]) == (
         "imageCountMoreThan",
@@ -312,16 +332,31 @@ def test_gateway_image_comes_from_upstream_by_default(scenarios: dict[str, Stack
     assert containers(scenarios["base"])["gateway"]["image"] == "portkeyai/gateway:1.15.2"
 
 
-def test_gateway_image_from_ecr_keeps_its_tag(scenarios: dict[str, StackDoc]) -> None:
+def test_data_plane_image_comes_from_upstream_by_default(scenarios: dict[str, StackDoc]) -> None:
+    assert containers(scenarios["base"])["key-proxy"]["image"] == "openresty/openresty:1.27.1.2-alpine"
+
+
+def test_images_from_ecr_keep_their_tags(scenarios: dict[str, StackDoc]) -> None:
     stack = scenarios["ecr-tag"]
-    repository = stack.resource("aws_ecr_repository")
-    assert containers(stack)["gateway"]["image"] == f"{repository.ref('repository_url')}:1.15.2"
+    images = {name: containers(stack)[name]["image"] for name in ("gateway", "key-proxy")}
+    assert images == {
+        "gateway": f"{repository(stack, 'gateway').ref('repository_url')}:1.15.2",
+        "key-proxy": f"{repository(stack, 'data-plane').ref('repository_url')}:1.27.1.2-alpine",
+    }
 
 
-def test_gateway_image_from_ecr_keeps_its_digest(scenarios: dict[str, StackDoc]) -> None:
+def test_images_from_ecr_keep_their_digests(scenarios: dict[str, StackDoc]) -> None:
     stack = scenarios["ecr-digest"]
-    repository = stack.resource("aws_ecr_repository")
-    assert containers(stack)["gateway"]["image"] == f"{repository.ref('repository_url')}@{DIGEST}"
+    images = {name: containers(stack)[name]["image"] for name in ("gateway", "key-proxy")}
+    assert images == {
+        "gateway": f"{repository(stack, 'gateway').ref('repository_url')}@{DIGEST}",
+        "key-proxy": f"{repository(stack, 'data-plane').ref('repository_url')}@{PROXY_DIGEST}",
+    }
+
+
+def test_the_collector_image_stays_upstream_with_images_from_ecr(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["ecr-tag"]
+    assert containers(stack)["adot-collector"]["image"] == containers(scenarios["base"])["adot-collector"]["image"]
 
 
 # -- the execution role -----------------------------------------------------------
@@ -363,17 +398,17 @@ def test_execution_role_writes_no_other_log_group(scenarios: dict[str, StackDoc]
     assert resources_granted(stack, execution_role(stack), "logs:PutLogEvents") <= allowed
 
 
-def test_execution_role_pulls_only_from_the_stacks_repository(scenarios: dict[str, StackDoc]) -> None:
+def test_execution_role_pulls_only_from_the_stacks_repositories(scenarios: dict[str, StackDoc]) -> None:
     stack = scenarios["ecr-tag"]
     pulled = resources_granted(stack, execution_role(stack), "ecr:BatchGetImage")
-    assert pulled == {stack.resource("aws_ecr_repository").ref("arn")}
+    assert pulled == {repository(stack, image).ref("arn") for image in IMAGE_REPOSITORIES}
 
 
 def test_execution_role_decrypts_image_layers_only_through_ecr(scenarios: dict[str, StackDoc]) -> None:
     stack = scenarios["ecr-tag"]
     (decrypt,) = granted(stack, execution_role(stack), "kms:Decrypt")
-    (encryption,) = stack.resource("aws_ecr_repository")["encryption_configuration"]
-    assert decrypt["Resource"] == encryption["kms_key"]
+    keys = {repository(stack, image)["encryption_configuration"][0]["kms_key"] for image in IMAGE_REPOSITORIES}
+    assert keys == {decrypt["Resource"]}
     assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": "ecr.us-east-1.amazonaws.com"}}
 
 

@@ -148,7 +148,8 @@ def test_staging_pulls_the_gateway_image_from_ecr_by_digest(stacks: dict[str, St
     staging = stacks["staging"]
     (task,) = staging.resources("aws_ecs_task_definition")
     (gateway,) = [c for c in task.json("container_definitions") if c["name"] == "gateway"]
-    assert gateway["image"].startswith(f"{staging.resource('aws_ecr_repository').ref('repository_url')}@sha256:")
+    repository = staging.resource("aws_ecr_repository", {"name": "aigw-staging/gateway"})
+    assert gateway["image"].startswith(f"{repository.ref('repository_url')}@sha256:")
 
 
 def test_staging_mails_its_alarms(stacks: dict[str, StackDoc]) -> None:

@@ -10,25 +10,28 @@ import pytest
 
 from security.stackdoc import StackDoc
 
-# Where each output's value must come from: (resource type, attribute). The
-# outputs users script against (`cdktf output`) must keep pointing at these.
-OUTPUT_SOURCES = {
-    "alb_dns_name": ("aws_lb", "dns_name"),
-    "vpc_id": ("aws_vpc", "id"),
-    "cognito_user_pool_id": ("aws_cognito_user_pool", "id"),
-    "cognito_client_id": ("aws_cognito_user_pool_client", "id"),
-    "cognito_client_secret": ("aws_cognito_user_pool_client", "client_secret"),
-    "ecr_repository_url": ("aws_ecr_repository", "repository_url"),
-    "ecs_cluster_name": ("aws_ecs_cluster", "name"),
-    "ecs_service_name": ("aws_ecs_service", "name"),
-    "dashboard_name": ("aws_cloudwatch_dashboard", "dashboard_name"),
+# Where each output's value must come from: (resource type, attribute, and the
+# end of its name where the type has several). The outputs users script
+# against (`cdktf output`) must keep pointing at these.
+OUTPUT_SOURCES: dict[str, tuple[str, str, str | None]] = {
+    "alb_dns_name": ("aws_lb", "dns_name", None),
+    "vpc_id": ("aws_vpc", "id", None),
+    "cognito_user_pool_id": ("aws_cognito_user_pool", "id", None),
+    "cognito_client_id": ("aws_cognito_user_pool_client", "id", None),
+    "cognito_client_secret": ("aws_cognito_user_pool_client", "client_secret", None),
+    "ecr_repository_url": ("aws_ecr_repository", "repository_url", "/gateway"),
+    "data_plane_ecr_repository_url": ("aws_ecr_repository", "repository_url", "/data-plane"),
+    "ecs_cluster_name": ("aws_ecs_cluster", "name", None),
+    "ecs_service_name": ("aws_ecs_service", "name", None),
+    "dashboard_name": ("aws_cloudwatch_dashboard", "dashboard_name", None),
 }
 
 
 @pytest.mark.parametrize("name", sorted(OUTPUT_SOURCES))
 def test_each_output_points_at_the_resource_it_names(env_stack: StackDoc, name: str) -> None:
-    resource_type, attribute = OUTPUT_SOURCES[name]
-    assert env_stack.outputs[name]["value"] == env_stack.resource(resource_type).ref(attribute)
+    resource_type, attribute, name_end = OUTPUT_SOURCES[name]
+    (source,) = [r for r in env_stack.resources(resource_type) if name_end is None or r["name"].endswith(name_end)]
+    assert env_stack.outputs[name]["value"] == source.ref(attribute)
 
 
 def test_every_output_has_a_description(env_stack: StackDoc) -> None:

@@ -1,7 +1,7 @@
 """Compute: the gateway's images and provider secrets, its task and its
 service, wired through named grants. One construct per part:
 
-- images.py: the ECR repository and its key;
+- images.py: the ECR repositories (gateway, data plane) and their key;
 - secrets.py: the provider-key secrets and their key;
 - task.py: the execution and task roles and the task definition;
 - service.py: the cluster, the tasks' security group, the service, autoscaling;
@@ -33,6 +33,7 @@ from modules.observability import ObservabilityOutputs
 @dataclass(frozen=True)
 class ComputeOutputs:
     ecr_repository_url: str
+    data_plane_ecr_repository_url: str
     cluster_name: str
     service_name: str
     provider_secret_arns: dict[str, str]
@@ -96,7 +97,8 @@ class Compute(Construct):
             depends_on=wait_for,
         )
         self.outputs = ComputeOutputs(
-            ecr_repository_url=images.repository_url,
+            ecr_repository_url=images.gateway.url,
+            data_plane_ecr_repository_url=images.data_plane.url,
             cluster_name=service.cluster_name,
             service_name=service.service_name,
             provider_secret_arns=secrets.arns,

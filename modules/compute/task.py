@@ -79,10 +79,13 @@ class GatewayTask(Construct):
             execution_statements += grant_secrets_read(
                 list(self.injected_secret_arns.values()), kms_key_arn=secrets.key_arn, region=region
             )
-        image = gateway.image
+        gateway_image, proxy_image = gateway.image, gateway.proxy_image
         if gateway.image_from_ecr:
-            image = images.same_image_here(gateway.image)
-            execution_statements += grant_ecr_pull(images.repository_arn, kms_key_arn=images.key_arn, region=region)
+            gateway_image = images.gateway.same_image_here(gateway.image)
+            proxy_image = images.data_plane.same_image_here(gateway.proxy_image)
+            execution_statements += grant_ecr_pull(
+                [images.gateway.arn, images.data_plane.arn], kms_key_arn=images.key_arn, region=region
+            )
         execution_role = IamRole(
             self,
             "execution-role",
@@ -118,8 +121,8 @@ class GatewayTask(Construct):
         self.task_role_arn = task_role.arn
 
         containers = task_containers(
-            gateway_image=image,
-            proxy_image=gateway.proxy_image,
+            gateway_image=gateway_image,
+            proxy_image=proxy_image,
             collector_image=gateway.collector_image,
             collector_config=collector_config(),
             region=region,
