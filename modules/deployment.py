@@ -26,13 +26,13 @@ from cdktf_cdktf_provider_aws.lb_listener_rule import (
     LbListenerRuleConditionHttpHeader,
     LbListenerRuleConditionPathPattern,
 )
-from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck
+from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup
 from constructs import Construct
 
-from aigw.key_proxy import HEALTH_PATH, PROXY_PORT
+from aigw.key_proxy import PROXY_PORT
 from aigw.settings import DeploymentPlan
 from modules.context import StackContext
-from modules.edge import EdgeOutputs
+from modules.edge import EdgeOutputs, proxy_health_check
 from modules.grants import grant_ecs_traffic_shifting, grant_lambda_invoke, policy_document, service_trust_policy
 
 # Rules on the production listener, ahead of its default action. Test traffic
@@ -90,7 +90,7 @@ class DeploymentTraffic(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         prefix = context.prefix
-        # The same target as the edge's group (modules/edge.py); a test keeps the two alike.
+        # The same target and health check as the edge's group (modules/edge.py).
         alternate = LbTargetGroup(
             self,
             "gateway-tg-alt",
@@ -100,17 +100,7 @@ class DeploymentTraffic(Construct):
             target_type="ip",
             vpc_id=vpc_id,
             deregistration_delay="60",
-            health_check=LbTargetGroupHealthCheck(
-                enabled=True,
-                path=HEALTH_PATH,
-                port="traffic-port",
-                protocol="HTTP",
-                matcher="200",
-                interval=15,
-                timeout=5,
-                healthy_threshold=2,
-                unhealthy_threshold=3,
-            ),
+            health_check=proxy_health_check(),
         )
         alternate_arn, listener_arn = alternate.arn, listener.arn
         primary_arn = edge.target_group_arn
