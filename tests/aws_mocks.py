@@ -34,34 +34,29 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import gzip
 import hashlib
 import hmac
 import json
 import re
 import secrets
-import socket
 import string
 import struct
-import sys
-import threading
 import time
 import uuid
 import zlib
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, ClassVar, Self, cast
+from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 from urllib.request import ProxyHandler, build_opener
 
 from tests.mock_providers import (
     STREAM_GATE_TIMEOUT,
     JsonObject,
+    LoopbackServer,
     MockProvider,
     RecordedRequest,
     Reply,
@@ -164,140 +159,11 @@ def fetch_credentials(full_uri: str, timeout: float = 5.0) -> Credentials:
 
 
 # =========================================================================== small loopback servers
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _LoopbackServer(LoopbackServer):
+    """A loopback server that answers with plain bodies, from ``respond``."""
 
-    def __init__(self, owner: _LoopbackServer, port: int) -> None:
-        self.owner = owner
-        super().__init__(("127.0.0.1", port), _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            return
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    @property
-    def owner(self) -> _LoopbackServer:
-        return cast(_Server, self.server).owner
-
-    def setup(self) -> None:
-        super().setup()
-        self.owner._track(self.connection, True)
-
-    def finish(self) -> None:
-        with contextlib.suppress(OSError):
-            super().finish()
-        self.owner._track(self.connection, False)
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_HEAD(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("transfer-encoding", "").lower():
-            data = bytearray()
-            while True:
-                size = int(self.rfile.readline(65537).split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return bytes(data)
-                data += self.rfile.read(size)
-                self.rfile.readline(65537)
-        length = int(self.headers.get("content-length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _handle(self) -> None:
-        body = self._read_body()
-        headers: dict[str, str] = {}
-        for name, value in self.headers.items():
-            key = name.lower()
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        try:
-            reply = self.owner.respond(self.command, self.path, headers, body)
-        except Exception as error:
-            reply = Reply.json({"message": f"mock {self.owner.name} failed: {error!r}"}, 500)
-        try:
-            self.send_response(reply.status)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.send_header("content-length", str(len(reply.body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(reply.body)
-            self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-
-
-class _LoopbackServer(ABC):
-    """A ThreadingHTTPServer on 127.0.0.1 (daemon threads, keep-alive) with start()/stop() and ``with``."""
-
-    name: ClassVar[str] = "loopback"
-
-    def __init__(self) -> None:
-        self.port = 0
-        self._server: _Server | None = None
-        self._connections: set[socket.socket] = set()
-        self._lock = threading.Lock()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, port: int = 0) -> Self:
-        if self._server is None:
-            self._server = _Server(self, port)
-            self.port = int(self._server.server_address[1])
-            threading.Thread(target=self._server.serve_forever, name=f"mock-{self.name}", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        with self._lock:
-            connections = list(self._connections)
-            self._connections.clear()
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def _track(self, connection: socket.socket, opened: bool) -> None:
-        with self._lock:
-            if opened:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
+    def handle(self, request: RecordedRequest) -> Reply:
+        return self.respond(request.method, request.path, request.headers, request.body)
 
     @abstractmethod
     def respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:

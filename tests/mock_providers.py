@@ -61,7 +61,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Self, cast
 from urllib.parse import parse_qs, urlsplit
 
 STREAM_GATE_TIMEOUT = 10.0
@@ -171,8 +171,8 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, provider: MockProvider, port: int = 0) -> None:
-        self.provider = provider
+    def __init__(self, owner: LoopbackServer, port: int = 0) -> None:
+        self.owner = owner
         super().__init__(("127.0.0.1", port), _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -186,19 +186,22 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     @property
-    def provider(self) -> MockProvider:
-        return cast(_Server, self.server).provider
+    def owner(self) -> LoopbackServer:
+        return cast(_Server, self.server).owner
 
     def setup(self) -> None:
         super().setup()
-        self.provider._track(self.connection, True)
+        self.owner._track(self.connection, True)
 
     def finish(self) -> None:
         with contextlib.suppress(OSError):
             super().finish()
-        self.provider._track(self.connection, False)
+        self.owner._track(self.connection, False)
 
     def do_GET(self) -> None:
+        self._handle()
+
+    def do_HEAD(self) -> None:
         self._handle()
 
     def do_POST(self) -> None:
@@ -235,26 +238,24 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _handle(self) -> None:
-        provider = self.provider
+        owner = self.owner
         body = self._read_body()
         headers: dict[str, str] = {}
         for name, value in self.headers.items():
             key = name.lower()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        request = RecordedRequest(self.command, self.path, headers, body)
-        provider.requests.append(request)
         try:
-            reply = provider.reply(request)
+            reply = owner.handle(RecordedRequest(self.command, self.path, headers, body))
         except Exception as error:
-            reply = Reply.json({"error": {"message": f"mock {provider.name} failed: {error!r}"}}, 500)
+            reply = owner.failure(error)
         try:
-            self._write(reply, provider)
+            self._write(reply, owner)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
-    def _write(self, reply: Reply, provider: MockProvider) -> None:
+    def _write(self, reply: Reply, owner: LoopbackServer) -> None:
         self.send_response(reply.status)
-        for name, value in {**reply.headers, **provider.extra_headers}.items():
+        for name, value in {**reply.headers, **owner.extra_headers}.items():
             self.send_header(name, value)
         if reply.chunks is None:
             self.send_header("content-length", str(len(reply.body)))
@@ -265,29 +266,24 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
-        gate = provider.stream_gate
         for index, chunk in enumerate(reply.chunks):
             if chunk:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 self.wfile.flush()
-            if index == 0 and gate is not None:
-                provider.gate_results.append(gate.wait(STREAM_GATE_TIMEOUT))
+            if index == 0:
+                owner.first_chunk_sent()
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
 
-class MockProvider(ABC):
-    """A recording mock upstream on 127.0.0.1 (``start()``/``stop()``, or ``with``)."""
+class LoopbackServer(ABC):
+    """A ThreadingHTTPServer on 127.0.0.1 (daemon threads, HTTP/1.1 keep-alive,
+    chunked streaming) with ``start()``/``stop()`` and ``with``: the base of every
+    mock here and in tests/aws_mocks.py. A subclass answers each request."""
 
-    name: ClassVar[str] = "mock"
+    name: ClassVar[str] = "loopback"
 
-    def __init__(self, reply_text: str | None = None, expected_key: str | None = None) -> None:
-        self.requests: list[RecordedRequest] = []
-        self.stream_gate: threading.Event | None = None
-        self.gate_results: list[bool] = []
-        self.reply_text = reply_text if reply_text is not None else f"Hello from the {self.name} mock."
-        self.expected_key = expected_key
-        self.error_status: int | None = None
+    def __init__(self) -> None:
         # Added to every answer (e.g. a header a compromised upstream could send).
         self.extra_headers: dict[str, str] = {}
         self.port = 0
@@ -295,13 +291,24 @@ class MockProvider(ABC):
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
 
-    # -- lifecycle ---------------------------------------------------------------
+    @abstractmethod
+    def handle(self, request: RecordedRequest) -> Reply:
+        """The answer to one request."""
+
+    def failure(self, error: Exception) -> Reply:
+        """The answer when ``handle`` raised."""
+        return Reply.json({"message": f"mock {self.name} failed: {error!r}"}, 500)
+
+    def first_chunk_sent(self) -> None:
+        """Called in a streamed answer once its first chunk is on the wire."""
+        return
+
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:<port>``: the value to map the provider's upstream host to."""
+        """``http://127.0.0.1:<port>``: the value to map an upstream host to."""
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, port: int = 0) -> MockProvider:
+    def start(self, port: int = 0) -> Self:
         """Start listening (on ``port``, e.g. to come back where the gateway's map points; default: any)."""
         if self._server is None:
             self._server = _Server(self, port)
@@ -322,7 +329,7 @@ class MockProvider(ABC):
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
 
-    def __enter__(self) -> MockProvider:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -336,6 +343,33 @@ class MockProvider(ABC):
                 self._connections.add(connection)
             else:
                 self._connections.discard(connection)
+
+
+class MockProvider(LoopbackServer):
+    """A recording mock upstream on 127.0.0.1 (``start()``/``stop()``, or ``with``)."""
+
+    name: ClassVar[str] = "mock"
+
+    def __init__(self, reply_text: str | None = None, expected_key: str | None = None) -> None:
+        super().__init__()
+        self.requests: list[RecordedRequest] = []
+        self.stream_gate: threading.Event | None = None
+        self.gate_results: list[bool] = []
+        self.reply_text = reply_text if reply_text is not None else f"Hello from the {self.name} mock."
+        self.expected_key = expected_key
+        self.error_status: int | None = None
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        self.requests.append(request)
+        return self.reply(request)
+
+    def failure(self, error: Exception) -> Reply:
+        return Reply.json({"error": {"message": f"mock {self.name} failed: {error!r}"}}, 500)
+
+    def first_chunk_sent(self) -> None:
+        # A streaming test holds the rest of the answer until its client has the first chunk.
+        if self.stream_gate is not None:
+            self.gate_results.append(self.stream_gate.wait(STREAM_GATE_TIMEOUT))
 
     # -- inspection --------------------------------------------------------------
     def clear(self) -> None:
