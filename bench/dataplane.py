@@ -61,6 +61,7 @@ from typing import Any
 
 from aigw.gateway_task import GATEWAY_CONTAINER
 from aigw.key_proxy import GATEWAY_PORT, PROXY_PORT
+from bench.synth import process_tree
 from tests.gateway_fixtures import CLIENT_JWT, ORG_KEYS
 from tests.gateway_harness import (
     INTERCEPT,
@@ -173,24 +174,10 @@ class Run:
 # --------------------------------------------------------------- processes
 
 
-def _tree(pid: int) -> list[int]:
-    pids, stack = [], [pid]
-    while stack:
-        current = stack.pop()
-        pids.append(current)
-        try:
-            for task in os.listdir(f"/proc/{current}/task"):
-                with open(f"/proc/{current}/task/{task}/children") as handle:
-                    stack += [int(child) for child in handle.read().split()]
-        except OSError:
-            continue
-    return pids
-
-
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process and its children (nginx: master and workers)."""
     total = 0
-    for member in _tree(pid):
+    for member in process_tree(pid):
         try:
             with open(f"/proc/{member}/stat") as handle:
                 fields = handle.read().rsplit(")", 1)[1].split()

@@ -43,7 +43,8 @@ class Measurement:
     peak_mib: float
 
 
-def _tree(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (from /proc)."""
     pids, stack = [], [pid]
     while stack:
         current = stack.pop()
@@ -73,7 +74,7 @@ def measure_once(command: list[str], env: dict[str, str]) -> tuple[float, float]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0
     while process.poll() is None:
-        peak = max(peak, sum(_rss_kib(pid) for pid in _tree(process.pid)))
+        peak = max(peak, sum(_rss_kib(pid) for pid in process_tree(process.pid)))
         time.sleep(POLL_SECONDS)
     seconds = time.perf_counter() - start
     stderr = process.stderr.read().decode() if process.stderr else ""
