@@ -11,6 +11,7 @@ one filled from the registry); every call of the deploy itself stays on loopback
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -59,12 +60,38 @@ class Deployment:
     def stack_dir(self) -> Path:
         return self.project / "cdktf.out" / "stacks" / STACK
 
-    def run(self, *args: str, timeout: int = DEPLOY_TIMEOUT_SECONDS) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str | Path, timeout: int = DEPLOY_TIMEOUT_SECONDS) -> subprocess.CompletedProcess[str]:
         return processes.run(args, cwd=self.project, env=self.env, timeout=timeout)
 
     def terraform(self, *args: str) -> subprocess.CompletedProcess[str]:
         return processes.run(["terraform", *args, "-no-color", "-input=false"], cwd=self.stack_dir, env=self.env,
                              timeout=DEPLOY_TIMEOUT_SECONDS)  # fmt: skip
+
+
+def cli_environment(env_dir: Path, mirror: Path) -> dict[str, str]:
+    """The environment cdktf and Terraform run in against the emulator: its
+    credentials, nothing but loopback, the environments in ``env_dir`` and the
+    provider from ``mirror``."""
+    return {**os.environ, **CREDENTIALS, **LOOPBACK_GUARD, "AIGW_ENV_DIR": str(env_dir), "CHECKPOINT_DISABLE": "1",
+            "TF_CLI_ARGS_init": f"-plugin-dir={mirror}", "TF_CLI_ARGS_providers_lock": f"-fs-mirror={mirror}",
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+            "PATH": f"{ROOT / 'node_modules' / '.bin'}:{os.environ.get('PATH', '')}"}  # fmt: skip
+
+
+@contextlib.contextmanager
+def running_emulator(endpoint: str, state_dir: Path) -> Iterator[Emulator]:
+    """The emulator on ``endpoint``, with its credentials in this process's
+    environment (for boto3 and the state bootstrap) until it stops."""
+    emulator = Emulator(endpoint, state_dir=state_dir)
+    emulator.start()
+    old_environ = dict(os.environ)
+    os.environ.update(CREDENTIALS)
+    try:
+        yield emulator
+    finally:
+        os.environ.clear()
+        os.environ.update(old_environ)
+        emulator.stop()
 
 
 def _boto_credentials() -> dict[str, str]:
@@ -87,25 +114,16 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, provider_mirror: Provid
     local_toml.write_text(text.replace("http://127.0.0.1:4566", endpoint))
     (environment,) = load_environments(env_dir)
 
-    env = {**os.environ, **CREDENTIALS, **LOOPBACK_GUARD, "AIGW_ENV_DIR": str(env_dir), "CHECKPOINT_DISABLE": "1",
-           "TF_CLI_ARGS_init": f"-plugin-dir={mirror}", "TF_CLI_ARGS_providers_lock": f"-fs-mirror={mirror}",
-           "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-           "PATH": f"{ROOT / 'node_modules' / '.bin'}:{os.environ.get('PATH', '')}"}  # fmt: skip
-    emulator = Emulator(endpoint, state_dir=tmp_path_factory.mktemp("emulator"))
-    emulator.start()
-    old_environ = dict(os.environ)
-    os.environ.update(CREDENTIALS)
+    env = cli_environment(env_dir, mirror)
     try:
-        bootstrap(environment)
-        backend = environment.settings.backend
-        deployment = Deployment(project, env, endpoint, backend.bucket, backend.key, backend.dynamodb_table)
-        deployed = deployment.run(str(ROOT / "node_modules" / ".bin" / "cdktf"), "deploy", STACK, "--auto-approve")
-        assert deployed.returncode == 0, (deployed.stdout + deployed.stderr)[-6000:]
-        yield deployment
+        with running_emulator(endpoint, tmp_path_factory.mktemp("emulator")):
+            bootstrap(environment)
+            backend = environment.settings.backend
+            deployment = Deployment(project, env, endpoint, backend.bucket, backend.key, backend.dynamodb_table)
+            deployed = deployment.run(ROOT / "node_modules" / ".bin" / "cdktf", "deploy", STACK, "--auto-approve")
+            assert deployed.returncode == 0, (deployed.stdout + deployed.stderr)[-6000:]
+            yield deployment
     finally:
-        os.environ.clear()
-        os.environ.update(old_environ)
-        emulator.stop()
         conftest.TERMINAL_SUMMARY.append(
             f"emulator end-to-end: {len(VERIFIED)} resource types verified through boto3: {', '.join(sorted(VERIFIED))}"
         )
@@ -187,13 +205,13 @@ def test_ecs_cluster_service_task_and_autoscaling(deployment: Deployment) -> Non
 
 
 def test_images_keys_logs_secrets_roles_and_alarms(deployment: Deployment) -> None:
-    (repository,) = deployment.client("ecr").describe_repositories(repositoryNames=["aigw-local/gateway"])[
-        "repositories"
-    ]
-    assert (
-        repository["imageTagMutability"] == "IMMUTABLE"
-        and repository["encryptionConfiguration"]["encryptionType"] == "KMS"
-    )
+    names = ["aigw-local/gateway", "aigw-local/data-plane"]
+    repositories = deployment.client("ecr").describe_repositories(repositoryNames=names)["repositories"]
+    assert sorted(r["repositoryName"] for r in repositories) == sorted(names)
+    for repository in repositories:
+        assert repository["imageTagMutability"] == "IMMUTABLE", repository["repositoryName"]
+        assert repository["encryptionConfiguration"]["encryptionType"] == "KMS", repository["repositoryName"]
+        assert repository["imageScanningConfiguration"] == {"scanOnPush": True}, repository["repositoryName"]
     kms = deployment.client("kms")
     aliases = {
         a["AliasName"]: a["TargetKeyId"] for a in kms.list_aliases()["Aliases"] if "aigw-local" in a["AliasName"]

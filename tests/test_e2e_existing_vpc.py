@@ -13,7 +13,6 @@ Needs Terraform and the hashicorp/aws provider from a local mirror (the
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,8 +27,7 @@ from tests import processes
 from tests.conftest import ProviderMirror
 from tests.gateway_harness import free_port
 from tests.project_copy import ROOT, copy_project
-from tests.test_e2e_emulator import CREDENTIALS, DEPLOY_TIMEOUT_SECONDS, LOOPBACK_GUARD
-from tools.emulator import Emulator
+from tests.test_e2e_emulator import CREDENTIALS, DEPLOY_TIMEOUT_SECONDS, cli_environment, running_emulator
 from tools.state_bootstrap import bootstrap
 
 pytestmark = pytest.mark.e2e
@@ -133,15 +131,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, provider_mirror: Provid
     env_dir = project / "environments"
     for other in env_dir.glob("*.toml"):
         other.unlink()
-    env = {**os.environ, **CREDENTIALS, **LOOPBACK_GUARD, "AIGW_ENV_DIR": str(env_dir), "CHECKPOINT_DISABLE": "1",
-           "TF_CLI_ARGS_init": f"-plugin-dir={mirror}", "TF_CLI_ARGS_providers_lock": f"-fs-mirror={mirror}",
-           "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-           "PATH": f"{ROOT / 'node_modules' / '.bin'}:{os.environ.get('PATH', '')}"}  # fmt: skip
-    emulator = Emulator(endpoint, state_dir=tmp_path_factory.mktemp("emulator-vpc"))
-    emulator.start()
-    old_environ = dict(os.environ)
-    os.environ.update(CREDENTIALS)
-    try:
+    env = cli_environment(env_dir, mirror)
+    with running_emulator(endpoint, tmp_path_factory.mktemp("emulator-vpc")):
         ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name=REGION)
         network = create_vpc(ec2)
         vpcs_before = {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}
@@ -157,10 +148,6 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, provider_mirror: Provid
         deployed = deployment.cdktf("deploy", STACK, "--auto-approve")
         assert deployed.returncode == 0, (deployed.stdout + deployed.stderr)[-6000:]
         yield deployment
-    finally:
-        os.environ.clear()
-        os.environ.update(old_environ)
-        emulator.stop()
 
 
 def _toml_list(values: list[str]) -> str:
