@@ -40,7 +40,8 @@ EMULATED_SERVICES: tuple[str, ...] = (
 # transport error it retries. One attempt turned that into a failed deploy about
 # once in seven plans; four give it three retries while a call the emulator
 # does not implement still fails within seconds (jittered backoff of at most
-# 1 + 2 + 4 s), not after the default 25 attempts.
+# 2 + 4 + 8 s), not after the default 25 attempts. As against AWS, a retried
+# create whose first answer was lost can meet the resource it already made.
 EMULATOR_MAX_ATTEMPTS = 4
 
 

@@ -1,15 +1,18 @@
-"""The one way the tests run a command: ``run`` is ``subprocess.run`` with the
-output captured as text, but a timeout ends the command's whole process tree.
+"""The one way the tests run a command to completion: ``run`` is
+``subprocess.run`` with the output captured as text, but a timeout, or
+anything else that ends the wait (pytest-timeout failing the test, Ctrl-C),
+ends the command's whole process group.
 
 ``subprocess.run(..., capture_output=True, timeout=...)`` kills only the
 direct child on a timeout, then waits without a limit for the output pipes to
-close. The commands the tests run start trees (``cdktf`` starts Terraform,
-which starts the provider; ``main.py`` starts jsii's Node), and a grandchild
-that holds the pipes keeps that wait, and the test run, going for ever: a
-Terraform stuck on an emulator that stopped answering outlives its ``cdktf``.
-Here each command leads a session of its own, and a timeout kills that
-session's process group before the output is collected. Standard input is
-/dev/null, so no command can wait for an answer that nobody will type.
+close. The commands the tests run start trees (``main.py`` starts jsii's
+Node; ``pytest`` starts the gateway harness), and a grandchild that holds the
+pipes keeps that wait, and the test run, going for ever. Here each command
+leads a session of its own, and the group is killed before the output is
+collected. (``cdktf`` runs Terraform in a pseudo-terminal, a session of its
+own: Terraform and the provider end with the hangup when ``cdktf`` dies.)
+Standard input is /dev/null, so no command can wait for an answer that nobody
+will type.
 """
 
 from __future__ import annotations
@@ -26,6 +29,17 @@ from pathlib import Path
 DRAIN_SECONDS = 10
 
 
+def _text(data: str | bytes | None) -> str:
+    if isinstance(data, bytes):
+        return data.decode(errors="replace")
+    return data or ""
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
 def run(
     args: Sequence[str | Path],
     *,
@@ -38,7 +52,7 @@ def run(
     after ``timeout`` seconds, once the command and everything it started are
     killed; with ``check``, raise ``CalledProcessError`` on a non-zero exit."""
     command = [str(arg) for arg in args]
-    with subprocess.Popen(
+    process = subprocess.Popen(
         command,
         cwd=cwd,
         env=None if env is None else dict(env),
@@ -47,18 +61,26 @@ def run(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
-    ) as process:
+    )
+    try:
         try:
             stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+            _kill_group(process)
             try:
                 stdout, stderr = process.communicate(timeout=DRAIN_SECONDS)
-            except subprocess.TimeoutExpired:
-                stdout, stderr = "", f"(output lost: a process outside the group held the pipes for {DRAIN_SECONDS} s)"
-                process.kill()
+            except subprocess.TimeoutExpired as held:
+                # A process outside the group still holds the pipes: report what was read.
+                stdout, stderr = _text(held.stdout), _text(held.stderr) + "\n(output cut: the pipes stayed open)"
             raise subprocess.TimeoutExpired(command, timeout, stdout, stderr) from None
+    except BaseException:
+        # The timeout above, pytest-timeout's failure, Ctrl-C: nothing the command started outlives the wait.
+        _kill_group(process)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+        process.wait()
+        raise
     result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     if check:
         result.check_returncode()

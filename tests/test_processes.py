@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -38,9 +40,43 @@ def test_a_timeout_ends_the_grandchild_holding_the_pipes_and_returns_promptly() 
     assert not alive(grandchild), f"sleep {grandchild} outlived the timeout"
 
 
+def test_an_interrupted_wait_ends_the_group_too(tmp_path: Path) -> None:
+    # pytest-timeout's failure or Ctrl-C arrives as an exception inside the wait:
+    # the command and what it started must not outlive it (here SIGALRM stands in).
+    pid_file = tmp_path / "grandchild"
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.alarm(1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            processes.run(["sh", "-c", f"sleep 120 & echo $! > {pid_file}; wait"], timeout=600)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - started < 30
+    grandchild = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(grandchild), f"sleep {grandchild} outlived the interrupted wait"
+
+
 def test_a_command_reads_an_empty_standard_input() -> None:
-    # `cat` would wait for ever on an inherited terminal or pipe.
-    assert processes.run(["cat"], timeout=10).stdout == ""
+    # With the test run's standard input a pipe that nobody writes to, `cat` would
+    # wait for ever if it inherited it; it must read /dev/null instead.
+    reader, writer = os.pipe()
+    saved = os.dup(0)
+    os.dup2(reader, 0)
+    try:
+        assert processes.run(["cat"], timeout=10).stdout == ""
+    finally:
+        os.dup2(saved, 0)
+        for fd in (saved, reader, writer):
+            os.close(fd)
 
 
 def test_output_status_and_check() -> None:
