@@ -77,6 +77,8 @@ OTHER_PARTITION_REGIONS: dict[str, re.Pattern[str]] = {
 }
 
 LoadBalancerType = Literal["application", "network"]
+# Body-inspecting rules of AWSManagedRulesCommonRuleSet that an environment may set to count.
+WafBodyRule = Literal["CrossSiteScripting_BODY", "GenericLFI_BODY", "GenericRFI_BODY", "EC2MetaDataSSRF_BODY"]
 
 # What an internet-facing load balancer admits when edge.allowed_cidrs is not
 # set (an internal one admits the VPC's own CIDR).
@@ -929,7 +931,15 @@ class EdgeSettings(Section):
         2000,
         ge=10,
         le=2_000_000_000,
-        description="Requests per client IP per 5 minutes before the WAF blocks it. Default: 2000.",
+        description="Requests per client IP per 5 minutes before the WAF blocks it. Needs `enable_waf`. Default: 2000.",
+    )
+    waf_counted_body_rules: list[WafBodyRule] = Field(
+        [],
+        description="Rules of AWS's common rule set that inspect the request body and only count (label, "
+        "metrics, logs) instead of blocking: prompts that quote code or URLs can match `CrossSiteScripting_BODY`, "
+        "`GenericLFI_BODY`, `GenericRFI_BODY` or `EC2MetaDataSSRF_BODY`. Each one listed is a protection given "
+        "up; the README's Security section says what the WAF sees of a body. Needs `enable_waf`. Default: "
+        "none (all block).",
     )
     enable_jwt_auth: bool = Field(
         False,
@@ -968,6 +978,13 @@ class EdgeSettings(Section):
             )
         return value
 
+    @field_validator("waf_counted_body_rules")
+    @classmethod
+    def _unique_rules(cls, values: list[str]) -> list[str]:
+        if len(set(values)) != len(values):
+            raise ValueError(f"{values} lists a rule twice")
+        return values
+
     @field_validator("allowed_cidrs")
     @classmethod
     def _cidrs(cls, values: list[str] | None) -> list[str] | None:
@@ -1002,6 +1019,10 @@ class EdgeSettings(Section):
             )
         for problem in self.access_logs.problems():
             yield Problem(f"access_logs.{problem.field}", problem.message)
+        if not self.enable_waf:
+            for field in ("waf_rate_limit", "waf_counted_body_rules"):
+                if field in self.model_fields_set:
+                    yield Problem(field, "configures the WAF, and edge.enable_waf is off: turn it on or remove this")
 
     def _network_problems(self) -> Iterator[Problem]:
         """What an NLB cannot do: it passes TCP (or TLS it ends) through and never reads HTTP."""

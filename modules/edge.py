@@ -167,10 +167,14 @@ def forward_actions(edge: EdgeSettings, target_group_arn: str, jwt: JwtIssuer) -
     ]
 
 
-def managed_rule_group(group: str) -> dict[str, Any]:
-    """The statement of an AWS managed rule group, with WAF_COUNTED_RULES set to count."""
+def managed_rule_group(group: str, edge: EdgeSettings) -> dict[str, Any]:
+    """The statement of an AWS managed rule group, with WAF_COUNTED_RULES and
+    the environment's `edge.waf_counted_body_rules` set to count."""
     statement: dict[str, Any] = {"name": group, "vendor_name": "AWS"}
-    if counted := WAF_COUNTED_RULES.get(group):
+    counted = WAF_COUNTED_RULES.get(group, ())
+    if group == "AWSManagedRulesCommonRuleSet":
+        counted = (*counted, *edge.waf_counted_body_rules)
+    if counted:
         statement["rule_action_override"] = [{"name": rule, "action_to_use": {"count": {}}} for rule in counted]
     return statement
 
@@ -442,7 +446,7 @@ class Edge(Construct):
                 override_action=Wafv2WebAclRuleOverrideAction(none=Wafv2WebAclRuleOverrideActionNone()),
                 # The bindings type `statement` as Any (its nesting is recursive),
                 # so it is written in Terraform's own block shape.
-                statement={"managed_rule_group_statement": managed_rule_group(group)},
+                statement={"managed_rule_group_statement": managed_rule_group(group, edge)},
                 visibility_config=visibility(group),
             )
             for priority, group in enumerate(WAF_MANAGED_RULE_GROUPS, start=1)

@@ -92,6 +92,10 @@ def scenario_settings() -> dict[str, EnvironmentSettings]:
         ),
         "spot": vary(base_settings, gateway={"fargate_spot_weight": 3}),
         "ecr-tag": vary(base_settings, gateway={"image_from_ecr": True}),
+        "waf-counted": vary(
+            base_settings,
+            edge={"enable_waf": True, "waf_counted_body_rules": ["CrossSiteScripting_BODY", "GenericLFI_BODY"]},
+        ),
         "ecr-digest": vary(
             base_settings,
             gateway={

@@ -188,6 +188,20 @@ def test_web_acl_lets_a_long_prompt_through_and_keeps_every_other_managed_rule_b
     }
 
 
+def test_listed_body_rules_only_count_and_the_rest_of_the_common_rule_set_still_blocks(
+    scenarios: dict[str, StackDoc],
+) -> None:
+    (common,) = [
+        rule["statement"]["managed_rule_group_statement"]
+        for rule in scenarios["waf-counted"].resource("aws_wafv2_web_acl")["rule"]
+        if rule["name"] == "AWSManagedRulesCommonRuleSet"
+    ]
+    assert common["rule_action_override"] == [
+        {"name": name, "action_to_use": {"count": {}}}
+        for name in ("SizeRestrictions_BODY", "CrossSiteScripting_BODY", "GenericLFI_BODY")
+    ]
+
+
 def test_web_acl_blocks_a_client_ip_over_the_rate_limit(scenarios: dict[str, StackDoc]) -> None:
     rule = rate_rule(scenarios["tuned"])
     assert rule["action"] == {"block": {}}

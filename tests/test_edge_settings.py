@@ -305,3 +305,24 @@ def test_app_reports_every_edge_refusal_exits_2_and_writes_nothing(tmp_path: Pat
         "observability.alarm_5xx_percent",
     ]
     assert [p.name for p in outdir.iterdir()] == ["previous-synth.json"]
+
+
+# -- WAF settings ------------------------------------------------------------------
+def test_waf_settings_without_waf_are_refused(tmp_path: Path) -> None:
+    # Neither would build anything: refused, never accepted and ignored.
+    lines = problems(tmp_path, edge(CLIENTS, "waf_rate_limit = 500", 'waf_counted_body_rules = ["GenericLFI_BODY"]'))
+    assert lines == [
+        "edge.waf_rate_limit: configures the WAF, and edge.enable_waf is off: turn it on or remove this",
+        "edge.waf_counted_body_rules: configures the WAF, and edge.enable_waf is off: turn it on or remove this",
+    ]
+
+
+def test_only_the_common_rule_sets_body_rules_can_be_counted(tmp_path: Path) -> None:
+    (line,) = problems(tmp_path, edge(CLIENTS, "enable_waf = true", 'waf_counted_body_rules = ["NoUserAgent_HEADER"]'))
+    assert line.startswith("edge.waf_counted_body_rules[0]: input should be 'CrossSiteScripting_BODY', ")
+
+
+def test_a_counted_rule_listed_twice_is_refused(tmp_path: Path) -> None:
+    rules = 'waf_counted_body_rules = ["GenericRFI_BODY", "GenericRFI_BODY"]'
+    (line,) = problems(tmp_path, edge(CLIENTS, "enable_waf = true", rules))
+    assert line == "edge.waf_counted_body_rules: ['GenericRFI_BODY', 'GenericRFI_BODY'] lists a rule twice"
