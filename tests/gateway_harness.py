@@ -177,6 +177,18 @@ class Proxy:
     def access_lines(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.access_log.read_text().splitlines() if line.startswith("{")]
 
+    def access_line(self, trace: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The access-log line of the request that carried ``trace``. nginx writes
+        it when the request is finalized, which may be just after the response."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = [entry for entry in self.access_lines() if entry["trace"] == trace]
+            if lines:
+                (line,) = lines
+                return line
+            time.sleep(0.05)
+        raise AssertionError(f"no access-log line with trace {trace}")
+
     def rendered_config(self) -> str:
         return (self.home / "gateway.conf").read_text()
 

@@ -29,18 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 BEDROCK_MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 
 
-def access_line(proxy: Proxy, trace: str) -> dict[str, Any]:
-    """The access-log line of the request that carried ``trace``."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        lines = [entry for entry in proxy.access_lines() if entry["trace"] == trace]
-        if lines:
-            (line,) = lines
-            return line
-        time.sleep(0.05)
-    raise AssertionError(f"no access-log line with trace {trace}")
-
-
 def new_trace() -> str:
     return f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
 
@@ -56,14 +44,14 @@ def token(claims: dict[str, object]) -> str:
 def test_every_access_log_line_names_the_client(org_proxy: Proxy) -> None:
     trace = new_trace()
     assert chat(org_proxy.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT}).status == 200
-    assert access_line(org_proxy, trace)["client_id"] == CLIENT_ID
+    assert org_proxy.access_line(trace)["client_id"] == CLIENT_ID
 
 
 def test_refusals_name_the_client_too(org_proxy: Proxy) -> None:
     trace = new_trace()
     response = chat(org_proxy.base_url, {"x-portkey-provider": "mistral-ai", "x-amzn-trace-id": trace, **CLIENT})
     assert response.status == 403
-    line = access_line(org_proxy, trace)
+    line = org_proxy.access_line(trace)
     assert (line["client_id"], line["rule"]) == (CLIENT_ID, "provider")
 
 
@@ -166,7 +154,7 @@ def test_usage_of_a_completion_is_logged_as_the_client_received_it(org_proxy: Pr
     trace = new_trace()
     response = chat(org_proxy.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT})
     usage = response.json()["usage"]
-    line = access_line(org_proxy, trace)
+    line = org_proxy.access_line(trace)
     assert (line["provider"], line["model"], line["status"]) == ("openai", "mock", 200)
     assert (line["input_tokens"], line["output_tokens"]) == (usage["prompt_tokens"], usage["completion_tokens"])
 
@@ -177,7 +165,7 @@ def test_usage_of_an_anthropic_message_is_logged(org_proxy: Proxy) -> None:
     headers = {"x-portkey-provider": "anthropic", "x-amzn-trace-id": trace, **CLIENT}
     response = request(f"{org_proxy.base_url}/v1/messages", body, headers)
     usage = response.json()["usage"]
-    line = access_line(org_proxy, trace)
+    line = org_proxy.access_line(trace)
     assert (line["input_tokens"], line["output_tokens"]) == (usage["input_tokens"], usage["output_tokens"])
 
 
@@ -191,7 +179,7 @@ def test_usage_of_a_stream_comes_from_its_final_usage_chunk(org_proxy: Proxy) ->
     headers = {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT}
     response = chat(org_proxy.base_url, headers, stream=True, stream_options={"include_usage": True})
     (usage,) = [event["usage"] for event in stream_events(response) if event.get("usage")]
-    line = access_line(org_proxy, trace)
+    line = org_proxy.access_line(trace)
     assert (line["input_tokens"], line["output_tokens"]) == (usage["prompt_tokens"], usage["completion_tokens"])
 
 
@@ -201,7 +189,7 @@ def test_a_stream_without_a_usage_chunk_logs_no_tokens(org_proxy: Proxy) -> None
     headers = {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT}
     response = chat(org_proxy.base_url, headers, stream=True)
     assert not [event for event in stream_events(response) if event.get("usage")]
-    line = access_line(org_proxy, trace)
+    line = org_proxy.access_line(trace)
     assert (line["input_tokens"], line["output_tokens"]) == (None, None)
 
 
@@ -214,7 +202,7 @@ def test_usage_of_a_streamed_anthropic_message_comes_from_start_and_delta_events
     events = stream_events(response)
     (start,) = [e for e in events if e.get("type") == "message_start"]
     (delta,) = [e for e in events if e.get("type") == "message_delta"]
-    line = access_line(org_proxy, trace)
+    line = org_proxy.access_line(trace)
     assert line["input_tokens"] == start["message"]["usage"]["input_tokens"]
     assert line["output_tokens"] == delta["usage"]["output_tokens"]
 
@@ -225,7 +213,7 @@ def test_usage_of_bedrock_normalised_by_the_gateway_is_logged(org_proxy: Proxy, 
     headers = {"x-portkey-provider": "bedrock", "x-amzn-trace-id": trace, **CLIENT}
     response = chat(org_proxy.base_url, headers, model=BEDROCK_MODEL, stream=stream)
     usage = [e["usage"] for e in stream_events(response) if e.get("usage")][-1] if stream else response.json()["usage"]
-    line = access_line(org_proxy, trace)
+    line = org_proxy.access_line(trace)
     assert (line["provider"], line["model"]) == ("bedrock", BEDROCK_MODEL)
     assert (line["input_tokens"], line["output_tokens"]) == (usage["prompt_tokens"], usage["completion_tokens"])
 
@@ -345,7 +333,7 @@ def test_telemetry_carries_no_prompt_no_key_and_no_token(org_proxy: Proxy, otlp:
 def test_the_documented_access_log_schema_is_the_logged_one(org_proxy: Proxy) -> None:
     trace = new_trace()
     assert chat(org_proxy.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT}).status == 200
-    logged = set(access_line(org_proxy, trace))
+    logged = set(org_proxy.access_line(trace))
     document = (ROOT / "docs" / "data-plane.md").read_text()
     table = document.split("<!-- access-log schema -->", 2)[1]
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", table, re.MULTILINE))

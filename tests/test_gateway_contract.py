@@ -148,22 +148,10 @@ def test_a_request_naming_no_provider_and_no_config_is_refused_with_the_offered_
     assert "(openai, anthropic, azure-openai, bedrock)" in response.json()["error"]["message"]
 
 
-def _access_line(proxy: Proxy, trace: str) -> dict[str, Any]:
-    # nginx writes the line when the request is finalized, which may be just after the response.
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        lines = [entry for entry in proxy.access_lines() if entry["trace"] == trace]
-        if lines:
-            (line,) = lines
-            return line
-        time.sleep(0.05)
-    raise AssertionError(f"no access-log line with trace {trace}")
-
-
 def test_access_log_lines_carry_the_fields_the_saved_queries_read(org_proxy: Proxy) -> None:
     trace = f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}"
     assert chat(org_proxy.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT}).status == 200
-    line = _access_line(org_proxy, trace)
+    line = org_proxy.access_line(trace)
     assert (line["provider"], line["status"], line["path"]) == ("openai", 200, "/v1/chat/completions")
     assert isinstance(line["request_time"], float) and line["rule"] == ""
 
@@ -171,7 +159,7 @@ def test_access_log_lines_carry_the_fields_the_saved_queries_read(org_proxy: Pro
 def test_refusals_are_logged_with_the_rule_that_refused(org_proxy: Proxy) -> None:
     trace = f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}"
     assert request(f"{org_proxy.base_url}/v1/files", headers={"x-amzn-trace-id": trace}, method="GET").status == 404
-    line = _access_line(org_proxy, trace)
+    line = org_proxy.access_line(trace)
     assert (line["status"], line["rule"]) == (404, "route")
 
 
