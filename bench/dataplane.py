@@ -52,7 +52,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,9 +67,11 @@ from tests.gateway_harness import (
     SYSTEM_PATH,
     TaskDefinition,
     free_port,
+    log_tail,
     request,
     start_proxy_process,
     system_tools_missing,
+    wait_until_answering,
 )
 from tests.gateway_runtime import GATEWAY_NODE, GATEWAY_SERVER
 
@@ -116,7 +117,6 @@ MOCK_COMPLETION = {
 
 MIN_REQUESTS = 2000  # per latency run, for a p99 that rests on at least 20 requests
 MAX_LATENCY_SECONDS = 10.0  # the duration is raised up to this for MIN_REQUESTS (runtime stays < 5 min)
-START_TIMEOUT_SECONDS = 30
 # wrk leaves a request slower than this out of the latency histogram and counts it as a
 # socket error (timeout): generous, so a slow answer under overload still counts in p99.
 WRK_TIMEOUT = "60s"
@@ -196,25 +196,6 @@ def _rss_mib(pid: int) -> float:
     except OSError:
         pass
     return 0.0
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], what: str, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}:\n{_tail(log)}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
-            if resp.status == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not answer {url} within {START_TIMEOUT_SECONDS} s:\n{_tail(log)}")
-
-
-def _tail(log: Path, size: int = 3000) -> str:
-    try:
-        return log.read_text(errors="replace")[-size:]
-    except OSError:
-        return f"({log} unreadable)"
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -310,8 +291,8 @@ http {{
         stdout=subprocess.DEVNULL,
         stderr=log.open("wb"),
     )
-    _wait_ready(f"http://127.0.0.1:{mock_port}{ROUTE}", process, "the mock OpenAI (nginx)", log)
-    _wait_ready(f"http://127.0.0.1:{sink_port}/", process, "the sink (nginx)", log)
+    wait_until_answering(f"http://127.0.0.1:{mock_port}{ROUTE}", process, "the mock OpenAI (nginx)", log)
+    wait_until_answering(f"http://127.0.0.1:{sink_port}/", process, "the sink (nginx)", log)
     return Service("mock", process, mock_port, log), Service("sink", process, sink_port, log)
 
 
@@ -333,7 +314,7 @@ def start_gateway(processes: Processes, home: Path, task: TaskDefinition, mock: 
     log = home / "gateway.log"
     command = [str(GATEWAY_NODE), "--require", str(INTERCEPT), str(GATEWAY_SERVER), f"--port={port}"]
     process = processes.popen(command, cwd=home, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    _wait_ready(f"http://127.0.0.1:{port}/", process, "the gateway", log)
+    wait_until_answering(f"http://127.0.0.1:{port}/", process, "the gateway", log)
     return Service("gateway", process, port, log)
 
 
@@ -400,7 +381,7 @@ def start_baseline(processes: Processes, home: Path, gateway: Service) -> Servic
     process = processes.popen(
         ["/bin/sh", "-c", entrypoint], env=env, stdout=(run / "stdout.log").open("wb"), stderr=log.open("wb")
     )
-    _wait_ready(f"http://127.0.0.1:{port}/health", process, "the baseline key proxy", log)
+    wait_until_answering(f"http://127.0.0.1:{port}/health", process, "the baseline key proxy", log)
     if ORG_KEYS["OPENAI_API_KEY"] not in (run / "conf.d" / "default.conf").read_text():
         raise RuntimeError("the baseline's entrypoint did not fill the org keys into its configuration")
     # From here on nginx logs its errors (a 502's cause) to the main configuration's error.log.
@@ -410,7 +391,7 @@ def start_baseline(processes: Processes, home: Path, gateway: Service) -> Servic
 def start_dataplane(processes: Processes, home: Path, task: TaskDefinition, gateway: Service, sink: Service) -> Service:
     process, port = start_proxy_process(task, ORG_KEYS, home, gateway.port, otlp_port=sink.port)
     processes.started.append(process)
-    _wait_ready(f"http://127.0.0.1:{port}/health", process, "the data plane", home / "stderr.log")
+    wait_until_answering(f"http://127.0.0.1:{port}/health", process, "the data plane", home / "stderr.log")
     return Service("dataplane", process, port, home / "stderr.log", access_log=home / "stdout.log")
 
 
@@ -729,7 +710,7 @@ def measure(bench: Bench, scenarios: Sequence[Scenario], rounds: int, failures: 
                     print(f"  !!! NOT ALL 200: {problems}", flush=True)
     for name, service in bench.services.items():
         if service.process.poll() is not None:
-            failures.append(f"{name} exited during the benchmark:\n{_tail(service.log)}")
+            failures.append(f"{name} exited during the benchmark:\n{log_tail(service.log)}")
     return results
 
 
@@ -819,7 +800,7 @@ def main(argv: list[str] | None = None) -> int:
         checks = report(results, scenarios, args.rounds, time.monotonic() - started)
         print(f"gateway (Node) resident memory: {rss_started:.0f} MiB after start-up, {rss_ended:.0f} MiB at the end")
         for chain in (BASELINE, DATAPLANE):
-            lines = _tail(bench.services[chain.key].log, 1_000_000).splitlines()
+            lines = log_tail(bench.services[chain.key].log, 1_000_000).splitlines()
             warnings = [line for line in lines if re.search(r"\[(warn|error|crit|alert|emerg)\]", line)]
             if warnings:
                 print(f"{chain.label}: {len(warnings)} warnings/errors in its nginx log, the last: {warnings[-1]}")
@@ -840,7 +821,7 @@ def print_failures(failures: Sequence[str], services: Mapping[str, Service]) -> 
     for failure in failures:
         print(f"  {failure}")
     for name, service in services.items():
-        lines = _tail(service.log, 50_000).splitlines()
+        lines = log_tail(service.log, 50_000).splitlines()
         errors = [line for line in lines if "[error]" in line or "[crit]" in line or "[alert]" in line]
         if errors:
             print(f"  last errors in the log of {name}:", *errors[-5:], sep="\n    ")

@@ -116,16 +116,26 @@ def chat(base: str, headers: Mapping[str, str], **extra: Any) -> Response:
     return request(f"{base}/v1/chat/completions", body, headers)
 
 
-def _wait_for(url: str, process: subprocess.Popen[bytes], what: str, log: Path) -> None:
+def log_tail(log: Path, size: int = 3000) -> str:
+    """The last ``size`` characters of a process's log."""
+    try:
+        return log.read_text(errors="replace")[-size:]
+    except OSError:
+        return f"({log} unreadable)"
+
+
+def wait_until_answering(url: str, process: subprocess.Popen[bytes], what: str, log: Path) -> None:
+    """Wait until ``url`` answers 200; fail with the log's tail if ``process``
+    exits first or START_TIMEOUT_SECONDS pass."""
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log_tail(log)}")
         with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
             if resp.status == 200:
                 return
         time.sleep(0.1)
-    raise RuntimeError(f"{what} did not answer {url} within {START_TIMEOUT_SECONDS} s:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"{what} did not answer {url} within {START_TIMEOUT_SECONDS} s:\n{log_tail(log)}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -289,7 +299,7 @@ class GatewayHarness:
         command = [str(GATEWAY_NODE), "--require", str(INTERCEPT), str(GATEWAY_SERVER), f"--port={self.gateway_port}"]
         process = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
         self.processes.append(process)
-        _wait_for(f"{self.gateway_url}/", process, "the gateway", log)
+        wait_until_answering(f"{self.gateway_url}/", process, "the gateway", log)
 
     def start_proxy(
         self,
@@ -305,7 +315,7 @@ class GatewayHarness:
             task or self.task, key_values, home, self.gateway_port, otlp_port=otlp_port, credentials_uri=credentials_uri
         )
         self.processes.append(process)
-        _wait_for(f"http://127.0.0.1:{port}/health", process, f"the key proxy ({name})", home / "stderr.log")
+        wait_until_answering(f"http://127.0.0.1:{port}/health", process, f"the key proxy ({name})", home / "stderr.log")
         return Proxy(port, home, process)
 
     def stop(self) -> None:
