@@ -59,17 +59,19 @@ from modules.context import StackContext
 from modules.grants import allow_cidrs
 from modules.network import NetworkOutputs
 
+COMMON_RULE_SET = "AWSManagedRulesCommonRuleSet"
 WAF_MANAGED_RULE_GROUPS: tuple[str, ...] = (
-    "AWSManagedRulesCommonRuleSet",
+    COMMON_RULE_SET,
     "AWSManagedRulesAmazonIpReputationList",
     "AWSManagedRulesKnownBadInputsRuleSet",
 )
-# Rules of those groups that only count (label) instead of blocking. The common
-# rule set's SizeRestrictions_BODY blocks every body over 8 KB, and a chat
+# Rules of the common rule set that always only count (label) instead of
+# blocking, before the environment's edge.waf_counted_body_rules. Its
+# SizeRestrictions_BODY blocks every body over 8 KB, and a chat
 # request with a long prompt or a few turns of history is larger than that:
 # with it blocking, WAF would refuse ordinary inference. The body size limit is
 # the data plane's instead (gateway.max_request_body_mib, answered with a 413).
-WAF_COUNTED_RULES: dict[str, tuple[str, ...]] = {"AWSManagedRulesCommonRuleSet": ("SizeRestrictions_BODY",)}
+WAF_COUNTED_RULES: tuple[str, ...] = ("SizeRestrictions_BODY",)
 # TLS 1.3 with 1.2 fallback for older clients; the admin guide's policy.
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # Host routing: one listener rule per routed host, keyed by the host's role, so
@@ -168,12 +170,10 @@ def forward_actions(edge: EdgeSettings, target_group_arn: str, jwt: JwtIssuer) -
 
 
 def managed_rule_group(group: str, edge: EdgeSettings) -> dict[str, Any]:
-    """The statement of an AWS managed rule group, with WAF_COUNTED_RULES and
-    the environment's `edge.waf_counted_body_rules` set to count."""
+    """The statement of an AWS managed rule group; in the common rule set,
+    WAF_COUNTED_RULES and the environment's `edge.waf_counted_body_rules` only count."""
     statement: dict[str, Any] = {"name": group, "vendor_name": "AWS"}
-    counted = WAF_COUNTED_RULES.get(group, ())
-    if group == "AWSManagedRulesCommonRuleSet":
-        counted = (*counted, *edge.waf_counted_body_rules)
+    counted = (*WAF_COUNTED_RULES, *edge.waf_counted_body_rules) if group == COMMON_RULE_SET else ()
     if counted:
         statement["rule_action_override"] = [{"name": rule, "action_to_use": {"count": {}}} for rule in counted]
     return statement
