@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from aigw import settings as settings_module
 from tests import processes
 from tests.conftest import ROOT
 from tests.option_stacks import CERTIFICATE_ARN, EXISTING_VPC, PUBLIC_SUBNET_IDS, option_problems, option_settings
@@ -255,12 +254,11 @@ def test_strategies_that_shift_traffic_are_refused_with_jwt_auth(tmp_path: Path,
     refused(tmp_path, changes, "gateway.deployment.strategy", "ECS shifts traffic only on rules that just forward")
 
 
-def test_strategies_that_shift_traffic_need_an_application_load_balancer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(settings_module, "load_balancer_type", lambda env: "network")
-    refused(tmp_path, deployment(strategy="canary"), "gateway.deployment.strategy",
-            "needs a load balancer that supports it")  # fmt: skip
+def test_strategies_that_shift_traffic_need_an_application_load_balancer(tmp_path: Path) -> None:
+    changes = {"edge": {"load_balancer_type": "network"}, **deployment(strategy="canary")}
+    refused(tmp_path, changes, "gateway.deployment.strategy",
+            "needs a load balancer that supports it: ECS shifts canary traffic on an Application Load Balancer's "
+            "listener rules, and this environment's load balancer is a network one")  # fmt: skip
 
 
 def test_rolling_works_with_any_load_balancer_and_with_jwt_auth() -> None:

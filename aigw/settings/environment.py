@@ -1,0 +1,128 @@
+"""One environment file: its top-level keys and its tables, with what is
+resolved from several of them (the load balancer's CIDRs, the autoscaling
+plan, the zones). The rules that read several tables are in rules.py."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+from typing import Annotated
+
+from pydantic import Field, field_validator
+
+from aigw.settings.backend import BackendSettings
+from aigw.settings.common import Problem, Section, valid_region
+from aigw.settings.edge import INTERNET_FACING_DEFAULT_CIDRS, EdgeSettings, world_open
+from aigw.settings.emulator import EmulatorSettings
+from aigw.settings.features import FeatureSettings
+from aigw.settings.gateway import DEFAULT_REQUESTS_PER_TARGET, AutoscalingPlan, GatewaySettings
+from aigw.settings.network import NetworkSettings, default_zones
+from aigw.settings.observability import ObservabilitySettings
+from aigw.settings.rules import cross_section_problems, load_balancer_supports_request_count
+from aigw.versions import parse_constraint
+
+# Keys that existed once, with what to write instead (a plain "unknown key" would not say).
+REMOVED_KEYS: dict[str, str] = {
+    "network.num_az": 'removed; list the zones instead, e.g. availability_zones = ["us-east-1a", "us-east-1b"] '
+    "(its length is the number of zones; default: the region's first two zones where this project knows them)",
+}
+
+ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
+_TAG_KEY = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
+
+SECTION_NAMES: tuple[str, ...] = ("backend", "network", "gateway", "edge", "observability", "emulator", "features")
+
+Tags = dict[Annotated[str, Field(pattern=_TAG_KEY.pattern)], Annotated[str, Field(max_length=256)]]
+
+
+class EnvironmentSettings(Section):
+    """One environment file. Top-level keys, then one table per area."""
+
+    region: str = Field(
+        description="AWS region of the stack: any region of the `aws` partition (those of aws-cn, aws-us-gov "
+        "and the other partitions are refused). Required."
+    )
+    aws_provider_version: str = Field(
+        "~> 6.22",
+        description="Version constraint of hashicorp/aws written into the stack. Default: `~> 6.22`.",
+    )
+    deletion_protection: bool = Field(
+        True,
+        description="Protect the load balancer and the Cognito user pool from deletion. Default: true.",
+    )
+    tags: Tags = Field(
+        default_factory=dict,
+        description="Extra default tags on every resource (Project, Environment, ManagedBy are always set). "
+        "Default: none.",
+    )
+    backend: BackendSettings
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    edge: EdgeSettings = Field(default_factory=EdgeSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    emulator: EmulatorSettings = Field(default_factory=EmulatorSettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
+
+    @field_validator("region")
+    @classmethod
+    def _knownvalid_region(cls, value: str) -> str:
+        return valid_region(value)
+
+    @field_validator("aws_provider_version")
+    @classmethod
+    def _constraint(cls, value: str) -> str:
+        parse_constraint(value)
+        return value
+
+    @property
+    def load_balancer_cidrs(self) -> list[str]:
+        """The CIDRs the load balancer admits: ``edge.allowed_cidrs``, or when it is not
+        set the default of the scheme (internet-facing: the whole internet; internal: the VPC)."""
+        if self.edge.allowed_cidrs is not None:
+            return list(self.edge.allowed_cidrs)
+        return [self.network.vpc_cidr] if self.edge.internal else list(INTERNET_FACING_DEFAULT_CIDRS)
+
+    @property
+    def world_open_cidrs(self) -> list[str]:
+        """The CIDRs that let the internet at large reach the gateway (none behind an internal load balancer)."""
+        if self.edge.internal:
+            return []
+        return [cidr for cidr in self.load_balancer_cidrs if world_open(ipaddress.IPv4Network(cidr))]
+
+    @property
+    def autoscaling(self) -> AutoscalingPlan | None:
+        """The service's autoscaling with every default resolved, or None when it is off."""
+        gateway = self.gateway
+        if not gateway.enable_autoscaling:
+            return None
+        requests = gateway.requests_per_target
+        if requests is None and load_balancer_supports_request_count(self) and not gateway.deployment.advanced:
+            requests = DEFAULT_REQUESTS_PER_TARGET
+        return AutoscalingPlan(
+            min_capacity=gateway.min_capacity,
+            max_capacity=gateway.max_capacity,
+            cpu_target_percent=gateway.cpu_target_percent,
+            memory_target_percent=gateway.memory_target_percent,
+            requests_per_target=requests,
+            scale_in_cooldown_seconds=gateway.scale_in_cooldown_seconds,
+            scale_out_cooldown_seconds=gateway.scale_out_cooldown_seconds,
+        )
+
+    @property
+    def availability_zones(self) -> list[str]:
+        """The zones the created VPC spans: ``network.availability_zones``, or the
+        region's default; none with an existing VPC (its subnets decide)."""
+        if self.network.existing_vpc:
+            return []
+        zones = self.network.availability_zones or default_zones(self.region)
+        if zones is None:
+            raise ValueError(f"no availability zones for {self.region}; validation should have refused this")
+        return zones
+
+    def problems(self) -> Iterator[Problem]:
+        yield from cross_section_problems(self)
+        for name in SECTION_NAMES:
+            section: Section = getattr(self, name)
+            for problem in section.problems():
+                yield Problem(f"{name}.{problem.field}", problem.message, frozenset({name}))

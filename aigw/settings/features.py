@@ -1,0 +1,24 @@
+"""`[features]`: opt-in features, refused until they are built."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pydantic import Field
+
+from aigw.settings.common import Problem, Section
+
+
+class FeatureSettings(Section):
+    """Opt-in features (B-series). Each is refused until it is built, never silently ignored."""
+
+    enable_multi_client: bool = Field(False, description="One Cognito app client per consuming team. Not built yet.")
+    enable_fallback_routing: bool = Field(False, description="Default provider fallback routing. Not built yet.")
+    enable_cost_attribution: bool = Field(False, description="Per-client cost attribution. Not built yet.")
+    enable_guardrails: bool = Field(False, description="Bedrock guardrails. Not built yet.")
+    enable_response_cache: bool = Field(False, description="Response cache in front of providers. Not built yet.")
+
+    def problems(self) -> Iterator[Problem]:
+        for name in type(self).model_fields:
+            if getattr(self, name):
+                yield Problem(name, "this feature is not built in this release yet; set it to false")

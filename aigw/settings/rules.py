@@ -1,0 +1,217 @@
+"""The rules that read more than one table of an environment, in one place.
+Each problem names the field to change and the top-level keys it read, so
+that a rule whose input was invalid is skipped rather than misreported."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Literal
+
+from aigw.settings.common import Problem
+from aigw.settings.deployment import DEPLOYMENT_STRATEGY_MIN_PROVIDER, LAMBDA_ARN
+from aigw.settings.edge import ACM_ARN, JWT_VALIDATION_MIN_PROVIDER, WORLD_OPEN_BELOW_PREFIX
+from aigw.settings.network import MAX_ZONES, MIN_ZONES, default_zones
+from aigw.versions import admits_older_than, parse_constraint
+
+if TYPE_CHECKING:
+    from aigw.settings.environment import EnvironmentSettings
+
+
+def load_balancer_type(env: EnvironmentSettings) -> Literal["application", "network"]:
+    """The kind of load balancer the edge builds for ``env`` (edge.load_balancer_type)."""
+    return env.edge.load_balancer_type
+
+
+def load_balancer_supports_request_count(env: EnvironmentSettings) -> bool:
+    """Whether target tracking on requests per task can work: only an
+    Application Load Balancer publishes ALBRequestCountPerTarget."""
+    return load_balancer_type(env) == "application"
+
+
+def load_balancer_supports_strategy(env: EnvironmentSettings) -> bool:
+    """Whether ECS can shift traffic for ``gateway.deployment.strategy`` on this
+    load balancer: rolling works everywhere; blue_green, canary and linear here
+    need an Application Load Balancer (ECS also shifts blue/green traffic on a
+    Network Load Balancer's listener, but this stack's edge has none) whose
+    production listener forwards without authenticating first."""
+    if not env.gateway.deployment.advanced:
+        return True
+    return load_balancer_type(env) == "application" and not env.edge.enable_jwt_auth
+
+
+def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
+    """Rules that read more than one table."""
+    if not env.network.existing_vpc:
+        yield from _zone_problems(env.region, env.network.availability_zones)
+    if env.edge.enable_jwt_auth and admits_older_than(
+        parse_constraint(env.aws_provider_version), JWT_VALIDATION_MIN_PROVIDER
+    ):
+        yield Problem(
+            "aws_provider_version",
+            f"{env.aws_provider_version!r} admits provider versions older than 6.22, which lack ALB JWT "
+            'validation (edge.enable_jwt_auth); use "~> 6.22" or turn JWT auth off',
+            frozenset({"edge", "aws_provider_version"}),
+        )
+    if "provider_keys" in env.gateway.model_fields_set and env.gateway.provider_keys and not env.edge.enable_jwt_auth:
+        yield Problem(
+            "gateway.provider_keys",
+            "organisation keys are injected only for JWT-authenticated clients; turn on edge.enable_jwt_auth "
+            "or remove this key (the secrets are still created)",
+            frozenset({"gateway", "edge"}),
+        )
+    if "azure" in env.gateway.provider_keys and env.gateway.azure is None:
+        yield Problem(
+            "gateway.azure",
+            "required when gateway.provider_keys lists azure: the resource_name, deployment_id and api_version "
+            "every Azure request goes to (clients cannot choose them)",
+            frozenset({"gateway"}),
+        )
+    if env.gateway.azure is not None and env.edge.enable_jwt_auth and "azure" not in env.gateway.provider_keys:
+        yield Problem(
+            "gateway.azure",
+            "with JWT auth the proxy offers only providers with an organisation key; add azure to "
+            "gateway.provider_keys or remove this table",
+            frozenset({"gateway", "edge"}),
+        )
+    yield from _public_access_problems(env)
+    yield from _network_load_balancer_problems(env)
+    yield from _deployment_problems(env)
+    certificate = re.match(ACM_ARN, env.edge.certificate_arn)
+    if certificate and certificate["region"] != env.region:
+        yield Problem(
+            "edge.certificate_arn",
+            f"the certificate is in {certificate['region']} but the load balancer is in {env.region}; "
+            "ACM certificates must be in the load balancer's region",
+            frozenset({"edge", "region"}),
+        )
+
+
+def _network_load_balancer_problems(env: EnvironmentSettings) -> Iterator[Problem]:
+    """Settings elsewhere that only an ALB gives meaning to: refused with an NLB, never ignored."""
+    if not env.edge.network:
+        return
+    if "requests_per_target" in env.gateway.model_fields_set:
+        yield Problem(
+            "gateway.requests_per_target",
+            "the service scales on ALBRequestCountPerTarget, which a network load balancer does not publish; "
+            "remove this key (with an NLB the service scales on CPU alone)",
+            frozenset({"gateway", "edge"}),
+        )
+    alarms = {
+        "alarm_5xx_percent": "no HTTP status counts (the dashboard's error-rate query reads every status from "
+        "the key proxy's access log)",
+        "alarm_p99_latency_seconds": "no response times (the dashboard's latency query reads them from the key "
+        "proxy's access log)",
+    }
+    for name, missing in alarms.items():
+        if name in env.observability.model_fields_set:
+            yield Problem(
+                f"observability.{name}",
+                f"a network load balancer publishes {missing}, so this alarm is not built; remove this key",
+                frozenset({"observability", "edge"}),
+            )
+
+
+def _public_access_problems(env: EnvironmentSettings) -> Iterator[Problem]:
+    """An unauthenticated gateway open to the internet is refused unless accepted by name.
+    Reads only [edge]: an internal load balancer is never open to the internet, and an
+    internet-facing one's default does not depend on the VPC."""
+    edge, inputs = env.edge, frozenset({"edge"})
+    open_cidrs = ", ".join(env.world_open_cidrs)
+    if open_cidrs and not edge.enable_jwt_auth and not edge.allow_unauthenticated_public_access:
+        default = "" if edge.allowed_cidrs is not None else " (the default)"
+        yield Problem(
+            "edge.allowed_cidrs",
+            f"{open_cidrs}{default} lets anyone on the internet reach the gateway while edge.enable_jwt_auth "
+            "is off, so anyone could use it. Narrow this to your clients' ranges (public ranges of "
+            f"/{WORLD_OPEN_BELOW_PREFIX} or narrower), turn on edge.enable_jwt_auth, or accept it with "
+            "edge.allow_unauthenticated_public_access = true",
+            inputs,
+        )
+    if edge.allow_unauthenticated_public_access and (edge.enable_jwt_auth or not open_cidrs):
+        if edge.enable_jwt_auth:
+            reason = "edge.enable_jwt_auth is on"
+        elif edge.internal:
+            reason = "edge.internal is true: the load balancer cannot be reached from the internet"
+        else:
+            reason = "no allowed_cidrs entry is world-open"
+        yield Problem(
+            "edge.allow_unauthenticated_public_access",
+            f"there is nothing to accept ({reason}); remove this key",
+            inputs,
+        )
+
+
+def _deployment_problems(env: EnvironmentSettings) -> Iterator[Problem]:
+    deployment = env.gateway.deployment
+    strategy = deployment.strategy
+    if deployment.advanced and env.edge.gateway_host:
+        yield Problem(
+            "gateway.deployment.strategy",
+            f"{strategy!r} shifts traffic with a listener rule of its own, which host routing "
+            "(edge.gateway_host) would bypass: the two are not built together yet; use rolling or remove "
+            "edge.gateway_host",
+            frozenset({"gateway", "edge"}),
+        )
+    if strategy in DEPLOYMENT_STRATEGY_MIN_PROVIDER and admits_older_than(
+        parse_constraint(env.aws_provider_version), DEPLOYMENT_STRATEGY_MIN_PROVIDER[strategy]
+    ):
+        minimum = ".".join(map(str, DEPLOYMENT_STRATEGY_MIN_PROVIDER[strategy][:2]))
+        yield Problem(
+            "aws_provider_version",
+            f"{env.aws_provider_version!r} admits provider versions older than {minimum}, which lack the ECS "
+            f'{strategy} deployment strategy (gateway.deployment.strategy); use "~> 6.22" or a rolling deployment',
+            frozenset({"gateway", "aws_provider_version"}),
+        )
+    if not load_balancer_supports_strategy(env):
+        reason = (
+            "edge.enable_jwt_auth puts jwt-validation before forward on the production listener, and ECS shifts "
+            "traffic only on rules that just forward (ECS developer guide, Application Load Balancer resources "
+            'for blue/green deployments); turn JWT auth off or deploy with strategy = "rolling"'
+            if env.edge.enable_jwt_auth
+            else f"ECS shifts {strategy} traffic on an Application Load Balancer's listener rules, and this "
+            f"environment's load balancer is a {load_balancer_type(env)} one"
+        )
+        yield Problem("gateway.deployment.strategy", f"{strategy!r} needs a load balancer that supports it: {reason}",
+                      frozenset({"gateway", "edge"}))  # fmt: skip
+    if deployment.advanced and "requests_per_target" in env.gateway.model_fields_set and env.gateway.enable_autoscaling:
+        yield Problem(
+            "gateway.requests_per_target",
+            f"a {strategy} deployment moves production traffic between two target groups, and a request-count "
+            "policy follows one of them (after a deployment it would see no requests and scale in); scale on "
+            "CPU and memory_target_percent instead",
+            frozenset({"gateway"}),
+        )
+    for name, hook in deployment.lifecycle_hooks.items():
+        function_region = LAMBDA_ARN.match(hook.function_arn)
+        if function_region and function_region["region"] != env.region:
+            yield Problem(
+                f"gateway.deployment.lifecycle_hooks.{name}.function_arn",
+                f"the function is in {function_region['region']} but the service is in {env.region}; ECS invokes "
+                "lifecycle hooks in the service's region",
+                frozenset({"gateway", "region"}),
+            )
+
+
+def _zone_problems(region: str, zones: list[str] | None) -> Iterator[Problem]:
+    inputs = frozenset({"network", "region"})
+    if zones is None:
+        if default_zones(region) is None:
+            yield Problem(
+                "network.availability_zones",
+                f"required in {region}, which has no default zones here; list {MIN_ZONES} to {MAX_ZONES} zones "
+                f'this account has, e.g. availability_zones = ["{region}a", "{region}b"] (see `aws ec2 '
+                f"describe-availability-zones --region {region}`)",
+                inputs,
+            )
+        return
+    zone_name = re.compile(rf"^{re.escape(region)}[a-z]$")
+    for index, zone in enumerate(zones):
+        if not zone_name.match(zone):
+            yield Problem(
+                f"network.availability_zones[{index}]",
+                f"{zone!r} is not a zone name of {region}: the region followed by one letter, e.g. "
+                f"{region}a (zone IDs and Local Zones are not accepted)",
+                inputs,
+            )
