@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from enum import StrEnum
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Literal, get_args, get_origin
@@ -31,6 +32,9 @@ def _type_name(annotation: object) -> str:
         origin, args = get_origin(annotation), get_args(annotation)
     if origin is Literal:
         return "one of " + ", ".join(str(a) for a in args)
+    if isinstance(annotation, type) and issubclass(annotation, StrEnum):
+        # A kind with behaviour (LoadBalancerType): the file gives one of its values.
+        return "one of " + ", ".join(member.value for member in annotation)
     if origin is list:
         item = _type_name(args[0])
         return f"list, each {item}" if item.startswith("one of") else f"list of {item}s"

@@ -169,7 +169,7 @@ class AccessLogBucket(Construct):
             ],
         )
         objects = log_objects_arn(bucket_arn, prefix, context.account_id)
-        if load_balancer_type == "network":
+        if load_balancer_type.access_logs_through_log_delivery:
             delivery = grant_nlb_log_delivery(
                 bucket_arn, objects, account_id=context.account_id, region=context.region, partition=context.partition
             )
@@ -183,7 +183,7 @@ class AccessLogBucket(Construct):
     def _encryption(
         self, load_balancer_type: LoadBalancerType, context: StackContext
     ) -> S3BucketServerSideEncryptionConfigurationRuleA:
-        if load_balancer_type == "application":
+        if load_balancer_type.access_logs_sse_s3_only:
             return S3BucketServerSideEncryptionConfigurationRuleA(
                 apply_server_side_encryption_by_default=(
                     S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(

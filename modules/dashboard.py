@@ -75,39 +75,34 @@ def _traffic_panels(watched: Watched) -> list[dict[str, Any]]:
     (the key proxy's access log, in the query panels, has statuses and
     latencies behind either)."""
     lb = ["LoadBalancer", watched.load_balancer_arn_suffix]
-    if watched.load_balancer_type == "network":
-        nlb = "AWS/NetworkELB"
+    kind = watched.load_balancer_type
+    elb = kind.cloudwatch_namespace
+    if not kind.publishes_http_metrics:
         flows = ("NewFlowCount", "TCP_Client_Reset_Count", "TCP_ELB_Reset_Count", "TCP_Target_Reset_Count")
         return [
-            _metric_panel("NLB new flows and TCP resets", [[nlb, name, *lb] for name in flows], "Sum", watched),
-            _metric_panel("NLB active flows", [[nlb, "ActiveFlowCount", *lb]], "Average", watched),
+            _metric_panel("NLB new flows and TCP resets", [[elb, name, *lb] for name in flows], "Sum", watched),
+            _metric_panel("NLB active flows", [[elb, "ActiveFlowCount", *lb]], "Average", watched),
         ]
-    alb = "AWS/ApplicationELB"
     return [
         _metric_panel(
             "ALB requests and 5xx",
             [
-                [alb, "RequestCount", *lb],
-                [alb, "HTTPCode_Target_5XX_Count", *lb],
-                [alb, "HTTPCode_ELB_5XX_Count", *lb],
+                [elb, "RequestCount", *lb],
+                [elb, "HTTPCode_Target_5XX_Count", *lb],
+                [elb, "HTTPCode_ELB_5XX_Count", *lb],
             ],
             "Sum",
             watched,
         ),
-        _metric_panel("ALB target response time p99", [[alb, "TargetResponseTime", *lb]], "p99", watched),
+        _metric_panel("ALB target response time p99", [[elb, "TargetResponseTime", *lb]], "p99", watched),
     ]
-
-
-def load_balancer_namespace(load_balancer_type: LoadBalancerType) -> str:
-    """The CloudWatch namespace of the load balancer's metrics."""
-    return "AWS/NetworkELB" if load_balancer_type == "network" else "AWS/ApplicationELB"
 
 
 def panels(queries: Mapping[str, str], watched: Watched) -> list[dict[str, Any]]:
     """Every panel in reading order: the saved queries (title -> query), then
     load balancer and service health."""
     service = ["ClusterName", watched.cluster_name, "ServiceName", watched.service_name]
-    elb = load_balancer_namespace(watched.load_balancer_type)
+    elb = watched.load_balancer_type.cloudwatch_namespace
     return [
         *(_query_panel(title, query, watched) for title, query in queries.items()),
         *_traffic_panels(watched),

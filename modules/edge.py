@@ -126,14 +126,6 @@ class EdgeOutputs:
     listeners: list[ITerraformDependable]
 
 
-def listener_ports(edge: EdgeSettings) -> tuple[int, ...]:
-    """The ports clients connect to: the ALB's 80 (redirecting with a
-    certificate) and 443; the NLB's one listener, 443 (TLS) or 80 (TCP)."""
-    if edge.load_balancer_type == "network":
-        return (443,) if edge.https else (80,)
-    return (80, 443) if edge.https else (80,)
-
-
 def proxy_health_check() -> LbTargetGroupHealthCheck:
     """HTTP GET of the proxy's health path, proxied to the gateway: a task is
     healthy only when both answer. The same check behind either load balancer."""
@@ -209,20 +201,21 @@ class Edge(Construct):
         # Construct ids and names of the load balancer's own resources: the
         # ALB keeps those it always had; an NLB's are its own, so switching
         # type replaces the load balancer rather than mutating it.
-        kind = "nlb" if edge.load_balancer_type == "network" else "alb"
+        kind = edge.load_balancer_type
+        short = kind.short_name
         scheme = "Internal" if edge.internal else "Internet-facing"
         lb_sg_id = SecurityGroup(
             self,
-            f"{kind}-sg",
-            name=f"{prefix}-{kind}",
+            f"{short}-sg",
+            name=f"{prefix}-{short}",
             description=f"{scheme} load balancer: listener ports from allowed CIDRs only",
             vpc_id=network.vpc_id,
-            tags={"Name": f"{prefix}-{kind}"},
+            tags={"Name": f"{prefix}-{short}"},
         ).id
-        for port in listener_ports(edge):
+        for port in kind.listener_ports(edge.https):
             allow_cidrs(
                 self,
-                f"{kind}-from-clients-{port}",
+                f"{short}-from-clients-{port}",
                 security_group_id=lb_sg_id,
                 cidrs=allowed_cidrs,
                 port=port,
@@ -231,7 +224,7 @@ class Edge(Construct):
         # Internal: only the private subnets, which have no route from the internet.
         subnets = network.private_subnet_ids if edge.internal else network.public_subnet_ids
         logs = self._access_logs(edge, context)
-        if kind == "nlb":
+        if not kind.reads_http:
             lb, target_group, listeners = self._network(prefix, edge, context, network, lb_sg_id, subnets, logs)
         else:
             lb, target_group, listeners = self._application(

@@ -22,7 +22,7 @@ from constructs import Construct
 
 from aigw.settings import LoadBalancerType, ObservabilitySettings
 from modules.context import StackContext
-from modules.dashboard import Watched, dashboard_body, load_balancer_namespace
+from modules.dashboard import Watched, dashboard_body
 from modules.observability import SAVED_QUERIES, ObservabilityOutputs
 
 
@@ -74,17 +74,19 @@ class Monitoring(Construct):
         self.dashboard_name = dashboard.dashboard_name
 
         actions = [observability.alarm_topic_arn]
+        kind = watched.load_balancer_type
+        namespace = kind.cloudwatch_namespace
         lb_dimensions = {"LoadBalancer": watched.load_balancer_arn_suffix}
 
         def alb_sum(metric_id: str, name: str) -> CloudwatchMetricAlarmMetricQuery:
             return CloudwatchMetricAlarmMetricQuery(
                 id=metric_id,
                 metric=CloudwatchMetricAlarmMetricQueryMetric(
-                    namespace="AWS/ApplicationELB", metric_name=name, period=300, stat="Sum", dimensions=lb_dimensions
+                    namespace=namespace, metric_name=name, period=300, stat="Sum", dimensions=lb_dimensions
                 ),
             )
 
-        if watched.load_balancer_type == "application":
+        if kind.publishes_http_metrics:
             CloudwatchMetricAlarm(
                 self,
                 "alarm-5xx-rate",
@@ -113,7 +115,7 @@ class Monitoring(Construct):
                 "alarm-p99-latency",
                 alarm_name=f"{prefix}-p99-latency",
                 alarm_description=f"p99 target response time above {settings.alarm_p99_latency_seconds} s",
-                namespace="AWS/ApplicationELB",
+                namespace=namespace,
                 metric_name="TargetResponseTime",
                 dimensions=lb_dimensions,
                 extended_statistic="p99",
@@ -125,7 +127,6 @@ class Monitoring(Construct):
                 alarm_actions=actions,
                 ok_actions=actions,
             )
-        namespace = load_balancer_namespace(watched.load_balancer_type)
         unhealthy: dict[str, Any] = {
             "namespace": namespace,
             "metric_name": "UnHealthyHostCount",

@@ -18,6 +18,7 @@ from enum import Enum
 from typing import Any
 
 from aigw.gateway_task import PROXY_CONTAINER
+from aigw.settings import LoadBalancerType
 from security.stackdoc import Res, StackDoc
 
 
@@ -311,14 +312,22 @@ def bucket_denies_insecure_transport(res: Res, stack: StackDoc) -> Verdict:
     return Verdict.NON_COMPLIANT
 
 
-def _receives_alb_access_logs(bucket: Res, stack: StackDoc) -> bool:
-    """Is ``bucket`` where an application load balancer of the stack writes its access logs?"""
+def _load_balancer_type(balancer: Res) -> LoadBalancerType | None:
+    """The type of an ``aws_lb`` (the provider's default: application); None for one this stack never builds."""
+    value = balancer.body.get("load_balancer_type", LoadBalancerType.APPLICATION)
+    return next((kind for kind in LoadBalancerType if kind == value), None)
+
+
+def _receives_sse_s3_only_access_logs(bucket: Res, stack: StackDoc) -> bool:
+    """Is ``bucket`` where a load balancer of the stack whose log delivery supports
+    SSE-S3 only (an application load balancer) writes its access logs?"""
     refs = {bucket.ref("id"), bucket.ref("bucket")}
     for balancer in stack.resources("aws_lb"):
         blocks = _as_list(balancer.body.get("access_logs") or [])
         logs: dict[str, Any] = blocks[0] if blocks and isinstance(blocks[0], dict) else {}
-        is_alb = balancer.body.get("load_balancer_type", "application") == "application"
-        if is_alb and logs.get("enabled") is True and logs.get("bucket") in refs:
+        kind = _load_balancer_type(balancer)
+        sse_s3_only = kind is not None and kind.access_logs_sse_s3_only
+        if sse_s3_only and logs.get("enabled") is True and logs.get("bucket") in refs:
             return True
     return False
 
@@ -330,7 +339,7 @@ def bucket_customer_key(res: Res, stack: StackDoc) -> Verdict:
             if default.get("sse_algorithm") == "aws:kms" and default.get("kms_master_key_id"):
                 return Verdict.COMPLIANT
             # ALB access-log delivery supports SSE-S3 only (the ALB guide, modules/access_logs.py).
-            if default.get("sse_algorithm") == "AES256" and _receives_alb_access_logs(res, stack):
+            if default.get("sse_algorithm") == "AES256" and _receives_sse_s3_only_access_logs(res, stack):
                 return Verdict.COMPLIANT
     return Verdict.NON_COMPLIANT
 

@@ -61,8 +61,9 @@ def test_customer_key_bucket_is_compliant_whatever_writes_to_it() -> None:
         {"load_balancer_type": "network", "access_logs": {"bucket": BUCKET, "enabled": True}},
         {"load_balancer_type": "application", "access_logs": {"bucket": BUCKET, "enabled": False}},
         {"load_balancer_type": "application", "access_logs": {"bucket": "another-bucket", "enabled": True}},
+        {"load_balancer_type": "gateway", "access_logs": {"bucket": BUCKET, "enabled": True}},
     ],
-    ids=["no-load-balancer", "nlb-logs-support-kms", "alb-logging-off", "alb-logs-elsewhere"],
+    ids=["no-load-balancer", "nlb-logs-support-kms", "alb-logging-off", "alb-logs-elsewhere", "not-an-alb-or-nlb"],
 )
 def test_sse_s3_bucket_is_non_compliant_unless_an_alb_logs_into_it(load_balancer: dict[str, Any] | None) -> None:
     assert s3_3(stack(SSE_S3, load_balancer)) is Verdict.NON_COMPLIANT

@@ -3,9 +3,10 @@
 One module per table (``backend``, ``network``, ``gateway`` with its Azure
 target, ``deployment`` for ``[gateway.deployment]``, ``edge`` with its access
 logs, ``observability``, ``emulator``, ``features``), the root model in
-``environment``, the rules that read more than one table in ``rules``, and
-what every table is built from in ``common``. This package re-exports every
-public name, so ``from aigw.settings import EdgeSettings`` keeps working.
+``environment``, the rules that read more than one table in ``rules``, what
+every table is built from in ``common``, and the load balancer type with its
+behaviour in ``load_balancer``. This package re-exports every public name,
+so ``from aigw.settings import EdgeSettings`` keeps working.
 
 Every field is documented in its table's module; the README's configuration
 reference is generated from these models (``python -m aigw.docs``) and a test
@@ -42,7 +43,6 @@ from aigw.settings.edge import (
     WORLD_OPEN_BELOW_PREFIX,
     AccessLogSettings,
     EdgeSettings,
-    LoadBalancerType,
     WafBodyRule,
 )
 from aigw.settings.emulator import EmulatorSettings
@@ -58,6 +58,7 @@ from aigw.settings.gateway import (
     AzureSettings,
     GatewaySettings,
 )
+from aigw.settings.load_balancer import LoadBalancerType
 from aigw.settings.network import (
     CREATED_VPC_KEYS,
     DEFAULT_ZONE_COUNT,
@@ -69,12 +70,7 @@ from aigw.settings.network import (
     default_zones,
 )
 from aigw.settings.observability import LOG_RETENTION_DAYS, ObservabilitySettings
-from aigw.settings.rules import (
-    cross_section_problems,
-    load_balancer_supports_request_count,
-    load_balancer_supports_strategy,
-    load_balancer_type,
-)
+from aigw.settings.rules import cross_section_problems, load_balancer_supports_strategy
 
 __all__ = [
     "AUTOSCALING_KEYS",
@@ -129,7 +125,5 @@ __all__ = [
     "WafBodyRule",
     "cross_section_problems",
     "default_zones",
-    "load_balancer_supports_request_count",
     "load_balancer_supports_strategy",
-    "load_balancer_type",
 ]

@@ -11,11 +11,11 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from aigw.settings.common import Problem, Section, valid_bucket_name
+from aigw.settings.load_balancer import LoadBalancerType
 
 # hashicorp/aws gained the ALB `jwt-validation` listener action in 6.22.0.
 JWT_VALIDATION_MIN_PROVIDER: tuple[int, int, int] = (6, 22, 0)
 
-LoadBalancerType = Literal["application", "network"]
 # Body-inspecting rules of AWSManagedRulesCommonRuleSet that an environment may set to count.
 WafBodyRule = Literal["CrossSiteScripting_BODY", "GenericLFI_BODY", "GenericRFI_BODY", "EC2MetaDataSSRF_BODY"]
 
@@ -109,7 +109,9 @@ class EdgeSettings(Section):
     """What faces clients: the load balancer, its listeners, WAF and JWT validation."""
 
     load_balancer_type: LoadBalancerType = Field(
-        "application",
+        LoadBalancerType.APPLICATION,
+        # A TOML file gives a string, which strict validation would not turn into the enum.
+        strict=False,
         description="`application` (ALB: HTTP-aware; host routing, WAF and JWT validation) or `network` (NLB: "
         "TCP/TLS pass-through with a security group, cross-zone load balancing on; the endpoint an AWS "
         "PrivateLink endpoint service needs). With `network`: WAF, JWT validation, `gateway_host`, "
@@ -227,18 +229,38 @@ class EdgeSettings(Section):
     def https(self) -> bool:
         return bool(self.certificate_arn)
 
-    @property
-    def network(self) -> bool:
-        """A network load balancer (NLB)."""
-        return self.load_balancer_type == "network"
-
     def problems(self) -> Iterator[Problem]:
-        if self.network:
-            yield from self._network_problems()
+        kind = self.load_balancer_type
+        use_alb = 'use load_balancer_type = "application"'
+        if self.enable_waf and not kind.supports_waf:
+            yield Problem(
+                "enable_waf",
+                f"AWS WAF protects application load balancers only, not a network load balancer; {use_alb} or "
+                "turn this off",
+            )
+        if self.enable_jwt_auth and not kind.validates_jwt:
+            yield Problem(
+                "enable_jwt_auth",
+                "JWT validation is an action of an application load balancer's HTTPS listener; a network load "
+                f"balancer reads no HTTP and validates nothing. {use_alb}, or turn this off (clients then bring "
+                "their own provider keys)",
+            )
         elif self.enable_jwt_auth and not self.https:
             yield Problem(
                 "enable_jwt_auth",
                 "JWT validation runs on the HTTPS listener; set edge.certificate_arn or turn this off",
+            )
+        if self.access_logs.enabled and kind.logs_only_tls_listeners and not self.https:
+            yield Problem(
+                "access_logs.enabled",
+                "a network load balancer writes access logs only for TLS listeners, and without "
+                "edge.certificate_arn it has none; set a certificate or turn access logs off",
+            )
+        if self.gateway_host and not kind.routes_by_host:
+            yield Problem(
+                "gateway_host",
+                f"host routing reads the HTTP Host header, which a network load balancer never sees; {use_alb} "
+                "or remove this key",
             )
         for problem in self.access_logs.problems():
             yield Problem(f"access_logs.{problem.field}", problem.message)
@@ -246,32 +268,3 @@ class EdgeSettings(Section):
             for field in ("waf_rate_limit", "waf_counted_body_rules"):
                 if field in self.model_fields_set:
                     yield Problem(field, "configures the WAF, and edge.enable_waf is off: turn it on or remove this")
-
-    def _network_problems(self) -> Iterator[Problem]:
-        """What an NLB cannot do: it passes TCP (or TLS it ends) through and never reads HTTP."""
-        use_alb = 'use load_balancer_type = "application"'
-        if self.enable_waf:
-            yield Problem(
-                "enable_waf",
-                f"AWS WAF protects application load balancers only, not a network load balancer; {use_alb} or "
-                "turn this off",
-            )
-        if self.enable_jwt_auth:
-            yield Problem(
-                "enable_jwt_auth",
-                "JWT validation is an action of an application load balancer's HTTPS listener; a network load "
-                f"balancer reads no HTTP and validates nothing. {use_alb}, or turn this off (clients then bring "
-                "their own provider keys)",
-            )
-        if self.access_logs.enabled and not self.https:
-            yield Problem(
-                "access_logs.enabled",
-                "a network load balancer writes access logs only for TLS listeners, and without "
-                "edge.certificate_arn it has none; set a certificate or turn access logs off",
-            )
-        if self.gateway_host:
-            yield Problem(
-                "gateway_host",
-                f"host routing reads the HTTP Host header, which a network load balancer never sees; {use_alb} "
-                "or remove this key",
-            )

@@ -19,7 +19,7 @@ from aigw.settings.features import FeatureSettings
 from aigw.settings.gateway import DEFAULT_REQUESTS_PER_TARGET, AutoscalingPlan, GatewaySettings
 from aigw.settings.network import NetworkSettings, default_zones
 from aigw.settings.observability import ObservabilitySettings
-from aigw.settings.rules import cross_section_problems, load_balancer_supports_request_count
+from aigw.settings.rules import cross_section_problems
 from aigw.versions import parse_constraint
 
 # Keys that existed once, with what to write instead (a plain "unknown key" would not say).
@@ -97,7 +97,8 @@ class EnvironmentSettings(Section):
         if not gateway.enable_autoscaling:
             return None
         requests = gateway.requests_per_target
-        if requests is None and load_balancer_supports_request_count(self) and not gateway.deployment.advanced:
+        counts_requests = self.edge.load_balancer_type.publishes_request_count
+        if requests is None and counts_requests and not gateway.deployment.advanced:
             requests = DEFAULT_REQUESTS_PER_TARGET
         return AutoscalingPlan(
             min_capacity=gateway.min_capacity,

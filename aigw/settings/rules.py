@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from aigw.settings.common import Problem
 from aigw.settings.deployment import DEPLOYMENT_STRATEGY_MIN_PROVIDER, LAMBDA_ARN
@@ -18,17 +18,6 @@ if TYPE_CHECKING:
     from aigw.settings.environment import EnvironmentSettings
 
 
-def load_balancer_type(env: EnvironmentSettings) -> Literal["application", "network"]:
-    """The kind of load balancer the edge builds for ``env`` (edge.load_balancer_type)."""
-    return env.edge.load_balancer_type
-
-
-def load_balancer_supports_request_count(env: EnvironmentSettings) -> bool:
-    """Whether target tracking on requests per task can work: only an
-    Application Load Balancer publishes ALBRequestCountPerTarget."""
-    return load_balancer_type(env) == "application"
-
-
 def load_balancer_supports_strategy(env: EnvironmentSettings) -> bool:
     """Whether ECS can shift traffic for ``gateway.deployment.strategy`` on this
     load balancer: rolling works everywhere; blue_green, canary and linear here
@@ -37,7 +26,7 @@ def load_balancer_supports_strategy(env: EnvironmentSettings) -> bool:
     production listener forwards without authenticating first."""
     if not env.gateway.deployment.advanced:
         return True
-    return load_balancer_type(env) == "application" and not env.edge.enable_jwt_auth
+    return env.edge.load_balancer_type.shifts_deployment_traffic and not env.edge.enable_jwt_auth
 
 
 def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
@@ -75,7 +64,7 @@ def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             frozenset({"gateway", "edge"}),
         )
     yield from _public_access_problems(env)
-    yield from _network_load_balancer_problems(env)
+    yield from _load_balancer_capability_problems(env)
     yield from _deployment_problems(env)
     certificate = re.match(ACM_ARN, env.edge.certificate_arn)
     if certificate and certificate["region"] != env.region:
@@ -87,17 +76,20 @@ def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
         )
 
 
-def _network_load_balancer_problems(env: EnvironmentSettings) -> Iterator[Problem]:
-    """Settings elsewhere that only an ALB gives meaning to: refused with an NLB, never ignored."""
-    if not env.edge.network:
-        return
-    if "requests_per_target" in env.gateway.model_fields_set:
+def _load_balancer_capability_problems(env: EnvironmentSettings) -> Iterator[Problem]:
+    """Settings elsewhere that need a capability the load balancer type lacks (a
+    network load balancer publishes no request count and no HTTP metrics):
+    refused, never ignored."""
+    kind = env.edge.load_balancer_type
+    if "requests_per_target" in env.gateway.model_fields_set and not kind.publishes_request_count:
         yield Problem(
             "gateway.requests_per_target",
             "the service scales on ALBRequestCountPerTarget, which a network load balancer does not publish; "
             "remove this key (with an NLB the service scales on CPU alone)",
             frozenset({"gateway", "edge"}),
         )
+    if kind.publishes_http_metrics:
+        return
     alarms = {
         "alarm_5xx_percent": "no HTTP status counts (the dashboard's error-rate query reads every status from "
         "the key proxy's access log)",
@@ -171,7 +163,7 @@ def _deployment_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             'for blue/green deployments); turn JWT auth off or deploy with strategy = "rolling"'
             if env.edge.enable_jwt_auth
             else f"ECS shifts {strategy} traffic on an Application Load Balancer's listener rules, and this "
-            f"environment's load balancer is a {load_balancer_type(env)} one"
+            f"environment's load balancer is a {env.edge.load_balancer_type} one"
         )
         yield Problem("gateway.deployment.strategy", f"{strategy!r} needs a load balancer that supports it: {reason}",
                       frozenset({"gateway", "edge"}))  # fmt: skip
