@@ -1,5 +1,5 @@
-"""The load balancer's access-log bucket, when the stack creates it
-(``[edge.access_logs]`` enabled without a ``bucket``): versioned, public
+"""Where the load balancer writes its access logs (``[edge.access_logs]``): a
+given bucket, or the bucket the stack creates without one: versioned, public
 access blocked, ACLs disabled, TLS-only, delivery granted exactly as AWS
 documents for the load balancer type and the region, objects expiring after
 ``expiration_days``.
@@ -19,6 +19,10 @@ Encryption follows what each type's log delivery supports:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from cdktf import ITerraformDependable
+from cdktf_cdktf_provider_aws.lb import LbAccessLogs
 from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
 from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
     S3BucketLifecycleConfiguration,
@@ -45,7 +49,7 @@ from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
 )
 from constructs import Construct
 
-from aigw.settings import LoadBalancerType
+from aigw.settings import AccessLogSettings, LoadBalancerType
 from modules.context import StackContext
 from modules.grants import (
     deny_insecure_transport,
@@ -212,3 +216,36 @@ class AccessLogBucket(Construct):
             # One data key per bucket instead of a KMS call per log object.
             bucket_key_enabled=True,
         )
+
+
+@dataclass(frozen=True)
+class AccessLogDestination:
+    """Where the load balancer writes its access logs (``config`` None: nowhere)."""
+
+    config: LbAccessLogs | None
+    bucket_name: str
+    # ELB checks that it may write when logging is turned on: the created bucket's policy comes first.
+    wait_for: list[ITerraformDependable]
+
+
+def access_log_destination(
+    scope: Construct, settings: AccessLogSettings, *, load_balancer_type: LoadBalancerType, context: StackContext
+) -> AccessLogDestination:
+    """The given bucket, or one this stack creates in ``scope`` (the edge, whose
+    construct path its resources' addresses keep)."""
+    if not settings.enabled:
+        return AccessLogDestination(None, "", [])
+    wait_for: list[ITerraformDependable] = []
+    bucket_name = settings.bucket
+    if not bucket_name:
+        bucket = AccessLogBucket(
+            scope,
+            "access-logs",
+            load_balancer_type=load_balancer_type,
+            prefix=settings.prefix,
+            expiration_days=settings.expiration_days,
+            context=context,
+        )
+        bucket_name, wait_for = bucket.name, [bucket.policy]
+    config = LbAccessLogs(bucket=bucket_name, prefix=settings.prefix or None, enabled=True)
+    return AccessLogDestination(config, bucket_name, wait_for)

@@ -7,12 +7,14 @@ proxy), either
   HTTPS), the HTTPS listener (TLS 1.3; with JWT auth, ALB-native validation of
   the Cognito JWT before forwarding), host routing (only the gateway's
   hostname is forwarded, every other host gets a fixed 404), and the WAFv2
-  web ACL with its logging; or
+  web ACL with its logging (modules/waf.py); or
 - a Network Load Balancer: one TLS listener (TLS 1.3) or, without a
   certificate, one TCP listener, cross-zone load balancing on, in front of a
   TCP target group health-checked over HTTP like the ALB's.
 
-The later load-balancer options (a second target group for blue/green) land here."""
+Both are built by one builder: what the type decides comes from the type
+(aigw/settings/load_balancer.py), and what differs between the two types'
+own resources is data (LOAD_BALANCER_RESOURCES)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cdktf import ITerraformDependable
-from cdktf_cdktf_provider_aws.lb import Lb, LbAccessLogs
+from cdktf_cdktf_provider_aws.lb import Lb
 from cdktf_cdktf_provider_aws.lb_listener import (
     LbListener,
     LbListenerDefaultAction,
@@ -36,42 +38,16 @@ from cdktf_cdktf_provider_aws.lb_listener_rule import (
 )
 from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
-from cdktf_cdktf_provider_aws.wafv2_web_acl import (
-    Wafv2WebAcl,
-    Wafv2WebAclDefaultAction,
-    Wafv2WebAclDefaultActionAllow,
-    Wafv2WebAclRule,
-    Wafv2WebAclRuleAction,
-    Wafv2WebAclRuleActionBlock,
-    Wafv2WebAclRuleOverrideAction,
-    Wafv2WebAclRuleOverrideActionNone,
-    Wafv2WebAclRuleVisibilityConfig,
-    Wafv2WebAclVisibilityConfig,
-)
-from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssociation
-from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import Wafv2WebAclLoggingConfiguration
 from constructs import Construct
 
 from aigw.key_proxy import ALB_IDLE_TIMEOUT_SECONDS, HEALTH_PATH, PROXY_PORT, refusal
 from aigw.settings import EdgeSettings, LoadBalancerType
-from modules.access_logs import AccessLogBucket
+from modules.access_logs import access_log_destination
 from modules.context import StackContext
 from modules.grants import allow_cidrs
 from modules.network import NetworkOutputs
+from modules.waf import web_acl
 
-COMMON_RULE_SET = "AWSManagedRulesCommonRuleSet"
-WAF_MANAGED_RULE_GROUPS: tuple[str, ...] = (
-    COMMON_RULE_SET,
-    "AWSManagedRulesAmazonIpReputationList",
-    "AWSManagedRulesKnownBadInputsRuleSet",
-)
-# Rules of the common rule set that always only count (label) instead of
-# blocking, before the environment's edge.waf_counted_body_rules. Its
-# SizeRestrictions_BODY blocks every body over 8 KB, and a chat
-# request with a long prompt or a few turns of history is larger than that:
-# with it blocking, WAF would refuse ordinary inference. The body size limit is
-# the data plane's instead (gateway.max_request_body_mib, answered with a 413).
-WAF_COUNTED_RULES: tuple[str, ...] = ("SizeRestrictions_BODY",)
 # TLS 1.3 with 1.2 fallback for older clients; the admin guide's policy.
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # Host routing: one listener rule per routed host, keyed by the host's role, so
@@ -90,22 +66,49 @@ NLB_CROSS_ZONE = True
 
 
 @dataclass(frozen=True)
+class LoadBalancerResources:
+    """What differs between the two types' own resources beyond what the type
+    answers (aigw/settings/load_balancer.py). None leaves an argument out."""
+
+    # Construct id and name suffix of the target group: each type's own from the
+    # start, so switching type replaces it; Terraform addresses, never renamed.
+    target_group_id: str
+    target_group_name: str
+    # ALB: drop requests with malformed headers; an idle timeout long enough
+    # for LLM responses, which stream for minutes (the default 60 s would cut them).
+    drop_invalid_header_fields: bool | None = None
+    idle_timeout: int | None = None
+    # NLB: NLB_CROSS_ZONE, and no client IP preservation: the proxy sees the
+    # NLB's addresses, as it sees the ALB's (the NLB access log has the
+    # clients'). The tasks admit the NLB's security group either way (AWS
+    # honours the reference with preservation on).
+    enable_cross_zone_load_balancing: bool | None = None
+    preserve_client_ip: str | None = None
+
+
+LOAD_BALANCER_RESOURCES: dict[LoadBalancerType, LoadBalancerResources] = {
+    LoadBalancerType.APPLICATION: LoadBalancerResources(
+        target_group_id="gateway-tg",
+        target_group_name="gw",
+        drop_invalid_header_fields=True,
+        idle_timeout=ALB_IDLE_TIMEOUT_SECONDS,
+    ),
+    LoadBalancerType.NETWORK: LoadBalancerResources(
+        target_group_id="gateway-tcp-tg",
+        target_group_name="gw-tcp",
+        enable_cross_zone_load_balancing=NLB_CROSS_ZONE,
+        preserve_client_ip="false",
+    ),
+}
+
+
+@dataclass(frozen=True)
 class JwtIssuer:
     """What the HTTPS listener validates tokens against (from modules/auth.py)."""
 
     issuer: str
     jwks_endpoint: str
     required_scope: str
-
-
-@dataclass(frozen=True)
-class AccessLogDestination:
-    """Where the load balancer writes its access logs (``config`` None: nowhere)."""
-
-    config: LbAccessLogs | None
-    bucket_name: str
-    # ELB checks that it may write when logging is turned on: the created bucket's policy comes first.
-    wait_for: list[ITerraformDependable]
 
 
 @dataclass(frozen=True)
@@ -161,16 +164,6 @@ def forward_actions(edge: EdgeSettings, target_group_arn: str, jwt: JwtIssuer) -
     ]
 
 
-def managed_rule_group(group: str, edge: EdgeSettings) -> dict[str, Any]:
-    """The statement of an AWS managed rule group; in the common rule set,
-    WAF_COUNTED_RULES and the environment's `edge.waf_counted_body_rules` only count."""
-    statement: dict[str, Any] = {"name": group, "vendor_name": "AWS"}
-    counted = (*WAF_COUNTED_RULES, *edge.waf_counted_body_rules) if group == COMMON_RULE_SET else ()
-    if counted:
-        statement["rule_action_override"] = [{"name": rule, "action_to_use": {"count": {}}} for rule in counted]
-    return statement
-
-
 def unknown_host_action() -> LbListenerDefaultAction:
     """A fixed 404 for requests whose Host is not routed (host routing on)."""
     return LbListenerDefaultAction(
@@ -198,10 +191,11 @@ class Edge(Construct):
         (``EnvironmentSettings.load_balancer_cidrs``)."""
         super().__init__(scope, construct_id)
         prefix = context.prefix
+        kind = edge.load_balancer_type
+        resources = LOAD_BALANCER_RESOURCES[kind]
         # Construct ids and names of the load balancer's own resources: the
         # ALB keeps those it always had; an NLB's are its own, so switching
         # type replaces the load balancer rather than mutating it.
-        kind = edge.load_balancer_type
         short = kind.short_name
         scheme = "Internal" if edge.internal else "Internet-facing"
         lb_sg_id = SecurityGroup(
@@ -221,23 +215,49 @@ class Edge(Construct):
                 port=port,
                 description=f"clients on {port}",
             )
-        # Internal: only the private subnets, which have no route from the internet.
-        subnets = network.private_subnet_ids if edge.internal else network.public_subnet_ids
-        logs = self._access_logs(edge, context)
-        if not kind.reads_http:
-            lb, target_group, listeners = self._network(prefix, edge, context, network, lb_sg_id, subnets, logs)
-        else:
-            lb, target_group, listeners = self._application(
-                prefix, edge, context, network, lb_sg_id, subnets, logs, jwt
-            )
-            if edge.enable_waf:
-                if waf_log_group_arn is None:
-                    raise ValueError("WAF is enabled but observability created no WAF log group")
-                self._web_acl(prefix, edge, lb.arn, waf_log_group_arn)
+        logs = access_log_destination(self, edge.access_logs, load_balancer_type=kind, context=context)
+        lb = Lb(
+            self,
+            short,
+            name=f"{prefix}-{short}",
+            internal=edge.internal,
+            load_balancer_type=kind.value,
+            # Security groups on an NLB (since 2023) let the tasks admit the
+            # load balancer by group, as behind the ALB. An NLB created without
+            # them cannot get them later; this one always has one.
+            security_groups=[lb_sg_id],
+            # Internal: only the private subnets, which have no route from the internet.
+            subnets=network.private_subnet_ids if edge.internal else network.public_subnet_ids,
+            drop_invalid_header_fields=resources.drop_invalid_header_fields,
+            enable_cross_zone_load_balancing=resources.enable_cross_zone_load_balancing,
+            enable_deletion_protection=context.deletion_protection,
+            idle_timeout=resources.idle_timeout,
+            access_logs=logs.config,
+            depends_on=logs.wait_for or None,
+        )
+        target_group = LbTargetGroup(
+            self,
+            resources.target_group_id,
+            name=f"{prefix}-{resources.target_group_name}",
+            # The task's entry point is the key proxy, never the gateway itself.
+            port=PROXY_PORT,
+            protocol=kind.target_protocol,
+            target_type="ip",
+            vpc_id=network.vpc_id,
+            deregistration_delay="60",
+            preserve_client_ip=resources.preserve_client_ip,
+            # An HTTP check through the proxy behind either type.
+            health_check=proxy_health_check(),
+        )
+        listeners = self._listeners(edge, lb.arn, forward_actions(edge, target_group.arn, jwt))
+        if edge.enable_waf:
+            if waf_log_group_arn is None:
+                raise ValueError("WAF is enabled but observability created no WAF log group")
+            web_acl(self, prefix=prefix, edge=edge, alb_arn=lb.arn, log_group_arn=waf_log_group_arn)
 
         dns_name = lb.dns_name
         self.outputs = EdgeOutputs(
-            load_balancer_type=edge.load_balancer_type,
+            load_balancer_type=kind,
             load_balancer_arn=lb.arn,
             load_balancer_arn_suffix=lb.arn_suffix,
             load_balancer_dns_name=dns_name,
@@ -249,74 +269,42 @@ class Edge(Construct):
             listeners=listeners,
         )
 
-    def _access_logs(self, edge: EdgeSettings, context: StackContext) -> AccessLogDestination:
-        """The given bucket, or one this stack creates (modules/access_logs.py)."""
-        settings = edge.access_logs
-        if not settings.enabled:
-            return AccessLogDestination(None, "", [])
-        wait_for: list[ITerraformDependable] = []
-        bucket_name = settings.bucket
-        if not bucket_name:
-            bucket = AccessLogBucket(
-                self,
-                "access-logs",
-                load_balancer_type=edge.load_balancer_type,
-                prefix=settings.prefix,
-                expiration_days=settings.expiration_days,
-                context=context,
+    def _listeners(self, edge: EdgeSettings, lb_arn: str, forward: list[dict[str, Any]]) -> list[ITerraformDependable]:
+        """The serving listener: with a certificate HTTPS (ALB) or TLS ending at
+        the NLB on 443, else HTTP or TCP on 80 (development); with a certificate
+        the ALB's port 80 only redirects, and the NLB has no port 80 (it cannot
+        redirect; it would only carry plaintext). With host routing, the serving
+        listener forwards only the routed hosts, through a rule each."""
+        kind = edge.load_balancer_type
+        listeners: list[ITerraformDependable] = []
+        if edge.https and kind.redirects_to_https:
+            redirect = LbListenerDefaultActionRedirect(port="443", protocol="HTTPS", status_code="HTTP_301")
+            listeners.append(
+                LbListener(
+                    self,
+                    "http-listener",
+                    load_balancer_arn=lb_arn,
+                    port=80,
+                    protocol="HTTP",
+                    default_action=[LbListenerDefaultAction(type="redirect", redirect=redirect)],
+                )
             )
-            bucket_name, wait_for = bucket.name, [bucket.policy]
-        config = LbAccessLogs(bucket=bucket_name, prefix=settings.prefix or None, enabled=True)
-        return AccessLogDestination(config, bucket_name, wait_for)
-
-    def _application(
-        self,
-        prefix: str,
-        edge: EdgeSettings,
-        context: StackContext,
-        network: NetworkOutputs,
-        security_group_id: str,
-        subnets: list[str],
-        logs: AccessLogDestination,
-        jwt: JwtIssuer,
-    ) -> tuple[Lb, LbTargetGroup, list[ITerraformDependable]]:
-        """The ALB, its HTTP target group and listeners (HTTP, HTTPS, host rules)."""
-        alb = Lb(
-            self,
-            "alb",
-            name=f"{prefix}-alb",
-            internal=edge.internal,
-            load_balancer_type="application",
-            security_groups=[security_group_id],
-            subnets=subnets,
-            drop_invalid_header_fields=True,
-            enable_deletion_protection=context.deletion_protection,
-            # LLM responses stream for minutes; the default 60 s would cut them.
-            idle_timeout=ALB_IDLE_TIMEOUT_SECONDS,
-            access_logs=logs.config,
-            depends_on=logs.wait_for or None,
-        )
-        target_group = LbTargetGroup(
-            self,
-            "gateway-tg",
-            name=f"{prefix}-gw",
-            # The task's entry point is the key proxy, never the gateway itself.
-            port=PROXY_PORT,
-            protocol="HTTP",
-            target_type="ip",
-            vpc_id=network.vpc_id,
-            deregistration_delay="60",
-            health_check=proxy_health_check(),
-        )
-        alb_arn, target_group_arn = alb.arn, target_group.arn
         # Role -> hostname of each host-routed service (only the gateway for now).
         routes = {"gateway": edge.gateway_host} if edge.gateway_host else {}
-        forward = forward_actions(edge, target_group_arn, jwt)
-        serving = self._http_listener(edge, alb_arn, forward, routed=bool(routes))
-        listeners: list[ITerraformDependable] = [serving]
-        if edge.https:
-            serving = self._https_listener(edge, alb_arn, forward, routed=bool(routes))
-            listeners.append(serving)
+        protocol = kind.listener_protocol(edge.https)
+        serving = LbListener(
+            self,
+            # http-listener, https-listener, tls-listener or tcp-listener, as they always were.
+            f"{protocol.lower()}-listener",
+            load_balancer_arn=lb_arn,
+            port=443 if edge.https else 80,
+            protocol=protocol,
+            ssl_policy=TLS_POLICY if edge.https else None,
+            certificate_arn=edge.certificate_arn or None,
+            # No ALPN on the NLB's TLS: the proxy speaks HTTP/1.1 behind it, so clients must not negotiate h2.
+            default_action=[unknown_host_action()] if routes else [LbListenerDefaultAction(**a) for a in forward],
+        )
+        listeners.append(serving)
         serving_arn = serving.arn
         for role, host in routes.items():
             listeners.append(
@@ -329,149 +317,4 @@ class Edge(Construct):
                     action=[LbListenerRuleAction(**action) for action in forward],
                 )
             )
-        return alb, target_group, listeners
-
-    def _network(
-        self,
-        prefix: str,
-        edge: EdgeSettings,
-        context: StackContext,
-        network: NetworkOutputs,
-        security_group_id: str,
-        subnets: list[str],
-        logs: AccessLogDestination,
-    ) -> tuple[Lb, LbTargetGroup, list[ITerraformDependable]]:
-        """The NLB, its TCP target group and its one listener: TLS on 443 with a
-        certificate (TLS ends at the NLB), else plain TCP on 80 (development).
-        No port-80 listener beside TLS: an NLB cannot redirect, it would only
-        carry plaintext."""
-        nlb = Lb(
-            self,
-            "nlb",
-            name=f"{prefix}-nlb",
-            internal=edge.internal,
-            load_balancer_type="network",
-            # Security groups on an NLB (since 2023) let the tasks admit the
-            # load balancer by group, as behind the ALB. An NLB created without
-            # them cannot get them later; this one always has one.
-            security_groups=[security_group_id],
-            subnets=subnets,
-            enable_cross_zone_load_balancing=NLB_CROSS_ZONE,
-            enable_deletion_protection=context.deletion_protection,
-            access_logs=logs.config,
-            depends_on=logs.wait_for or None,
-        )
-        target_group = LbTargetGroup(
-            self,
-            "gateway-tcp-tg",
-            name=f"{prefix}-gw-tcp",
-            port=PROXY_PORT,
-            protocol="TCP",
-            target_type="ip",
-            vpc_id=network.vpc_id,
-            deregistration_delay="60",
-            # The proxy sees the NLB's addresses, as it sees the ALB's (the NLB
-            # access log has the clients'). The tasks admit the NLB's security
-            # group either way (AWS honours the reference with preservation on).
-            preserve_client_ip="false",
-            # An HTTP check through the proxy, as behind the ALB.
-            health_check=proxy_health_check(),
-        )
-        forward = [LbListenerDefaultAction(type="forward", target_group_arn=target_group.arn)]
-        if edge.https:
-            listener = LbListener(
-                self,
-                "tls-listener",
-                load_balancer_arn=nlb.arn,
-                port=443,
-                protocol="TLS",
-                ssl_policy=TLS_POLICY,
-                certificate_arn=edge.certificate_arn,
-                # No ALPN: the proxy speaks HTTP/1.1 behind the NLB, so clients must not negotiate h2.
-                default_action=forward,
-            )
-        else:
-            listener = LbListener(
-                self, "tcp-listener", load_balancer_arn=nlb.arn, port=80, protocol="TCP", default_action=forward
-            )
-        return nlb, target_group, [listener]
-
-    def _http_listener(
-        self, edge: EdgeSettings, alb_arn: str, forward: list[dict[str, Any]], *, routed: bool
-    ) -> LbListener:
-        if edge.https:
-            actions = [
-                LbListenerDefaultAction(
-                    type="redirect",
-                    redirect=LbListenerDefaultActionRedirect(port="443", protocol="HTTPS", status_code="HTTP_301"),
-                )
-            ]
-        else:
-            actions = [unknown_host_action()] if routed else [LbListenerDefaultAction(**a) for a in forward]
-        return LbListener(
-            self, "http-listener", load_balancer_arn=alb_arn, port=80, protocol="HTTP", default_action=actions
-        )
-
-    def _https_listener(
-        self, edge: EdgeSettings, alb_arn: str, forward: list[dict[str, Any]], *, routed: bool
-    ) -> LbListener:
-        return LbListener(
-            self,
-            "https-listener",
-            load_balancer_arn=alb_arn,
-            port=443,
-            protocol="HTTPS",
-            ssl_policy=TLS_POLICY,
-            certificate_arn=edge.certificate_arn,
-            default_action=[unknown_host_action()] if routed else [LbListenerDefaultAction(**a) for a in forward],
-        )
-
-    def _web_acl(self, prefix: str, edge: EdgeSettings, alb_arn: str, log_group_arn: str) -> None:
-        def visibility(metric: str) -> Wafv2WebAclRuleVisibilityConfig:
-            return Wafv2WebAclRuleVisibilityConfig(
-                cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
-            )
-
-        rules = [
-            Wafv2WebAclRule(
-                name=group,
-                priority=priority,
-                override_action=Wafv2WebAclRuleOverrideAction(none=Wafv2WebAclRuleOverrideActionNone()),
-                # The bindings type `statement` as Any (its nesting is recursive),
-                # so it is written in Terraform's own block shape.
-                statement={"managed_rule_group_statement": managed_rule_group(group, edge)},
-                visibility_config=visibility(group),
-            )
-            for priority, group in enumerate(WAF_MANAGED_RULE_GROUPS, start=1)
-        ]
-        rules.append(
-            Wafv2WebAclRule(
-                name="RateLimitPerIp",
-                priority=len(rules) + 1,
-                action=Wafv2WebAclRuleAction(block=Wafv2WebAclRuleActionBlock()),
-                statement={
-                    "rate_based_statement": {
-                        "limit": edge.waf_rate_limit,
-                        "aggregate_key_type": "IP",
-                        "evaluation_window_sec": 300,
-                    }
-                },
-                visibility_config=visibility("RateLimitPerIp"),
-            )
-        )
-        acl = Wafv2WebAcl(
-            self,
-            "web-acl",
-            name=f"{prefix}-web-acl",
-            scope="REGIONAL",
-            default_action=Wafv2WebAclDefaultAction(allow=Wafv2WebAclDefaultActionAllow()),
-            rule=rules,
-            visibility_config=Wafv2WebAclVisibilityConfig(
-                cloudwatch_metrics_enabled=True, metric_name=f"{prefix}-web-acl", sampled_requests_enabled=True
-            ),
-        )
-        acl_arn = acl.arn
-        Wafv2WebAclAssociation(self, "web-acl-alb", resource_arn=alb_arn, web_acl_arn=acl_arn)
-        Wafv2WebAclLoggingConfiguration(
-            self, "web-acl-logging", resource_arn=acl_arn, log_destination_configs=[log_group_arn]
-        )
+        return listeners
