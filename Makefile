@@ -45,10 +45,12 @@ help: ## List the targets
 
 setup: .venv/.synced node_modules/.synced .tools/checkov/.installed ## Install Python (pipenv, .venv), Node (cdktf-cli, Node 22, gateway) and checkov
 
-# Debian packages the local harness and the benchmark run: nginx with ngx_lua,
-# LuaJIT's lua-resty-core and cjson (the data plane's code; the image is
-# OpenResty, which has them built in) and wrk. Installed only when missing.
-SYSTEM_PACKAGES := nginx-light libnginx-mod-http-lua lua-resty-core lua-cjson wrk
+# Debian packages the local harness, the Lua unit tests and the benchmark run:
+# nginx with ngx_lua, LuaJIT's lua-resty-core and cjson (the data plane's code;
+# the image is OpenResty, which has them built in), busted (the Lua tests),
+# BusyBox (the tools of the image's Alpine, which run its start command) and
+# wrk. Installed only when missing.
+SYSTEM_PACKAGES := nginx-light libnginx-mod-http-lua lua-resty-core lua-cjson lua-busted busybox wrk
 system-deps: ## Install the harness's Debian packages when missing (apt-get; needs root)
 	@missing=""; for package in $(SYSTEM_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "ok installed" || missing="$$missing $$package"; done; \
@@ -104,7 +106,7 @@ security: setup ## Security gate on freshly synthesized stacks: rules, checkov, 
 	CDKTF_OUTDIR=.tools/security.out $(PY) main.py
 	$(PY) -m security.gate --outdir .tools/security.out
 
-gateway-local: setup system-deps ## Run the gateway behind the key proxy on loopback, with a mock provider
+gateway-local: setup system-deps ## Run the gateway behind the data plane on loopback, with mock providers
 	$(PY) -m tests.gateway_harness
 
 lint: setup ## Ruff lint and format check, mypy (strict) over our packages

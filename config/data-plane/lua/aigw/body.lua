@@ -1,0 +1,94 @@
+-- The JSON body of a request: the model (Google and Bedrock put it into the
+-- upstream URL, Google beside the key), references to objects stored at the
+-- provider under the organisation's account, and tools that would make the
+-- provider call a host the client names.
+local cjson = require "cjson.safe"
+local refusal = require "aigw.refusal"
+
+local type, pairs, ipairs, find, lower = type, pairs, ipairs, string.find, string.lower
+local re_find = ngx.re.find
+
+local _M = {}
+
+local NOT_AN_OBJECT = refusal.new(400, "body", "the request body is not a JSON object")
+
+local function stored(field)
+    return refusal.new(403, "stored-object", field .. " refers to data stored at the provider; not offered")
+end
+
+-- The first field in `value` that refers to a stored object, or nil.
+local function stored_reference(value, depth, provider, settings)
+    if type(value) ~= "table" then
+        -- Bedrock reads s3:// URLs (file and image parts) with the task role.
+        if provider == "bedrock" and type(value) == "string" and find(lower(value), "^%s*s3:") then
+            return "an s3:// URL"
+        end
+        return nil
+    end
+    if depth > settings.max_body_depth then
+        return "nesting deeper than " .. settings.max_body_depth  -- not scanned is not allowed
+    end
+    for key, item in pairs(value) do
+        if type(key) == "string" and settings.stored_object_fields[key] then
+            return key
+        end
+        local found = stored_reference(item, depth + 1, provider, settings)
+        if found then return found end
+    end
+    return nil
+end
+
+-- The first tool of the body that refers to a stored object (kind "stored")
+-- or makes the provider call a host the request names (kind "remote"), or nil.
+local function tool_problem(document, settings)
+    local remote = settings.remote_tools
+    for field in pairs(remote.top_level) do
+        if document[field] ~= nil then return "remote", field end
+    end
+    if type(document.tools) ~= "table" then return nil end
+    for _, tool in ipairs(document.tools) do
+        if type(tool) == "table" then
+            if type(tool.type) == "string" and remote.types[tool.type] then
+                return "remote", "a tool of type " .. tool.type
+            end
+            for field in pairs(remote.fields) do
+                if tool[field] ~= nil then return "remote", field end
+            end
+            for field in pairs(settings.stored_object_tool_fields) do
+                if tool[field] ~= nil then return "stored", "a tool's " .. field end
+            end
+        end
+    end
+    return nil
+end
+
+-- Checks the text of a JSON body for `route` and `provider`. Returns
+-- { model = <the body's model or nil> }, or nil and the refusal.
+function _M.check(body, route, provider, settings)
+    local document = type(body) == "string" and find(body, "^%s*{") and cjson.decode(body)
+    if type(document) ~= "table" then return nil, NOT_AN_OBJECT end
+    local model = document.model
+    if model ~= nil then
+        local pattern = settings.model_patterns[provider] or settings.model_patterns.default
+        if type(model) ~= "string" or not re_find(model, pattern, "jo") then
+            return nil, refusal.new(400, "model", "model must match " .. pattern .. " for " .. provider)
+        end
+    end
+    local top_level = settings.stored_object_top_level[route]
+    if top_level then
+        for key in pairs(top_level) do
+            if document[key] ~= nil then return nil, stored(key) end
+        end
+    end
+    local field = stored_reference(document, 0, provider, settings)
+    if field then return nil, stored(field) end
+    local kind, what = tool_problem(document, settings)
+    if kind == "stored" then return nil, stored(what) end
+    if kind == "remote" then
+        return nil, refusal.new(403, "remote-tool", what .. " makes the provider call a host the request names; "
+            .. "not offered")
+    end
+    return { model = model }
+end
+
+return _M

@@ -1,0 +1,319 @@
+-- The phase handlers of the data plane (nginx + ngx_lua), in front of the
+-- Portkey gateway. The rules live in the modules; this file is where the
+-- request meets them, and the only place that ends a request.
+--
+-- access(): the request passes the stages below in order; the first that
+-- refuses ends it. header_filter() / body_filter(): credentials the data
+-- plane holds are masked in what goes back; token usage is read as it
+-- passes. log(): the span and the metric counts are queued. The rules and
+-- why are in docs/gateway-contract.md and docs/data-plane.md.
+local cjson = require "cjson.safe"
+local body = require "aigw.body"
+local credentials = require "aigw.credentials"
+local identity = require "aigw.identity"
+local keys = require "aigw.keys"
+local redact = require "aigw.redact"
+local refusal = require "aigw.refusal"
+local request = require "aigw.request"
+local settings_loader = require "aigw.settings"
+local telemetry = require "aigw.telemetry"
+local text = require "aigw.text"
+local usage = require "aigw.usage"
+
+local ipairs, pairs, type, tostring, tonumber, getenv = ipairs, pairs, type, tostring, tonumber, os.getenv
+local ngx, ngx_var, ngx_req = ngx, ngx.var, ngx.req
+
+local _M = {}
+
+-- Loaded once in the master (init), inherited by every worker.
+local settings
+local org_keys = {}          -- provider slug -> the organisation's key
+local credentials_url = ""   -- the task role's credentials endpoint (Bedrock)
+local otlp = {}              -- the collector's OTLP/HTTP address
+-- Per worker.
+local role                   -- the task role's credentials, cached (credentials.lua)
+local role_sets = {}         -- the last few sets it handed out, masked in answers too
+local redactor               -- masks every credential this worker holds
+
+local CREDENTIALS_UNAVAILABLE = refusal.new(503, "credentials",
+    "the task role's credentials are unavailable; try again")
+
+local function fail(message)
+    error("aigw: " .. message, 0)
+end
+
+-- Harness-only: the collector's address (never set by the task definition).
+local function otlp_address(default_host, default_port)
+    local override = getenv("AIGW_OTLP_ADDRESS")
+    if not override or override == "" then return default_host, default_port end
+    local host, port = override:match("^(127%.0%.0%.1):(%d+)$")
+    if not host then fail("AIGW_OTLP_ADDRESS must be 127.0.0.1:<port>") end
+    return host, tonumber(port)
+end
+
+function _M.init(prefix)
+    local loaded, err = settings_loader.load(prefix .. "settings.json", getenv("AIGW_DATA_PLANE_RUNTIME"))
+    if not loaded then fail(err) end
+    settings = loaded
+    if settings.org_keys then
+        org_keys, err = keys.load(settings.org_key_variables, getenv)
+        if not org_keys then fail(err) end
+    end
+    if settings.bedrock_region ~= "" then
+        credentials_url, err = credentials.endpoint(getenv)
+        if not credentials_url then
+            ngx.log(ngx.ERR, "aigw: ", err, "; Bedrock requests will be refused")
+            credentials_url = ""
+        end
+    end
+    otlp.host, otlp.port = otlp_address(settings.telemetry.otlp_host, settings.telemetry.otlp_port)
+end
+
+function _M.credentials_url()
+    return credentials_url
+end
+
+local function rebuild_redactor()
+    local secrets = {}
+    for _, key in pairs(org_keys) do secrets[#secrets + 1] = key end
+    for _, set in ipairs(role_sets) do
+        secrets[#secrets + 1] = set.secret_access_key
+        secrets[#secrets + 1] = set.session_token
+    end
+    redactor = redact.new(secrets)
+end
+
+-- The task role's credentials, remembered for masking (the last few sets).
+local function task_role()
+    local set, err = role:get()
+    if not set then
+        ngx.log(ngx.ERR, "aigw: ", err)
+        return nil
+    end
+    if role_sets[#role_sets] ~= set then
+        role_sets[#role_sets + 1] = set
+        if #role_sets > 4 then table.remove(role_sets, 1) end
+        rebuild_redactor()
+    end
+    return set
+end
+
+-- Per-request state lives in ngx.ctx; what the access log needs, in ngx.var.
+local function refuse(ctx, decision)
+    ngx_var.aigw_rule = decision.rule
+    ctx.rule = decision.rule
+    ngx.status = decision.status
+    ngx.header["Content-Type"] = "application/json"
+    ngx.say(cjson.encode(refusal.body(decision)))
+    return ngx.exit(decision.status)
+end
+
+-- Stage 1: the request's headers, route, method, media type and betas.
+local function check_request(ctx)
+    local headers, err = ngx_req.get_headers(settings.max_headers)
+    local ok, decision = request.headers(headers, err == "truncated", settings)
+    if not ok then return decision end
+    ctx.headers = headers
+    local providers_here
+    providers_here, decision = request.route(ngx_var.uri, ngx_req.get_method(), settings)
+    if not providers_here then return decision end
+    ctx.providers_here = providers_here
+    ok, decision = request.media_type(ngx_var.uri, headers["content-type"], settings)
+    if not ok then return decision end
+    for _, name in ipairs({ "anthropic-beta", "x-portkey-anthropic-beta" }) do
+        ok, decision = request.anthropic_betas(headers[name], settings)
+        if not ok then return decision end
+    end
+    return nil
+end
+
+-- Stage 2: who is calling (with organisation keys, every request passed the
+-- load balancer's JWT validation).
+local function identify(ctx)
+    if not settings.org_keys then return nil end
+    local who, decision = identity.resolve(ctx.headers["authorization"], settings.teams)
+    if not who then return decision end
+    ctx.client_id, ctx.team = who.client_id, who.team
+    ngx_var.aigw_client_id = who.client_id
+    ngx_var.aigw_team = who.team or ""
+    return nil
+end
+
+-- Stage 3 (limits, routing, cache and guardrails join before it): where the
+-- request goes and with which credentials.
+local function choose_upstream(ctx)
+    local headers, route = ctx.headers, ngx_var.uri
+    local client_config = headers["x-portkey-config"]
+    if client_config and client_config ~= "" then
+        local _, decision = request.client_config(client_config, settings)
+        if decision then return decision end
+        -- A client config gets no organisation key and no provider header.
+        ctx.client_config = true
+        if not settings.org_keys then
+            ngx_var.aigw_authorization = headers["authorization"] or ""
+            ngx_var.aigw_api_key = headers["x-api-key"] or ""
+        end
+        ngx_var.aigw_config = client_config
+        ngx_var.aigw_upstream_path = route
+        return nil
+    end
+    local provider, decision = request.provider(headers["x-portkey-provider"], route, ctx.providers_here, settings)
+    if not provider then return decision end
+    ctx.provider = provider
+    ngx_var.aigw_provider = provider
+    ngx_var.aigw_provider_name = provider
+    if not settings.multipart_routes[route] then
+        ngx_req.read_body()
+        local data = ngx_req.get_body_data()
+        if not data then
+            local file = ngx_req.get_body_file()
+            if file then
+                local handle = io.open(file, "rb")
+                if handle then
+                    data = handle:read("*a")
+                    handle:close()
+                end
+            end
+        end
+        local checked
+        checked, decision = body.check(data, route, provider, settings)
+        if not checked then return decision end
+        if checked.model then
+            ctx.model = checked.model
+            ngx_var.aigw_model = text.clean(checked.model)
+        end
+    end
+    if provider == "bedrock" then
+        local set = task_role()
+        if not set then return CREDENTIALS_UNAVAILABLE end
+        ngx_var.aigw_aws_access_key_id = set.access_key_id
+        ngx_var.aigw_aws_secret_access_key = set.secret_access_key
+        ngx_var.aigw_aws_session_token = set.session_token
+        ngx_var.aigw_aws_region = settings.bedrock_region
+    elseif settings.org_keys then
+        ngx_var.aigw_authorization = "Bearer " .. org_keys[provider]
+    else
+        ngx_var.aigw_authorization = headers["authorization"] or ""
+        ngx_var.aigw_api_key = headers["x-api-key"] or ""
+    end
+    if provider == "azure-openai" then
+        ngx_var.aigw_azure_resource_name = settings.azure.resource_name
+        ngx_var.aigw_azure_deployment_id = settings.azure.deployment_id
+        ngx_var.aigw_azure_api_version = settings.azure.api_version
+    end
+    ngx_var.aigw_upstream_path = route
+    return nil
+end
+
+local STAGES = { check_request, identify, choose_upstream }
+
+function _M.access()
+    local ctx = ngx.ctx
+    ngx_var.aigw_path = text.clean(ngx_var.uri)
+    ngx_var.aigw_trace = text.clean(ngx_var.http_x_amzn_trace_id, 128)
+    for _, stage in ipairs(STAGES) do
+        local decision = stage(ctx)
+        if decision then return refuse(ctx, decision) end
+    end
+    ctx.upstream = true
+end
+
+function _M.header_filter()
+    local ctx = ngx.ctx
+    if not ctx.upstream then return end
+    -- A response header that carries a credential is dropped.
+    for name, value in pairs(ngx.resp.get_headers(settings.max_headers)) do
+        local values = type(value) == "table" and value or { value }
+        for _, item in ipairs(values) do
+            if redactor:clean(item) ~= item then
+                ngx.header[name] = nil
+                ngx.log(ngx.WARN, "aigw: dropped a response header carrying a credential")
+                break
+            end
+        end
+    end
+    local option = ngx.header["x-portkey-last-used-option-index"]
+    if type(option) == "string" and option:find("^%d+$") and #option <= 4 then
+        ngx_var.aigw_option = option
+    end
+    ctx.usage = usage.new(ngx.header["Content-Type"], settings.usage)
+    ctx.redaction = {}
+end
+
+function _M.body_filter()
+    local ctx = ngx.ctx
+    local reader = ctx.usage
+    if not reader then return end
+    local chunk, eof = ngx.arg[1], ngx.arg[2]
+    reader:feed(chunk)
+    ngx.arg[1] = redactor:filter(ctx.redaction, chunk, eof)
+    if eof then
+        local found = reader:finish()
+        if found.input_tokens then ngx_var.aigw_input_tokens = found.input_tokens end
+        if found.output_tokens then ngx_var.aigw_output_tokens = found.output_tokens end
+        if found.model and not ctx.model then
+            ctx.model = found.model
+            ngx_var.aigw_model = text.clean(found.model)
+        end
+        ctx.input_tokens, ctx.output_tokens = found.input_tokens, found.output_tokens
+    end
+end
+
+function _M.log()
+    if not settings.telemetry.enabled then return end
+    local ctx = ngx.ctx
+    telemetry.record({
+        route = settings.routes[ngx_var.uri] and ngx_var.uri or "unmatched",
+        status = ngx.status,
+        provider = ctx.provider,
+        model = ctx.model,
+        client_id = ctx.client_id,
+        team = ctx.team,
+        rule = ctx.rule,
+        client_config = ctx.client_config,
+        input_tokens = ctx.input_tokens,
+        output_tokens = ctx.output_tokens,
+        amzn_trace = ngx_var.http_x_amzn_trace_id,
+        started = ngx_req.start_time(),
+        ended = ngx.now(),
+    }, settings)
+end
+
+-- OTLP/HTTP to the collector in the same task; an unreachable collector
+-- costs a warning, never a request.
+local function post(path, payload)
+    local sock = ngx.socket.tcp()
+    sock:settimeout(2000)
+    local ok, err = sock:connect(otlp.host, otlp.port)
+    if not ok then
+        ngx.log(ngx.WARN, "aigw: telemetry not sent (", err, ")")
+        return
+    end
+    sock:send({ "POST ", path, " HTTP/1.1\r\nHost: ", otlp.host, "\r\nContent-Type: application/json\r\n",
+        "Content-Length: ", tostring(#payload), "\r\nConnection: close\r\n\r\n", payload })
+    sock:receive("*l")
+    sock:close()
+end
+
+local function flush(premature)
+    if premature then return end
+    for _, payload in ipairs(telemetry.drain(settings, ngx.now())) do
+        post(payload[1], payload[2])
+    end
+end
+
+local function fetch_credentials()
+    local response = ngx.location.capture("/_aigw/credentials", { method = ngx.HTTP_GET })
+    return response.status, response.body
+end
+
+function _M.init_worker()
+    math.randomseed(ngx.now() * 1000 + ngx.worker.pid())
+    role = credentials.new(fetch_credentials, ngx.now, settings.credentials_refresh_seconds)
+    rebuild_redactor()
+    if settings.telemetry.enabled then
+        ngx.timer.every(settings.telemetry.flush_seconds, flush)
+    end
+end
+
+return _M

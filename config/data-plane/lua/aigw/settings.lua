@@ -1,0 +1,87 @@
+-- The data plane's settings: settings.json from the bundle (rendered by
+-- aigw/data_plane/render.py from the environment file) joined with the
+-- runtime settings the task definition carries (AIGW_DATA_PLANE_RUNTIME:
+-- values only other constructs know, such as the Cognito client ids of the
+-- teams). Loaded once per nginx master; a problem refuses the start.
+local cjson = require "cjson.safe"
+
+local type, pairs, ipairs, concat, sort = type, pairs, ipairs, table.concat, table.sort
+
+local _M = {}
+
+-- Cognito app client ids: letters and digits (1-128); team names as the
+-- settings validate them.
+local CLIENT_ID = "^%w+$"
+local TEAM = "^[a-z][a-z0-9-]*$"
+
+local function sorted_keys(set)
+    local keys = {}
+    for key in pairs(set) do keys[#keys + 1] = key end
+    sort(keys)
+    return keys
+end
+
+local function read_file(path)
+    local file, err = io.open(path, "rb")
+    if not file then return nil, err end
+    local data = file:read("*a")
+    file:close()
+    return data
+end
+
+local function teams_of(runtime)
+    local teams = {}
+    if runtime.teams == nil then return teams end
+    if type(runtime.teams) ~= "table" or #runtime.teams > 0 then return nil, "teams is not an object" end
+    for client_id, team in pairs(runtime.teams) do
+        if type(client_id) ~= "string" or not client_id:find(CLIENT_ID) or #client_id > 128 then
+            return nil, "teams: a key is not a client id"
+        end
+        if type(team) ~= "string" or not team:find(TEAM) or #team > 32 then
+            return nil, "teams: the team of " .. client_id .. " is not a team name"
+        end
+        teams[client_id] = team
+    end
+    return teams
+end
+
+-- The settings from the text of settings.json and of the runtime settings
+-- (nil or "" when the task carries none). Returns the settings or nil and
+-- what is wrong.
+function _M.parse(text, runtime_text)
+    local settings = cjson.decode(text or "")
+    if type(settings) ~= "table" or #settings > 0 then return nil, "settings.json is not a JSON object" end
+    for _, name in ipairs({ "routes", "providers", "config_keys", "config_providers", "model_patterns",
+                            "stored_object_fields", "stored_object_top_level", "stored_object_tool_fields",
+                            "remote_tools",
+                            "multipart_routes", "single_headers", "anthropic_betas", "telemetry", "usage" }) do
+        if type(settings[name]) ~= "table" then return nil, "settings.json has no " .. name end
+    end
+    local runtime = {}
+    if runtime_text and runtime_text ~= "" then
+        runtime = cjson.decode(runtime_text)
+        -- cjson decodes a JSON array to a table too: one with an array part.
+        if type(runtime) ~= "table" or #runtime > 0 then return nil, "the runtime settings are not a JSON object" end
+    end
+    local teams, err = teams_of(runtime)
+    if not teams then return nil, err end
+    settings.teams = teams
+    -- Texts of refusals, built once from the settings (never from a request).
+    settings.route_list = concat(sorted_keys(settings.routes), ", ")
+    settings.route_help = {}
+    for route, providers in pairs(settings.routes) do
+        settings.route_help[route] = #sorted_keys(providers) > 0 and concat(sorted_keys(providers), ", ") or "none"
+    end
+    settings.config_help = "allowed keys: " .. concat(sorted_keys(settings.config_keys), ", ")
+        .. "; providers: " .. concat(sorted_keys(settings.config_providers), ", ")
+    settings.beta_help = concat(sorted_keys(settings.anthropic_betas), ", ")
+    return settings
+end
+
+function _M.load(path, runtime_text)
+    local text, err = read_file(path)
+    if not text then return nil, "cannot read " .. path .. ": " .. tostring(err) end
+    return _M.parse(text, runtime_text)
+end
+
+return _M

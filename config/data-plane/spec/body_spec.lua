@@ -1,0 +1,138 @@
+local body = require "aigw.body"
+local cjson = require "cjson.safe"
+local helper = require "helper"
+
+local settings = helper.settings()
+local CHAT = "/v1/chat/completions"
+
+local function check(document, route, provider)
+    local text = type(document) == "string" and document or cjson.encode(document)
+    return body.check(text, route or CHAT, provider or "openai", settings)
+end
+
+local function refused(status, rule, value, decision)
+    assert.is_nil(value)
+    assert.same({ status, rule }, { decision.status, decision.rule })
+    return decision
+end
+
+local function messages(extra)
+    local document = { model = "gpt-4o", messages = { { role = "user", content = "hi" } } }
+    for key, value in pairs(extra or {}) do document[key] = value end
+    return document
+end
+
+describe("body.check", function()
+    it("passes a chat request and returns its model", function()
+        assert.same({ model = "gpt-4o" }, check(messages()))
+    end)
+
+    it("passes a request without a model", function()
+        assert.same({}, check({ input = "x" }, "/v1/moderations"))
+    end)
+
+    for _, text in ipairs({ "[1,2]", "null", "", "x", '"text"', " [{}]", "{" }) do
+        it("refuses a body that is not a JSON object: " .. text, function()
+            refused(400, "body", check(text))
+        end)
+    end
+
+    it("refuses a body that is not text at all", function()
+        refused(400, "body", body.check(nil, CHAT, "openai", settings))
+    end)
+end)
+
+describe("body.check: model", function()
+    for _, case in ipairs({
+        { "google", "gemini-2.5-pro" }, { "google", "text-embedding-004" }, { "openai", "gpt-4o-2024-08-06" },
+        { "openai", "ft:gpt-4o-mini:org:x:abc123" }, { "bedrock", "anthropic.claude-3-haiku-20240307-v1:0" },
+        { "bedrock", "us.anthropic.claude-sonnet-4-20250514-v1:0" }, { "anthropic", "claude-sonnet-4-5" },
+    }) do
+        it("passes " .. case[2] .. " for " .. case[1], function()
+            assert.equal(case[2], check(messages({ model = case[2] }), CHAT, case[1]).model)
+        end)
+    end
+
+    for _, case in ipairs({
+        { "google", "../../v1beta/tunedModels/x" }, { "google", "gemini-pro?alt=" }, { "google", "gemini#x" },
+        { "google", "models/gemini-pro" }, { "google", "gemini-pro\n" }, { "google", "gemini-pro\r\n" },
+        { "openai", "gpt-4o\n" }, { "openai", "" }, { "openai", string.rep("a", 201) },
+        { "bedrock", "arn:aws:bedrock:us-east-1:123:x" }, { "bedrock", "anthropic.claude%2F..%2Fx" },
+        { "bedrock", "anthropic.claude-3\n" }, { "bedrock", "a/b/c" }, { "anthropic", "claude\0" },
+    }) do
+        it("refuses the model " .. case[2]:gsub("%c", "\\n") .. " for " .. case[1] .. " (400, model)", function()
+            refused(400, "model", check(messages({ model = case[2] }), CHAT, case[1]))
+        end)
+    end
+
+    for _, model in ipairs({ { "gpt-4o" }, { name = "gpt-4o" }, 4, true }) do
+        it("refuses a model that is not a string: " .. cjson.encode(model), function()
+            local decision = refused(400, "model", check(messages({ model = model })))
+            assert.is_nil(decision.message:find("table: 0x", 1, true))
+        end)
+    end
+
+    it("refuses a null model", function()
+        refused(400, "model", check('{"model":null,"messages":[]}'))
+    end)
+end)
+
+describe("body.check: stored objects", function()
+    for _, case in ipairs({
+        { CHAT, { messages = { { role = "user", content = { { type = "file", file = { file_id = "file-x" } } } } } }, "file_id" },
+        { "/v1/responses", { input = "hi", previous_response_id = "resp_x" }, "previous_response_id" },
+        { "/v1/responses", { input = "hi", conversation = "conv_x" }, "conversation" },
+        { "/v1/responses", { prompt = { id = "pmpt_x" } }, "prompt" },
+        { "/v1/responses", { tools = { { type = "file_search", vector_store_ids = { "vs_x" } } } }, "vector_store_ids" },
+        { "/v1/responses", { tools = { { type = "code_interpreter", container = "cntr_x" } } }, "a tool's container" },
+        { "/v1/responses", { tools = { { type = "code_interpreter", container = { type = "auto", file_ids = { "f" } } } } }, "file_ids" },
+        { "/v1/responses", { tools = { { type = "code_interpreter", container = { type = "auto" } } } }, "a tool's container" },
+        { "/v1/messages", { max_tokens = 8, container = "container_x", messages = {} }, "container" },
+        { "/v1/messages", { max_tokens = 8, messages = { { role = "user", content = { { type = "container_upload", file_id = "f" } } } } }, "file_id" },
+        { "/v1/messages", { max_tokens = 8, messages = {}, anthropic_beta = { "files-api-2025-04-14" } }, "anthropic_beta" },
+        { CHAT, { messages = {}, container = { skills = { { type = "custom", skill_id = "s" } } } }, "container" },
+        { CHAT, { messages = {}, metadata = { x = { skill_id = "s" } } }, "skill_id" },
+        { CHAT, { messages = {}, guardrailConfig = { guardrailIdentifier = "g" } }, "guardrailConfig" },
+    }) do
+        it("refuses " .. case[3] .. " on " .. case[1] .. " (403, stored-object)", function()
+            local document = case[2]
+            document.model = document.model or "gpt-4o"
+            local decision = refused(403, "stored-object", body.check(cjson.encode(document), case[1], "openai", settings))
+            assert.equal(case[3] .. " refers to data stored at the provider; not offered", decision.message)
+        end)
+    end
+
+    it("lets a property named container pass inside a tool's parameters schema", function()
+        local tools = { { type = "function", ["function"] = { name = "f", parameters = {
+            type = "object", properties = { container = { type = "string" } } } } } }
+        assert.equal("gpt-4o", check(messages({ tools = tools })).model)
+    end)
+
+    it("refuses an s3:// URL for Bedrock, which reads it with the task role", function()
+        local document = messages({ model = "anthropic.claude-3-haiku-20240307-v1:0", messages = { { role = "user",
+            content = { { type = "file", file = { file_url = " S3://other-team/payroll.pdf" } } } } } })
+        local decision = refused(403, "stored-object", check(document, CHAT, "bedrock"))
+        assert.equal("an s3:// URL refers to data stored at the provider; not offered", decision.message)
+    end)
+
+    it("refuses a body nested deeper than it scans (not scanned is not allowed)", function()
+        local nested = { leaf = "x" }
+        for _ = 1, 40 do nested = { a = nested } end
+        refused(403, "stored-object", check(messages({ metadata = nested })))
+    end)
+end)
+
+describe("body.check: tools that call hosts", function()
+    for _, case in ipairs({
+        { "/v1/responses", { tools = { { type = "mcp", server_label = "x", server_url = "https://evil.example" } } }, "a tool of type mcp" },
+        { "/v1/responses", { tools = { { type = "x", server_url = "https://evil.example" } } }, "server_url" },
+        { "/v1/messages", { max_tokens = 8, messages = {}, mcp_servers = { { type = "url", url = "https://e" } } }, "mcp_servers" },
+    }) do
+        it("refuses " .. case[3] .. " (403, remote-tool)", function()
+            local document = case[2]
+            document.model = "gpt-4o"
+            local decision = refused(403, "remote-tool", body.check(cjson.encode(document), case[1], "openai", settings))
+            assert.truthy(decision.message:find("^" .. case[3]:gsub("%p", "%%%0")))
+        end)
+    end
+end)

@@ -1,0 +1,66 @@
+local settings_loader = require "aigw.settings"
+local helper = require "helper"
+local cjson = require "cjson.safe"
+
+local function shipped_text()
+    local file = assert(io.open(os.getenv("AIGW_SPEC_SETTINGS"), "rb"))
+    local data = file:read("*a")
+    file:close()
+    return data
+end
+
+describe("settings", function()
+    it("joins the teams of the runtime settings", function()
+        local settings = helper.settings('{"teams":{"4mq0client0a":"search","7x1client0b":"billing-eu"}}')
+        assert.same({ ["4mq0client0a"] = "search", ["7x1client0b"] = "billing-eu" }, settings.teams)
+    end)
+
+    it("has no teams without runtime settings", function()
+        assert.same({}, helper.settings(nil).teams)
+        assert.same({}, helper.settings("").teams)
+    end)
+
+    it("builds the refusal texts from the settings, sorted", function()
+        local settings = helper.settings()
+        assert.equal("anthropic, azure-openai, bedrock, google, openai",
+            settings.route_help["/v1/chat/completions"])
+        assert.equal("openai", settings.route_help["/v1/moderations"])
+        assert.truthy(settings.route_list:find("^/v1/audio/speech, /v1/audio/transcriptions"))
+        assert.truthy(settings.config_help:find("^allowed keys: api_key, attempts, cache"))
+    end)
+
+    for _, case in ipairs({
+        { runtime = "[1,2]", problem = "the runtime settings are not a JSON object" },
+        { runtime = "not json", problem = "the runtime settings are not a JSON object" },
+        { runtime = '{"teams":["abc"]}', problem = "teams is not an object" },
+        { runtime = '{"teams":"x"}', problem = "teams is not an object" },
+        { runtime = '{"teams":{"${aws_cognito_user_pool_client.x.id}":"a"}}', problem = "teams: a key is not a client id" },
+        { runtime = '{"teams":{"abc def":"a"}}', problem = "teams: a key is not a client id" },
+        { runtime = '{"teams":{"abc":"Team A"}}', problem = "teams: the team of abc is not a team name" },
+        { runtime = '{"teams":{"abc":7}}', problem = "teams: the team of abc is not a team name" },
+    }) do
+        it("refuses runtime settings " .. case.runtime .. " (the start fails closed)", function()
+            local settings, err = settings_loader.parse(shipped_text(), case.runtime)
+            assert.is_true(settings == nil)
+            assert.equal(case.problem, err)
+        end)
+    end
+
+    it("refuses settings that miss a table the rules read", function()
+        local document = cjson.decode(shipped_text())
+        document.routes = nil
+        local settings, err = settings_loader.parse(cjson.encode(document), nil)
+        assert.is_true(settings == nil)
+        assert.equal("settings.json has no routes", err)
+    end)
+
+    it("refuses a settings file that is not JSON", function()
+        assert.same({ nil, "settings.json is not a JSON object" }, { settings_loader.parse("x", nil) })
+    end)
+
+    it("names the file it cannot read", function()
+        local settings, err = settings_loader.load("/nonexistent/settings.json", nil)
+        assert.is_true(settings == nil)
+        assert.truthy(err:find("cannot read /nonexistent/settings.json", 1, true))
+    end)
+end)

@@ -1,0 +1,83 @@
+local telemetry = require "aigw.telemetry"
+local cjson = require "cjson.safe"
+local helper = require "helper"
+
+local settings = helper.settings('{"teams":{"4mq0client0a":"search"}}')
+
+local function request(fields)
+    local base = { route = "/v1/chat/completions", status = 200, started = 1000.25, ended = 1001.5 }
+    for key, value in pairs(fields or {}) do base[key] = value end
+    return base
+end
+
+describe("telemetry.dimensions", function()
+    it("keeps an offered provider, a known model and the team", function()
+        assert.same({ provider = "openai", model = "gpt-4o", team = "search", status = 200 },
+            telemetry.dimensions(request({ provider = "openai", model = "gpt-4o", client_id = "4mq0client0a",
+                team = "search" }), settings))
+    end)
+
+    it("counts every model the settings do not name as other: no client mints a metric", function()
+        for _, model in ipairs({ "gpt-4o-2024-08-06", "my-fine-tune", string.rep("x", 200), "gpt-4o\n" }) do
+            assert.equal("other", telemetry.dimensions(request({ provider = "openai", model = model }), settings).model)
+        end
+    end)
+
+    it("names what a request did not have", function()
+        assert.same({ provider = "none", model = "none", team = "none", status = 404 },
+            telemetry.dimensions(request({ status = 404 }), settings))
+    end)
+
+    it("counts a client without a team as unmapped and a client config as config", function()
+        local d = telemetry.dimensions(request({ client_id = "9zz9other", client_config = true }), settings)
+        assert.same({ "config", "unmapped" }, { d.provider, d.team })
+    end)
+
+    it("takes no provider a request names that is not offered", function()
+        assert.equal("none", telemetry.dimensions(request({ provider = "mistral-ai" }), settings).provider)
+    end)
+end)
+
+describe("telemetry.trace_id", function()
+    it("is the load balancer's trace id", function()
+        assert.same({ "5f2a6b3c0123456789abcdef01234567", true },
+            { telemetry.trace_id("Root=1-5f2a6b3c-0123456789abcdef01234567;Sampled=1", 0) })
+    end)
+
+    it("is a new one when the header is not a trace id", function()
+        for _, header in ipairs({ "Root=1-xyz", "x", false, "Root=1-5f2a6b3c-0123" }) do
+            local id, linked = telemetry.trace_id(header, 1700000000)
+            assert.is_false(linked)
+            assert.truthy(id:find("^6553f100%x+$") and #id == 32)
+        end
+    end)
+end)
+
+describe("telemetry.record and drain", function()
+    it("sends one span per request and the sums per dimension", function()
+        telemetry.drain(settings, 0)  -- start empty
+        telemetry.record(request({ provider = "openai", model = "gpt-4o", input_tokens = 3, output_tokens = 4,
+            client_id = "4mq0client0a", team = "search" }), settings)
+        telemetry.record(request({ provider = "openai", model = "gpt-4o", input_tokens = 5, output_tokens = 6,
+            client_id = "4mq0client0a", team = "search" }), settings)
+        local payloads = telemetry.drain(settings, 1002)
+        assert.same({ "/v1/traces", "/v1/metrics" }, { payloads[1][1], payloads[2][1] })
+        local spans = cjson.decode(payloads[1][2]).resourceSpans[1].scopeSpans[1].spans
+        assert.equal(2, #spans)
+        assert.equal("POST /v1/chat/completions", spans[1].name)
+        local metrics = cjson.decode(payloads[2][2]).resourceMetrics[1].scopeMetrics[1].metrics
+        local sums = {}
+        for _, metric in ipairs(metrics) do
+            assert.equal(1, #metric.sum.dataPoints)
+            sums[metric.name] = metric.sum.dataPoints[1].asInt
+        end
+        assert.same({ Requests = "2", InputTokens = "8", OutputTokens = "10" }, sums)
+        assert.same({}, telemetry.drain(settings, 1003))
+    end)
+
+    it("writes only printable text into span attributes", function()
+        telemetry.record(request({ provider = "openai", model = "gpt\255\n", rule = "model" }), settings)
+        local payload = telemetry.drain(settings, 1002)[1][2]
+        assert.truthy(payload:find('"stringValue":"gpt??"', 1, true))
+    end)
+end)
