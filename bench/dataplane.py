@@ -1,8 +1,8 @@
 """Data plane benchmark: ``.venv/bin/python -m bench.dataplane``.
 
 What the data plane (OpenResty + Lua, config/data-plane/) adds in front of the
-gateway, measured against the gateway alone and against the plain nginx key
-proxy it replaced. One run starts, on 127.0.0.1 only:
+gateway, measured against the gateway alone and against the data plane it
+replaced. One run starts, on 127.0.0.1 only:
 
 - a mock OpenAI: a tiny Debian nginx that answers POST /v1/chat/completions at
   once with a fixed chat.completion (with usage), plus a sink answering 200 to
@@ -10,17 +10,18 @@ proxy it replaced. One run starts, on 127.0.0.1 only:
 - one gateway as tests/gateway_harness.py runs it (environments/prod.toml's
   synthesized task: Node 20, the npm package, tests/harness/intercept.cjs
   mapping api.openai.com to the mock, nothing recorded);
-- the baseline: the plain nginx key proxy of commit ff57dce (the last one
-  before the Lua data plane), loaded from git at run time: its
-  modules/key_proxy.py renders prod's configuration, its entrypoint.sh fills
-  the keys (envsubst) and starts nginx with that commit's harness main
-  configuration;
-- the data plane: prod's synthesized task, started with
-  tests.gateway_harness.start_proxy_process (JWT auth on, org keys injected).
+- the baseline: the data plane of commit f7726d2 (one Lua file carried in the
+  task definition's environment, before the modules, the bundle and the
+  attack run's fixes), loaded from git at run time: its aigw/key_proxy.py
+  renders prod's container environment as that commit did, and its start
+  command runs under Debian's nginx as that commit's harness ran it;
+- the data plane: prod's synthesized task with its bundle, started with
+  tests.gateway_harness.start_data_plane_process (JWT auth on, org keys injected).
 
 Three paths, each POST /v1/chat/completions with x-portkey-provider: openai and
-the fixture client JWT: direct (wrk -> gateway -> mock), baseline (wrk -> plain
-nginx -> gateway -> mock) and data plane (wrk -> data plane -> gateway -> mock).
+the fixture client JWT: direct (wrk -> gateway -> mock), baseline (wrk -> the
+previous data plane -> gateway -> mock) and data plane (wrk -> data plane ->
+gateway -> mock).
 Per round and scenario the paths run one after the other (A B C, the order
 rotated each round) to spread machine noise; reported values are medians over
 rounds, added latencies and throughput ratios are paired within a round.
@@ -58,8 +59,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from aigw.gateway_task import GATEWAY_CONTAINER
-from aigw.key_proxy import GATEWAY_PORT, PROXY_PORT
+from aigw.data_plane.contract import DATA_PLANE_PORT, GATEWAY_CONTAINER, GATEWAY_PORT
 from bench.synth import process_tree
 from tests.gateway_fixtures import CLIENT_JWT, ORG_KEYS
 from tests.gateway_harness import (
@@ -69,7 +69,7 @@ from tests.gateway_harness import (
     free_port,
     log_tail,
     request,
-    start_proxy_process,
+    start_data_plane_process,
     system_tools_missing,
     wait_until_answering,
 )
@@ -78,17 +78,23 @@ from tests.gateway_runtime import GATEWAY_NODE, GATEWAY_SERVER
 ROOT = Path(__file__).resolve().parent.parent
 WRK = Path("/usr/bin/wrk")
 NGINX = "nginx"
-# The last commit with the plain nginx key proxy (git log -- config/key-proxy
-# modules/key_proxy.py; later commits only moved the module to aigw/).
-BASELINE_COMMIT = "ff57dce"
+# The last commit whose data plane was one Lua file in the task definition
+# (git log -- config/data-plane/aigw_dataplane.lua).
+BASELINE_COMMIT = "f7726d2"
 BASELINE_FILES = (
-    "modules/key_proxy.py",
-    "config/key-proxy/gateway.conf.j2",
-    "config/key-proxy/entrypoint.sh",
-    "tests/harness/nginx.conf",  # that commit's harness main configuration (the image's, paths moved)
+    "aigw/key_proxy.py",
+    "config/data-plane/aigw_dataplane.lua",
+    "config/data-plane/entrypoint.sh",
+    "config/data-plane/gateway.conf.j2",
+    "config/data-plane/nginx.conf.j2",
 )
-BASELINE_ORG_KEYS = ("openai", "anthropic", "azure")  # environments/prod.toml gateway.provider_keys
+BASELINE_ORG_KEYS = ("openai", "anthropic", "google", "azure")  # environments/prod.toml gateway.provider_keys
 BASELINE_AZURE = ("example-openai", "gpt-4o", "2024-10-21")  # prod.toml [gateway.azure]
+# That commit's harness put these before the main configuration (Debian's ngx_lua is a module).
+BASELINE_PRELUDE = (
+    "load_module /usr/lib/nginx/modules/ndk_http_module.so;",
+    "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;",
+)
 
 ROUTE = "/v1/chat/completions"
 REQUEST_BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}
@@ -136,7 +142,7 @@ class Chain:
 
 
 DIRECT = Chain("direct", "direct (wrk -> gateway)")
-BASELINE = Chain("baseline", f"baseline (plain nginx, {BASELINE_COMMIT})")
+BASELINE = Chain("baseline", f"baseline (the data plane of {BASELINE_COMMIT})")
 DATAPLANE = Chain("dataplane", "data plane (nginx + ngx_lua)")
 PATHS = (DIRECT, BASELINE, DATAPLANE)
 
@@ -340,56 +346,58 @@ def _load_module(name: str, path: Path) -> ModuleType:
     return module
 
 
-def baseline_environment(workdir: Path) -> tuple[dict[str, str], str, str]:
-    """The plain nginx key proxy's container environment for prod (as of
-    BASELINE_COMMIT), its start command and its harness main configuration;
-    all loaded from git into workdir with their relative layout."""
+def baseline_environment(workdir: Path) -> tuple[dict[str, str], str]:
+    """The previous data plane's container environment for prod (as of
+    BASELINE_COMMIT) and its start command, loaded from git into workdir with
+    their relative layout."""
     for path in BASELINE_FILES:
         target = workdir / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(_git_show(BASELINE_COMMIT, path))
-    # modules/key_proxy.py finds its template at ../config/key-proxy/: the layout above.
-    old: Any = _load_module("bench_baseline_key_proxy", workdir / "modules" / "key_proxy.py")
-    config = old.ProxyConfig(org_keys=BASELINE_ORG_KEYS, azure=old.AzureTarget(*BASELINE_AZURE))
+    # aigw/key_proxy.py finds its templates and Lua at ../config/data-plane/: the layout above.
+    old: Any = _load_module("bench_baseline_key_proxy", workdir / "aigw" / "key_proxy.py")
+    config = old.ProxyConfig(
+        org_keys=BASELINE_ORG_KEYS, azure=old.AzureTarget(*BASELINE_AZURE), bedrock_region="us-east-1",
+        environment="prod",
+    )  # fmt: skip
     environment: dict[str, str] = old.proxy_environment(config)
-    entrypoint = (workdir / "config" / "key-proxy" / "entrypoint.sh").read_text()
-    main_conf = (workdir / "tests" / "harness" / "nginx.conf").read_text()
-    return environment, entrypoint, main_conf
+    return environment, (workdir / "config" / "data-plane" / "entrypoint.sh").read_text()
 
 
-def start_baseline(processes: Processes, home: Path, gateway: Service) -> Service:
-    environment, entrypoint, main_conf = baseline_environment(home / "git")
+def start_baseline(processes: Processes, home: Path, gateway: Service, sink: Service) -> Service:
+    """The previous data plane, started as that commit's harness started it
+    (its listen, upstream and OTLP ports replaced in its configuration text)."""
+    environment, entrypoint = baseline_environment(home / "git")
     port = free_port()
-    template = environment["AIGW_PROXY_TEMPLATE"]
-    listen, upstream = f"listen {PROXY_PORT};", f"server 127.0.0.1:{GATEWAY_PORT};"
-    if template.count(listen) != 1 or template.count(upstream) != 1:
-        raise RuntimeError("the baseline template does not have exactly one listen and one upstream line")
-    environment["AIGW_PROXY_TEMPLATE"] = template.replace(listen, f"listen 127.0.0.1:{port};").replace(
+    server = environment["AIGW_NGINX_SERVER"]
+    listen, upstream = f"listen {DATA_PLANE_PORT};", f"server 127.0.0.1:{GATEWAY_PORT};"
+    if server.count(listen) != 1 or server.count(upstream) != 1:
+        raise RuntimeError("the baseline configuration does not have exactly one listen and one upstream line")
+    environment["AIGW_NGINX_SERVER"] = server.replace(listen, f"listen 127.0.0.1:{port};").replace(
         upstream, f"server 127.0.0.1:{gateway.port};"
     )
+    settings = json.loads(environment["AIGW_DATAPLANE_CONFIG"])
+    settings["otlp_port"] = sink.port
+    environment["AIGW_DATAPLANE_CONFIG"] = json.dumps(settings)
     run = home / "run"
-    (run / "conf.d").mkdir(parents=True)
-    (run / "nginx.conf").write_text(main_conf.replace("@HOME@", str(run)).replace("@USER@", _nginx_user()))
+    run.mkdir(parents=True)
     env = {
         "PATH": SYSTEM_PATH,
         **environment,
         **{name: ORG_KEYS[name] for name in environment["AIGW_KEY_VARIABLES"].split()},
-        "AIGW_PROXY_CONF": str(run / "conf.d" / "default.conf"),
-        "AIGW_NGINX_ARGS": f"-p {run} -c {run / 'nginx.conf'}",
+        "AIGW_HOME": str(run),
+        "AIGW_NGINX_PRELUDE": "\n".join([*BASELINE_PRELUDE, _nginx_user()]),
     }
     log = run / "stderr.log"
     process = processes.popen(
         ["/bin/sh", "-c", entrypoint], env=env, stdout=(run / "stdout.log").open("wb"), stderr=log.open("wb")
     )
-    wait_until_answering(f"http://127.0.0.1:{port}/health", process, "the baseline key proxy", log)
-    if ORG_KEYS["OPENAI_API_KEY"] not in (run / "conf.d" / "default.conf").read_text():
-        raise RuntimeError("the baseline's entrypoint did not fill the org keys into its configuration")
-    # From here on nginx logs its errors (a 502's cause) to the main configuration's error.log.
-    return Service("baseline", process, port, run / "error.log", access_log=run / "stdout.log")
+    wait_until_answering(f"http://127.0.0.1:{port}/health", process, "the baseline data plane", log)
+    return Service("baseline", process, port, log, access_log=run / "stdout.log")
 
 
 def start_dataplane(processes: Processes, home: Path, task: TaskDefinition, gateway: Service, sink: Service) -> Service:
-    process, port = start_proxy_process(task, ORG_KEYS, home, gateway.port, otlp_port=sink.port)
+    process, port = start_data_plane_process(task, ORG_KEYS, home, gateway.port, otlp_port=sink.port)
     processes.started.append(process)
     wait_until_answering(f"http://127.0.0.1:{port}/health", process, "the data plane", home / "stderr.log")
     return Service("dataplane", process, port, home / "stderr.log", access_log=home / "stdout.log")
@@ -484,8 +492,8 @@ class Bench:
             "mock": lambda: _cpu_seconds(mock),
         }
         if chain is not DIRECT:
-            proxy = self.services[chain.key].process.pid
-            readers["proxy"] = lambda: _cpu_seconds(proxy)
+            front = self.services[chain.key].process.pid
+            readers["data_plane"] = lambda: _cpu_seconds(front)
         return readers
 
     def run(self, chain: Chain, threads: int, connections: int, seconds: float) -> Run:
@@ -515,7 +523,7 @@ class Bench:
 
 
 def check_access_log(service: Service) -> list[str]:
-    """Statuses in the proxy's JSON access log since the last check: anything
+    """Statuses in the data plane's JSON access log since the last check: anything
     but 200 is a problem, except 499 (wrk closing its connections at the end
     of a run, with requests in flight). The data plane's lines must also carry
     the token usage it read out of the answer."""
@@ -592,13 +600,13 @@ class Results:
         return _median([run.rps / direct.rps for run, direct in pairs])
 
 
-CPU_GROUPS = ("gateway", "proxy", "mock", "wrk")
+CPU_GROUPS = ("gateway", "data_plane", "mock", "wrk")
 
 
 def print_scenario(results: Results, scenario: Scenario, rounds: int) -> None:
     print(f"\n{scenario.title}; median of {rounds} round(s)")
     header = f"  {'path':<34} {'p50 ms':>7} {'p99 ms':>7} {'req/s':>6} {'requests':>9}"
-    header += f" {'+p50 ms':>8} {'+p99 ms':>8} {'vs direct':>9}  CPU us/req: gateway proxy  mock   wrk   busy other"
+    header += f" {'+p50 ms':>8} {'+p99 ms':>8} {'vs direct':>9}  CPU us/req: gateway d.plane mock  wrk   busy other"
     print(header)
     for chain in PATHS:
         runs = results.of(scenario, chain)
@@ -651,7 +659,7 @@ def start_services(processes: Processes, workdir: Path) -> Bench:
     task = synthesize_prod(workdir / "synth")
     mock, sink = start_mock(processes, workdir / "mock")
     gateway = start_gateway(processes, workdir / "gateway", task, mock, sink)
-    baseline = start_baseline(processes, workdir / "baseline", gateway)
+    baseline = start_baseline(processes, workdir / "baseline", gateway, sink)
     dataplane = start_dataplane(processes, workdir / "dataplane", task, gateway, sink)
     services = {DIRECT.key: gateway, BASELINE.key: baseline, DATAPLANE.key: dataplane}
     preflight(services)
@@ -715,31 +723,31 @@ def measure(bench: Bench, scenarios: Sequence[Scenario], rounds: int, failures: 
 
 
 def print_cpu_bound_estimate(results: Results, saturation: Scenario) -> None:
-    """What the proxies' CPU per request means when the gateway and the proxy
+    """What the data planes' CPU per request means when the gateway and the data plane
     share the CPU (an ECS task's vCPUs are shared by all its containers): the
-    direct throughput times gateway / (gateway + proxy), CPU per request, paired
+    direct throughput times gateway / (gateway + data plane), CPU per request, paired
     per round. Less exposed to scheduling noise than the measured ratio."""
     direct = results.of(saturation, DIRECT)
     costs, shares = [f"gateway {_median([r.cpu_us_per_request('gateway') for r in direct]):.0f} us"], []
     for chain in (BASELINE, DATAPLANE):
         runs = results.of(saturation, chain)
-        costs.append(f"{chain.key} proxy {_median([r.cpu_us_per_request('proxy') for r in runs]):.0f} us")
+        costs.append(f"{chain.key} {_median([r.cpu_us_per_request('data_plane') for r in runs]):.0f} us")
         share = _median(
             [
-                d.cpu_us_per_request("gateway") / (d.cpu_us_per_request("gateway") + r.cpu_us_per_request("proxy"))
+                d.cpu_us_per_request("gateway") / (d.cpu_us_per_request("gateway") + r.cpu_us_per_request("data_plane"))
                 for r, d in zip(runs, direct, strict=True)
             ]
         )
         shares.append(f"{chain.key} {share * 100:.1f} %")
     print(f"CPU-bound estimate. CPU per request at saturation: {', '.join(costs)}.")
-    print("  On one fully busy CPU shared by gateway and proxy (a task's vCPUs are shared by its containers),")
-    print(f"  the proxy would leave {', '.join(shares)} of the direct throughput (OTLP collector not counted).")
+    print("  On one fully busy CPU shared by gateway and data plane (a task's vCPUs are shared by its containers),")
+    print(f"  the data plane would leave {', '.join(shares)} of the direct throughput (OTLP collector not counted).")
 
 
 def report(results: Results, scenarios: Sequence[Scenario], rounds: int, seconds: float) -> list[tuple[str, bool]]:
     cores = os.cpu_count()
     print(f"\nresults ({seconds:.0f} s in all)")
-    print(f"  This machine has {cores} cores, shared by wrk, the proxy's nginx workers, the gateway (Node, one")
+    print(f"  This machine has {cores} cores, shared by wrk, the data plane's nginx workers, the gateway (Node, one")
     print("  event loop) and the mock: the figures compare the paths, they are not what a task does alone.")
     print("  +p50/+p99: latency added vs direct; vs direct: throughput ratio (both paired within a round);")
     print("  requests: fewest in a round ('!': below MIN_REQUESTS); CPU us/req: CPU time of each process")

@@ -17,6 +17,10 @@ class StackContext:
     account_id: str
     partition: str
     deletion_protection: bool
+    # A local emulator reached over plain HTTP (moto): it enforces bucket
+    # policies, so a TLS-only policy would lock the stack out of its own
+    # buckets. AWS itself is always reached over TLS.
+    plain_http_emulator: bool = False
 
     @property
     def prefix(self) -> str:

@@ -72,7 +72,7 @@ def _target_health_metrics(elb: str, watched: Watched) -> list[list[object]]:
 def _traffic_panels(watched: Watched) -> list[dict[str, Any]]:
     """What the load balancer publishes about traffic. An ALB counts requests,
     status codes and response times; an NLB sees only flows and TCP resets
-    (the key proxy's access log, in the query panels, has statuses and
+    (the data plane's access log, in the query panels, has statuses and
     latencies behind either)."""
     lb = ["LoadBalancer", watched.load_balancer_arn_suffix]
     kind = watched.load_balancer_type

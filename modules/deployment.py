@@ -29,10 +29,10 @@ from cdktf_cdktf_provider_aws.lb_listener_rule import (
 from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup
 from constructs import Construct
 
-from aigw.key_proxy import PROXY_PORT
+from aigw.data_plane.contract import DATA_PLANE_PORT
 from aigw.settings import DeploymentPlan
 from modules.context import StackContext
-from modules.edge import EdgeOutputs, proxy_health_check
+from modules.edge import EdgeOutputs, data_plane_health_check
 from modules.grants import grant_ecs_traffic_shifting, grant_lambda_invoke, policy_document, service_trust_policy
 
 # Rules on the production listener, ahead of its default action. Test traffic
@@ -95,12 +95,12 @@ class DeploymentTraffic(Construct):
             self,
             "gateway-tg-alt",
             name=f"{prefix}-gw-alt",
-            port=PROXY_PORT,
+            port=DATA_PLANE_PORT,
             protocol="HTTP",
             target_type="ip",
             vpc_id=vpc_id,
             deregistration_delay="60",
-            health_check=proxy_health_check(),
+            health_check=data_plane_health_check(),
         )
         alternate_arn, listener_arn = alternate.arn, listener.arn
         primary_arn = edge.target_group_arn

@@ -1,7 +1,7 @@
 """Edge: what faces clients. The load balancer, internet-facing in the public
 subnets or internal in the private ones, with its security group (listener
-ports from the allowed CIDRs only) and the target group (the tasks' key
-proxy), either
+ports from the allowed CIDRs only) and the target group (the tasks' data
+plane), either
 
 - an Application Load Balancer: the HTTP listener (forward, or redirect to
   HTTPS), the HTTPS listener (TLS 1.3; with JWT auth, ALB-native validation of
@@ -40,7 +40,8 @@ from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGrou
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from constructs import Construct
 
-from aigw.key_proxy import ALB_IDLE_TIMEOUT_SECONDS, HEALTH_PATH, PROXY_PORT, refusal
+from aigw.data_plane.contract import ALB_IDLE_TIMEOUT_SECONDS, DATA_PLANE_PORT, HEALTH_PATH
+from aigw.data_plane.policy import refusal
 from aigw.settings import EdgeSettings, LoadBalancerType
 from modules.access_logs import access_log_destination
 from modules.context import StackContext
@@ -54,7 +55,7 @@ TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # that a later host (the enterprise image's MCP gateway) gets a rule of its own
 # without renumbering or renaming this one.
 HOST_RULE_PRIORITIES: dict[str, int] = {"gateway": 10}
-# What a request for any other host gets: the key proxy's JSON error shape,
+# What a request for any other host gets: the data plane's JSON error shape,
 # without naming the hosts that are served.
 UNKNOWN_HOST_STATUS = "404"
 UNKNOWN_HOST_BODY = json.dumps(refusal("host", "not a host this gateway serves"), sort_keys=True)
@@ -78,7 +79,7 @@ class LoadBalancerResources:
     # for LLM responses, which stream for minutes (the default 60 s would cut them).
     drop_invalid_header_fields: bool | None = None
     idle_timeout: int | None = None
-    # NLB: NLB_CROSS_ZONE, and no client IP preservation: the proxy sees the
+    # NLB: NLB_CROSS_ZONE, and no client IP preservation: the data plane sees the
     # NLB's addresses, as it sees the ALB's (the NLB access log has the
     # clients'). The tasks admit the NLB's security group either way (AWS
     # honours the reference with preservation on).
@@ -129,8 +130,8 @@ class EdgeOutputs:
     listeners: list[ITerraformDependable]
 
 
-def proxy_health_check() -> LbTargetGroupHealthCheck:
-    """HTTP GET of the proxy's health path, proxied to the gateway: a task is
+def data_plane_health_check() -> LbTargetGroupHealthCheck:
+    """HTTP GET of the data plane's health path, proxied to the gateway: a task is
     healthy only when both answer. The same check behind either load balancer."""
     return LbTargetGroupHealthCheck(
         enabled=True,
@@ -239,15 +240,15 @@ class Edge(Construct):
             self,
             resources.target_group_id,
             name=f"{prefix}-{resources.target_group_name}",
-            # The task's entry point is the key proxy, never the gateway itself.
-            port=PROXY_PORT,
+            # The task's entry point is the data plane, never the gateway itself.
+            port=DATA_PLANE_PORT,
             protocol=kind.target_protocol,
             target_type="ip",
             vpc_id=network.vpc_id,
             deregistration_delay="60",
             preserve_client_ip=resources.preserve_client_ip,
-            # An HTTP check through the proxy behind either type.
-            health_check=proxy_health_check(),
+            # An HTTP check through the data plane behind either type.
+            health_check=data_plane_health_check(),
         )
         listeners = self._listeners(edge, lb.arn, forward_actions(edge, target_group.arn, jwt))
         if edge.enable_waf:
@@ -301,7 +302,7 @@ class Edge(Construct):
             protocol=protocol,
             ssl_policy=TLS_POLICY if edge.https else None,
             certificate_arn=edge.certificate_arn or None,
-            # No ALPN on the NLB's TLS: the proxy speaks HTTP/1.1 behind it, so clients must not negotiate h2.
+            # No ALPN on the NLB's TLS: the data plane speaks HTTP/1.1 behind it, so clients must not negotiate h2.
             default_action=[unknown_host_action()] if routes else [LbListenerDefaultAction(**a) for a in forward],
         )
         listeners.append(serving)

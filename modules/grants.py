@@ -301,6 +301,27 @@ def grant_metrics_in_namespace(namespace: str) -> Statement:
     }
 
 
+def grant_object_read(bucket_arn: str, key_prefix: str, *, kms_key_arn: str, region: str) -> list[Statement]:
+    """Read the objects under ``key_prefix`` of one bucket (and where it is),
+    decrypting only through S3: what ECS needs to fetch an environment file."""
+    return [
+        {
+            "Sid": "ReadDataPlaneBundles",
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": f"{bucket_arn}/{key_prefix}*",
+        },
+        {"Sid": "LocateDataPlaneBucket", "Effect": "Allow", "Action": "s3:GetBucketLocation", "Resource": bucket_arn},
+        {
+            "Sid": "DecryptDataPlaneBundlesThroughS3",
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": kms_key_arn,
+            "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+        },
+    ]
+
+
 def deny_insecure_transport(bucket_arn: str) -> Statement:
     """A bucket policy statement refusing every request made without TLS."""
     return {

@@ -29,9 +29,9 @@ LOG_STREAMS: dict[str, str] = {
     "vpc_flow": "vpc-flow",
 }
 
-# Logs Insights queries over the key proxy's JSON access-log lines (fields
+# Logs Insights queries over the data plane's JSON access-log lines (fields
 # `provider`, `status`, `request_time` in seconds, `path`; see
-# aigw/gateway_task.py). Keyed by a stable id.
+# docs/data-plane.md). Keyed by a stable id.
 SAVED_QUERIES: dict[str, tuple[str, str]] = {
     "requests-per-hour": (
         "Requests per hour by provider",

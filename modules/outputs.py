@@ -51,7 +51,7 @@ OUTPUTS: tuple[StackOutput, ...] = (
     StackOutput("ecr_repository_url", "ECR repository for the gateway image", lambda w: w.compute.ecr_repository_url),
     StackOutput(
         "data_plane_ecr_repository_url",
-        "ECR repository for the data plane (key proxy) image",
+        "ECR repository for the data plane image",
         lambda w: w.compute.data_plane_ecr_repository_url,
     ),
     StackOutput("ecs_cluster_name", "Name of the ECS cluster", lambda w: w.compute.cluster_name),

@@ -15,10 +15,12 @@ from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints
 from constructs import Construct
 
+from aigw.data_plane.config import DataPlaneRuntime
 from aigw.environments import Environment
 from modules.auth import Auth
 from modules.compute import Compute
 from modules.context import PROJECT, StackContext
+from modules.data_plane import DEFAULT_TEAM, DataPlane, data_plane_config
 from modules.deployment import DeploymentTraffic, production_listener
 from modules.edge import Edge
 from modules.monitoring import MonitoredService, Monitoring
@@ -110,6 +112,7 @@ class GatewayStack(TerraformStack):
             account_id=DataAwsCallerIdentity(self, "caller").account_id,
             partition=DataAwsPartition(self, "partition").partition,
             deletion_protection=settings.deletion_protection,
+            plain_http_emulator=emulator.startswith("http://"),
         )
         observability = Observability(
             self,
@@ -153,12 +156,19 @@ class GatewayStack(TerraformStack):
                 listener=production_listener(edge, https=settings.edge.https),
                 vpc_id=network.vpc_id,
             ).outputs
+        data_plane = DataPlane(
+            self,
+            "data-plane",
+            config=data_plane_config(settings, environment.name),
+            runtime=DataPlaneRuntime(teams={auth.client_id: DEFAULT_TEAM}),
+            context=context,
+        ).outputs
         compute = Compute(
             self,
             "compute",
             gateway=settings.gateway,
             autoscaling=settings.autoscaling,
-            edge_settings=settings.edge,
+            data_plane=data_plane,
             context=context,
             network=network,
             edge=edge,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from aigw.gateway_task import PROXY_CONTAINER
+from aigw.data_plane.contract import DATA_PLANE_CONTAINER
 from aigw.settings import LoadBalancerType
 from security.stackdoc import Res, StackDoc
 
@@ -109,7 +109,7 @@ def wildcard_resource_only_where_required(res: Res, stack: StackDoc) -> Verdict:
 def execution_role_reads_only_injected_secrets(res: Res, stack: StackDoc) -> Verdict:
     definitions = _container_definitions(res)
     # Judged per container, not pooled: a key given to the gateway is exposed even when the role may read it.
-    if any(c.get("secrets") for c in definitions if c.get("name") != PROXY_CONTAINER):
+    if any(c.get("secrets") for c in definitions if c.get("name") != DATA_PLANE_CONTAINER):
         return Verdict.NON_COMPLIANT
     injected = {s["valueFrom"] for c in definitions for s in c.get("secrets", [])}
     role = stack.resolve(res.body.get("execution_role_arn", ""))
@@ -357,10 +357,10 @@ RULES: tuple[Rule, ...] = (
          "Only actions without resource-level permissions (WILDCARD_RESOURCE_ACTIONS) may use '*'; "
          "cloudwatch:PutMetricData also needs a cloudwatch:namespace condition.", POLICIES,
          wildcard_resource_only_where_required),
-    Rule("AIGW-IAM3", "A container other than the key proxy receives a secret, or the execution role may read "
-         "secrets the key proxy does not receive (or misses one it does)",
-         "Only the key proxy holds provider keys (the gateway and the collector never do), and the execution "
-         "role's secretsmanager:GetSecretValue resources equal the secrets the key proxy receives.",
+    Rule("AIGW-IAM3", "A container other than the data plane receives a secret, or the execution role may read "
+         "secrets the data plane does not receive (or misses one it does)",
+         "Only the data plane holds provider keys (the gateway and the collector never do), and the execution "
+         "role's secretsmanager:GetSecretValue resources equal the secrets the data plane receives.",
          ("aws_ecs_task_definition",), execution_role_reads_only_injected_secrets),
     Rule("AIGW-IAM4", "Service trust policy not scoped to this account",
          "Service principals need aws:SourceAccount (and aws:SourceArn where the service sends it) "

@@ -80,15 +80,25 @@ def env_stack(request: pytest.FixtureRequest, stacks: dict[str, StackDoc]) -> St
 
 
 @pytest.fixture(scope="session")
-def scenarios(tmp_path_factory: pytest.TempPathFactory) -> dict[str, StackDoc]:
-    """Every scenario of tests/scenarios.py, synthesized once per session in one App, by name."""
+def scenarios_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """cdktf.out of every scenario of tests/scenarios.py, synthesized once per session in one App."""
     from modules.stack import synthesize
     from tests.scenarios import scenario_environments
 
     outdir = tmp_path_factory.mktemp("scenarios.out")
-    environments = scenario_environments()
-    synthesize(environments, outdir)
-    return {env.name: StackDoc.load(outdir / "stacks" / env.stack_name / "cdk.tf.json") for env in environments}
+    synthesize(scenario_environments(), outdir)
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def scenarios(scenarios_outdir: Path) -> dict[str, StackDoc]:
+    """Every scenario of tests/scenarios.py, by name."""
+    from tests.scenarios import scenario_environments
+
+    return {
+        env.name: StackDoc.load(scenarios_outdir / "stacks" / env.stack_name / "cdk.tf.json")
+        for env in scenario_environments()
+    }
 
 
 # Lines the security gate wants shown at the end of the run (counts per stack).

@@ -1,10 +1,12 @@
 """Fixtures of the gateway tier (pytest plugin, loaded by tests/conftest.py).
 
 One real gateway (as deployed, see tests/gateway_harness.py) serves the whole
-session, with the key proxies of two shipped environments in front of it:
-prod (JWT auth on: organisation keys for openai, anthropic and azure)
-and dev (JWT auth off: clients bring their own keys). Both proxies are the
-synthesized task definitions of those environments, not a test variant.
+session, with data planes in front of it: the synthesized task definitions
+of two scenarios built in code (tests/scenarios.py): "org-keys" (JWT auth on:
+organisation keys for openai, anthropic, google and azure, Bedrock through
+the task role) and "base" (JWT auth off: clients bring their own keys); and,
+for the smoke tests of the shipped files, environments/prod.toml's and
+environments/dev.toml's.
 """
 
 from __future__ import annotations
@@ -16,25 +18,34 @@ from pathlib import Path
 
 import pytest
 
-from aigw.gateway_task import GATEWAY_CONTAINER
+from aigw.data_plane.contract import GATEWAY_CONTAINER
 from tests.aws_mocks import BedrockRuntimeMock, CredentialsEndpoint, OtlpRecorder, bedrock_runtime_host
-from tests.gateway_harness import GatewayHarness, Proxy, TaskDefinition, running_gateway, system_tools_missing
+from tests.gateway_harness import (
+    GatewayHarness,
+    RunningDataPlane,
+    TaskDefinition,
+    running_gateway,
+    system_tools_missing,
+)
 from tests.mock_providers import UPSTREAM_HOSTS, MockProvider, azure_openai_host, intercept_map, start_all, stop_all
+from tests.scenarios import ORG_KEYS_AZURE
 
-# Organisation keys given to the prod proxy: distinctive, so any appearance
+# Organisation keys given to the prod data plane: distinctive, so any appearance
 # anywhere (an upstream request, a response, a log) is found by a search.
 ORG_KEYS: dict[str, str] = {
     "OPENAI_API_KEY": "orgkey-openai-4f1c9e",
     "ANTHROPIC_API_KEY": "orgkey-anthropic-7b2d0a",
+    "GOOGLE_API_KEY": "orgkey-google-5e3c1f",
     "AZURE_API_KEY": "orgkey-azure-2a8b6d",
 }
 # The provider (mock name) each org key belongs to.
 KEY_PROVIDER: dict[str, str] = {
     ORG_KEYS["OPENAI_API_KEY"]: "openai",
     ORG_KEYS["ANTHROPIC_API_KEY"]: "anthropic",
+    ORG_KEYS["GOOGLE_API_KEY"]: "google",
     ORG_KEYS["AZURE_API_KEY"]: "azure-openai",
 }
-PROD_AZURE_RESOURCE = "example-openai"  # environments/prod.toml [gateway.azure]
+AZURE_RESOURCE = ORG_KEYS_AZURE.resource_name  # the "org-keys" scenario's [gateway.azure]
 
 
 CLIENT_ID = "4mq0example0client0id0team0a"
@@ -53,6 +64,9 @@ def _fake_jwt() -> str:
 
 
 CLIENT_JWT = _fake_jwt()
+# What Terraform writes for the references in the task definition: the stack's
+# Cognito app client is the one whose token CLIENT_JWT stands for.
+REFERENCES: dict[str, str] = {"aws_cognito_user_pool_client": CLIENT_ID}
 CLIENT = {"Authorization": f"Bearer {CLIENT_JWT}"}
 
 
@@ -61,16 +75,30 @@ def stack_file(synth_outdir: Path, environment: str) -> Path:
 
 
 @pytest.fixture(scope="session")
+def org_task(scenarios_outdir: Path) -> TaskDefinition:
+    """The data plane the gateway tier attacks: JWT auth on, every org key (tests/scenarios.py "org-keys")."""
+    return TaskDefinition.from_stack(stack_file(scenarios_outdir, "org-keys"))
+
+
+@pytest.fixture(scope="session")
+def passthrough_task(scenarios_outdir: Path) -> TaskDefinition:
+    """JWT auth off: clients bring their own keys (tests/scenarios.py "base")."""
+    return TaskDefinition.from_stack(stack_file(scenarios_outdir, "base"))
+
+
+@pytest.fixture(scope="session")
 def prod_task(synth_outdir: Path) -> TaskDefinition:
+    """The shipped environments/prod.toml, for the smoke tests of the shipped files."""
     return TaskDefinition.from_stack(stack_file(synth_outdir, "prod"))
 
 
 @pytest.fixture(scope="session")
 def dev_task(synth_outdir: Path) -> TaskDefinition:
+    """The shipped environments/dev.toml, for the smoke tests of the shipped files."""
     return TaskDefinition.from_stack(stack_file(synth_outdir, "dev"))
 
 
-PROD_REGION = "us-east-1"  # environments/prod.toml: Bedrock runs in the stack's region
+REGION = "us-east-1"  # the scenarios' region: Bedrock runs in the stack's region
 
 
 @pytest.fixture(scope="session")
@@ -106,6 +134,8 @@ def clear_recordings(request: pytest.FixtureRequest) -> None:
         for mock in request.getfixturevalue("mocks").values():
             mock.clear()
             mock.error_status = None
+            mock.error_message = None
+            mock.reply_text = mock.default_reply_text
             mock.stream_gate = None
             mock.extra_headers = {}
     if "harness" in request.fixturenames:
@@ -116,36 +146,40 @@ def clear_recordings(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture(scope="session")
 def harness(
-    prod_task: TaskDefinition, dev_task: TaskDefinition, mocks: dict[str, MockProvider]
+    org_task: TaskDefinition,
+    passthrough_task: TaskDefinition,
+    prod_task: TaskDefinition,
+    mocks: dict[str, MockProvider],
 ) -> Iterator[GatewayHarness]:
     missing = system_tools_missing()
     if missing:
         pytest.fail(f"{', '.join(missing)} not installed: `make test` installs them (make system-deps)")
-    # One gateway serves both proxies: prove the two environments run the same gateway.
-    assert prod_task.environment(GATEWAY_CONTAINER) == dev_task.environment(GATEWAY_CONTAINER)
-    upstreams = intercept_map(mocks, (PROD_AZURE_RESOURCE,))
-    upstreams[bedrock_runtime_host(PROD_REGION)] = mocks["bedrock"].base_url
-    with running_gateway(prod_task, upstreams, mocks["sink"].base_url) as running:
+    # One gateway serves every data plane: prove they all run the same gateway, the shipped prod's included.
+    assert org_task.environment(GATEWAY_CONTAINER) == passthrough_task.environment(GATEWAY_CONTAINER)
+    assert org_task.environment(GATEWAY_CONTAINER) == prod_task.environment(GATEWAY_CONTAINER)
+    upstreams = intercept_map(mocks, (AZURE_RESOURCE,))
+    upstreams[bedrock_runtime_host(REGION)] = mocks["bedrock"].base_url
+    with running_gateway(org_task, upstreams, mocks["sink"].base_url, REFERENCES) as running:
         yield running
 
 
 @pytest.fixture(scope="session")
-def org_proxy(harness: GatewayHarness, credentials: CredentialsEndpoint, otlp: OtlpRecorder) -> Proxy:
-    """prod: JWT auth on, organisation keys injected, Bedrock through the task
-    role (credentials endpoint), telemetry to the recording collector."""
-    return harness.start_proxy(ORG_KEYS, "prod", otlp_port=otlp.port, credentials_uri=credentials.full_uri)
+def org_data_plane(harness: GatewayHarness, credentials: CredentialsEndpoint, otlp: OtlpRecorder) -> RunningDataPlane:
+    """JWT auth on, organisation keys injected, Bedrock through the task role
+    (credentials endpoint), telemetry to the recording collector."""
+    return harness.start_data_plane(ORG_KEYS, "org-keys", otlp_port=otlp.port, credentials_uri=credentials.full_uri)
 
 
 @pytest.fixture(scope="session")
-def passthrough_proxy(harness: GatewayHarness, dev_task: TaskDefinition) -> Proxy:
-    """dev: JWT auth off, clients bring their own provider keys."""
-    return harness.start_proxy({}, "dev", task=dev_task)
+def passthrough_data_plane(harness: GatewayHarness, passthrough_task: TaskDefinition) -> RunningDataPlane:
+    """JWT auth off, clients bring their own provider keys."""
+    return harness.start_data_plane({}, "passthrough", task=passthrough_task)
 
 
 def official_hosts(provider: str) -> set[str]:
     hosts = {host for host, name in UPSTREAM_HOSTS.items() if name == provider}
     if provider == "azure-openai":
-        hosts.add(azure_openai_host(PROD_AZURE_RESOURCE))
+        hosts.add(azure_openai_host(AZURE_RESOURCE))
     return hosts
 
 

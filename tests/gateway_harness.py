@@ -1,23 +1,27 @@
 """Run one gateway task on loopback exactly as ECS runs it.
 
 - The container definitions come from a synthesized stack (``cdk.tf.json``
-  of a shipped environment): the data plane runs its deployed start command
-  (config/data-plane/entrypoint.sh) with its deployed environment (main
-  configuration, server configuration, Lua code and settings) under Debian's
-  nginx with ngx_lua, LuaJIT and lua-resty-core (the image is OpenResty); the
-  gateway runs with its deployed environment, from the npm package at the
-  image's version, with the image's dependency versions, on the image's Node
-  major (tests/gateway_runtime.py).
+  of a shipped environment), and so does the data plane's bundle: the
+  environment file the task definition names in `environmentFiles` is read
+  from the stack's assets, as ECS reads it from S3, and its variables join
+  the container's environment. The data plane then runs its deployed start
+  command (config/data-plane/start.sh: the bundle verified against the
+  pinned sha256, unpacked, started) under BusyBox's sh and tools, as in the
+  Alpine-based OpenResty image, with Debian's nginx, ngx_lua, LuaJIT and
+  lua-resty-core. The gateway runs with its deployed environment, from the
+  npm package at the image's version, with the image's dependency versions,
+  on the image's Node major (tests/gateway_runtime.py).
 - Provider hosts are not configured anywhere (production configures none).
   Instead, the gateway process preloads tests/harness/intercept.cjs, which
   records every outbound request (URL, headers) and sends it to a loopback
   mock: the mock of that provider for its official host, the "attacker" sink
   for any other host. DNS answers 127.0.0.1 for every name, so nothing the
   gateway does can leave the machine.
-- The only departures from the deployed text: the listen, gateway and OTLP
-  ports (free loopback ports), two load_module lines and the worker user
-  (DEBIAN_PRELUDE), where nginx keeps its files, and the credentials
-  endpoint (a full URI on loopback instead of ECS's link-local one).
+- The only departures from the deployed task: the variables only the
+  harness sets (aigw.data_plane.contract.HARNESS_VARIABLES: nginx's home,
+  Debian's two load_module lines and worker user, loopback ports for the
+  listener, the gateway and the collector), and the credentials endpoint (a
+  full URI on loopback instead of ECS's link-local one).
 
 Used by the gateway-tier tests and by ``make gateway-local``. Every process is
 bounded in time and stopped on exit.
@@ -25,9 +29,11 @@ bounded in time and stopped on exit.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -41,8 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aigw.gateway_task import GATEWAY_CONTAINER, PROXY_CONTAINER
-from aigw.key_proxy import GATEWAY_PORT, PROXY_PORT
+from aigw.data_plane.bundle import read_environment_file, unpack
+from aigw.data_plane.contract import BUNDLE_VARIABLE, DATA_PLANE_CONTAINER, GATEWAY_CONTAINER
 from tests.gateway_runtime import GATEWAY_NODE, GATEWAY_SERVER
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,9 +67,11 @@ def free_port() -> int:
 
 @dataclass(frozen=True)
 class TaskDefinition:
-    """The task's container definitions as a synthesized stack deploys them."""
+    """The task's container definitions as a synthesized stack deploys them,
+    with the environment files ECS would read (from the stack's assets)."""
 
     containers: dict[str, dict[str, Any]]
+    environment_files: dict[str, str]  # S3 object ARN as written in the stack -> file text
 
     @classmethod
     def from_stack(cls, stack_file: Path) -> TaskDefinition:
@@ -72,10 +80,42 @@ class TaskDefinition:
         # Terraform turns the escaped "$${" / "%%{" back into "${" / "%{" when it
         # registers the task definition; do the same.
         text = task["container_definitions"].replace("$${", "${").replace("%%{", "%{")
-        return cls({c["name"]: c for c in json.loads(text)})
+        files: dict[str, str] = {}
+        for name, obj in document["resource"].get("aws_s3_object", {}).items():
+            # The stack names the object as "<bucket arn>/${aws_s3_object.<name>.key}".
+            source = stack_file.parent / obj["source"]
+            files[f"${{aws_s3_object.{name}.key}}"] = source.read_text(encoding="ascii")
+        return cls({c["name"]: c for c in json.loads(text)}, files)
 
     def environment(self, container: str) -> dict[str, str]:
-        return {item["name"]: item["value"] for item in self.containers[container].get("environment", [])}
+        """The container's environment as ECS sets it: its environment files
+        (in order), then its `environment`, which takes precedence."""
+        variables: dict[str, str] = {}
+        for reference in self.containers[container].get("environmentFiles", []):
+            (text,) = [t for key, t in self.environment_files.items() if reference["value"].endswith("/" + key)]
+            variables.update(read_environment_file(text))
+        variables.update({item["name"]: item["value"] for item in self.containers[container].get("environment", [])})
+        return variables
+
+    def resolved_environment(self, container: str, references: Mapping[str, str]) -> dict[str, str]:
+        """The container's environment with the Terraform references in it
+        replaced by the values Terraform would write (``references``: resource
+        type -> value of its ``id``, e.g. the Cognito app client's id). A
+        reference left unresolved is an error, never passed on."""
+        environment = self.environment(container)
+        for name, value in environment.items():
+            for reference in re.findall(r"\$\{([a-z0-9_]+)\.[A-Za-z0-9_-]+\.id\}", value):
+                if reference in references:
+                    value = re.sub(r"\$\{" + reference + r"\.[A-Za-z0-9_-]+\.id\}", references[reference], value)
+            if "${" in value:
+                raise RuntimeError(f"{container}: {name} has a Terraform reference the harness cannot resolve: {value}")
+            environment[name] = value
+        return environment
+
+    def bundle(self) -> dict[str, str]:
+        """The files of the data plane's bundle, as its environment file carries them."""
+        archive = base64.b64decode(self.environment(DATA_PLANE_CONTAINER)[BUNDLE_VARIABLE])
+        return {name: data.decode() for name, data in unpack(archive).items()}
 
     def secret_variables(self, container: str) -> list[str]:
         return [item["name"] for item in self.containers[container].get("secrets", [])]
@@ -169,8 +209,8 @@ class Interception:
 
 
 @dataclass
-class Proxy:
-    """One running key proxy (nginx) and where its logs go."""
+class RunningDataPlane:
+    """One running data plane (nginx) and where its logs go."""
 
     port: int
     home: Path
@@ -185,7 +225,13 @@ class Proxy:
         return self.home / "stdout.log"
 
     def access_lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.access_log.read_text().splitlines() if line.startswith("{")]
+        """Every access-log line, each required to be one JSON object in valid
+        UTF-8 (the container's stdout holds nothing else)."""
+        text = self.access_log.read_bytes().decode("utf-8")  # strict: invalid UTF-8 raises
+        lines = [json.loads(line) for line in text.splitlines()]
+        for line in lines:
+            assert isinstance(line, dict), f"an access-log line that is not a JSON object: {line!r}"
+        return lines
 
     def access_line(self, trace: str, timeout: float = 5.0) -> dict[str, Any]:
         """The access-log line of the request that carried ``trace``. nginx writes
@@ -199,21 +245,32 @@ class Proxy:
             time.sleep(0.05)
         raise AssertionError(f"no access-log line with trace {trace}")
 
-    def rendered_config(self) -> str:
-        return (self.home / "gateway.conf").read_text()
+    def file(self, name: str) -> str:
+        """A file of the running data plane's home (its unpacked bundle)."""
+        return (self.home / name).read_text()
 
 
 # Where Debian's nginx differs from the OpenResty image: ngx_lua (and its
 # NDK dependency) are modules to load, and a root master needs a worker user
-# that exists here. The start script puts these lines before the deployed
-# main configuration; nothing else is added.
+# that exists here. The start script writes these lines into prelude.conf,
+# which the deployed main configuration includes first; nothing else is added.
 DEBIAN_PRELUDE = [
     "load_module /usr/lib/nginx/modules/ndk_http_module.so;",
     "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;",
 ]
+BUSYBOX = "/usr/bin/busybox"
 
 
-def start_proxy_process(
+def busybox_tools(directory: Path) -> Path:
+    """A directory of BusyBox's tools (sh, base64, sha256sum, tar, ...), to put
+    first on PATH: the OpenResty image is Alpine, whose tools are BusyBox's."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if not (directory / "sh").exists():
+        subprocess.run([BUSYBOX, "--install", "-s", str(directory)], check=True, timeout=30)
+    return directory
+
+
+def start_data_plane_process(
     task: TaskDefinition,
     key_values: Mapping[str, str],
     home: Path,
@@ -221,40 +278,40 @@ def start_proxy_process(
     *,
     otlp_port: int = 9,
     credentials_uri: str = "",
+    references: Mapping[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Start the data plane container's command with its environment; returns
-    the process (which may already have exited, e.g. on a refused key) and its
-    port. The departures from the deployed text: the listen, gateway and OTLP
-    ports, the Debian prelude, nginx's home, and the credentials endpoint (a
-    full URI on loopback, as the AWS SDKs allow, instead of ECS's)."""
-    environment = task.environment(PROXY_CONTAINER)
+    """Start the data plane container's command with its environment (the
+    environment file included, as ECS sets it); returns the process (which
+    may already have exited, e.g. on a refused key) and its port. What only
+    the harness sets: nginx's home, the Debian prelude, loopback ports for
+    the listener, the gateway and the collector, the credentials endpoint
+    (a full URI on loopback, as the AWS SDKs allow, instead of ECS's), and
+    the values of the Terraform references in its environment (``references``)."""
+    environment = task.resolved_environment(DATA_PLANE_CONTAINER, references or {})
     port = free_port()
-    server = environment["AIGW_NGINX_SERVER"]
-    listen, upstream = f"listen {PROXY_PORT};", f"server 127.0.0.1:{GATEWAY_PORT};"
-    if server.count(listen) != 1 or server.count(upstream) != 1:
-        raise RuntimeError("the data plane configuration no longer has exactly one listen and one upstream line")
-    environment["AIGW_NGINX_SERVER"] = server.replace(listen, f"listen 127.0.0.1:{port};").replace(
-        upstream, f"server 127.0.0.1:{gateway_port};"
-    )
-    settings = json.loads(environment["AIGW_DATAPLANE_CONFIG"])
-    settings["otlp_port"] = otlp_port
-    environment["AIGW_DATAPLANE_CONFIG"] = json.dumps(settings)
     home.mkdir(parents=True)
-    missing = set(task.secret_variables(PROXY_CONTAINER)) - set(key_values)
+    missing = set(task.secret_variables(DATA_PLANE_CONTAINER)) - set(key_values)
     if missing:
         raise RuntimeError(f"no test value for the data plane's secrets {sorted(missing)}")
     prelude = [*DEBIAN_PRELUDE, "user root;" if os.geteuid() == 0 else ""]
+    tools = busybox_tools(home.parent / "busybox")
     env = {
-        "PATH": SYSTEM_PATH,
+        "PATH": f"{tools}:{SYSTEM_PATH}",
         **environment,
-        **{name: key_values[name] for name in task.secret_variables(PROXY_CONTAINER)},
+        **{name: key_values[name] for name in task.secret_variables(DATA_PLANE_CONTAINER)},
         "AIGW_HOME": str(home),
         "AIGW_NGINX_PRELUDE": "\n".join(prelude),
+        "AIGW_LISTEN": f"127.0.0.1:{port}",
+        "AIGW_GATEWAY_ADDRESS": f"127.0.0.1:{gateway_port}",
+        "AIGW_OTLP_ADDRESS": f"127.0.0.1:{otlp_port}",
     }
     if credentials_uri:
         env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = credentials_uri
+    command = task.command(DATA_PLANE_CONTAINER)
+    if command[0] != "/bin/sh":
+        raise RuntimeError(f"the data plane's command no longer starts with /bin/sh: {command[:2]}")
     process = subprocess.Popen(
-        task.command(PROXY_CONTAINER),
+        [str(tools / "sh"), *command[1:]],
         env=env,
         stdout=(home / "stdout.log").open("wb"),
         stderr=(home / "stderr.log").open("wb"),
@@ -263,10 +320,18 @@ def start_proxy_process(
 
 
 class GatewayHarness:
-    """The gateway (with interception) plus any number of proxies in front of it."""
+    """The gateway (with interception) plus any number of data planes in front of it."""
 
-    def __init__(self, workdir: Path, task: TaskDefinition, upstreams: Mapping[str, str], sink: str) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        task: TaskDefinition,
+        upstreams: Mapping[str, str],
+        sink: str,
+        references: Mapping[str, str] | None = None,
+    ) -> None:
         self.workdir = workdir
+        self.references = dict(references or {})
         self.task = task
         self.upstreams = dict(upstreams)
         self.sink = sink
@@ -301,7 +366,7 @@ class GatewayHarness:
         self.processes.append(process)
         wait_until_answering(f"{self.gateway_url}/", process, "the gateway", log)
 
-    def start_proxy(
+    def start_data_plane(
         self,
         key_values: Mapping[str, str],
         name: str,
@@ -309,14 +374,17 @@ class GatewayHarness:
         *,
         otlp_port: int = 9,
         credentials_uri: str = "",
-    ) -> Proxy:
-        home = self.workdir / f"proxy-{name}"
-        process, port = start_proxy_process(
-            task or self.task, key_values, home, self.gateway_port, otlp_port=otlp_port, credentials_uri=credentials_uri
-        )
+    ) -> RunningDataPlane:
+        home = self.workdir / f"data-plane-{name}"
+        process, port = start_data_plane_process(
+            task or self.task, key_values, home, self.gateway_port, otlp_port=otlp_port,
+            credentials_uri=credentials_uri, references=self.references,
+        )  # fmt: skip
         self.processes.append(process)
-        wait_until_answering(f"http://127.0.0.1:{port}/health", process, f"the key proxy ({name})", home / "stderr.log")
-        return Proxy(port, home, process)
+        wait_until_answering(
+            f"http://127.0.0.1:{port}/health", process, f"the data plane ({name})", home / "stderr.log"
+        )
+        return RunningDataPlane(port, home, process)
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -324,20 +392,22 @@ class GatewayHarness:
 
 
 def system_tools_missing() -> list[str]:
-    missing = [tool for tool in ("nginx",) if shutil.which(tool, path=SYSTEM_PATH) is None]
+    missing = [tool for tool in ("nginx", "busybox") if shutil.which(tool, path=SYSTEM_PATH) is None]
     lua = [Path("/usr/lib/nginx/modules/ngx_http_lua_module.so"), Path("/usr/share/lua/5.1/resty/core.lua")]
     return missing + [str(path) for path in lua if not path.exists()]
 
 
 @contextlib.contextmanager
-def running_gateway(task: TaskDefinition, upstreams: Mapping[str, str], sink: str) -> Iterator[GatewayHarness]:
+def running_gateway(
+    task: TaskDefinition, upstreams: Mapping[str, str], sink: str, references: Mapping[str, str] | None = None
+) -> Iterator[GatewayHarness]:
     missing = system_tools_missing()
     if missing:
         raise RuntimeError(f"{', '.join(missing)} not installed: run `make system-deps`")
     with tempfile.TemporaryDirectory(prefix="aigw-harness-") as tmp:
         workdir = Path(tmp)
         os.chmod(workdir, 0o755)
-        harness = GatewayHarness(workdir, task, upstreams, sink)
+        harness = GatewayHarness(workdir, task, upstreams, sink, references)
         try:
             harness.start_gateway()
             yield harness
@@ -351,7 +421,7 @@ def main() -> int:
     import aigw.fast_import
     from aigw.environments import load_environments
     from modules.stack import synthesize
-    from tests.gateway_fixtures import CLIENT_JWT, ORG_KEYS, PROD_AZURE_RESOURCE
+    from tests.gateway_fixtures import CLIENT_JWT, ORG_KEYS, REFERENCES
     from tests.mock_providers import intercept_map, start_all, stop_all
 
     aigw.fast_import.install()
@@ -361,19 +431,21 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="aigw-local-synth-") as outdir:
             synthesize([prod], Path(outdir))
             task = TaskDefinition.from_stack(Path(outdir) / "stacks" / prod.stack_name / "cdk.tf.json")
-        upstreams = intercept_map(mocks, (PROD_AZURE_RESOURCE,))
-        with running_gateway(task, upstreams, mocks["sink"].base_url) as harness:
-            proxy = harness.start_proxy(ORG_KEYS, "local")
-            print(f"gateway on {harness.gateway_url}, data plane (prod's task) on {proxy.base_url}")
+        upstreams = intercept_map(
+            mocks, (prod.settings.gateway.azure.resource_name,) if prod.settings.gateway.azure else ()
+        )
+        with running_gateway(task, upstreams, mocks["sink"].base_url, REFERENCES) as harness:
+            data_plane = harness.start_data_plane(ORG_KEYS, "local")
+            print(f"gateway on {harness.gateway_url}, data plane (prod's task) on {data_plane.base_url}")
             print(f"org keys: {', '.join(f'{k}={v}' for k, v in ORG_KEYS.items())}")
             print("provider hosts go to recording mocks; any other host to the 'attacker' sink\n")
             print("try:")
             print(
-                f"  curl -s {proxy.base_url}/v1/chat/completions -H 'content-type: application/json' \\\n"
+                f"  curl -s {data_plane.base_url}/v1/chat/completions -H 'content-type: application/json' \\\n"
                 f"    -H 'x-portkey-provider: openai' -H 'Authorization: Bearer {CLIENT_JWT}' \\\n"
                 """    -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'"""
             )
-            print(f"\naccess log: {proxy.access_log}\noutbound requests: {harness.interception.log}")
+            print(f"\naccess log: {data_plane.access_log}\noutbound requests: {harness.interception.log}")
             print("Ctrl-C stops everything.")
             with contextlib.suppress(KeyboardInterrupt):
                 while all(p.poll() is None for p in harness.processes):

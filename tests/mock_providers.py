@@ -355,9 +355,12 @@ class MockProvider(LoopbackServer):
         self.requests: list[RecordedRequest] = []
         self.stream_gate: threading.Event | None = None
         self.gate_results: list[bool] = []
-        self.reply_text = reply_text if reply_text is not None else f"Hello from the {self.name} mock."
+        self.default_reply_text = reply_text if reply_text is not None else f"Hello from the {self.name} mock."
+        self.reply_text = self.default_reply_text
         self.expected_key = expected_key
         self.error_status: int | None = None
+        # The message of those errors (default: "<name> mock fails with <status>").
+        self.error_message: str | None = None
 
     def handle(self, request: RecordedRequest) -> Reply:
         self.requests.append(request)
@@ -394,7 +397,8 @@ class MockProvider(LoopbackServer):
     # -- answering ---------------------------------------------------------------
     def reply(self, request: RecordedRequest) -> Reply:
         if self.error_status is not None:
-            return self.error(self.error_status, f"{self.name} mock fails with {self.error_status}")
+            message = self.error_message or f"{self.name} mock fails with {self.error_status}"
+            return self.error(self.error_status, message)
         if self.expected_key is not None and self.key_of(request) != self.expected_key:
             return self.auth_error()
         return self.answer(request)

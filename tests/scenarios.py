@@ -18,8 +18,10 @@ from aigw.settings import AzureSettings, BackendSettings, EdgeSettings, Environm
 
 CERTIFICATE_ARN = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
 DIGEST = "sha256:" + "0" * 64
-PROXY_DIGEST = "sha256:" + "1" * 64
+DATA_PLANE_DIGEST = "sha256:" + "1" * 64
 EMULATOR_ENDPOINT = "http://127.0.0.1:4566"
+# The Azure deployment of the data-plane scenario ("org-keys"), which the gateway tier runs.
+ORG_KEYS_AZURE = AzureSettings(resource_name="example-openai", deployment_id="gpt-4o", api_version="2024-10-21")
 
 
 def vary(settings: EnvironmentSettings, **changes: Any) -> EnvironmentSettings:
@@ -65,7 +67,7 @@ def scenario_settings() -> dict[str, EnvironmentSettings]:
     base_settings = base()
     return {
         "base": base_settings,
-        # HTTPS with JWT auth and WAF, org keys (Azure among them) injected by the proxy.
+        # HTTPS with JWT auth and WAF, org keys (Azure among them) injected by the data plane.
         "secure": vary(
             base_settings,
             edge={
@@ -80,6 +82,12 @@ def scenario_settings() -> dict[str, EnvironmentSettings]:
                     resource_name="contoso-openai", deployment_id="gpt-4o", api_version="2024-10-21"
                 ),
             },
+        ),
+        # The data plane the gateway tier runs (tests/gateway_fixtures.py): JWT auth on, every org key.
+        "org-keys": vary(
+            base_settings,
+            edge={"certificate_arn": CERTIFICATE_ARN, "enable_jwt_auth": True, "allowed_cidrs": ["0.0.0.0/0"]},
+            gateway={"provider_keys": ["openai", "anthropic", "google", "azure"], "azure": ORG_KEYS_AZURE},
         ),
         # HTTPS without JWT auth, two client ranges.
         "https": vary(
@@ -100,7 +108,7 @@ def scenario_settings() -> dict[str, EnvironmentSettings]:
             base_settings,
             gateway={
                 "image": f"portkeyai/gateway@{DIGEST}",
-                "proxy_image": f"openresty/openresty@{PROXY_DIGEST}",
+                "data_plane_image": f"openresty/openresty@{DATA_PLANE_DIGEST}",
                 "image_from_ecr": True,
             },
         ),

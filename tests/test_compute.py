@@ -1,5 +1,5 @@
 """Compute: ECR, the provider-key secrets, the ECS cluster, the task (key
-proxy, gateway, collector) and its two roles, the service and its scaling.
+data plane, gateway, collector) and its two roles, the service and its scaling.
 Stacks come from tests/scenarios.py."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
-from aigw.key_proxy import ENTRYPOINT_FILE
+from aigw.data_plane.render import METRIC_NAMES, START_COMMAND_FILE
 from security.stackdoc import Res, StackDoc
-from tests.scenarios import DIGEST, PROXY_DIGEST
+from tests.scenarios import DATA_PLANE_DIGEST, DIGEST
 
-CONTAINERS = ("key-proxy", "gateway", "adot-collector")
+CONTAINERS = ("data-plane", "gateway", "adot-collector")
 # What Terraform sends for "$${": the literal text "${" (the stack escapes every literal template).
 _ESCAPED = "$${"
 _ENV_PLACEHOLDER = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -198,11 +198,11 @@ def test_task_runs_on_fargate_in_awsvpc_mode(scenarios: dict[str, StackDoc]) -> 
     )
 
 
-def test_task_runs_the_key_proxy_the_gateway_and_the_collector(scenarios: dict[str, StackDoc]) -> None:
+def test_task_runs_the_data_plane_the_gateway_and_the_collector(scenarios: dict[str, StackDoc]) -> None:
     assert sorted(containers(scenarios["base"])) == sorted(CONTAINERS)
 
 
-@pytest.mark.parametrize(("container", "suffix"), [("key-proxy", "/access"), ("gateway", "/gateway"),
+@pytest.mark.parametrize(("container", "suffix"), [("data-plane", "/access"), ("gateway", "/gateway"),
                                                    ("adot-collector", "/collector")])  # fmt: skip
 def test_each_container_logs_to_its_own_log_group(scenarios: dict[str, StackDoc], container: str, suffix: str) -> None:
     assert log_group_of(scenarios["base"], container)["name"] == f"/aigw-base{suffix}"
@@ -213,36 +213,36 @@ def test_containers_log_in_the_stacks_region(scenarios: dict[str, StackDoc]) -> 
     assert regions == {"ap-northeast-2"}
 
 
-def test_key_proxy_is_the_only_port_the_load_balancer_reaches(scenarios: dict[str, StackDoc]) -> None:
+def test_data_plane_is_the_only_port_the_load_balancer_reaches(scenarios: dict[str, StackDoc]) -> None:
     stack = scenarios["base"]
     (balancer,) = stack.resource("aws_ecs_service")["load_balancer"]
-    assert (balancer["container_name"], balancer["container_port"]) == ("key-proxy", 8080)
-    assert containers(stack)["key-proxy"]["portMappings"] == [
+    assert (balancer["container_name"], balancer["container_port"]) == ("data-plane", 8080)
+    assert containers(stack)["data-plane"]["portMappings"] == [
         {"containerPort": 8080, "protocol": "tcp", "name": "http"}
     ]
 
 
-def test_key_proxy_starts_once_the_gateway_is_healthy(scenarios: dict[str, StackDoc]) -> None:
-    proxy = containers(scenarios["base"])["key-proxy"]
-    assert proxy["dependsOn"] == [{"containerName": "gateway", "condition": "HEALTHY"}]
+def test_data_plane_starts_once_the_gateway_is_healthy(scenarios: dict[str, StackDoc]) -> None:
+    data_plane = containers(scenarios["base"])["data-plane"]
+    assert data_plane["dependsOn"] == [{"containerName": "gateway", "condition": "HEALTHY"}]
 
 
-def test_key_proxy_health_check_goes_through_to_the_gateway(scenarios: dict[str, StackDoc]) -> None:
-    proxy = containers(scenarios["base"])["key-proxy"]
-    assert "http://127.0.0.1:8080/health" in proxy["healthCheck"]["command"][1]
+def test_data_plane_health_check_goes_through_to_the_gateway(scenarios: dict[str, StackDoc]) -> None:
+    data_plane = containers(scenarios["base"])["data-plane"]
+    assert "http://127.0.0.1:8080/health" in data_plane["healthCheck"]["command"][1]
 
 
-def test_key_proxy_runs_the_repository_start_script_verbatim(scenarios: dict[str, StackDoc]) -> None:
+def test_data_plane_runs_the_repository_start_script_verbatim(scenarios: dict[str, StackDoc]) -> None:
     # GIVEN the synthesized command WHEN Terraform unescapes "$${" THEN the container runs the file as written
-    proxy = containers(scenarios["base"])["key-proxy"]
-    assert proxy["entryPoint"] == []
-    shell, flag, script = proxy["command"]
+    data_plane = containers(scenarios["base"])["data-plane"]
+    assert data_plane["entryPoint"] == []
+    shell, flag, script = data_plane["command"]
     assert (shell, flag) == ("/bin/sh", "-c")
-    assert script.replace(_ESCAPED, "${") == ENTRYPOINT_FILE.read_text()
+    assert script.replace(_ESCAPED, "${") == START_COMMAND_FILE.read_text()
 
 
 def test_terraform_interpolates_only_references_in_the_container_definitions(scenarios: dict[str, StackDoc]) -> None:
-    # Every other "${…}" (the collector's ${env:…}, the proxy's key placeholders) is escaped as "$${…}";
+    # Every other "${…}" (the collector's ${env:…}, the data plane's start command) is escaped as "$${…}";
     # unescaped, Terraform would try to interpolate it itself and fail.
     text = task(scenarios["secure"])["container_definitions"]
     interpolated = re.findall(r"(?<!\$)\$\{([^}]*)\}", text)
@@ -250,19 +250,19 @@ def test_terraform_interpolates_only_references_in_the_container_definitions(sce
     assert [name for name in interpolated if not _REFERENCE.match(name)] == []
 
 
-def test_without_jwt_auth_the_proxy_receives_no_org_key(scenarios: dict[str, StackDoc]) -> None:
-    assert containers(scenarios["base"])["key-proxy"]["secrets"] == []
+def test_without_jwt_auth_the_data_plane_receives_no_org_key(scenarios: dict[str, StackDoc]) -> None:
+    assert containers(scenarios["base"])["data-plane"]["secrets"] == []
 
 
-def test_with_jwt_auth_the_proxy_receives_each_org_key_from_its_secret(scenarios: dict[str, StackDoc]) -> None:
+def test_with_jwt_auth_the_data_plane_receives_each_org_key_from_its_secret(scenarios: dict[str, StackDoc]) -> None:
     stack = scenarios["secure"]
     by_provider = {s["name"].rsplit("/", 1)[1]: s.ref("arn") for s in stack.resources("aws_secretsmanager_secret")}
-    received = {s["name"]: s["valueFrom"] for s in containers(stack)["key-proxy"]["secrets"]}
+    received = {s["name"]: s["valueFrom"] for s in containers(stack)["data-plane"]["secrets"]}
     assert received == {f"{provider.upper()}_API_KEY": arn for provider, arn in by_provider.items()}
 
 
 @pytest.mark.parametrize("container", ["gateway", "adot-collector"])
-def test_only_the_key_proxy_receives_secrets(scenarios: dict[str, StackDoc], container: str) -> None:
+def test_only_the_data_plane_receives_secrets(scenarios: dict[str, StackDoc], container: str) -> None:
     assert not containers(scenarios["secure"])[container].get("secrets")
 
 
@@ -281,7 +281,7 @@ def test_gateway_listens_on_its_own_port_with_a_health_check(scenarios: dict[str
 def test_the_collector_is_not_essential(scenarios: dict[str, StackDoc]) -> None:
     # Telemetry must not take the gateway down with it.
     essential = {name: c["essential"] for name, c in containers(scenarios["base"]).items()}
-    assert essential == {"key-proxy": True, "gateway": True, "adot-collector": False}
+    assert essential == {"data-plane": True, "gateway": True, "adot-collector": False}
 
 
 # -- the collector's configuration ----------------------------------------------
@@ -315,6 +315,24 @@ def test_collector_writes_metrics_into_the_namespace_the_task_role_may_use(scena
     assert variables[placeholder_variable(value)] == statement["Condition"]["StringEquals"]["cloudwatch:namespace"]
 
 
+def test_the_collector_declares_the_metric_dimensions_the_data_plane_bounds(scenarios: dict[str, StackDoc]) -> None:
+    # Undeclared, every attribute (resource attributes like the task's ARN included) would become a dimension,
+    # each set of values a billed custom metric.
+    emf = collector_config(scenarios["base"])["exporters"]["awsemf"]
+    assert emf["dimension_rollup_option"] == "NoDimensionRollup"
+    (declaration,) = emf["metric_declarations"]
+    assert declaration["dimensions"] == [["provider", "model", "team", "status"]]
+    names = [re.compile(selector) for selector in declaration["metric_name_selectors"]]
+    for metric in METRIC_NAMES.values():
+        assert [n for n in names if n.search(metric)], metric
+    assert not [n for n in names if n.search(f"x{next(iter(METRIC_NAMES.values()))}")]
+
+
+def test_only_the_data_plane_feeds_the_collector_metrics(scenarios: dict[str, StackDoc]) -> None:
+    config = collector_config(scenarios["base"])
+    assert config["service"]["pipelines"]["metrics"]["receivers"] == ["otlp"]
+
+
 def test_task_role_may_write_the_streams_of_each_collector_log_group(scenarios: dict[str, StackDoc]) -> None:
     stack = scenarios["base"]
     variables = environment(containers(stack)["adot-collector"])
@@ -333,24 +351,24 @@ def test_gateway_image_comes_from_upstream_by_default(scenarios: dict[str, Stack
 
 
 def test_data_plane_image_comes_from_upstream_by_default(scenarios: dict[str, StackDoc]) -> None:
-    assert containers(scenarios["base"])["key-proxy"]["image"] == "openresty/openresty:1.27.1.2-alpine"
+    assert containers(scenarios["base"])["data-plane"]["image"] == "openresty/openresty:1.27.1.2-alpine"
 
 
 def test_images_from_ecr_keep_their_tags(scenarios: dict[str, StackDoc]) -> None:
     stack = scenarios["ecr-tag"]
-    images = {name: containers(stack)[name]["image"] for name in ("gateway", "key-proxy")}
+    images = {name: containers(stack)[name]["image"] for name in ("gateway", "data-plane")}
     assert images == {
         "gateway": f"{repository(stack, 'gateway').ref('repository_url')}:1.15.2",
-        "key-proxy": f"{repository(stack, 'data-plane').ref('repository_url')}:1.27.1.2-alpine",
+        "data-plane": f"{repository(stack, 'data-plane').ref('repository_url')}:1.27.1.2-alpine",
     }
 
 
 def test_images_from_ecr_keep_their_digests(scenarios: dict[str, StackDoc]) -> None:
     stack = scenarios["ecr-digest"]
-    images = {name: containers(stack)[name]["image"] for name in ("gateway", "key-proxy")}
+    images = {name: containers(stack)[name]["image"] for name in ("gateway", "data-plane")}
     assert images == {
         "gateway": f"{repository(stack, 'gateway').ref('repository_url')}@{DIGEST}",
-        "key-proxy": f"{repository(stack, 'data-plane').ref('repository_url')}@{PROXY_DIGEST}",
+        "data-plane": f"{repository(stack, 'data-plane').ref('repository_url')}@{DATA_PLANE_DIGEST}",
     }
 
 
@@ -360,24 +378,61 @@ def test_the_collector_image_stays_upstream_with_images_from_ecr(scenarios: dict
 
 
 # -- the execution role -----------------------------------------------------------
-def test_execution_role_reads_exactly_the_secrets_the_proxy_receives(scenarios: dict[str, StackDoc]) -> None:
+def test_execution_role_reads_exactly_the_secrets_the_data_plane_receives(scenarios: dict[str, StackDoc]) -> None:
     stack = scenarios["secure"]
-    received = {s["valueFrom"] for s in containers(stack)["key-proxy"]["secrets"]}
+    received = {s["valueFrom"] for s in containers(stack)["data-plane"]["secrets"]}
     assert resources_granted(stack, execution_role(stack), "secretsmanager:GetSecretValue") == received
+
+
+def decrypts(stack: StackDoc) -> dict[str, dict[str, Any]]:
+    """The execution role's kms:Decrypt grants, by key."""
+    grants = granted(stack, execution_role(stack), "kms:Decrypt")
+    by_key = {grant["Resource"]: grant.get("Condition") for grant in grants}
+    assert len(by_key) == len(grants), "two grants on one key"
+    return by_key
+
+
+def data_plane_key(stack: StackDoc) -> str:
+    (bucket,) = [b for b in stack.resources("aws_s3_bucket") if "-data-plane-" in b["bucket"]]
+    (encryption,) = [e for e in stack.resources("aws_s3_bucket_server_side_encryption_configuration")
+                     if e["bucket"] == bucket.ref("id")]  # fmt: skip
+    return str(encryption["rule"][0]["apply_server_side_encryption_by_default"]["kms_master_key_id"])
 
 
 def test_execution_role_decrypts_secrets_only_through_secrets_manager(scenarios: dict[str, StackDoc]) -> None:
     stack = scenarios["secure"]
-    (decrypt,) = granted(stack, execution_role(stack), "kms:Decrypt")
     (secret, *_) = stack.resources("aws_secretsmanager_secret")
-    assert decrypt["Resource"] == secret["kms_key_id"]
-    assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}
+    assert decrypts(stack)[secret["kms_key_id"]] == {
+        "StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}
+    }
 
 
 def test_execution_role_reads_no_secret_when_none_is_injected(scenarios: dict[str, StackDoc]) -> None:
     stack = scenarios["base"]
     assert granted(stack, execution_role(stack), "secretsmanager:GetSecretValue") == []
-    assert granted(stack, execution_role(stack), "kms:Decrypt") == []
+    (secret, *_) = stack.resources("aws_secretsmanager_secret")
+    assert secret["kms_key_id"] not in decrypts(stack)
+
+
+@pytest.mark.parametrize("scenario", ["base", "secure", "ecr-tag"])
+def test_every_decrypt_of_the_execution_role_goes_through_one_service(
+    scenarios: dict[str, StackDoc], scenario: str
+) -> None:
+    for condition in decrypts(scenarios[scenario]).values():
+        assert condition is not None and list(condition) == ["StringEquals"]
+        assert list(condition["StringEquals"]) == ["kms:ViaService"]
+
+
+def test_execution_role_reads_the_data_plane_bundles_and_nothing_else_of_their_bucket(
+    scenarios: dict[str, StackDoc],
+) -> None:
+    stack = scenarios["base"]
+    (bucket,) = [b for b in stack.resources("aws_s3_bucket") if "-data-plane-" in b["bucket"]]
+    assert resources_granted(stack, execution_role(stack), "s3:GetObject") == {f"{bucket.ref('arn')}/data-plane/*"}
+    assert resources_granted(stack, execution_role(stack), "s3:GetBucketLocation") == {bucket.ref("arn")}
+    assert decrypts(stack)[data_plane_key(stack)] == {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}
+    actions = {action for s in statements(stack, execution_role(stack)) for action in as_list(s["Action"])}
+    assert {action for action in actions if action.startswith("s3:")} == {"s3:GetObject", "s3:GetBucketLocation"}
 
 
 @pytest.mark.parametrize("container", CONTAINERS)
@@ -406,10 +461,8 @@ def test_execution_role_pulls_only_from_the_stacks_repositories(scenarios: dict[
 
 def test_execution_role_decrypts_image_layers_only_through_ecr(scenarios: dict[str, StackDoc]) -> None:
     stack = scenarios["ecr-tag"]
-    (decrypt,) = granted(stack, execution_role(stack), "kms:Decrypt")
-    keys = {repository(stack, image)["encryption_configuration"][0]["kms_key"] for image in IMAGE_REPOSITORIES}
-    assert keys == {decrypt["Resource"]}
-    assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": "ecr.us-east-1.amazonaws.com"}}
+    (key,) = {repository(stack, image)["encryption_configuration"][0]["kms_key"] for image in IMAGE_REPOSITORIES}
+    assert decrypts(stack)[key] == {"StringEquals": {"kms:ViaService": "ecr.us-east-1.amazonaws.com"}}
 
 
 def test_execution_role_has_no_ecr_access_for_an_upstream_image(scenarios: dict[str, StackDoc]) -> None:
@@ -479,7 +532,7 @@ def test_service_waits_for_every_listener(scenarios: dict[str, StackDoc], name: 
     assert listeners <= set(stack.resource("aws_ecs_service")["depends_on"])
 
 
-def test_tasks_admit_the_proxy_port_only_from_the_load_balancer(scenarios: dict[str, StackDoc]) -> None:
+def test_tasks_admit_the_data_plane_port_only_from_the_load_balancer(scenarios: dict[str, StackDoc]) -> None:
     stack = scenarios["base"]
     (task_group,) = stack.resource("aws_ecs_service")["network_configuration"]["security_groups"]
     (load_balancer_group,) = stack.resource("aws_lb")["security_groups"]

@@ -1,5 +1,6 @@
 """The programmable data plane (OpenResty; config/data-plane/aigw_dataplane.lua),
-proven against the real gateway with prod's synthesized task definition: team
+proven against the real gateway with a synthesized task definition (JWT auth
+on, every org key: tests/scenarios.py "org-keys"): team
 identity, Bedrock signed with the task role, token usage per request, spans
 and metrics, and the JSON body rules. Loopback only; the credentials endpoint,
 Bedrock and the collector are recording mocks (tests/aws_mocks.py)."""
@@ -17,10 +18,11 @@ from typing import Any
 
 import pytest
 
-from aigw.key_proxy import CREDENTIALS_REFRESH_SECONDS
+from aigw.data_plane.contract import CREDENTIALS_REFRESH_SECONDS
+from modules.data_plane import DEFAULT_TEAM
 from tests.aws_mocks import BedrockRuntimeMock, CredentialsEndpoint, OtlpRecorder
 from tests.gateway_fixtures import CLIENT, CLIENT_ID, CLIENT_JWT, ORG_KEYS
-from tests.gateway_harness import GatewayHarness, Proxy, Response, chat, request
+from tests.gateway_harness import GatewayHarness, Response, RunningDataPlane, chat, request
 from tests.mock_providers import MockProvider
 
 pytestmark = pytest.mark.gateway
@@ -41,17 +43,20 @@ def token(claims: dict[str, object]) -> str:
 
 
 # -- team identity ------------------------------------------------------------------------
-def test_every_access_log_line_names_the_client(org_proxy: Proxy) -> None:
+def test_every_access_log_line_names_the_client(org_data_plane: RunningDataPlane) -> None:
     trace = new_trace()
-    assert chat(org_proxy.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT}).status == 200
-    assert org_proxy.access_line(trace)["client_id"] == CLIENT_ID
+    assert (
+        chat(org_data_plane.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT}).status
+        == 200
+    )
+    assert org_data_plane.access_line(trace)["client_id"] == CLIENT_ID
 
 
-def test_refusals_name_the_client_too(org_proxy: Proxy) -> None:
+def test_refusals_name_the_client_too(org_data_plane: RunningDataPlane) -> None:
     trace = new_trace()
-    response = chat(org_proxy.base_url, {"x-portkey-provider": "mistral-ai", "x-amzn-trace-id": trace, **CLIENT})
+    response = chat(org_data_plane.base_url, {"x-portkey-provider": "mistral-ai", "x-amzn-trace-id": trace, **CLIENT})
     assert response.status == 403
-    line = org_proxy.access_line(trace)
+    line = org_data_plane.access_line(trace)
     assert (line["client_id"], line["rule"]) == (CLIENT_ID, "provider")
 
 
@@ -60,36 +65,40 @@ def test_refusals_name_the_client_too(org_proxy: Proxy) -> None:
     [None, "Bearer client-own-key", token({"scope": "https://gateway.internal/invoke"}), "Basic dXNlcjpwYXNz"],
 )
 def test_requests_without_a_validated_token_are_refused(
-    org_proxy: Proxy, harness: GatewayHarness, authorization: str | None
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, authorization: str | None
 ) -> None:
     headers = {"x-portkey-provider": "openai", **({"Authorization": authorization} if authorization else {})}
-    response = chat(org_proxy.base_url, headers)
+    response = chat(org_data_plane.base_url, headers)
     assert response.status == 401 and response.json()["error"]["rule"] == "identity"
     assert harness.interception.outbound() == []
 
 
-def test_the_token_reaches_no_upstream_and_no_log(org_proxy: Proxy, harness: GatewayHarness) -> None:
-    assert chat(org_proxy.base_url, {"x-portkey-provider": "anthropic", **CLIENT}).status == 200
+def test_the_token_reaches_no_upstream_and_no_log(org_data_plane: RunningDataPlane, harness: GatewayHarness) -> None:
+    assert chat(org_data_plane.base_url, {"x-portkey-provider": "anthropic", **CLIENT}).status == 200
     time.sleep(0.2)
     assert CLIENT_JWT not in json.dumps(harness.interception.outbound())
-    assert CLIENT_JWT not in "".join(p.read_text() for p in org_proxy.home.glob("*.log"))
+    assert CLIENT_JWT not in "".join(p.read_text() for p in org_data_plane.home.glob("*.log"))
 
 
 # -- Bedrock through the task role --------------------------------------------------------------
 def test_bedrock_is_signed_with_the_task_roles_credentials(
-    org_proxy: Proxy, mocks: dict[str, MockProvider], credentials: CredentialsEndpoint
+    org_data_plane: RunningDataPlane, mocks: dict[str, MockProvider], credentials: CredentialsEndpoint
 ) -> None:
     bedrock = mocks["bedrock"]
     assert isinstance(bedrock, BedrockRuntimeMock)
-    response = chat(org_proxy.base_url, {"x-portkey-provider": "bedrock", **CLIENT}, model=BEDROCK_MODEL)
+    response = chat(org_data_plane.base_url, {"x-portkey-provider": "bedrock", **CLIENT}, model=BEDROCK_MODEL)
     assert response.status == 200, response.body
     assert bedrock.verifications == [True]
     assert bedrock.access_keys == [credentials.current.access_key_id]
     assert bedrock.session_tokens == [credentials.current.session_token]
 
 
-def test_bedrock_streams_signed_with_the_task_role(org_proxy: Proxy, mocks: dict[str, MockProvider]) -> None:
-    response = chat(org_proxy.base_url, {"x-portkey-provider": "bedrock", **CLIENT}, model=BEDROCK_MODEL, stream=True)
+def test_bedrock_streams_signed_with_the_task_role(
+    org_data_plane: RunningDataPlane, mocks: dict[str, MockProvider]
+) -> None:
+    response = chat(
+        org_data_plane.base_url, {"x-portkey-provider": "bedrock", **CLIENT}, model=BEDROCK_MODEL, stream=True
+    )
     assert response.status == 200 and b"data:" in response.body
     assert isinstance(mocks["bedrock"], BedrockRuntimeMock)
     assert mocks["bedrock"].verifications == [True]
@@ -101,13 +110,13 @@ def test_task_role_credentials_are_cached_until_shortly_before_they_expire(
     bedrock = mocks["bedrock"]
     assert isinstance(bedrock, BedrockRuntimeMock)
     # A data plane of its own: no worker has cached anything yet.
-    proxy = harness.start_proxy(ORG_KEYS, "rotation", credentials_uri=credentials.full_uri)
+    data_plane = harness.start_data_plane(ORG_KEYS, "rotation", credentials_uri=credentials.full_uri)
     # Valid for 3 s past the refresh margin: cached for about 3 s.
     first = credentials.issue(valid_for_seconds=CREDENTIALS_REFRESH_SECONDS + 3)
     credentials.clear()
     headers = {"x-portkey-provider": "bedrock", **CLIENT}
     for _ in range(6):
-        assert chat(proxy.base_url, headers, model=BEDROCK_MODEL).status == 200
+        assert chat(data_plane.base_url, headers, model=BEDROCK_MODEL).status == 200
     # Each nginx worker fetches once (worker_processes auto: one per core here).
     assert 1 <= len(credentials.requests) <= 2
     assert set(bedrock.access_keys) == {first.access_key_id}
@@ -116,13 +125,13 @@ def test_task_role_credentials_are_cached_until_shortly_before_they_expire(
     time.sleep(3.5)
     bedrock.clear()
     for _ in range(4):
-        assert chat(proxy.base_url, headers, model=BEDROCK_MODEL).status == 200
+        assert chat(data_plane.base_url, headers, model=BEDROCK_MODEL).status == 200
     assert set(bedrock.access_keys) == {second.access_key_id}
     assert bedrock.verifications == [True] * 4
 
 
 def test_without_jwt_auth_nobody_spends_the_task_roles_bedrock_access(
-    passthrough_proxy: Proxy, harness: GatewayHarness, credentials: CredentialsEndpoint
+    passthrough_data_plane: RunningDataPlane, harness: GatewayHarness, credentials: CredentialsEndpoint
 ) -> None:
     credentials.clear()
     headers = {
@@ -130,42 +139,46 @@ def test_without_jwt_auth_nobody_spends_the_task_roles_bedrock_access(
         "x-portkey-aws-access-key-id": "AKIDCLIENT",
         "Authorization": "Bearer x",
     }
-    response = chat(passthrough_proxy.base_url, headers, model=BEDROCK_MODEL)
+    response = chat(passthrough_data_plane.base_url, headers, model=BEDROCK_MODEL)
     assert response.status == 403 and response.json()["error"]["rule"] == "provider"
     assert harness.interception.outbound() == [] and credentials.requests == []
 
 
 def test_credentials_never_appear_in_responses_or_logs(
-    org_proxy: Proxy, credentials: CredentialsEndpoint, mocks: dict[str, MockProvider]
+    org_data_plane: RunningDataPlane, credentials: CredentialsEndpoint, mocks: dict[str, MockProvider]
 ) -> None:
     mocks["bedrock"].error_status = 400
-    failing = chat(org_proxy.base_url, {"x-portkey-provider": "bedrock", **CLIENT}, model=BEDROCK_MODEL)
+    failing = chat(org_data_plane.base_url, {"x-portkey-provider": "bedrock", **CLIENT}, model=BEDROCK_MODEL)
     mocks["bedrock"].error_status = None
-    working = chat(org_proxy.base_url, {"x-portkey-provider": "bedrock", **CLIENT}, model=BEDROCK_MODEL)
+    working = chat(org_data_plane.base_url, {"x-portkey-provider": "bedrock", **CLIENT}, model=BEDROCK_MODEL)
     time.sleep(0.2)
-    texts = [failing.body.decode(), working.body.decode(), "".join(p.read_text() for p in org_proxy.home.glob("*.log"))]
+    texts = [
+        failing.body.decode(),
+        working.body.decode(),
+        "".join(p.read_text() for p in org_data_plane.home.glob("*.log")),
+    ]
     for issued in credentials.issued:
         for secret in (issued.secret_access_key, issued.session_token):
             assert all(secret not in text for text in texts)
 
 
 # -- token usage per request ----------------------------------------------------------------------
-def test_usage_of_a_completion_is_logged_as_the_client_received_it(org_proxy: Proxy) -> None:
+def test_usage_of_a_completion_is_logged_as_the_client_received_it(org_data_plane: RunningDataPlane) -> None:
     trace = new_trace()
-    response = chat(org_proxy.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT})
+    response = chat(org_data_plane.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT})
     usage = response.json()["usage"]
-    line = org_proxy.access_line(trace)
+    line = org_data_plane.access_line(trace)
     assert (line["provider"], line["model"], line["status"]) == ("openai", "mock", 200)
     assert (line["input_tokens"], line["output_tokens"]) == (usage["prompt_tokens"], usage["completion_tokens"])
 
 
-def test_usage_of_an_anthropic_message_is_logged(org_proxy: Proxy) -> None:
+def test_usage_of_an_anthropic_message_is_logged(org_data_plane: RunningDataPlane) -> None:
     trace = new_trace()
     body = {"model": "claude-haiku", "max_tokens": 32, "messages": [{"role": "user", "content": "hello there"}]}
     headers = {"x-portkey-provider": "anthropic", "x-amzn-trace-id": trace, **CLIENT}
-    response = request(f"{org_proxy.base_url}/v1/messages", body, headers)
+    response = request(f"{org_data_plane.base_url}/v1/messages", body, headers)
     usage = response.json()["usage"]
-    line = org_proxy.access_line(trace)
+    line = org_data_plane.access_line(trace)
     assert (line["input_tokens"], line["output_tokens"]) == (usage["input_tokens"], usage["output_tokens"])
 
 
@@ -174,61 +187,65 @@ def stream_events(response: Response) -> list[dict[str, Any]]:
     return [json.loads(line[5:]) for line in lines if line.startswith("data:") and line[5:].strip().startswith("{")]
 
 
-def test_usage_of_a_stream_comes_from_its_final_usage_chunk(org_proxy: Proxy) -> None:
+def test_usage_of_a_stream_comes_from_its_final_usage_chunk(org_data_plane: RunningDataPlane) -> None:
     trace = new_trace()
     headers = {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT}
-    response = chat(org_proxy.base_url, headers, stream=True, stream_options={"include_usage": True})
+    response = chat(org_data_plane.base_url, headers, stream=True, stream_options={"include_usage": True})
     (usage,) = [event["usage"] for event in stream_events(response) if event.get("usage")]
-    line = org_proxy.access_line(trace)
+    line = org_data_plane.access_line(trace)
     assert (line["input_tokens"], line["output_tokens"]) == (usage["prompt_tokens"], usage["completion_tokens"])
 
 
-def test_a_stream_without_a_usage_chunk_logs_no_tokens(org_proxy: Proxy) -> None:
+def test_a_stream_without_a_usage_chunk_logs_no_tokens(org_data_plane: RunningDataPlane) -> None:
     # The data plane does not add stream_options.include_usage for the client.
     trace = new_trace()
     headers = {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT}
-    response = chat(org_proxy.base_url, headers, stream=True)
+    response = chat(org_data_plane.base_url, headers, stream=True)
     assert not [event for event in stream_events(response) if event.get("usage")]
-    line = org_proxy.access_line(trace)
+    line = org_data_plane.access_line(trace)
     assert (line["input_tokens"], line["output_tokens"]) == (None, None)
 
 
-def test_usage_of_a_streamed_anthropic_message_comes_from_start_and_delta_events(org_proxy: Proxy) -> None:
+def test_usage_of_a_streamed_anthropic_message_comes_from_start_and_delta_events(
+    org_data_plane: RunningDataPlane,
+) -> None:
     trace = new_trace()
     body = {"model": "claude-haiku", "max_tokens": 32, "stream": True,
             "messages": [{"role": "user", "content": "hello there"}]}  # fmt: skip
     headers = {"x-portkey-provider": "anthropic", "x-amzn-trace-id": trace, **CLIENT}
-    response = request(f"{org_proxy.base_url}/v1/messages", body, headers)
+    response = request(f"{org_data_plane.base_url}/v1/messages", body, headers)
     events = stream_events(response)
     (start,) = [e for e in events if e.get("type") == "message_start"]
     (delta,) = [e for e in events if e.get("type") == "message_delta"]
-    line = org_proxy.access_line(trace)
+    line = org_data_plane.access_line(trace)
     assert line["input_tokens"] == start["message"]["usage"]["input_tokens"]
     assert line["output_tokens"] == delta["usage"]["output_tokens"]
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_usage_of_bedrock_normalised_by_the_gateway_is_logged(org_proxy: Proxy, stream: bool) -> None:
+def test_usage_of_bedrock_normalised_by_the_gateway_is_logged(org_data_plane: RunningDataPlane, stream: bool) -> None:
     trace = new_trace()
     headers = {"x-portkey-provider": "bedrock", "x-amzn-trace-id": trace, **CLIENT}
-    response = chat(org_proxy.base_url, headers, model=BEDROCK_MODEL, stream=stream)
+    response = chat(org_data_plane.base_url, headers, model=BEDROCK_MODEL, stream=stream)
     usage = [e["usage"] for e in stream_events(response) if e.get("usage")][-1] if stream else response.json()["usage"]
-    line = org_proxy.access_line(trace)
+    line = org_data_plane.access_line(trace)
     assert (line["provider"], line["model"]) == ("bedrock", BEDROCK_MODEL)
     assert (line["input_tokens"], line["output_tokens"]) == (usage["prompt_tokens"], usage["completion_tokens"])
 
 
 # -- body rules ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("model", ["../../v1beta/tunedModels/x", "gemini-pro?alt=", "gemini#x", "models/gemini-pro"])
-def test_a_google_model_cannot_steer_the_url(passthrough_proxy: Proxy, harness: GatewayHarness, model: str) -> None:
+def test_a_google_model_cannot_steer_the_url(
+    passthrough_data_plane: RunningDataPlane, harness: GatewayHarness, model: str
+) -> None:
     headers = {"x-portkey-provider": "google", "Authorization": "Bearer own-google-key"}
-    response = chat(passthrough_proxy.base_url, headers, model=model)
+    response = chat(passthrough_data_plane.base_url, headers, model=model)
     assert response.status == 400 and response.json()["error"]["rule"] == "model"
     assert harness.interception.outbound() == []
 
 
-def test_a_bedrock_model_cannot_steer_the_url(org_proxy: Proxy, harness: GatewayHarness) -> None:
-    response = chat(org_proxy.base_url, {"x-portkey-provider": "bedrock", **CLIENT}, model="x/../../guardrail/g")
+def test_a_bedrock_model_cannot_steer_the_url(org_data_plane: RunningDataPlane, harness: GatewayHarness) -> None:
+    response = chat(org_data_plane.base_url, {"x-portkey-provider": "bedrock", **CLIENT}, model="x/../../guardrail/g")
     assert response.status == 400 and response.json()["error"]["rule"] == "model"
     assert harness.interception.outbound() == []
 
@@ -246,30 +263,32 @@ def test_a_bedrock_model_cannot_steer_the_url(org_proxy: Proxy, harness: Gateway
     ],
 )  # fmt: skip
 def test_references_to_stored_objects_are_refused(
-    org_proxy: Proxy, harness: GatewayHarness, route: str, body: dict[str, object]
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, route: str, body: dict[str, object]
 ) -> None:
-    response = request(f"{org_proxy.base_url}{route}", body, {"x-portkey-provider": "openai", **CLIENT})
+    response = request(f"{org_data_plane.base_url}{route}", body, {"x-portkey-provider": "openai", **CLIENT})
     assert response.status == 403 and response.json()["error"]["rule"] == "stored-object"
     assert harness.interception.outbound() == []
 
 
-def test_the_anthropic_beta_body_field_cannot_turn_on_the_files_api(org_proxy: Proxy, harness: GatewayHarness) -> None:
+def test_the_anthropic_beta_body_field_cannot_turn_on_the_files_api(
+    org_data_plane: RunningDataPlane, harness: GatewayHarness
+) -> None:
     body = {"model": "claude", "max_tokens": 8, "anthropic_beta": "files-api-2025-04-14",
             "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
-    response = request(f"{org_proxy.base_url}/v1/messages", body, {"x-portkey-provider": "anthropic", **CLIENT})
+    response = request(f"{org_data_plane.base_url}/v1/messages", body, {"x-portkey-provider": "anthropic", **CLIENT})
     assert response.status == 403 and response.json()["error"]["rule"] == "stored-object"
     assert harness.interception.outbound() == []
 
 
-def test_a_body_that_is_not_a_json_object_is_refused(org_proxy: Proxy) -> None:
+def test_a_body_that_is_not_a_json_object_is_refused(org_data_plane: RunningDataPlane) -> None:
     response = request(
-        f"{org_proxy.base_url}/v1/chat/completions", b"[1,2]", {"x-portkey-provider": "openai", **CLIENT}
+        f"{org_data_plane.base_url}/v1/chat/completions", b"[1,2]", {"x-portkey-provider": "openai", **CLIENT}
     )
     assert response.status == 400 and response.json()["error"]["rule"] == "body"
 
 
-def test_repeated_provider_headers_are_refused(org_proxy: Proxy, harness: GatewayHarness) -> None:
-    connection = http.client.HTTPConnection("127.0.0.1", org_proxy.port, timeout=20)
+def test_repeated_provider_headers_are_refused(org_data_plane: RunningDataPlane, harness: GatewayHarness) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", org_data_plane.port, timeout=20)
     try:
         connection.putrequest("POST", "/v1/chat/completions")
         for name, value in (("x-portkey-provider", "openai"), ("x-portkey-provider", "anthropic"),
@@ -286,10 +305,12 @@ def test_repeated_provider_headers_are_refused(org_proxy: Proxy, harness: Gatewa
 
 
 # -- telemetry -------------------------------------------------------------------------------------
-def test_each_request_becomes_one_span_linked_to_the_load_balancers_trace(org_proxy: Proxy, otlp: OtlpRecorder) -> None:
+def test_each_request_becomes_one_span_linked_to_the_load_balancers_trace(
+    org_data_plane: RunningDataPlane, otlp: OtlpRecorder
+) -> None:
     trace = new_trace()
     headers = {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT}
-    usage = chat(org_proxy.base_url, headers).json()["usage"]
+    usage = chat(org_data_plane.base_url, headers).json()["usage"]
     expected_trace_id = trace.split("-", 1)[1].replace("-", "")
     deadline = time.monotonic() + 10
     spans = []
@@ -305,21 +326,25 @@ def test_each_request_becomes_one_span_linked_to_the_load_balancers_trace(org_pr
     assert span.attributes["gen_ai.usage.output_tokens"] == usage["completion_tokens"]
 
 
-def test_request_and_token_counts_reach_the_collector_as_metrics(org_proxy: Proxy, otlp: OtlpRecorder) -> None:
-    usage = chat(org_proxy.base_url, {"x-portkey-provider": "anthropic", **CLIENT}).json()["usage"]
+def test_request_and_token_counts_reach_the_collector_as_metrics(
+    org_data_plane: RunningDataPlane, otlp: OtlpRecorder
+) -> None:
+    usage = chat(org_data_plane.base_url, {"x-portkey-provider": "anthropic", **CLIENT}).json()["usage"]
     assert otlp.wait_for_metric("InputTokens", timeout=10)
     points = {p.name: p for p in otlp.metric_points() if p.attributes.get("provider") == "anthropic"}
     assert points["Requests"].value == 1
     assert points["InputTokens"].value == usage["prompt_tokens"]
     assert points["OutputTokens"].value == usage["completion_tokens"]
-    assert points["Requests"].attributes["team"] == CLIENT_ID
+    assert points["Requests"].attributes["team"] == DEFAULT_TEAM  # the team the client id maps to
 
 
-def test_telemetry_carries_no_prompt_no_key_and_no_token(org_proxy: Proxy, otlp: OtlpRecorder) -> None:
+def test_telemetry_carries_no_prompt_no_key_and_no_token(org_data_plane: RunningDataPlane, otlp: OtlpRecorder) -> None:
     prompt = "a secret prompt " + uuid.uuid4().hex
     body = {"model": "mock", "messages": [{"role": "user", "content": prompt}]}
     assert (
-        request(f"{org_proxy.base_url}/v1/chat/completions", body, {"x-portkey-provider": "openai", **CLIENT}).status
+        request(
+            f"{org_data_plane.base_url}/v1/chat/completions", body, {"x-portkey-provider": "openai", **CLIENT}
+        ).status
         == 200
     )
     assert otlp.wait_for_spans(1, timeout=10)
@@ -330,10 +355,13 @@ def test_telemetry_carries_no_prompt_no_key_and_no_token(org_proxy: Proxy, otlp:
 
 
 # -- the log schema ----------------------------------------------------------------------------------
-def test_the_documented_access_log_schema_is_the_logged_one(org_proxy: Proxy) -> None:
+def test_the_documented_access_log_schema_is_the_logged_one(org_data_plane: RunningDataPlane) -> None:
     trace = new_trace()
-    assert chat(org_proxy.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT}).status == 200
-    logged = set(org_proxy.access_line(trace))
+    assert (
+        chat(org_data_plane.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT}).status
+        == 200
+    )
+    logged = set(org_data_plane.access_line(trace))
     document = (ROOT / "docs" / "data-plane.md").read_text()
     table = document.split("<!-- access-log schema -->", 2)[1]
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", table, re.MULTILINE))
@@ -351,21 +379,21 @@ def test_the_documented_access_log_schema_is_the_logged_one(org_proxy: Proxy) ->
     ],
 )
 def test_a_body_the_data_plane_cannot_check_never_reaches_the_gateway(
-    org_proxy: Proxy, harness: GatewayHarness, route: str, content_type: str, body: dict[str, object]
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, route: str, content_type: str, body: dict[str, object]
 ) -> None:
     # The gateway parses a JSON body whatever the Content-Type says.
     headers = {"x-portkey-provider": "openai", "content-type": content_type, **CLIENT}
-    response = request(f"{org_proxy.base_url}{route}", json.dumps(body).encode(), headers)
+    response = request(f"{org_data_plane.base_url}{route}", json.dumps(body).encode(), headers)
     assert response.status == 415 and response.json()["error"]["rule"] == "content-type"
     assert harness.interception.outbound() == []
 
 
 def test_an_upstream_x_accel_redirect_cannot_reach_the_credentials_location(
-    org_proxy: Proxy, mocks: dict[str, MockProvider], credentials: CredentialsEndpoint
+    org_data_plane: RunningDataPlane, mocks: dict[str, MockProvider], credentials: CredentialsEndpoint
 ) -> None:
     mocks["openai"].extra_headers = {"X-Accel-Redirect": "/_aigw/credentials"}
     credentials.clear()
-    response = chat(org_proxy.base_url, {"x-portkey-provider": "openai", **CLIENT})
+    response = chat(org_data_plane.base_url, {"x-portkey-provider": "openai", **CLIENT})
     assert response.status == 200 and response.json()["choices"]
     assert "x-accel-redirect" not in response.headers
     assert credentials.requests == []
@@ -378,9 +406,9 @@ def test_an_upstream_x_accel_redirect_cannot_reach_the_credentials_location(
      "anthropic.claude%2F..%2Fx"],
 )  # fmt: skip
 def test_bedrock_models_are_model_ids_never_arns_or_paths(
-    org_proxy: Proxy, harness: GatewayHarness, model: str
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, model: str
 ) -> None:
-    response = chat(org_proxy.base_url, {"x-portkey-provider": "bedrock", **CLIENT}, model=model)
+    response = chat(org_data_plane.base_url, {"x-portkey-provider": "bedrock", **CLIENT}, model=model)
     assert response.status == 400 and response.json()["error"]["rule"] == "model"
     assert harness.interception.outbound() == []
 
@@ -394,26 +422,30 @@ def test_bedrock_models_are_model_ids_never_arns_or_paths(
     ],
 )  # fmt: skip
 def test_bedrock_cannot_read_s3_or_apply_the_organisations_guardrails(
-    org_proxy: Proxy, harness: GatewayHarness, extra: dict[str, object]
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, extra: dict[str, object]
 ) -> None:
     body = {"model": BEDROCK_MODEL, "messages": [{"role": "user", "content": "hi"}], **extra}
-    response = request(f"{org_proxy.base_url}/v1/chat/completions", body, {"x-portkey-provider": "bedrock", **CLIENT})
+    response = request(
+        f"{org_data_plane.base_url}/v1/chat/completions", body, {"x-portkey-provider": "bedrock", **CLIENT}
+    )
     assert response.status == 403 and response.json()["error"]["rule"] == "stored-object"
     assert harness.interception.outbound() == []
 
 
-def test_a_body_nested_too_deep_to_scan_is_refused(org_proxy: Proxy, harness: GatewayHarness) -> None:
+def test_a_body_nested_too_deep_to_scan_is_refused(org_data_plane: RunningDataPlane, harness: GatewayHarness) -> None:
     nested: dict[str, object] = {"anthropic_beta": "files-api-2025-04-14"}
     for _ in range(40):
         nested = {"a": nested}
     body = {"model": "claude", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}], "metadata": nested}
-    response = request(f"{org_proxy.base_url}/v1/messages", body, {"x-portkey-provider": "anthropic", **CLIENT})
+    response = request(f"{org_data_plane.base_url}/v1/messages", body, {"x-portkey-provider": "anthropic", **CLIENT})
     assert response.status == 403 and response.json()["error"]["rule"] == "stored-object"
     assert harness.interception.outbound() == []
 
 
-def test_a_client_supplied_byte_cannot_drop_other_requests_spans(org_proxy: Proxy, otlp: OtlpRecorder) -> None:
-    connection = http.client.HTTPConnection("127.0.0.1", org_proxy.port, timeout=20)
+def test_a_client_supplied_byte_cannot_drop_other_requests_spans(
+    org_data_plane: RunningDataPlane, otlp: OtlpRecorder
+) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", org_data_plane.port, timeout=20)
     try:
         for _ in range(5):
             connection.request("POST", "/v1/x%FF", b"{}", {"content-type": "application/json", **CLIENT})
@@ -421,7 +453,10 @@ def test_a_client_supplied_byte_cannot_drop_other_requests_spans(org_proxy: Prox
     finally:
         connection.close()
     trace = new_trace()
-    assert chat(org_proxy.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT}).status == 200
+    assert (
+        chat(org_data_plane.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT}).status
+        == 200
+    )
     expected = trace.split("-", 1)[1].replace("-", "")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not [s for s in otlp.spans() if s.trace_id == expected]:
@@ -432,10 +467,10 @@ def test_a_client_supplied_byte_cannot_drop_other_requests_spans(org_proxy: Prox
 
 
 def test_the_task_roles_session_token_goes_only_to_bedrock_runtime(
-    org_proxy: Proxy, harness: GatewayHarness, credentials: CredentialsEndpoint
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, credentials: CredentialsEndpoint
 ) -> None:
     for model in (BEDROCK_MODEL, "us.anthropic.claude-3-5-sonnet-20240620-v1:0"):
-        chat(org_proxy.base_url, {"x-portkey-provider": "bedrock", **CLIENT}, model=model)
+        chat(org_data_plane.base_url, {"x-portkey-provider": "bedrock", **CLIENT}, model=model)
     carrying = [e for e in harness.interception.outbound()
                 if any(c.session_token in json.dumps(e) for c in credentials.issued)]  # fmt: skip
     assert carrying and {e["host"] for e in carrying} == {"bedrock-runtime.us-east-1.amazonaws.com"}

@@ -11,7 +11,9 @@ one filled from the registry); every call of the deploy itself stays on loopback
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
 import os
 import subprocess
@@ -24,6 +26,8 @@ from typing import Any
 import boto3
 import pytest
 
+from aigw.data_plane.bundle import read_environment_file, unpack
+from aigw.data_plane.contract import BUNDLE_VARIABLE, DATA_PLANE_CONTAINER, SHA256_VARIABLE
 from aigw.environments import load_environments
 from tests import conftest, processes
 from tests.conftest import ProviderMirror
@@ -192,7 +196,7 @@ def test_ecs_cluster_service_task_and_autoscaling(deployment: Deployment) -> Non
     (service,) = ecs.describe_services(cluster="aigw-local-cluster", services=["aigw-local-gateway"])["services"]
     assert service["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"] == "DISABLED"
     task = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
-    assert [c["name"] for c in task["containerDefinitions"]] == ["key-proxy", "gateway", "adot-collector"]
+    assert [c["name"] for c in task["containerDefinitions"]] == ["data-plane", "gateway", "adot-collector"]
     assert (task["cpu"], task["memory"]) == ("512", "1024")
     scaling = deployment.client("application-autoscaling")
     (target,) = scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
@@ -216,7 +220,8 @@ def test_images_keys_logs_secrets_roles_and_alarms(deployment: Deployment) -> No
     aliases = {
         a["AliasName"]: a["TargetKeyId"] for a in kms.list_aliases()["Aliases"] if "aigw-local" in a["AliasName"]
     }
-    assert set(aliases) == {"alias/aigw-local-logs", "alias/aigw-local-ecr", "alias/aigw-local-secrets"}
+    expected = {f"alias/aigw-local-{name}" for name in ("logs", "ecr", "secrets", "data-plane")}
+    assert set(aliases) == expected
     assert all(kms.get_key_rotation_status(KeyId=key)["KeyRotationEnabled"] for key in aliases.values())
     groups = deployment.client("logs").describe_log_groups(logGroupNamePrefix="/aigw-local/")["logGroups"]
     assert len(groups) == 6 and all(g["retentionInDays"] == 365 and g.get("kmsKeyId") for g in groups)
@@ -229,6 +234,35 @@ def test_images_keys_logs_secrets_roles_and_alarms(deployment: Deployment) -> No
     assert len(alarms) == 4
     for kind in ("ecr_repository", "kms_key", "kms_alias", "cloudwatch_log_group", "secretsmanager_secret",
                  "iam_role", "cloudwatch_metric_alarm"):  # fmt: skip
+        verified(kind)
+
+
+def deployed_data_plane(deployment: Deployment) -> dict[str, Any]:
+    """The data plane container as the emulator's ECS API holds it."""
+    ecs = deployment.client("ecs")
+    (service,) = ecs.describe_services(cluster="aigw-local-cluster", services=["aigw-local-gateway"])["services"]
+    task = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+    (container,) = [c for c in task["containerDefinitions"] if c["name"] == DATA_PLANE_CONTAINER]
+    return dict(container)
+
+
+def test_the_data_plane_runs_the_bundle_its_task_definition_pins(deployment: Deployment) -> None:
+    # GIVEN the task definition ECS holds WHEN its environment file is read as ECS reads it
+    container = deployed_data_plane(deployment)
+    (environment_file,) = container["environmentFiles"]
+    assert environment_file["type"] == "s3"
+    bucket, key = environment_file["value"].removeprefix("arn:aws:s3:::").split("/", 1)
+    assert bucket == "aigw-local-data-plane-123456789012-us-east-1" and key.startswith("data-plane/")
+    obj = deployment.client("s3").get_object(Bucket=bucket, Key=key)
+    assert obj["ServerSideEncryption"] == "aws:kms"
+    variables = read_environment_file(obj["Body"].read().decode("ascii"))
+    # THEN it carries exactly the bundle whose hash the task definition pins, under a key named by that hash
+    archive = base64.b64decode(variables[BUNDLE_VARIABLE])
+    pinned = {e["name"]: e["value"] for e in container["environment"]}[SHA256_VARIABLE]
+    assert list(variables) == [BUNDLE_VARIABLE]
+    assert hashlib.sha256(archive).hexdigest() == pinned and key == f"data-plane/{pinned}.env"
+    assert "lua/aigw/handler.lua" in unpack(archive)
+    for kind in ("s3_bucket", "s3_object"):
         verified(kind)
 
 
@@ -248,6 +282,38 @@ def test_state_lives_in_the_bucket_and_the_lock_table_was_used(deployment: Deplo
 def test_second_plan_is_empty(deployment: Deployment) -> None:
     plan = deployment.terraform("plan", "-detailed-exitcode", "-lock-timeout=60s")
     assert plan.returncode == 0, plan.stdout[-4000:] + plan.stderr[-2000:]
+
+
+def test_a_data_plane_change_is_a_new_bundle_and_revision_rolled_out_in_place(deployment: Deployment) -> None:
+    # GIVEN one line of the data plane's Lua changed in the deployed project
+    module = deployment.project / "config" / "data-plane" / "lua" / "aigw" / "text.lua"
+    original = module.read_text()
+    module.write_text(original + "-- a change\n")
+    try:
+        synth = deployment.run(".venv/bin/python", "main.py")
+        assert synth.returncode == 0, synth.stderr[-3000:]
+        plan = deployment.terraform("plan", "-out=change.plan", "-lock-timeout=60s")
+        assert plan.returncode == 0, plan.stdout[-4000:] + plan.stderr[-2000:]
+        shown = processes.run(["terraform", "show", "-json", "change.plan"], cwd=deployment.stack_dir,
+                              env=deployment.env, timeout=DEPLOY_TIMEOUT_SECONDS)  # fmt: skip
+        assert shown.returncode == 0, shown.stderr[-2000:]
+        changes = {
+            change["address"]: change["change"]["actions"]
+            for change in json.loads(shown.stdout)["resource_changes"]
+            if change["change"]["actions"] != ["no-op"]
+        }
+    finally:
+        module.write_text(original)
+        restored = deployment.run(".venv/bin/python", "main.py")
+        assert restored.returncode == 0, restored.stderr[-3000:]
+    # THEN a new bundle object exists before the old one goes, the task definition gets a new
+    # revision, the service moves to it in place (its deployment strategy rolls it out), and nothing else changes
+    by_type = {address.split(".")[0]: actions for address, actions in changes.items()}
+    assert by_type == {
+        "aws_s3_object": ["create", "delete"],
+        "aws_ecs_task_definition": ["delete", "create"],
+        "aws_ecs_service": ["update"],
+    }, changes
 
 
 def test_concurrent_plans_share_the_lock_without_corrupting_state(deployment: Deployment) -> None:
@@ -289,4 +355,6 @@ def test_destroy_leaves_nothing_behind(deployment: Deployment) -> None:
     idp = deployment.client("cognito-idp")
     assert not [p for p in idp.list_user_pools(MaxResults=60)["UserPools"] if p["Name"] == "aigw-local-clients"]
     assert deployment.client("wafv2").list_web_acls(Scope="REGIONAL")["WebACLs"] == []
+    buckets = [b["Name"] for b in deployment.client("s3").list_buckets()["Buckets"]]
+    assert "aigw-local-data-plane-123456789012-us-east-1" not in buckets
     assert state_document(deployment)["resources"] == []

@@ -70,7 +70,7 @@ def test_load_balancer_without_a_certificate_admits_only_port_80(scenarios: dict
     assert {(r["from_port"], r["to_port"]) for r in rules} == {(80, 80)}
 
 
-def test_load_balancer_reaches_only_the_tasks_on_the_proxy_port(scenarios: dict[str, StackDoc]) -> None:
+def test_load_balancer_reaches_only_the_tasks_on_the_data_plane_port(scenarios: dict[str, StackDoc]) -> None:
     stack = scenarios["base"]
     (task_group,) = stack.resource("aws_ecs_service")["network_configuration"]["security_groups"]
     egress = stack.resources("aws_vpc_security_group_egress_rule", {"security_group_id": load_balancer_group(stack)})
@@ -80,12 +80,12 @@ def test_load_balancer_reaches_only_the_tasks_on_the_proxy_port(scenarios: dict[
 
 
 # -- target group -------------------------------------------------------------
-def test_target_group_sends_traffic_to_the_key_proxy_port_of_each_task(scenarios: dict[str, StackDoc]) -> None:
+def test_target_group_sends_traffic_to_the_data_plane_port_of_each_task(scenarios: dict[str, StackDoc]) -> None:
     scenarios["base"].resource("aws_lb_target_group", {"target_type": "ip", "port": 8080, "protocol": "HTTP"})
 
 
-def test_target_group_health_check_passes_through_the_proxy_to_the_gateway(scenarios: dict[str, StackDoc]) -> None:
-    # /health is the proxy's route to the gateway's "/": a target is healthy only when both answer.
+def test_target_group_health_check_passes_through_the_data_plane_to_the_gateway(scenarios: dict[str, StackDoc]) -> None:
+    # /health is the data plane's route to the gateway's "/": a target is healthy only when both answer.
     scenarios["base"].resource(
         "aws_lb_target_group", {"health_check": {"enabled": True, "path": "/health", "matcher": "200"}}
     )

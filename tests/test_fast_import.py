@@ -231,7 +231,7 @@ def test_importing_the_settings_leaves_the_interpreter_untouched() -> None:
         """
         import os, sys, typing
         before = (list(sys.meta_path), os.environ.get("NODE_OPTIONS"), typing.get_type_hints)
-        import aigw.settings, aigw.environments, aigw.docs, aigw.key_proxy, aigw.gateway_task
+        import aigw.settings, aigw.environments, aigw.docs, aigw.data_plane.render, aigw.data_plane.task
         aigw.environments.load_environments()
         after = (list(sys.meta_path), os.environ.get("NODE_OPTIONS"), typing.get_type_hints)
         print(before == after)

@@ -1,6 +1,6 @@
 """The gateway runtime contract, proven against the real gateway: what the
-stack deploys into the task (the synthesized container definitions of
-environments/prod.toml and dev.toml) is what Portkey Gateway 1.15.2, on the
+stack deploys into the task (the synthesized container definitions of the
+scenarios "org-keys" and "base", tests/scenarios.py) is what Portkey Gateway 1.15.2, on the
 image's Node and dependency versions, acts on. Loopback only, bounded in time;
 provider hosts are redirected inside the gateway process to recording mocks
 (tests/gateway_harness.py). The attacks are in tests/test_key_exfiltration.py."""
@@ -20,9 +20,15 @@ from typing import Any
 
 import pytest
 
-from aigw.gateway_task import PROXY_CONTAINER
-from tests.gateway_fixtures import CLIENT, CLIENT_JWT, ORG_KEYS, stack_file
-from tests.gateway_harness import GatewayHarness, Proxy, TaskDefinition, chat, request, start_proxy_process
+from tests.gateway_fixtures import CLIENT, CLIENT_JWT, ORG_KEYS, REFERENCES, stack_file
+from tests.gateway_harness import (
+    GatewayHarness,
+    RunningDataPlane,
+    TaskDefinition,
+    chat,
+    request,
+    start_data_plane_process,
+)
 from tests.mock_providers import MockProvider
 
 pytestmark = pytest.mark.gateway
@@ -33,15 +39,15 @@ def answer_text(response: Any) -> str:
 
 
 # -- org keys (prod) -------------------------------------------------------------
-def test_health_path_reaches_the_gateway(org_proxy: Proxy) -> None:
-    response = request(f"{org_proxy.base_url}/health")
+def test_health_path_reaches_the_gateway(org_data_plane: RunningDataPlane) -> None:
+    response = request(f"{org_data_plane.base_url}/health")
     assert (response.status, response.body) == (200, b"AI Gateway says hey!")
 
 
 def test_completion_reaches_the_provider_with_the_org_key_never_the_client_jwt(
-    org_proxy: Proxy, mocks: dict[str, MockProvider], harness: GatewayHarness
+    org_data_plane: RunningDataPlane, mocks: dict[str, MockProvider], harness: GatewayHarness
 ) -> None:
-    response = chat(org_proxy.base_url, {"x-portkey-provider": "openai", **CLIENT})
+    response = chat(org_data_plane.base_url, {"x-portkey-provider": "openai", **CLIENT})
     assert response.status == 200, response.body
     assert answer_text(response) == mocks["openai"].reply_text
     assert mocks["openai"].api_keys() == [ORG_KEYS["OPENAI_API_KEY"]]
@@ -53,28 +59,29 @@ def test_completion_reaches_the_provider_with_the_org_key_never_the_client_jwt(
     [
         ("anthropic", "anthropic", "ANTHROPIC_API_KEY"),
         ("azure-openai", "azure-openai", "AZURE_API_KEY"),
+        ("google", "google", "GOOGLE_API_KEY"),
     ],
 )
 def test_each_provider_gets_its_own_org_key_where_it_expects_it(
-    org_proxy: Proxy, mocks: dict[str, MockProvider], provider: str, mock_name: str, key: str
+    org_data_plane: RunningDataPlane, mocks: dict[str, MockProvider], provider: str, mock_name: str, key: str
 ) -> None:
-    response = chat(org_proxy.base_url, {"x-portkey-provider": provider, **CLIENT})
+    response = chat(org_data_plane.base_url, {"x-portkey-provider": provider, **CLIENT})
     assert response.status == 200, response.body
     assert mocks[mock_name].api_keys() == [ORG_KEYS[key]]
 
 
 def test_azure_requests_go_to_the_deployment_of_the_environment_file(
-    org_proxy: Proxy, mocks: dict[str, MockProvider], harness: GatewayHarness
+    org_data_plane: RunningDataPlane, mocks: dict[str, MockProvider], harness: GatewayHarness
 ) -> None:
-    assert chat(org_proxy.base_url, {"x-portkey-provider": "azure-openai", **CLIENT}).status == 200
+    assert chat(org_data_plane.base_url, {"x-portkey-provider": "azure-openai", **CLIENT}).status == 200
     (received,) = mocks["azure-openai"].requests
-    # environments/prod.toml: resource example-openai, deployment gpt-4o, API version 2024-10-21
+    # the org-keys scenario: resource example-openai, deployment gpt-4o, API version 2024-10-21
     assert received.path == "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
     assert [e["host"] for e in harness.interception.outbound()] == ["example-openai.openai.azure.com"]
 
 
 def test_fallback_config_moves_to_the_next_target_with_the_clients_own_keys(
-    org_proxy: Proxy, mocks: dict[str, MockProvider]
+    org_data_plane: RunningDataPlane, mocks: dict[str, MockProvider]
 ) -> None:
     mocks["openai"].error_status = 500
     config = {
@@ -84,7 +91,7 @@ def test_fallback_config_moves_to_the_next_target_with_the_clients_own_keys(
             {"provider": "anthropic", "api_key": "client-key-b"},
         ],
     }
-    response = chat(org_proxy.base_url, {"x-portkey-config": json.dumps(config), **CLIENT})
+    response = chat(org_data_plane.base_url, {"x-portkey-config": json.dumps(config), **CLIENT})
     assert response.status == 200, response.body
     assert response.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
     assert mocks["openai"].api_keys() == ["client-key-a"]
@@ -94,7 +101,9 @@ def test_fallback_config_moves_to_the_next_target_with_the_clients_own_keys(
 LOADBALANCE_REQUESTS = 80
 
 
-def test_loadbalance_config_spreads_requests_by_weight(org_proxy: Proxy, mocks: dict[str, MockProvider]) -> None:
+def test_loadbalance_config_spreads_requests_by_weight(
+    org_data_plane: RunningDataPlane, mocks: dict[str, MockProvider]
+) -> None:
     config = {
         "strategy": {"mode": "loadbalance"},
         "targets": [
@@ -103,7 +112,7 @@ def test_loadbalance_config_spreads_requests_by_weight(org_proxy: Proxy, mocks: 
         ],
     }
     headers = {"x-portkey-config": json.dumps(config), **CLIENT}
-    statuses = [chat(org_proxy.base_url, headers).status for _ in range(LOADBALANCE_REQUESTS)]
+    statuses = [chat(org_data_plane.base_url, headers).status for _ in range(LOADBALANCE_REQUESTS)]
     assert statuses == [200] * LOADBALANCE_REQUESTS
     heavy, light = len(mocks["openai"].requests), len(mocks["anthropic"].requests)
     assert heavy + light == LOADBALANCE_REQUESTS
@@ -112,11 +121,11 @@ def test_loadbalance_config_spreads_requests_by_weight(org_proxy: Proxy, mocks: 
 
 
 def test_a_request_with_its_own_config_gets_no_org_key(
-    org_proxy: Proxy, mocks: dict[str, MockProvider], harness: GatewayHarness
+    org_data_plane: RunningDataPlane, mocks: dict[str, MockProvider], harness: GatewayHarness
 ) -> None:
     config = {"provider": "openai", "api_key": "client-own-key"}
     response = chat(
-        org_proxy.base_url, {"x-portkey-config": json.dumps(config), "x-portkey-provider": "openai", **CLIENT}
+        org_data_plane.base_url, {"x-portkey-config": json.dumps(config), "x-portkey-provider": "openai", **CLIENT}
     )
     assert response.status == 200, response.body
     assert mocks["openai"].api_keys() == ["client-own-key"]
@@ -124,94 +133,103 @@ def test_a_request_with_its_own_config_gets_no_org_key(
 
 
 @pytest.mark.parametrize("provider", ["mistral-ai", "vertex-ai", "groq", "openai ,anthropic", "openai\tx"])
-def test_providers_without_an_org_key_are_refused_by_the_proxy(
-    org_proxy: Proxy, harness: GatewayHarness, provider: str
+def test_providers_without_an_org_key_are_refused_by_the_data_plane(
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, provider: str
 ) -> None:
-    response = chat(org_proxy.base_url, {"x-portkey-provider": provider, **CLIENT})
+    response = chat(org_data_plane.base_url, {"x-portkey-provider": provider, **CLIENT})
     assert response.status == 403
     assert response.json()["error"]["rule"] == "provider"
     assert harness.interception.outbound() == []
 
 
-def test_the_gateway_receives_the_proxys_spelling_of_the_provider(
-    org_proxy: Proxy, mocks: dict[str, MockProvider]
+def test_the_gateway_receives_the_data_planes_spelling_of_the_provider(
+    org_data_plane: RunningDataPlane, mocks: dict[str, MockProvider]
 ) -> None:
     # nginx compares map strings without regard to case; the gateway does not.
-    response = chat(org_proxy.base_url, {"x-portkey-provider": "OpenAI", **CLIENT})
+    response = chat(org_data_plane.base_url, {"x-portkey-provider": "OpenAI", **CLIENT})
     assert response.status == 200, response.body
     assert mocks["openai"].api_keys() == [ORG_KEYS["OPENAI_API_KEY"]]
 
 
-def test_a_request_naming_no_provider_and_no_config_is_refused_with_the_offered_list(org_proxy: Proxy) -> None:
-    response = chat(org_proxy.base_url, CLIENT)
+def test_a_request_naming_no_provider_and_no_config_is_refused_with_the_offered_list(
+    org_data_plane: RunningDataPlane,
+) -> None:
+    response = chat(org_data_plane.base_url, CLIENT)
     assert response.status == 403
-    assert "(openai, anthropic, azure-openai, bedrock)" in response.json()["error"]["message"]
+    assert "(anthropic, azure-openai, bedrock, google, openai)" in response.json()["error"]["message"]
 
 
-def test_access_log_lines_carry_the_fields_the_saved_queries_read(org_proxy: Proxy) -> None:
+def test_access_log_lines_carry_the_fields_the_saved_queries_read(org_data_plane: RunningDataPlane) -> None:
     trace = f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}"
-    assert chat(org_proxy.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT}).status == 200
-    line = org_proxy.access_line(trace)
+    assert (
+        chat(org_data_plane.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT}).status
+        == 200
+    )
+    line = org_data_plane.access_line(trace)
     assert (line["provider"], line["status"], line["path"]) == ("openai", 200, "/v1/chat/completions")
     assert isinstance(line["request_time"], float) and line["rule"] == ""
 
 
-def test_refusals_are_logged_with_the_rule_that_refused(org_proxy: Proxy) -> None:
+def test_refusals_are_logged_with_the_rule_that_refused(org_data_plane: RunningDataPlane) -> None:
     trace = f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}"
-    assert request(f"{org_proxy.base_url}/v1/files", headers={"x-amzn-trace-id": trace}, method="GET").status == 404
-    line = org_proxy.access_line(trace)
+    assert (
+        request(f"{org_data_plane.base_url}/v1/files", headers={"x-amzn-trace-id": trace}, method="GET").status == 404
+    )
+    line = org_data_plane.access_line(trace)
     assert (line["status"], line["rule"]) == (404, "route")
 
 
-def test_the_proxy_log_never_holds_an_org_key_or_the_client_jwt(org_proxy: Proxy) -> None:
-    assert chat(org_proxy.base_url, {"x-portkey-provider": "openai", **CLIENT}).status == 200
+def test_the_data_plane_log_never_holds_an_org_key_or_the_client_jwt(org_data_plane: RunningDataPlane) -> None:
+    assert chat(org_data_plane.base_url, {"x-portkey-provider": "openai", **CLIENT}).status == 200
     time.sleep(0.2)
-    logs = "".join(p.read_text() for p in org_proxy.home.glob("*.log"))
+    logs = "".join(p.read_text() for p in org_data_plane.home.glob("*.log"))
     assert logs and CLIENT_JWT not in logs
     assert not any(key in logs for key in ORG_KEYS.values())
 
 
 # -- clients' own keys (dev) ------------------------------------------------------
 def test_without_jwt_auth_the_client_brings_its_own_key(
-    passthrough_proxy: Proxy, mocks: dict[str, MockProvider]
+    passthrough_data_plane: RunningDataPlane, mocks: dict[str, MockProvider]
 ) -> None:
-    response = chat(passthrough_proxy.base_url, {"x-portkey-provider": "openai", "Authorization": "Bearer own"})
+    response = chat(passthrough_data_plane.base_url, {"x-portkey-provider": "openai", "Authorization": "Bearer own"})
     assert response.status == 200, response.body
     assert mocks["openai"].api_keys() == ["own"]
 
 
 def test_without_jwt_auth_an_anthropic_client_may_use_x_api_key(
-    passthrough_proxy: Proxy, mocks: dict[str, MockProvider]
+    passthrough_data_plane: RunningDataPlane, mocks: dict[str, MockProvider]
 ) -> None:
-    response = chat(passthrough_proxy.base_url, {"x-portkey-provider": "anthropic", "x-api-key": "own-anthropic"})
+    response = chat(passthrough_data_plane.base_url, {"x-portkey-provider": "anthropic", "x-api-key": "own-anthropic"})
     assert response.status == 200, response.body
     assert mocks["anthropic"].api_keys() == ["own-anthropic"]
 
 
 def test_without_jwt_auth_google_takes_the_clients_own_key(
-    passthrough_proxy: Proxy, mocks: dict[str, MockProvider]
+    passthrough_data_plane: RunningDataPlane, mocks: dict[str, MockProvider]
 ) -> None:
-    response = chat(passthrough_proxy.base_url, {"x-portkey-provider": "google", "Authorization": "Bearer own-g"})
+    response = chat(passthrough_data_plane.base_url, {"x-portkey-provider": "google", "Authorization": "Bearer own-g"})
     assert response.status == 200, response.body
     assert mocks["google"].api_keys() == ["own-g"]
 
 
-def test_without_jwt_auth_azure_is_not_offered_without_a_target(passthrough_proxy: Proxy) -> None:
-    # environments/dev.toml has no [gateway.azure]: a client cannot name a resource.
-    response = chat(passthrough_proxy.base_url, {"x-portkey-provider": "azure-openai", "Authorization": "Bearer own"})
+def test_without_jwt_auth_azure_is_not_offered_without_a_target(passthrough_data_plane: RunningDataPlane) -> None:
+    # the base scenario has no [gateway.azure]: a client cannot name a resource.
+    response = chat(
+        passthrough_data_plane.base_url, {"x-portkey-provider": "azure-openai", "Authorization": "Bearer own"}
+    )
     assert response.status == 403 and response.json()["error"]["rule"] == "provider"
 
 
 # -- streaming ------------------------------------------------------------------------
 def stream_through(
-    proxy: Proxy, path: str, body: dict[str, Any], headers: dict[str, str], mock: MockProvider
+    data_plane: RunningDataPlane, path: str, body: dict[str, Any], headers: dict[str, str], mock: MockProvider
 ) -> tuple[int, bytes, bytes]:
-    """Stream a response through the proxy while the mock holds back all but
+    """Stream a response through the data plane while the mock holds back all but
     its first chunk until the client has that chunk: if anything on the way
     buffered, the first chunk would never arrive in time and the mock's gate
     would time out (recorded in ``mock.gate_results``)."""
     mock.stream_gate = threading.Event()
-    connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=20)
+    connection = http.client.HTTPConnection("127.0.0.1", data_plane.port, timeout=20)
     try:
         connection.request("POST", path, json.dumps(body), {"content-type": "application/json", **headers})
         response = connection.getresponse()
@@ -227,10 +245,12 @@ def stream_through(
         connection.close()
 
 
-def test_openai_chunks_arrive_as_the_provider_produces_them(org_proxy: Proxy, mocks: dict[str, MockProvider]) -> None:
+def test_openai_chunks_arrive_as_the_provider_produces_them(
+    org_data_plane: RunningDataPlane, mocks: dict[str, MockProvider]
+) -> None:
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True}
     status, first, rest = stream_through(
-        org_proxy, "/v1/chat/completions", body, {"x-portkey-provider": "openai", **CLIENT}, mocks["openai"]
+        org_data_plane, "/v1/chat/completions", body, {"x-portkey-provider": "openai", **CLIENT}, mocks["openai"]
     )
     assert status == 200 and first.startswith(b"data: ")
     assert mocks["openai"].gate_results == [True]
@@ -238,12 +258,12 @@ def test_openai_chunks_arrive_as_the_provider_produces_them(org_proxy: Proxy, mo
 
 
 def test_anthropic_message_events_arrive_as_the_provider_produces_them(
-    org_proxy: Proxy, mocks: dict[str, MockProvider]
+    org_data_plane: RunningDataPlane, mocks: dict[str, MockProvider]
 ) -> None:
     body = {"model": "mock-claude", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}],
             "stream": True}  # fmt: skip
     status, first, rest = stream_through(
-        org_proxy, "/v1/messages", body, {"x-portkey-provider": "anthropic", **CLIENT}, mocks["anthropic"]
+        org_data_plane, "/v1/messages", body, {"x-portkey-provider": "anthropic", **CLIENT}, mocks["anthropic"]
     )
     assert status == 200 and b"message_start" in first
     assert mocks["anthropic"].gate_results == [True]
@@ -252,10 +272,10 @@ def test_anthropic_message_events_arrive_as_the_provider_produces_them(
 
 # -- the official SDKs as clients -------------------------------------------------------
 @pytest.fixture
-def openai_client(org_proxy: Proxy) -> Any:
+def openai_client(org_data_plane: RunningDataPlane) -> Any:
     openai = pytest.importorskip("openai")
     return openai.OpenAI(
-        base_url=f"{org_proxy.base_url}/v1", api_key=CLIENT_JWT, default_headers={"x-portkey-provider": "openai"},
+        base_url=f"{org_data_plane.base_url}/v1", api_key=CLIENT_JWT, default_headers={"x-portkey-provider": "openai"},
         max_retries=0, timeout=20,
     )  # fmt: skip
 
@@ -291,10 +311,10 @@ def test_openai_sdk_streams_chunk_by_chunk(openai_client: Any, mocks: dict[str, 
 
 
 @pytest.fixture
-def anthropic_client(org_proxy: Proxy) -> Any:
+def anthropic_client(org_data_plane: RunningDataPlane) -> Any:
     anthropic = pytest.importorskip("anthropic")
     return anthropic.Anthropic(
-        base_url=org_proxy.base_url, auth_token=CLIENT_JWT, default_headers={"x-portkey-provider": "anthropic"},
+        base_url=org_data_plane.base_url, auth_token=CLIENT_JWT, default_headers={"x-portkey-provider": "anthropic"},
         max_retries=0, timeout=20,
     )  # fmt: skip
 
@@ -322,13 +342,13 @@ def test_anthropic_sdk_streams_event_by_event(anthropic_client: Any, mocks: dict
 
 
 @pytest.fixture
-def portkey_client(org_proxy: Proxy) -> Any:
+def portkey_client(org_data_plane: RunningDataPlane) -> Any:
     portkey_ai = pytest.importorskip("portkey_ai")
     # The SDK insists on a Portkey API key (x-portkey-api-key); the OSS gateway
-    # ignores it and the proxy drops it.
+    # ignores it and the data plane drops it.
     unused_portkey_key = "-".join(["unused", "by", "the", "oss", "gateway"])
     return portkey_ai.Portkey(
-        base_url=f"{org_proxy.base_url}/v1", api_key=unused_portkey_key, provider="openai",
+        base_url=f"{org_data_plane.base_url}/v1", api_key=unused_portkey_key, provider="openai",
         Authorization=f"Bearer {CLIENT_JWT}", max_retries=0,
     )  # fmt: skip
 
@@ -341,11 +361,11 @@ def test_portkey_sdk_streams_chunk_by_chunk(portkey_client: Any, mocks: dict[str
     streams_chunk_by_chunk(portkey_client, mocks)
 
 
-# -- proxy robustness --------------------------------------------------------------------
+# -- data plane robustness --------------------------------------------------------------------
 def test_requests_on_one_client_connection_share_one_gateway_connection(
-    org_proxy: Proxy, harness: GatewayHarness, mocks: dict[str, MockProvider]
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, mocks: dict[str, MockProvider]
 ) -> None:
-    connection = http.client.HTTPConnection("127.0.0.1", org_proxy.port, timeout=20)
+    connection = http.client.HTTPConnection("127.0.0.1", org_data_plane.port, timeout=20)
     body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
     headers = {"x-portkey-provider": "openai", "content-type": "application/json", **CLIENT}
     try:
@@ -361,26 +381,28 @@ def test_requests_on_one_client_connection_share_one_gateway_connection(
     assert len(harness.interception.events("inbound-connection")) <= 1
 
 
-def test_the_proxy_keeps_client_connections_open_longer_than_the_load_balancer(
+def test_the_data_plane_keeps_client_connections_open_longer_than_the_load_balancer(
     synth_outdir: Path, prod_task: TaskDefinition
 ) -> None:
     document = json.loads(stack_file(synth_outdir, "prod").read_text())
     (balancer,) = document["resource"]["aws_lb"].values()
-    template = prod_task.environment(PROXY_CONTAINER)["AIGW_NGINX_SERVER"]
+    template = prod_task.bundle()["server.conf"]
     (keepalive,) = re.findall(r"^\s*keepalive_timeout (\d+)s;", template.split("server {", 1)[1], re.MULTILINE)
     # The ALB must never reuse a connection nginx is closing (intermittent 502s).
     assert int(keepalive) > int(balancer["idle_timeout"])
 
 
-def test_a_body_over_the_limit_gets_a_json_413(org_proxy: Proxy, harness: GatewayHarness) -> None:
+def test_a_body_over_the_limit_gets_a_json_413(org_data_plane: RunningDataPlane, harness: GatewayHarness) -> None:
     body = b'{"model":"m","pad":"' + b"x" * (51 * 1024 * 1024) + b'"}'
-    response = request(f"{org_proxy.base_url}/v1/chat/completions", body, {"x-portkey-provider": "openai"})
+    response = request(f"{org_data_plane.base_url}/v1/chat/completions", body, {"x-portkey-provider": "openai"})
     assert response.status == 413
     assert response.json()["error"]["rule"] == "http-413"
     assert harness.interception.outbound() == []
 
 
-def test_a_25_mb_audio_upload_reaches_the_provider(org_proxy: Proxy, mocks: dict[str, MockProvider]) -> None:
+def test_a_25_mb_audio_upload_reaches_the_provider(
+    org_data_plane: RunningDataPlane, mocks: dict[str, MockProvider]
+) -> None:
     boundary = "aigwboundary"
     audio = b"\x00" * (25 * 1000 * 1000)
     body = (
@@ -393,16 +415,16 @@ def test_a_25_mb_audio_upload_reaches_the_provider(org_proxy: Proxy, mocks: dict
         + f"\r\n--{boundary}--\r\n".encode()
     )
     headers = {"x-portkey-provider": "openai", "content-type": f"multipart/form-data; boundary={boundary}", **CLIENT}
-    response = request(f"{org_proxy.base_url}/v1/audio/transcriptions", body, headers)
+    response = request(f"{org_data_plane.base_url}/v1/audio/transcriptions", body, headers)
     assert response.status == 200, response.body[:500]
     (received,) = mocks["openai"].requests
     assert received.path == "/v1/audio/transcriptions" and len(received.body) >= len(audio)
 
 
-def test_websocket_upgrades_are_refused_in_json_not_turned_into_200(org_proxy: Proxy) -> None:
+def test_websocket_upgrades_are_refused_in_json_not_turned_into_200(org_data_plane: RunningDataPlane) -> None:
     headers = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "x-portkey-provider": "openai", **CLIENT}  # fmt: skip
-    response = request(f"{org_proxy.base_url}/v1/realtime?model=gpt-4o-realtime-preview", headers=headers,
+    response = request(f"{org_data_plane.base_url}/v1/realtime?model=gpt-4o-realtime-preview", headers=headers,
                        method="GET")  # fmt: skip
     assert response.status == 400
     assert response.json()["error"]["rule"] == "websocket"
@@ -413,9 +435,9 @@ def _listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _run_proxy(task: TaskDefinition, keys: dict[str, str], home: Path, gateway_port: int) -> tuple[Any, int]:
-    """Start a proxy; returns once it listens or has exited."""
-    process, port = start_proxy_process(task, keys, home, gateway_port)
+def _run_data_plane(task: TaskDefinition, keys: dict[str, str], home: Path, gateway_port: int) -> tuple[Any, int]:
+    """Start a data plane; returns once it listens or has exited."""
+    process, port = start_data_plane_process(task, keys, home, gateway_port, references=REFERENCES)
     deadline = time.monotonic() + 10
     while process.poll() is None and not _listening(port):
         assert time.monotonic() < deadline, (home / "stderr.log").read_text()
@@ -424,12 +446,12 @@ def _run_proxy(task: TaskDefinition, keys: dict[str, str], home: Path, gateway_p
 
 
 @pytest.fixture
-def proxy_without_gateway(prod_task: TaskDefinition, tmp_path: Path) -> Iterator[str]:
-    """The prod proxy in front of a port where no gateway listens."""
+def data_plane_without_gateway(org_task: TaskDefinition, tmp_path: Path) -> Iterator[str]:
+    """The prod data plane in front of a port where no gateway listens."""
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         dead_port = int(unused.getsockname()[1])
-    process, port = _run_proxy(prod_task, ORG_KEYS, tmp_path / "proxy", dead_port)
+    process, port = _run_data_plane(org_task, ORG_KEYS, tmp_path / "data-plane", dead_port)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -437,28 +459,44 @@ def proxy_without_gateway(prod_task: TaskDefinition, tmp_path: Path) -> Iterator
         process.wait(timeout=10)
 
 
-def test_a_gateway_that_does_not_answer_gets_a_json_502(proxy_without_gateway: str) -> None:
-    response = chat(proxy_without_gateway, {"x-portkey-provider": "openai", **CLIENT})
+def test_a_gateway_that_does_not_answer_gets_a_json_502(data_plane_without_gateway: str) -> None:
+    response = chat(data_plane_without_gateway, {"x-portkey-provider": "openai", **CLIENT})
     assert response.status == 502
     assert response.json()["error"]["rule"] == "http-502"
 
 
-def test_org_keys_stored_with_surrounding_whitespace_are_trimmed(
-    harness: GatewayHarness, mocks: dict[str, MockProvider]
+# Whitespace before and after a key, of every kind a pasted or piped secret
+# carries. Trailing spaces and tabs matter most: a command substitution strips
+# trailing newlines by itself, so a start script that trimmed only the front
+# would still pass a test that used only a trailing newline.
+SURROUNDING_WHITESPACE: dict[str, tuple[str, str]] = {
+    "trailing-space": ("", "  "),
+    "trailing-tab": ("", "\t"),
+    "trailing-crlf": ("", "\r\n"),
+    "leading-space": ("  ", ""),
+    "leading-newline": ("\n", ""),
+    "both-mixed": (" \t\n", " \t\r\n\n"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SURROUNDING_WHITESPACE))
+def test_org_keys_stored_with_surrounding_whitespace_are_trimmed_at_both_ends(
+    harness: GatewayHarness, mocks: dict[str, MockProvider], kind: str
 ) -> None:
-    keys = {**ORG_KEYS, "OPENAI_API_KEY": f"  {ORG_KEYS['OPENAI_API_KEY']}\n"}
-    proxy = harness.start_proxy(keys, "trimmed")
-    response = chat(proxy.base_url, {"x-portkey-provider": "openai", **CLIENT})
+    before, after = SURROUNDING_WHITESPACE[kind]
+    keys = {**ORG_KEYS, "OPENAI_API_KEY": f"{before}{ORG_KEYS['OPENAI_API_KEY']}{after}"}
+    data_plane = harness.start_data_plane(keys, f"trimmed-{kind}")
+    response = chat(data_plane.base_url, {"x-portkey-provider": "openai", **CLIENT})
     assert response.status == 200, response.body
     assert mocks["openai"].api_keys() == [ORG_KEYS["OPENAI_API_KEY"]]
 
 
-@pytest.mark.parametrize("bad", ["two words", 'quo"te', "dollar$var", "semi;colon", ""])
-def test_org_keys_a_provider_never_issues_stop_the_proxy_with_a_clear_line(
-    prod_task: TaskDefinition, tmp_path: Path, bad: str
+@pytest.mark.parametrize("bad", ["two words", 'quo"te', "dollar$var", "semi;colon", "", " \t\n", "in\nner"])
+def test_org_keys_a_provider_never_issues_stop_the_data_plane_with_a_clear_line(
+    org_task: TaskDefinition, tmp_path: Path, bad: str
 ) -> None:
-    process, _ = _run_proxy(prod_task, {**ORG_KEYS, "ANTHROPIC_API_KEY": bad}, tmp_path / "proxy", 9)
+    process, _ = _run_data_plane(org_task, {**ORG_KEYS, "ANTHROPIC_API_KEY": bad}, tmp_path / "data-plane", 9)
     assert process.wait(timeout=10) == 1
-    stderr = (tmp_path / "proxy" / "stderr.log").read_text()
+    stderr = (tmp_path / "data-plane" / "stderr.log").read_text()
     assert stderr.startswith("data-plane: ANTHROPIC_API_KEY ")
     assert bad.strip() == "" or bad not in stderr

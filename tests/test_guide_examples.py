@@ -34,7 +34,7 @@ def test_guide_production_is_an_internet_facing_alb_with_tls(stacks: dict[str, T
 
 def test_guide_production_writes_access_logs_to_its_created_bucket(stacks: dict[str, Template]) -> None:
     stack = stacks["guide-prod"]
-    bucket = stack.resource("aws_s3_bucket")
+    (bucket,) = [b for b in stack.resources("aws_s3_bucket") if "-lb-logs-" in b["bucket"]]
     access_logs = stack.resource("aws_lb")["access_logs"]
     assert access_logs == {"bucket": bucket.ref("bucket"), "prefix": "alb", "enabled": True}
 
@@ -51,6 +51,8 @@ def test_guide_internal_nlb_serves_tls_only(stacks: dict[str, Template]) -> None
 
 def test_guide_internal_nlb_writes_access_logs_under_a_customer_key(stacks: dict[str, Template]) -> None:
     stack = stacks["guide-nlb"]
-    (rule,) = stack.resource("aws_s3_bucket_server_side_encryption_configuration")["rule"]
+    access_logs = stack.resource("aws_lb")["access_logs"]
+    (bucket,) = [b for b in stack.resources("aws_s3_bucket") if b.ref("bucket") == access_logs["bucket"]]
+    (rule,) = stack.resource("aws_s3_bucket_server_side_encryption_configuration", {"bucket": bucket.ref("id")})["rule"]
     assert rule["apply_server_side_encryption_by_default"]["sse_algorithm"] == "aws:kms"
-    assert stack.resource("aws_lb")["access_logs"]["enabled"] is True
+    assert access_logs["enabled"] is True

@@ -1,5 +1,5 @@
 """Regression suite: an authenticated but untrusted client tries to steal or
-misuse the organisation's provider keys through the key proxy.
+misuse the organisation's provider keys through the data plane.
 
 Every attack runs against the prod task exactly as synthesized (JWT auth on,
 organisation keys for openai, anthropic and azure) in front of the
@@ -20,7 +20,7 @@ import socket
 import pytest
 
 from tests.gateway_fixtures import CLIENT, ORG_KEYS, assert_no_org_key_leaves_its_provider
-from tests.gateway_harness import GatewayHarness, Proxy, Response, chat, request
+from tests.gateway_harness import GatewayHarness, Response, RunningDataPlane, chat, request
 from tests.mock_providers import MockProvider
 
 pytestmark = pytest.mark.gateway
@@ -30,9 +30,9 @@ CHAT_BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 CHAT_BYTES = json.dumps(CHAT_BODY).encode()
 
 
-def raw(proxy: Proxy, method: str, target: str, headers: dict[str, str], body: bytes = b"") -> Response:
+def raw(data_plane: RunningDataPlane, method: str, target: str, headers: dict[str, str], body: bytes = b"") -> Response:
     """A request whose target is sent byte for byte (no client-side normalisation)."""
-    connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=20)
+    connection = http.client.HTTPConnection("127.0.0.1", data_plane.port, timeout=20)
     try:
         connection.putrequest(method, target, skip_host=False, skip_accept_encoding=True)
         for name, value in {**headers, "content-type": "application/json", "content-length": str(len(body))}.items():
@@ -63,9 +63,9 @@ def assert_refused(response: Response, status: int, rule: str) -> None:
     ],
 )
 def test_azure_host_and_deployment_headers_from_clients_are_ignored(
-    org_proxy: Proxy, harness: GatewayHarness, mocks: dict[str, MockProvider], header: dict[str, str]
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, mocks: dict[str, MockProvider], header: dict[str, str]
 ) -> None:
-    response = chat(org_proxy.base_url, {"x-portkey-provider": "azure-openai", **CLIENT, **header})
+    response = chat(org_data_plane.base_url, {"x-portkey-provider": "azure-openai", **CLIENT, **header})
     assert response.status == 200, response.body
     assert mocks["sink"].requests == []
     assert [r.path for r in mocks["azure-openai"].requests] == [
@@ -75,22 +75,24 @@ def test_azure_host_and_deployment_headers_from_clients_are_ignored(
 
 
 def test_the_azure_resource_injection_of_the_report_does_not_reach_the_attacker(
-    org_proxy: Proxy, harness: GatewayHarness, mocks: dict[str, MockProvider]
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, mocks: dict[str, MockProvider]
 ) -> None:
     headers = {"x-portkey-provider": "azure-openai", "x-portkey-azure-resource-name": f"{ATTACKER}#",
                "x-portkey-azure-deployment-id": "d", "x-portkey-azure-api-version": "2024-02-01", **CLIENT}  # fmt: skip
-    response = chat(org_proxy.base_url, headers)
+    response = chat(org_data_plane.base_url, headers)
     assert mocks["sink"].requests == []
     assert "echo" not in response.json()
     assert_no_org_key_leaves_its_provider(harness, response.body)
 
 
-def test_realtime_with_azure_headers_is_refused_before_any_websocket(org_proxy: Proxy, harness: GatewayHarness) -> None:
+def test_realtime_with_azure_headers_is_refused_before_any_websocket(
+    org_data_plane: RunningDataPlane, harness: GatewayHarness
+) -> None:
     headers = {"x-portkey-provider": "azure-openai", "x-portkey-azure-resource-name": f"{ATTACKER}#",
                "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", **CLIENT}  # fmt: skip
-    assert_refused(raw(org_proxy, "GET", "/v1/realtime?model=x", headers), 400, "websocket")
-    assert_refused(raw(org_proxy, "GET", "/v1/realtime?model=x", {**CLIENT}), 404, "route")
+    assert_refused(raw(org_data_plane, "GET", "/v1/realtime?model=x", headers), 400, "websocket")
+    assert_refused(raw(org_data_plane, "GET", "/v1/realtime?model=x", {**CLIENT}), 404, "route")
     assert harness.interception.outbound() == [] and harness.interception.events("dns") == []
 
 
@@ -106,10 +108,10 @@ def test_realtime_with_azure_headers_is_refused_before_any_websocket(org_proxy: 
     ],
 )
 def test_client_chosen_paths_never_become_upstream_urls(
-    org_proxy: Proxy, harness: GatewayHarness, provider: str, target: str
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, provider: str, target: str
 ) -> None:
     response = raw(
-        org_proxy, "POST", target, {"x-portkey-provider": provider, **CLIENT}, json.dumps(CHAT_BODY).encode()
+        org_data_plane, "POST", target, {"x-portkey-provider": provider, **CLIENT}, json.dumps(CHAT_BODY).encode()
     )
     assert_refused(response, 404, "route")
     assert harness.interception.outbound() == []
@@ -141,9 +143,9 @@ def test_client_chosen_paths_never_become_upstream_urls(
     ],
 )
 def test_the_org_key_works_only_on_inference_routes(
-    org_proxy: Proxy, harness: GatewayHarness, method: str, target: str, status: int, rule: str
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, method: str, target: str, status: int, rule: str
 ) -> None:
-    response = raw(org_proxy, method, target, {"x-portkey-provider": "openai", **CLIENT})
+    response = raw(org_data_plane, method, target, {"x-portkey-provider": "openai", **CLIENT})
     assert_refused(response, status, rule)
     assert harness.interception.outbound() == []
 
@@ -159,23 +161,25 @@ def test_the_org_key_works_only_on_inference_routes(
     ],
 )
 def test_routes_are_offered_only_for_the_providers_they_make_sense_for(
-    org_proxy: Proxy, harness: GatewayHarness, route: str, provider: str
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, route: str, provider: str
 ) -> None:
-    response = request(f"{org_proxy.base_url}{route}", CHAT_BODY, {"x-portkey-provider": provider, **CLIENT})
+    response = request(f"{org_data_plane.base_url}{route}", CHAT_BODY, {"x-portkey-provider": provider, **CLIENT})
     assert_refused(response, 403, "provider")
     assert harness.interception.outbound() == []
 
 
-# -- 5. client configs: custom hosts, loopback SSRF, a second hop through the proxy -------
+# -- 5. client configs: custom hosts, loopback SSRF, a second hop through the data plane -------
 @pytest.mark.parametrize(
     "custom_host",
     ["http://127.0.0.1:4318", "http://localhost:8080/v1", "http://[::1]:8787", "http://host.docker.internal:8080",
      "http://169.254.170.2/v2", "http://10.0.0.5", f"https://{ATTACKER}/v1", "http://localtest.me:8080/v1"],
 )  # fmt: skip
-def test_client_configs_cannot_choose_a_host(org_proxy: Proxy, harness: GatewayHarness, custom_host: str) -> None:
+def test_client_configs_cannot_choose_a_host(
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, custom_host: str
+) -> None:
     config = {"provider": "openai", "api_key": "client-key", "custom_host": custom_host}
     response = request(
-        f"{org_proxy.base_url}/v1/chat/completions", CHAT_BODY, {"x-portkey-config": json.dumps(config), **CLIENT}
+        f"{org_data_plane.base_url}/v1/chat/completions", CHAT_BODY, {"x-portkey-config": json.dumps(config), **CLIENT}
     )
     assert_refused(response, 403, "config")
     assert harness.interception.outbound() == []
@@ -198,10 +202,10 @@ def test_client_configs_cannot_choose_a_host(org_proxy: Proxy, harness: GatewayH
     ],
 )  # fmt: skip
 def test_client_configs_cannot_select_hosts_regions_resources_or_callbacks(
-    org_proxy: Proxy, harness: GatewayHarness, config: dict[str, object]
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, config: dict[str, object]
 ) -> None:
     response = request(
-        f"{org_proxy.base_url}/v1/chat/completions", CHAT_BODY, {"x-portkey-config": json.dumps(config), **CLIENT}
+        f"{org_data_plane.base_url}/v1/chat/completions", CHAT_BODY, {"x-portkey-config": json.dumps(config), **CLIENT}
     )
     assert_refused(response, 403, "config")
     assert harness.interception.outbound() == []
@@ -216,10 +220,10 @@ def test_client_configs_cannot_select_hosts_regions_resources_or_callbacks(
     ],
 )
 def test_client_configs_cannot_hide_a_refused_key_by_spelling(
-    org_proxy: Proxy, harness: GatewayHarness, raw_config: str
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, raw_config: str
 ) -> None:
     response = request(
-        f"{org_proxy.base_url}/v1/chat/completions", CHAT_BODY, {"x-portkey-config": raw_config, **CLIENT}
+        f"{org_data_plane.base_url}/v1/chat/completions", CHAT_BODY, {"x-portkey-config": raw_config, **CLIENT}
     )
     assert_refused(response, 403, "config")
     assert harness.interception.outbound() == []
@@ -227,7 +231,7 @@ def test_client_configs_cannot_hide_a_refused_key_by_spelling(
 
 @pytest.mark.parametrize("custom_host", ["http://127.0.0.1:4318", "http://[::1]:8080", "http://localhost.:8080"])
 def test_the_deployed_gateway_itself_trusts_no_loopback_custom_host(harness: GatewayHarness, custom_host: str) -> None:
-    # Defence in depth behind the proxy: with TRUSTED_CUSTOM_HOSTS as deployed,
+    # Defence in depth behind the data plane: with TRUSTED_CUSTOM_HOSTS as deployed,
     # the gateway refuses loopback literals (unset, it would trust them).
     config = {"provider": "openai", "api_key": "client-key", "custom_host": custom_host}
     response = request(
@@ -237,12 +241,12 @@ def test_the_deployed_gateway_itself_trusts_no_loopback_custom_host(harness: Gat
     assert harness.interception.outbound() == []
 
 
-def test_the_gateway_alone_would_accept_localhost_which_is_why_the_proxy_refuses_custom_hosts(
+def test_the_gateway_alone_would_accept_localhost_which_is_why_the_data_plane_refuses_custom_hosts(
     harness: GatewayHarness,
 ) -> None:
     # Gateway 1.15.2 exempts the name "localhost" from its reserved-name
     # checks, and checks names, not the addresses they resolve to: its own
-    # validation cannot keep a config inside the task. The proxy's config rule does.
+    # validation cannot keep a config inside the task. The data plane's config rule does.
     config = {"provider": "openai", "api_key": "client-key", "custom_host": "http://localhost:8080/v1"}
     response = request(
         f"{harness.gateway_url}/v1/chat/completions", CHAT_BODY, {"x-portkey-config": json.dumps(config)}
@@ -252,31 +256,35 @@ def test_the_gateway_alone_would_accept_localhost_which_is_why_the_proxy_refuses
 
 
 def test_custom_host_headers_from_clients_never_reach_the_gateway(
-    org_proxy: Proxy, harness: GatewayHarness, mocks: dict[str, MockProvider]
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, mocks: dict[str, MockProvider]
 ) -> None:
     headers = {"x-portkey-provider": "openai", "x-portkey-custom-host": f"https://{ATTACKER}/v1", **CLIENT}
-    response = chat(org_proxy.base_url, headers)
+    response = chat(org_data_plane.base_url, headers)
     assert response.status == 200
     assert [e["host"] for e in harness.interception.outbound()] == ["api.openai.com"]
     assert mocks["sink"].requests == []
 
 
-def test_the_second_hop_itself_is_refused_by_the_proxy(org_proxy: Proxy, harness: GatewayHarness) -> None:
-    # Should a config still reach the proxy through the gateway (a name that
+def test_the_second_hop_itself_is_refused_by_the_data_plane(
+    org_data_plane: RunningDataPlane, harness: GatewayHarness
+) -> None:
+    # Should a config still reach the data plane through the gateway (a name that
     # resolves to the task), the gateway sends the config's own key and no
-    # provider header: the proxy never forwards x-portkey-provider alongside a
+    # provider header: the data plane never forwards x-portkey-provider alongside a
     # client config, so forward_headers has nothing to forward; and it does
     # not carry the JWT the load balancer validated. Refused.
-    response = chat(org_proxy.base_url, {"authorization": "Bearer client-key"})
+    response = chat(org_data_plane.base_url, {"authorization": "Bearer client-key"})
     assert_refused(response, 401, "identity")
     assert harness.interception.outbound() == []
 
 
-def test_a_config_without_a_provider_borrows_nothing_from_the_proxy(org_proxy: Proxy, harness: GatewayHarness) -> None:
+def test_a_config_without_a_provider_borrows_nothing_from_the_data_plane(
+    org_data_plane: RunningDataPlane, harness: GatewayHarness
+) -> None:
     # A config with neither provider nor targets takes both from the request
-    # headers in the gateway; the proxy sends it neither.
+    # headers in the gateway; the data plane sends it neither.
     headers = {"x-portkey-config": json.dumps({"retry": {"attempts": 1}}), "x-portkey-provider": "openai", **CLIENT}
-    response = chat(org_proxy.base_url, headers)
+    response = chat(org_data_plane.base_url, headers)
     assert response.status == 400
     assert harness.interception.outbound() == []
     assert_no_org_key_leaves_its_provider(harness, response.body)
@@ -284,9 +292,10 @@ def test_a_config_without_a_provider_borrows_nothing_from_the_proxy(org_proxy: P
 
 # -- 6. gateway-internal routes ----------------------------------------------------------
 @pytest.mark.parametrize("target", ["/log/stream", "/public/", "/public/logs", "/", "/v1"])
-def test_gateway_internal_routes_are_refused_at_the_proxy(org_proxy: Proxy, harness: GatewayHarness,
-                                                          target: str) -> None:  # fmt: skip
-    assert_refused(raw(org_proxy, "GET", target, CLIENT), 404, "route")
+def test_gateway_internal_routes_are_refused_at_the_data_plane(
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, target: str
+) -> None:
+    assert_refused(raw(org_data_plane, "GET", target, CLIENT), 404, "route")
 
 
 def test_the_deployed_gateway_runs_in_production_mode(harness: GatewayHarness) -> None:
@@ -313,9 +322,9 @@ SMUGGLED = {
 
 
 def test_credential_and_host_selectors_from_clients_never_reach_the_provider(
-    org_proxy: Proxy, harness: GatewayHarness, mocks: dict[str, MockProvider]
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, mocks: dict[str, MockProvider]
 ) -> None:
-    response = chat(org_proxy.base_url, {"x-portkey-provider": "openai", **CLIENT, **SMUGGLED})
+    response = chat(org_data_plane.base_url, {"x-portkey-provider": "openai", **CLIENT, **SMUGGLED})
     assert response.status == 200, response.body
     (received,) = mocks["openai"].requests
     assert mocks["openai"].api_keys() == [ORG_KEYS["OPENAI_API_KEY"]]
@@ -326,33 +335,37 @@ def test_credential_and_host_selectors_from_clients_never_reach_the_provider(
 
 
 def test_an_anthropic_client_cannot_substitute_its_own_key_header(
-    org_proxy: Proxy, mocks: dict[str, MockProvider]
+    org_data_plane: RunningDataPlane, mocks: dict[str, MockProvider]
 ) -> None:
-    response = chat(org_proxy.base_url, {"x-portkey-provider": "anthropic", "x-api-key": "attacker-chosen", **CLIENT})
+    response = chat(
+        org_data_plane.base_url, {"x-portkey-provider": "anthropic", "x-api-key": "attacker-chosen", **CLIENT}
+    )
     assert response.status == 200, response.body
     assert mocks["anthropic"].api_keys() == [ORG_KEYS["ANTHROPIC_API_KEY"]]
 
 
 def test_bedrock_credentials_and_region_from_clients_never_reach_the_gateway(
-    org_proxy: Proxy, harness: GatewayHarness
+    org_data_plane: RunningDataPlane, harness: GatewayHarness
 ) -> None:
     # Bedrock signs with the task role's credentials only: the client's
     # region and keys are dropped, the request goes to the stack's region.
     headers = {"x-portkey-provider": "bedrock", "x-portkey-aws-region": f"{ATTACKER}#",
                "x-portkey-aws-access-key-id": "AKIDEXAMPLE", "x-portkey-aws-secret-access-key": "s"}  # fmt: skip
-    response = chat(org_proxy.base_url, {**headers, **CLIENT}, model="anthropic.claude-3-haiku-20240307-v1:0")
+    response = chat(org_data_plane.base_url, {**headers, **CLIENT}, model="anthropic.claude-3-haiku-20240307-v1:0")
     assert response.status == 200, response.body
     assert [e["host"] for e in harness.interception.outbound()] == ["bedrock-runtime.us-east-1.amazonaws.com"]
     assert "AKIDEXAMPLE" not in json.dumps(harness.interception.outbound())
 
 
 def test_without_credentials_bedrock_is_refused_not_signed_with_the_clients(
-    harness: GatewayHarness, org_proxy: Proxy
+    harness: GatewayHarness, org_data_plane: RunningDataPlane
 ) -> None:
     # A data plane whose credentials endpoint is missing refuses Bedrock.
-    proxy = harness.start_proxy(ORG_KEYS, "no-credentials")
+    data_plane = harness.start_data_plane(ORG_KEYS, "no-credentials")
     headers = {"x-portkey-provider": "bedrock", "x-portkey-aws-access-key-id": "AKIDEXAMPLE", **CLIENT}
-    assert_refused(chat(proxy.base_url, headers, model="anthropic.claude-3-haiku-20240307-v1:0"), 503, "credentials")
+    assert_refused(
+        chat(data_plane.base_url, headers, model="anthropic.claude-3-haiku-20240307-v1:0"), 503, "credentials"
+    )
     assert harness.interception.outbound() == []
 
 
@@ -370,10 +383,10 @@ def test_without_credentials_bedrock_is_refused_not_signed_with_the_clients(
     ],
 )
 def test_path_spellings_of_an_inference_route_reach_only_that_route(
-    org_proxy: Proxy, harness: GatewayHarness, mocks: dict[str, MockProvider], target: str
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, mocks: dict[str, MockProvider], target: str
 ) -> None:
     response = raw(
-        org_proxy, "POST", target, {"x-portkey-provider": "openai", **CLIENT}, json.dumps(CHAT_BODY).encode()
+        org_data_plane, "POST", target, {"x-portkey-provider": "openai", **CLIENT}, json.dumps(CHAT_BODY).encode()
     )
     assert response.status == 200, response.body
     assert [r.path for r in mocks["openai"].requests] == ["/v1/chat/completions"]
@@ -393,20 +406,22 @@ def test_path_spellings_of_an_inference_route_reach_only_that_route(
         "/v1/proxy%2Fchat/completions",
     ],
 )
-def test_path_spellings_of_other_routes_are_refused(org_proxy: Proxy, harness: GatewayHarness, target: str) -> None:
+def test_path_spellings_of_other_routes_are_refused(
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, target: str
+) -> None:
     response = raw(
-        org_proxy, "POST", target, {"x-portkey-provider": "openai", **CLIENT}, json.dumps(CHAT_BODY).encode()
+        org_data_plane, "POST", target, {"x-portkey-provider": "openai", **CLIENT}, json.dumps(CHAT_BODY).encode()
     )
     assert response.status in (400, 404), response.body
     assert harness.interception.outbound() == []
 
 
 def test_a_request_line_with_an_absolute_uri_cannot_choose_a_host(
-    org_proxy: Proxy, harness: GatewayHarness, mocks: dict[str, MockProvider]
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, mocks: dict[str, MockProvider]
 ) -> None:
     target = f"http://{ATTACKER}/v1/chat/completions"
     response = raw(
-        org_proxy, "POST", target, {"x-portkey-provider": "openai", **CLIENT}, json.dumps(CHAT_BODY).encode()
+        org_data_plane, "POST", target, {"x-portkey-provider": "openai", **CLIENT}, json.dumps(CHAT_BODY).encode()
     )
     assert response.status == 200
     assert [e["host"] for e in harness.interception.outbound()] == ["api.openai.com"]
@@ -417,50 +432,60 @@ def test_a_request_line_with_an_absolute_uri_cannot_choose_a_host(
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "azure-openai"])
 @pytest.mark.parametrize("status", [400, 401, 500])
 def test_provider_errors_do_not_echo_the_org_key(
-    org_proxy: Proxy, harness: GatewayHarness, mocks: dict[str, MockProvider], provider: str, status: int
+    org_data_plane: RunningDataPlane,
+    harness: GatewayHarness,
+    mocks: dict[str, MockProvider],
+    provider: str,
+    status: int,
 ) -> None:
     mocks[provider].error_status = status
-    response = chat(org_proxy.base_url, {"x-portkey-provider": provider, **CLIENT})
+    response = chat(org_data_plane.base_url, {"x-portkey-provider": provider, **CLIENT})
     assert response.status >= 400
     assert_no_org_key_leaves_its_provider(harness, response.body, json.dumps(response.headers))
 
 
 def test_an_unreachable_provider_does_not_echo_the_org_key(
-    org_proxy: Proxy, harness: GatewayHarness, mocks: dict[str, MockProvider]
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, mocks: dict[str, MockProvider]
 ) -> None:
     # A failing fetch must not carry the request (and the key) into the error the gateway returns.
     anthropic = mocks["anthropic"]
     port = anthropic.port
     anthropic.stop()
     try:
-        response = chat(org_proxy.base_url, {"x-portkey-provider": "anthropic", **CLIENT})
+        response = chat(org_data_plane.base_url, {"x-portkey-provider": "anthropic", **CLIENT})
         assert response.status >= 400
         assert_no_org_key_leaves_its_provider(harness, response.body, json.dumps(response.headers))
     finally:
         anthropic.start(port)
 
 
-@pytest.mark.parametrize("model", ["../../v1beta/tunedModels/x", "gemini-pro?alt=", "%2e%2e/%2e%2e/v1/files"])
-def test_google_is_not_offered_with_an_org_key(org_proxy: Proxy, harness: GatewayHarness, model: str) -> None:
+@pytest.mark.parametrize(
+    "model", ["../../v1beta/tunedModels/x", "gemini-pro?alt=", "%2e%2e/%2e%2e/v1/files", "gemini-pro\n", "a/b"]
+)
+def test_a_google_model_cannot_choose_the_path_the_org_key_is_used_on(
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, model: str
+) -> None:
     # Gateway 1.15.2 builds models/<body model>:generateContent?key=<key>:
     # the body's model would choose the Google API path the org key is used on.
-    response = request(f"{org_proxy.base_url}/v1/chat/completions", {**CHAT_BODY, "model": model},
+    response = request(f"{org_data_plane.base_url}/v1/chat/completions", {**CHAT_BODY, "model": model},
                        {"x-portkey-provider": "google", **CLIENT})  # fmt: skip
-    assert_refused(response, 403, "provider")
+    assert_refused(response, 400, "model")
     assert harness.interception.outbound() == []
 
 
 def test_streamed_answers_do_not_carry_the_org_key(
-    org_proxy: Proxy, harness: GatewayHarness, mocks: dict[str, MockProvider]
+    org_data_plane: RunningDataPlane, harness: GatewayHarness, mocks: dict[str, MockProvider]
 ) -> None:
-    response = chat(org_proxy.base_url, {"x-portkey-provider": "openai", **CLIENT}, stream=True)
+    response = chat(org_data_plane.base_url, {"x-portkey-provider": "openai", **CLIENT}, stream=True)
     assert response.status == 200 and b"data:" in response.body
     assert_no_org_key_leaves_its_provider(harness, response.body, json.dumps(response.headers))
 
 
 # -- 10. source of the request ------------------------------------------------------------------
-def test_the_host_header_does_not_matter_to_routing(org_proxy: Proxy, mocks: dict[str, MockProvider]) -> None:
-    with socket.create_connection(("127.0.0.1", org_proxy.port), timeout=20) as connection:
+def test_the_host_header_does_not_matter_to_routing(
+    org_data_plane: RunningDataPlane, mocks: dict[str, MockProvider]
+) -> None:
+    with socket.create_connection(("127.0.0.1", org_data_plane.port), timeout=20) as connection:
         body = json.dumps(CHAT_BODY).encode()
         connection.sendall(
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: attacker.example\r\nx-portkey-provider: openai\r\n"

@@ -17,10 +17,10 @@ def logs_key(stack: StackDoc) -> Res:
 
 
 def access_log_group(stack: StackDoc) -> Res:
-    """The group the key proxy (the task's entry point) logs each request to."""
+    """The group the data plane (the task's entry point) logs each request to."""
     (definitions,) = [t.json("container_definitions") for t in stack.resources("aws_ecs_task_definition")]
-    (proxy,) = [c for c in definitions if c["name"] == "key-proxy"]
-    return stack.follow(proxy["logConfiguration"]["options"]["awslogs-group"])
+    (data_plane,) = [c for c in definitions if c["name"] == "data-plane"]
+    return stack.follow(data_plane["logConfiguration"]["options"]["awslogs-group"])
 
 
 def dashboard_widgets(stack: StackDoc) -> list[dict[str, Any]]:
@@ -90,10 +90,10 @@ def test_saved_queries_read_the_access_log(scenarios: dict[str, StackDoc]) -> No
         assert query["log_group_names"] == [access.ref("name")], query["name"]
 
 
-def test_latency_query_reports_percentiles_of_the_proxys_request_time_in_milliseconds(
+def test_latency_query_reports_percentiles_of_the_data_planes_request_time_in_milliseconds(
     scenarios: dict[str, StackDoc],
 ) -> None:
-    # request_time is what the key proxy logs, in seconds (aigw/gateway_task.py).
+    # request_time is what the data plane logs, in seconds (docs/data-plane.md).
     query = scenarios["base"].resource(
         "aws_cloudwatch_query_definition", {"name": "aigw-base/Latency p50/p95/p99 by provider"}
     )["query_string"]

@@ -95,10 +95,10 @@ def execution_stack(readable: list[str], secrets: dict[str, list[str]]) -> Stack
 
 @pytest.mark.parametrize(
     ("readable", "secrets"),
-    [(["a", "b"], {"key-proxy": ["a", "b"], "gateway": [], "adot-collector": []}),
-     ([], {"key-proxy": [], "gateway": [], "adot-collector": []})],
+    [(["a", "b"], {"data-plane": ["a", "b"], "gateway": [], "adot-collector": []}),
+     ([], {"data-plane": [], "gateway": [], "adot-collector": []})],
 )  # fmt: skip
-def test_iam3_compliant_when_the_role_reads_exactly_what_the_key_proxy_receives(
+def test_iam3_compliant_when_the_role_reads_exactly_what_the_data_plane_receives(
     readable: list[str], secrets: dict[str, list[str]]
 ) -> None:
     stack = execution_stack(readable, secrets)
@@ -107,7 +107,7 @@ def test_iam3_compliant_when_the_role_reads_exactly_what_the_key_proxy_receives(
 
 @pytest.mark.parametrize(
     ("readable", "secrets"),
-    [(["a", "b"], {"key-proxy": ["a"]}), (["a"], {"key-proxy": ["a", "b"]})],
+    [(["a", "b"], {"data-plane": ["a"]}), (["a"], {"data-plane": ["a", "b"]})],
     ids=["reads-one-not-received", "misses-one-received"],
 )
 def test_iam3_non_compliant_when_the_role_reads_other_secrets_than_received(
@@ -119,11 +119,11 @@ def test_iam3_non_compliant_when_the_role_reads_other_secrets_than_received(
 
 @pytest.mark.parametrize(
     ("readable", "secrets"),
-    [(["a"], {"key-proxy": ["a"], "gateway": ["a"]}), (["a"], {"key-proxy": [], "gateway": ["a"]}),
-     (["a", "b"], {"key-proxy": ["a"], "gateway": ["b"]}), (["a"], {"key-proxy": [], "adot-collector": ["a"]})],
+    [(["a"], {"data-plane": ["a"], "gateway": ["a"]}), (["a"], {"data-plane": [], "gateway": ["a"]}),
+     (["a", "b"], {"data-plane": ["a"], "gateway": ["b"]}), (["a"], {"data-plane": [], "adot-collector": ["a"]})],
     ids=["gateway-too", "gateway-instead", "one-each", "collector"],
 )  # fmt: skip
-def test_iam3_non_compliant_when_a_container_other_than_the_key_proxy_receives_a_secret(
+def test_iam3_non_compliant_when_a_container_other_than_the_data_plane_receives_a_secret(
     readable: list[str], secrets: dict[str, list[str]]
 ) -> None:
     # The gateway (and the collector) must never hold a provider key, even one the role may read.

@@ -334,7 +334,7 @@ def test_rolling_deploys_as_before_with_one_target_group_and_no_rules(options: d
     stack = options["base"]
     assert "deployment_configuration" not in service(stack).body
     assert service(stack)["load_balancer"] == [
-        {"container_name": "key-proxy", "container_port": 8080, "target_group_arn": primary_group(stack).ref("arn")}
+        {"container_name": "data-plane", "container_port": 8080, "target_group_arn": primary_group(stack).ref("arn")}
     ]
     assert service(stack)["deployment_circuit_breaker"] == {"enable": True, "rollback": True}
     assert stack.count("aws_lb_target_group") == 1 and stack.count("aws_lb_listener_rule") == 0

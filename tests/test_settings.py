@@ -362,7 +362,7 @@ def test_latest_image_tag_is_refused(tmp_path: Path) -> None:
     assert any("gateway.image" in line and "latest" in line for line in lines), lines
 
 
-@pytest.mark.parametrize("field", ["image", "proxy_image", "collector_image"])
+@pytest.mark.parametrize("field", ["image", "data_plane_image", "collector_image"])
 @pytest.mark.parametrize("image", ["portkeyai/gateway", "portkeyai/gateway:", "portkeyai/gateway@sha256:abc",
                                    "portkeyai/gateway@sha256:"])  # fmt: skip
 def test_image_without_a_tag_or_digest_is_refused(tmp_path: Path, field: str, image: str) -> None:

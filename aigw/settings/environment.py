@@ -26,6 +26,7 @@ from aigw.versions import parse_constraint
 REMOVED_KEYS: dict[str, str] = {
     "network.num_az": 'removed; list the zones instead, e.g. availability_zones = ["us-east-1a", "us-east-1b"] '
     "(its length is the number of zones; default: the region's first two zones where this project knows them)",
+    "gateway.proxy_image": "renamed to gateway.data_plane_image (the data plane is one component with one name)",
 }
 
 ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")

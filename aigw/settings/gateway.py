@@ -43,8 +43,8 @@ _AZURE_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 
 
 class AzureSettings(Section):
-    """The Azure OpenAI deployment the gateway sends Azure requests to. The key
-    proxy sets these for every Azure request; clients cannot choose them."""
+    """The Azure OpenAI deployment the gateway sends Azure requests to. The
+    data plane sets these for every Azure request; clients cannot choose them."""
 
     resource_name: str = Field(
         description="Azure OpenAI resource (the `<name>` of `https://<name>.openai.azure.com`). Required."
@@ -85,18 +85,20 @@ class GatewaySettings(Section):
         False,
         description="Run the task's images from this stack's ECR repositories instead of pulling them from the "
         "upstream registries: the gateway from `<prefix>/gateway` (same tag or digest as `image`) and the data "
-        "plane, which holds the provider keys, from `<prefix>/data-plane` (same as `proxy_image`); the operator "
-        "pushes both, and ECR scans them on push. The collector stays AWS's public ADOT image. Default: false.",
+        "plane, which holds the provider keys, from `<prefix>/data-plane` (same as `data_plane_image`); the "
+        "operator pushes both, and ECR scans them on push. The collector stays AWS's public ADOT image. "
+        "Default: false.",
     )
-    proxy_image: str = Field(
+    data_plane_image: str = Field(
         "openresty/openresty:1.27.1.2-alpine",
-        description="The data plane in front of the gateway (the `key-proxy` container): the official "
-        "OpenResty image, nginx with LuaJIT (docs/data-plane.md). Default: `openresty/openresty:1.27.1.2-alpine`.",
+        description="Image of the data plane in front of the gateway (the `data-plane` container): the official "
+        "OpenResty image, nginx with LuaJIT; its code and configuration come from the stack, not the image "
+        "(docs/data-plane.md). Default: `openresty/openresty:1.27.1.2-alpine`.",
     )
     provider_keys: list[Literal["openai", "anthropic", "google", "azure"]] = Field(
         ["openai", "anthropic"],
-        description="Providers with an organisation key in Secrets Manager. With `edge.enable_jwt_auth` the proxy "
-        "injects them for authenticated clients (each secret needs a value before tasks can start) and offers "
+        description="Providers with an organisation key in Secrets Manager. With `edge.enable_jwt_auth` the data "
+        "plane injects them for authenticated clients (each secret needs a value before tasks can start) and offers "
         "only these providers; without JWT auth the secrets are created but not used. `azure` needs "
         "`[gateway.azure]`. Default: openai, anthropic.",
     )
@@ -108,7 +110,7 @@ class GatewaySettings(Section):
         50,
         ge=1,
         le=512,
-        description="Largest request body the key proxy accepts, in MiB (larger: a JSON 413). Admits OpenAI's "
+        description="Largest request body the data plane accepts, in MiB (larger: a JSON 413). Admits OpenAI's "
         "25 MB audio uploads and 50 MB image edits. Default: 50.",
     )
     collector_image: str = Field(
@@ -189,7 +191,7 @@ class GatewaySettings(Section):
         "0 runs everything on FARGATE. Default: 0.",
     )
 
-    @field_validator("image", "collector_image", "proxy_image")
+    @field_validator("image", "collector_image", "data_plane_image")
     @classmethod
     def _image(cls, value: str) -> str:
         if not _IMAGE.match(value):

@@ -91,7 +91,7 @@ class LoadBalancerType(StrEnum):
 
     @property
     def target_protocol(self) -> str:
-        """The protocol of its target group: HTTP to the key proxy, or TCP passed through."""
+        """The protocol of its target group: HTTP to the data plane, or TCP passed through."""
         return "HTTP" if self.reads_http else "TCP"
 
     def listener_protocol(self, https: bool) -> str:

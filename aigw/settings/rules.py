@@ -59,7 +59,7 @@ def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
     if env.gateway.azure is not None and env.edge.enable_jwt_auth and "azure" not in env.gateway.provider_keys:
         yield Problem(
             "gateway.azure",
-            "with JWT auth the proxy offers only providers with an organisation key; add azure to "
+            "with JWT auth the data plane offers only providers with an organisation key; add azure to "
             "gateway.provider_keys or remove this table",
             frozenset({"gateway", "edge"}),
         )
@@ -92,9 +92,9 @@ def _load_balancer_capability_problems(env: EnvironmentSettings) -> Iterator[Pro
         return
     alarms = {
         "alarm_5xx_percent": "no HTTP status counts (the dashboard's error-rate query reads every status from "
-        "the key proxy's access log)",
-        "alarm_p99_latency_seconds": "no response times (the dashboard's latency query reads them from the key "
-        "proxy's access log)",
+        "the data plane's access log)",
+        "alarm_p99_latency_seconds": "no response times (the dashboard's latency query reads them from the data "
+        "plane's access log)",
     }
     for name, missing in alarms.items():
         if name in env.observability.model_fields_set:

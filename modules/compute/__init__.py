@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from cdktf import ITerraformDependable
 from constructs import Construct
 
-from aigw.key_proxy import proxy_config_for
-from aigw.settings import AutoscalingPlan, EdgeSettings, GatewaySettings
+from aigw.settings import AutoscalingPlan, GatewaySettings
 from modules.compute.exec_sessions import ExecSessions
 from modules.compute.images import GatewayImages
 from modules.compute.secrets import ProviderSecrets
 from modules.compute.service import GatewayService
 from modules.compute.task import GatewayTask
 from modules.context import StackContext
+from modules.data_plane import DataPlaneOutputs
 from modules.deployment import TrafficShifting
 from modules.edge import EdgeOutputs
 from modules.network import NetworkOutputs
@@ -37,7 +37,7 @@ class ComputeOutputs:
     cluster_name: str
     service_name: str
     provider_secret_arns: dict[str, str]
-    # Secrets the task receives (the proxy's org keys); the execution role reads exactly these.
+    # Secrets the task receives (the data plane's org keys); the execution role reads exactly these.
     injected_secret_arns: dict[str, str]
     task_security_group_id: str
     execution_role_arn: str
@@ -52,7 +52,7 @@ class Compute(Construct):
         *,
         gateway: GatewaySettings,
         autoscaling: AutoscalingPlan | None,
-        edge_settings: EdgeSettings,
+        data_plane: DataPlaneOutputs,
         context: StackContext,
         network: NetworkOutputs,
         edge: EdgeOutputs,
@@ -76,7 +76,7 @@ class Compute(Construct):
             self,
             "task",
             gateway=gateway,
-            proxy=proxy_config_for(gateway, edge_settings, region=context.region, environment=context.environment),
+            data_plane=data_plane,
             context=context,
             images=images,
             secrets=secrets,

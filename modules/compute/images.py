@@ -1,5 +1,5 @@
 """The ECR repositories of the task's own images: the gateway's and the data
-plane's (the key proxy, which holds the organisation's provider keys). Both are
+plane's (which holds the organisation's provider keys). Both are
 KMS-encrypted with one key of their own, have immutable tags, are scanned on
 push and keep the last images. With `gateway.image_from_ecr` the task runs
 both images from them, so that neither is pulled from a public registry and

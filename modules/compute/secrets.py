@@ -23,7 +23,7 @@ class ProviderSecrets(Construct):
             alias=f"{prefix}-secrets",
         ).arn
         # Portkey 1.15.2 reads no provider key from its environment: with JWT
-        # auth the key proxy injects them per request (aigw/key_proxy.py).
+        # auth the data plane injects them per request (aigw/data_plane/).
         self.arns: dict[str, str] = {
             provider: SecretsmanagerSecret(
                 self,

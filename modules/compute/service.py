@@ -1,5 +1,5 @@
 """The gateway service: the ECS cluster and its capacity providers, the
-tasks' security group (the key proxy's port from the load balancer only,
+tasks' security group (the data plane's port from the load balancer only,
 HTTPS out), the service in the private subnets behind the target group
 (rolling, or an ECS-native blue/green, canary or linear deployment over the
 target groups and listener rules of modules/deployment.py), and
@@ -44,8 +44,7 @@ from cdktf_cdktf_provider_aws.ecs_service import (
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from constructs import Construct
 
-from aigw.gateway_task import PROXY_CONTAINER
-from aigw.key_proxy import PROXY_PORT
+from aigw.data_plane.contract import DATA_PLANE_CONTAINER, DATA_PLANE_PORT
 from aigw.settings import AutoscalingPlan, GatewaySettings
 from modules.compute.exec_sessions import ExecSessionLogging
 from modules.context import StackContext
@@ -168,7 +167,7 @@ class GatewayService(Construct):
             self,
             "task-sg",
             name=f"{prefix}-tasks",
-            description="Gateway tasks: the key proxy's port from the load balancer only",
+            description="Gateway tasks: the data plane's port from the load balancer only",
             vpc_id=network.vpc_id,
             tags={"Name": f"{prefix}-tasks"},
         ).id
@@ -177,8 +176,8 @@ class GatewayService(Construct):
             "tasks-from-alb",
             source_security_group_id=edge.load_balancer_security_group_id,
             target_security_group_id=self.security_group_id,
-            port=PROXY_PORT,
-            description="load balancer to key proxy",
+            port=DATA_PLANE_PORT,
+            description="load balancer to data plane",
         )
         allow_https_egress(
             self, "tasks-https-out", security_group_id=self.security_group_id,
@@ -204,8 +203,8 @@ class GatewayService(Construct):
             load_balancer=[
                 EcsServiceLoadBalancer(
                     target_group_arn=edge.target_group_arn,
-                    container_name=PROXY_CONTAINER,
-                    container_port=PROXY_PORT,
+                    container_name=DATA_PLANE_CONTAINER,
+                    container_port=DATA_PLANE_PORT,
                     advanced_configuration=advanced_configuration(traffic_shifting) if traffic_shifting else None,
                 )
             ],

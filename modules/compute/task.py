@@ -1,6 +1,6 @@
 """The gateway task: its execution role (what the ECS agent does for it), its
 task role (what its containers do at run time) and the task definition of the
-three containers (aigw/gateway_task.py)."""
+three containers (aigw/data_plane/task.py)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from constructs import Construct
 
-from aigw.gateway_task import task_containers
-from aigw.key_proxy import ProxyConfig
+from aigw.data_plane.task import DataPlaneTaskInputs, task_containers
 from aigw.settings import GatewaySettings
 from modules.compute.exec_sessions import ExecSessionLogging
 from modules.compute.images import GatewayImages
 from modules.compute.secrets import ProviderSecrets
 from modules.context import StackContext
+from modules.data_plane import DataPlaneOutputs
 from modules.grants import (
     Statement,
     grant_bedrock_invoke,
@@ -58,7 +58,7 @@ class GatewayTask(Construct):
         construct_id: str,
         *,
         gateway: GatewaySettings,
-        proxy: ProxyConfig,
+        data_plane: DataPlaneOutputs,
         context: StackContext,
         images: GatewayImages,
         secrets: ProviderSecrets,
@@ -69,20 +69,21 @@ class GatewayTask(Construct):
         prefix, region = context.prefix, context.region
         log_arns = observability.log_group_arns
         ecs_source_arn = f"arn:{context.partition}:ecs:{region}:{context.account_id}:*"
-        # Org keys go to the proxy container only; the execution role reads exactly these.
-        self.injected_secret_arns = {name: secrets.arns[name] for name in proxy.org_keys}
+        # Org keys go to the data plane container only; the execution role reads exactly these.
+        self.injected_secret_arns = {name: secrets.arns[name] for name in data_plane.config.org_keys}
 
         execution_statements: list[Statement] = [
             grant_log_writes([log_arns["access"], log_arns["gateway"], log_arns["collector"]], sid="ContainerLogs"),
+            *data_plane.read_statements,
         ]
         if self.injected_secret_arns:
             execution_statements += grant_secrets_read(
                 list(self.injected_secret_arns.values()), kms_key_arn=secrets.key_arn, region=region
             )
-        gateway_image, proxy_image = gateway.image, gateway.proxy_image
+        gateway_image, data_plane_image = gateway.image, gateway.data_plane_image
         if gateway.image_from_ecr:
             gateway_image = images.gateway.same_image_here(gateway.image)
-            proxy_image = images.data_plane.same_image_here(gateway.proxy_image)
+            data_plane_image = images.data_plane.same_image_here(gateway.data_plane_image)
             execution_statements += grant_ecr_pull(
                 [images.gateway.arn, images.data_plane.arn], kms_key_arn=images.key_arn, region=region
             )
@@ -90,7 +91,7 @@ class GatewayTask(Construct):
             self,
             "execution-role",
             name=f"{prefix}-task-execution",
-            description="ECS agent: pull images, write container logs, inject the proxy's provider keys",
+            description="ECS agent: pull images, write container logs, read the data plane's bundle and keys",
             assume_role_policy=service_trust_policy(
                 "ecs-tasks.amazonaws.com", account_id=context.account_id, source_arn=ecs_source_arn
             ),
@@ -122,13 +123,17 @@ class GatewayTask(Construct):
 
         containers = task_containers(
             gateway_image=gateway_image,
-            proxy_image=proxy_image,
+            data_plane=DataPlaneTaskInputs(
+                image=data_plane_image,
+                bundle_object_arn=data_plane.bundle_object_arn,
+                bundle_sha256=data_plane.bundle_sha256,
+                runtime=data_plane.runtime,
+                org_key_secret_arns=self.injected_secret_arns,
+            ),
             collector_image=gateway.collector_image,
             collector_config=collector_config(),
             region=region,
             log_groups=observability.log_group_names,
-            secret_arns=self.injected_secret_arns,
-            proxy=proxy,
             metrics_namespace=METRICS_NAMESPACE,
         )
         self.arn = EcsTaskDefinition(

@@ -1,65 +1,76 @@
 """What runs inside one gateway task, as plain data: the container
-definitions (ECS JSON) of the key proxy, the gateway and the collector.
+definitions (ECS JSON) of the data plane, the gateway and the collector.
 
 Pure Python (no cdktf), so the compute module and the local harness
 (tests/gateway_harness.py, ``make gateway-local``) use the very same
-definitions. The key proxy's configuration is aigw/key_proxy.py;
-docs/gateway-contract.md explains the design:
+definitions:
 
-    ALB (JWT validated) -> key proxy :8080 (nginx) -> gateway 127.0.0.1:8787 -> provider
+    load balancer -> data plane :8080 (OpenResty) -> gateway 127.0.0.1:8787 -> provider
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from aigw.key_proxy import (
+from aigw.data_plane.config import DataPlaneRuntime
+from aigw.data_plane.contract import (
+    COLLECTOR_CONTAINER,
+    DATA_PLANE_CONTAINER,
+    DATA_PLANE_PORT,
+    GATEWAY_CONTAINER,
     GATEWAY_PORT,
     HEALTH_PATH,
-    PROXY_PORT,
-    ProxyConfig,
-    entrypoint_script,
-    key_variable,
-    proxy_environment,
+    KEY_VARIABLES_VARIABLE,
+    RUNTIME_VARIABLE,
+    SHA256_VARIABLE,
 )
+from aigw.data_plane.policy import key_variable
+from aigw.data_plane.render import start_command
 
-GATEWAY_CONTAINER = "gateway"
-PROXY_CONTAINER = "key-proxy"
-COLLECTOR_CONTAINER = "adot-collector"
 # The gateway trusts the hosts listed in TRUSTED_CUSTOM_HOSTS as custom hosts
 # even when they are loopback or private addresses; unset, it trusts
 # localhost, 127.0.0.1, ::1 and host.docker.internal, so a client config could
-# aim the gateway at the task's own ports (the collector, the key proxy).
+# aim the gateway at the task's own ports (the collector, the data plane).
 # This name is in a reserved TLD (RFC 2606) and never resolves: the gateway
 # trusts nothing, and its own checks refuse loopback, private and link-local
 # addresses in custom hosts.
 TRUSTED_CUSTOM_HOSTS_NONE = "no-trusted-custom-hosts.invalid"
 GATEWAY_ENVIRONMENT: dict[str, str] = {
     # Production mode: no UI, no /log/stream (which would stream every
-    # request's apiKey); the key proxy refuses that route regardless.
+    # request's apiKey); the data plane refuses that route regardless.
     "NODE_ENV": "production",
     "TRUSTED_CUSTOM_HOSTS": TRUSTED_CUSTOM_HOSTS_NONE,
 }
 
 
+@dataclass(frozen=True)
+class DataPlaneTaskInputs:
+    """What the data plane container is started with: its image, its bundle
+    (the S3 object ECS reads as an environment file, and the sha256 the
+    start command checks it against), the runtime joins, and the org-key
+    secrets ECS injects (secret name -> ARN)."""
+
+    image: str
+    bundle_object_arn: str
+    bundle_sha256: str
+    runtime: DataPlaneRuntime
+    org_key_secret_arns: Mapping[str, str]
+
+
 def task_containers(
     *,
     gateway_image: str,
-    proxy_image: str,
+    data_plane: DataPlaneTaskInputs,
     collector_image: str,
     collector_config: str,
     region: str,
     log_groups: Mapping[str, str],
-    secret_arns: Mapping[str, str],
-    proxy: ProxyConfig,
     metrics_namespace: str,
 ) -> list[dict[str, Any]]:
-    """The task's container definitions (ECS JSON): proxy, gateway, collector.
-
-    ``secret_arns`` maps secret name -> ARN; only those in ``proxy.org_keys``
-    are injected, into the proxy container alone."""
+    """The task's container definitions (ECS JSON): data plane, gateway, collector.
+    Only the data plane receives secrets (the org keys)."""
 
     def awslogs(group: str, stream_prefix: str) -> dict[str, Any]:
         return {
@@ -70,21 +81,29 @@ def task_containers(
     def health_check(command: list[str], *, interval: int, start_period: int) -> dict[str, Any]:
         return {"command": command, "interval": interval, "timeout": 5, "retries": 3, "startPeriod": start_period}
 
-    proxy_container = {
-        "name": PROXY_CONTAINER,
-        "image": proxy_image,
+    key_names = sorted(data_plane.org_key_secret_arns)
+    data_plane_container = {
+        "name": DATA_PLANE_CONTAINER,
+        "image": data_plane.image,
         "essential": True,
-        "portMappings": [{"containerPort": PROXY_PORT, "protocol": "tcp", "name": "http"}],
+        "portMappings": [{"containerPort": DATA_PLANE_PORT, "protocol": "tcp", "name": "http"}],
         "entryPoint": [],
-        "command": ["/bin/sh", "-c", entrypoint_script()],
-        "environment": [{"name": name, "value": value} for name, value in proxy_environment(proxy).items()],
-        "secrets": [{"name": key_variable(name), "valueFrom": secret_arns[name]} for name in proxy.org_keys],
+        "command": ["/bin/sh", "-c", start_command()],
+        "environment": [
+            {"name": SHA256_VARIABLE, "value": data_plane.bundle_sha256},
+            {"name": RUNTIME_VARIABLE, "value": data_plane.runtime.to_json()},
+            {"name": KEY_VARIABLES_VARIABLE, "value": " ".join(key_variable(name) for name in key_names)},
+        ],
+        "environmentFiles": [{"type": "s3", "value": data_plane.bundle_object_arn}],
+        "secrets": [
+            {"name": key_variable(name), "valueFrom": data_plane.org_key_secret_arns[name]} for name in key_names
+        ],
         "healthCheck": health_check(
-            ["CMD-SHELL", f"wget -q -O /dev/null http://127.0.0.1:{PROXY_PORT}{HEALTH_PATH} || exit 1"],
+            ["CMD-SHELL", f"wget -q -O /dev/null http://127.0.0.1:{DATA_PLANE_PORT}{HEALTH_PATH} || exit 1"],
             interval=15,
             start_period=10,
         ),
-        "logConfiguration": awslogs(log_groups["access"], "proxy"),
+        "logConfiguration": awslogs(log_groups["access"], DATA_PLANE_CONTAINER),
         "dependsOn": [{"containerName": GATEWAY_CONTAINER, "condition": "HEALTHY"}],
     }
     gateway_container = {
@@ -103,7 +122,7 @@ def task_containers(
             interval=15,
             start_period=20,
         ),
-        "logConfiguration": awslogs(log_groups["gateway"], "gateway"),
+        "logConfiguration": awslogs(log_groups["gateway"], GATEWAY_CONTAINER),
         "dependsOn": [{"containerName": COLLECTOR_CONTAINER, "condition": "START"}],
     }
     collector_container = {
@@ -120,17 +139,4 @@ def task_containers(
         "healthCheck": health_check(["CMD", "/healthcheck"], interval=30, start_period=15),
         "logConfiguration": awslogs(log_groups["collector"], "collector"),
     }
-    return [proxy_container, gateway_container, collector_container]
-
-
-def container(definitions: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    (found,) = [c for c in definitions if c["name"] == name]
-    return found
-
-
-def environment_of(definition: Mapping[str, Any]) -> dict[str, str]:
-    return {item["name"]: item["value"] for item in definition.get("environment", [])}
-
-
-def dumps(definitions: list[dict[str, Any]]) -> str:
-    return json.dumps(definitions)
+    return [data_plane_container, gateway_container, collector_container]

@@ -1,6 +1,6 @@
-"""Settings the key proxy acts on: the Azure target (which a client must
+"""Settings the data plane acts on: the Azure target (which a client must
 never choose) and the request body limit, validated before anything is
-built; plus the proxy's own guards against values it cannot embed."""
+built; plus the data plane's own guards against values it cannot embed."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from aigw.data_plane.config import AzureTarget, DataPlaneConfig
+from aigw.data_plane.render import nginx_string
 from aigw.environments import ConfigError, load_environments
-from aigw.key_proxy import AzureTarget, ProxyConfig, nginx_string
 
 BASE = """
 region = "us-east-1"
@@ -93,7 +94,7 @@ def test_an_azure_org_key_without_its_target_is_refused(tmp_path: Path) -> None:
 def test_an_azure_target_without_an_azure_org_key_is_refused_with_jwt(tmp_path: Path) -> None:
     lines = problems(tmp_path, jwt_file('["openai"]', azure()))
     assert len(lines) == 1
-    assert "gateway.azure: with JWT auth the proxy offers only providers with an organisation key" in lines[0]
+    assert "gateway.azure: with JWT auth the data plane offers only providers with an organisation key" in lines[0]
 
 
 def test_an_azure_target_alone_loads_without_jwt(tmp_path: Path) -> None:
@@ -119,7 +120,7 @@ def test_request_body_limit_outside_1_to_512_mib_is_refused(tmp_path: Path, size
 
 @pytest.mark.parametrize("value", ['a"b', "a$b", "a;b", "a\nb", "a{b", "a'b", "a\\b"])
 def test_values_that_could_break_out_of_an_nginx_string_are_refused(value: str) -> None:
-    with pytest.raises(ValueError, match="cannot be embedded in the proxy configuration"):
+    with pytest.raises(ValueError, match="cannot be embedded in the data plane configuration"):
         nginx_string(value)
 
 
@@ -128,21 +129,21 @@ def test_google_org_keys_load_with_jwt_auth(tmp_path: Path) -> None:
     assert problems(tmp_path, jwt_file('["openai", "google"]')) == []
 
 
-def test_an_azure_org_key_needs_a_target_in_the_proxy_too() -> None:
+def test_an_azure_org_key_needs_a_target_in_the_data_plane_too() -> None:
     with pytest.raises(ValueError, match="an Azure org key needs an AzureTarget"):
-        ProxyConfig(org_keys=("azure",))
+        DataPlaneConfig(org_keys=("azure",))
 
 
-def test_org_keys_of_unknown_providers_are_refused_by_the_proxy() -> None:
+def test_org_keys_of_unknown_providers_are_refused_by_the_data_plane() -> None:
     with pytest.raises(ValueError, match=r"no provider slug for org keys \['mistral'\]"):
-        ProxyConfig(org_keys=("mistral",))
+        DataPlaneConfig(org_keys=("mistral",))
 
 
 def test_with_org_keys_only_keyed_providers_are_offered() -> None:
-    config = ProxyConfig(org_keys=("openai", "azure"), azure=AzureTarget("res", "dep", "2024-10-21"))
+    config = DataPlaneConfig(org_keys=("openai", "azure"), azure=AzureTarget("res", "dep", "2024-10-21"))
     assert config.offered_providers == ("openai", "azure-openai")
 
 
 def test_without_org_keys_azure_is_offered_only_with_a_target() -> None:
-    assert "azure-openai" not in ProxyConfig().offered_providers
-    assert "azure-openai" in ProxyConfig(azure=AzureTarget("res", "dep", "2024-10-21")).offered_providers
+    assert "azure-openai" not in DataPlaneConfig().offered_providers
+    assert "azure-openai" in DataPlaneConfig(azure=AzureTarget("res", "dep", "2024-10-21")).offered_providers

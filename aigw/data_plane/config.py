@@ -1,0 +1,84 @@
+"""The data plane of one environment: what it offers and enforces
+(DataPlaneConfig, known when the stack is synthesized and rendered into the
+bundle) and the runtime joins that only other constructs know (DataPlaneRuntime,
+Terraform references carried by the task definition). Assembled by the
+data-plane construct (modules/data_plane.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from aigw.data_plane.policy import AZURE_SLUG, BEDROCK_SLUG, INFERENCE_ROUTES, KNOWN_MODELS, PROVIDER_SLUGS
+
+DEFAULT_MAX_BODY_MIB = 50
+
+
+@dataclass(frozen=True)
+class AzureTarget:
+    """The one Azure OpenAI deployment the gateway may call (from the environment file)."""
+
+    resource_name: str
+    deployment_id: str
+    api_version: str
+
+
+@dataclass(frozen=True)
+class DataPlaneConfig:
+    """How the data plane treats a request.
+
+    org_keys: secret names whose values the data plane injects (JWT auth
+    on); empty: clients bring their own provider keys. azure: the Azure
+    deployment Azure requests go to (None: Azure is not offered).
+    bedrock_region: with org keys, Bedrock is offered, signed with the task
+    role in this region (None: not offered). metric_models: model names, beyond
+    the known ones, that keep their name in the metrics' `model` dimension."""
+
+    org_keys: tuple[str, ...] = ()
+    azure: AzureTarget | None = None
+    max_body_mib: int = DEFAULT_MAX_BODY_MIB
+    bedrock_region: str | None = None
+    environment: str = "local"
+    telemetry: bool = True
+    routes: Mapping[str, frozenset[str]] = field(default_factory=lambda: INFERENCE_ROUTES)
+    metric_models: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = set(self.org_keys) - set(PROVIDER_SLUGS)
+        if unknown:
+            raise ValueError(f"no provider slug for org keys {sorted(unknown)}")
+        if "azure" in self.org_keys and self.azure is None:
+            raise ValueError("an Azure org key needs an AzureTarget (resource, deployment, API version)")
+        if self.bedrock_region is not None and not self.org_keys:
+            raise ValueError("Bedrock signs with the task role: offered only with JWT auth (org keys)")
+
+    @property
+    def injects_keys(self) -> bool:
+        return bool(self.org_keys)
+
+    @property
+    def offered_providers(self) -> tuple[str, ...]:
+        """Provider slugs clients may name in x-portkey-provider."""
+        if self.injects_keys:
+            keyed = tuple(PROVIDER_SLUGS[name] for name in self.org_keys)
+            return keyed + ((BEDROCK_SLUG,) if self.bedrock_region else ())
+        return tuple(slug for slug in PROVIDER_SLUGS.values() if slug != AZURE_SLUG or self.azure is not None)
+
+    @property
+    def all_metric_models(self) -> tuple[str, ...]:
+        return tuple(sorted(set(KNOWN_MODELS) | set(self.metric_models)))
+
+
+@dataclass(frozen=True)
+class DataPlaneRuntime:
+    """Values the data plane needs that other constructs make, joined when
+    Terraform applies: teams maps a Cognito app client id (a Terraform
+    reference) to the team it belongs to."""
+
+    teams: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """The task definition's value of AIGW_DATA_PLANE_RUNTIME (references
+        inside are interpolated by Terraform; client ids are letters and digits)."""
+        return json.dumps({"teams": dict(self.teams)}, sort_keys=True, separators=(",", ":"))

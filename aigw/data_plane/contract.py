@@ -1,0 +1,51 @@
+"""What the data plane, the gateway, the load balancer and the task agree
+on: ports, the health path, timeouts, container names and the environment
+variables that carry the bundle. One place, read by both sides."""
+
+from __future__ import annotations
+
+GATEWAY_PORT = 8787  # the gateway's own (default) port, inside the task only
+DATA_PLANE_PORT = 8080  # the task's entry point: the load balancer's target
+HEALTH_PATH = "/health"  # proxied to the gateway's "/" ("AI Gateway says hey!")
+# Upstream (gateway) read/send timeout: completions stream for minutes.
+UPSTREAM_TIMEOUT_SECONDS = 300
+# The load balancer's idle timeout; the data plane keeps client connections
+# open longer than the ALB does, or the ALB reuses a connection nginx is
+# closing and answers 502.
+ALB_IDLE_TIMEOUT_SECONDS = 300
+CLIENT_KEEPALIVE_SECONDS = ALB_IDLE_TIMEOUT_SECONDS + 50
+UPSTREAM_KEEPALIVE_CONNECTIONS = 32
+# The ADOT collector's OTLP/HTTP receiver in the same task.
+OTLP_HOST, OTLP_PORT = "127.0.0.1", 4318
+TELEMETRY_FLUSH_SECONDS = 1
+SERVICE_NAME = "ai-gateway-data-plane"
+# Credentials are fetched again this long before they expire (as the AWS SDKs do).
+CREDENTIALS_REFRESH_SECONDS = 300
+
+DATA_PLANE_CONTAINER = "data-plane"
+GATEWAY_CONTAINER = "gateway"
+COLLECTOR_CONTAINER = "adot-collector"
+
+# The task definition's environment of the data plane container.
+BUNDLE_VARIABLE = "AIGW_DATA_PLANE_BUNDLE"  # from the S3 environment file: the bundle, base64
+SHA256_VARIABLE = "AIGW_DATA_PLANE_SHA256"  # the bundle's hash, pinned in the task definition
+RUNTIME_VARIABLE = "AIGW_DATA_PLANE_RUNTIME"  # runtime joins (JSON), e.g. client id -> team
+KEY_VARIABLES_VARIABLE = "AIGW_KEY_VARIABLES"  # names of the org-key variables ECS injects
+# The task role's credentials endpoint (ECS sets the relative URI; the AWS
+# SDKs also honour a full URI on loopback, which the harness uses).
+CREDENTIALS_VARIABLES: tuple[str, ...] = (
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+)
+# Only the local harness sets these (the task definition never does; a test
+# holds that): nginx's home, Debian's module lines, and loopback addresses.
+HARNESS_VARIABLES: tuple[str, ...] = (
+    "AIGW_HOME",
+    "AIGW_NGINX_PRELUDE",
+    "AIGW_LISTEN",
+    "AIGW_GATEWAY_ADDRESS",
+    "AIGW_OTLP_ADDRESS",
+)
+# Where the bundles live in their bucket: <prefix><sha256>.env.
+BUNDLE_KEY_PREFIX = "data-plane/"

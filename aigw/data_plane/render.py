@@ -1,0 +1,231 @@
+"""The data plane's bundle: every file the container runs, rendered from a
+DataPlaneConfig. Pure: the same config gives the same bytes (no time, no
+environment, no randomness), so the bundle's hash changes exactly when what
+the data plane runs changes. Templates and Lua live in config/data-plane/."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from aigw.data_plane.config import DataPlaneConfig
+from aigw.data_plane.contract import (
+    ALB_IDLE_TIMEOUT_SECONDS,
+    CLIENT_KEEPALIVE_SECONDS,
+    CREDENTIALS_REFRESH_SECONDS,
+    CREDENTIALS_VARIABLES,
+    DATA_PLANE_PORT,
+    GATEWAY_PORT,
+    HEALTH_PATH,
+    OTLP_HOST,
+    OTLP_PORT,
+    RUNTIME_VARIABLE,
+    SERVICE_NAME,
+    TELEMETRY_FLUSH_SECONDS,
+    UPSTREAM_KEEPALIVE_CONNECTIONS,
+    UPSTREAM_TIMEOUT_SECONDS,
+)
+from aigw.data_plane.policy import (
+    ANTHROPIC_BETAS,
+    CONFIG_KEYS,
+    CONFIG_PROVIDERS,
+    FORWARDED_HEADERS,
+    MAX_BODY_DEPTH,
+    MAX_HEADERS,
+    MODEL_PATTERNS,
+    MULTIPART_ROUTES,
+    OWN_ERRORS,
+    PROVIDER_SLUGS,
+    REMOTE_TOOL_FIELDS,
+    REMOTE_TOOL_TOP_LEVEL,
+    REMOTE_TOOL_TYPES,
+    SINGLE_HEADERS,
+    STORED_OBJECT_FIELDS,
+    STORED_OBJECT_TOOL_FIELDS,
+    STORED_OBJECT_TOP_LEVEL,
+    key_variable,
+    refusal,
+)
+
+SOURCE_DIR = Path(__file__).resolve().parent.parent.parent / "config" / "data-plane"
+LUA_DIR = SOURCE_DIR / "lua"
+TEMPLATE_DIR = SOURCE_DIR / "templates"
+START_COMMAND_FILE = SOURCE_DIR / "start.sh"
+
+MAX_USAGE_BODY_BYTES = 1024 * 1024  # answers read for their usage (larger: usage not logged)
+MAX_EVENT_BYTES = 256 * 1024
+MAX_QUEUED_SPANS = 10_000
+METRIC_NAMES: dict[str, str] = {"requests": "Requests", "input": "InputTokens", "output": "OutputTokens"}
+ERROR_LOCATION = "/_aigw/errors"
+# nginx variables the Lua code sets for upstream headers (declared in the configuration).
+LUA_HEADER_VARIABLES: dict[str, str] = {
+    "x-portkey-azure-resource-name": "aigw_azure_resource_name",
+    "x-portkey-azure-deployment-id": "aigw_azure_deployment_id",
+    "x-portkey-azure-api-version": "aigw_azure_api_version",
+    "x-portkey-aws-access-key-id": "aigw_aws_access_key_id",
+    "x-portkey-aws-secret-access-key": "aigw_aws_secret_access_key",
+    "x-portkey-aws-session-token": "aigw_aws_session_token",
+    "x-portkey-aws-region": "aigw_aws_region",
+}
+# Upstream headers that would steer nginx if the gateway relayed them.
+ACCEL_HEADERS: tuple[str, ...] = (
+    "X-Accel-Redirect", "X-Accel-Expires", "X-Accel-Limit-Rate", "X-Accel-Buffering", "X-Accel-Charset",
+)  # fmt: skip
+
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9._:/+=~| -]*$")
+
+
+def nginx_string(value: str) -> str:
+    """A double-quoted nginx string of a value the configuration embeds.
+    Only values validated at settings time reach here; anything that could
+    end the string, start a variable or a directive is refused."""
+    if not _SAFE_VALUE.match(value):
+        raise ValueError(f"{value!r} cannot be embedded in the data plane configuration")
+    return f'"{value}"'
+
+
+def nginx_json_body(payload: object) -> str:
+    """The text of a JSON response body for an nginx single-quoted string:
+    nginx unescapes backslashes and would expand `$variables`."""
+    text = json.dumps(payload, separators=(",", ":"))
+    if "'" in text or "$" in text:
+        raise ValueError(f"{text!r} cannot be quoted in the data plane configuration")
+    return text.replace("\\", "\\\\")
+
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,  # nginx and sh, not HTML: the filters below do the quoting
+    keep_trailing_newline=True,
+)
+_TEMPLATES.filters["q"] = nginx_string
+_TEMPLATES.filters["body"] = nginx_json_body
+
+
+def _upstream_headers() -> list[tuple[str, str]]:
+    headers = {name: "$http_" + name.replace("-", "_") for name in FORWARDED_HEADERS}
+    headers["content-type"] = "$content_type"
+    headers["authorization"] = "$aigw_authorization"
+    headers["x-api-key"] = "$aigw_api_key"
+    headers["x-portkey-provider"] = "$aigw_provider"
+    headers["x-portkey-config"] = "$aigw_config"
+    headers.update({header: f"${variable}" for header, variable in LUA_HEADER_VARIABLES.items()})
+    return sorted(headers.items())
+
+
+def server_config(config: DataPlaneConfig) -> str:
+    """The http-level configuration (templates/server.conf.j2)."""
+    return _TEMPLATES.get_template("server.conf.j2").render(
+        upstream_keepalive=UPSTREAM_KEEPALIVE_CONNECTIONS,
+        max_body_mib=config.max_body_mib,
+        alb_idle_timeout=ALB_IDLE_TIMEOUT_SECONDS,
+        client_keepalive=CLIENT_KEEPALIVE_SECONDS,
+        lua_variables=list(LUA_HEADER_VARIABLES.values()),
+        own_errors=OWN_ERRORS,
+        error_location=ERROR_LOCATION,
+        refusals={
+            "health_method": refusal("method", f"only GET is offered on {HEALTH_PATH}"),
+            "own": {status: refusal(f"http-{status}", message) for status, message in OWN_ERRORS.items()},
+        },
+        health_path=HEALTH_PATH,
+        headers=_upstream_headers(),
+        accel_headers=ACCEL_HEADERS,
+        upstream_timeout=UPSTREAM_TIMEOUT_SECONDS,
+    )
+
+
+def main_config(config: DataPlaneConfig) -> str:
+    """The main nginx configuration (templates/nginx.conf.j2)."""
+    variables = [key_variable(name) for name in config.org_keys] + list(CREDENTIALS_VARIABLES)
+    return _TEMPLATES.get_template("nginx.conf.j2").render(
+        environment=[*variables, RUNTIME_VARIABLE, "AIGW_OTLP_ADDRESS"]
+    )
+
+
+def entrypoint(config: DataPlaneConfig) -> str:
+    """The data plane's start (templates/entrypoint.sh.j2), run once the bundle is verified."""
+    return _TEMPLATES.get_template("entrypoint.sh.j2").render(
+        listen=DATA_PLANE_PORT, gateway=f"127.0.0.1:{GATEWAY_PORT}"
+    )
+
+
+def _set(values: Any) -> dict[str, bool]:
+    return dict.fromkeys(sorted(values), True)
+
+
+def settings_document(config: DataPlaneConfig) -> dict[str, Any]:
+    """What the Lua code acts on (settings.json)."""
+    offered = config.offered_providers
+    return {
+        "environment": config.environment,
+        "service_name": SERVICE_NAME,
+        "org_keys": config.injects_keys,
+        "org_key_variables": {PROVIDER_SLUGS[name]: key_variable(name) for name in config.org_keys},
+        "providers": _set(offered),
+        "routes": {route: _set(slug for slug in offered if slug in slugs) for route, slugs in config.routes.items()},
+        "multipart_routes": _set(MULTIPART_ROUTES),
+        "single_headers": list(SINGLE_HEADERS),
+        "max_headers": MAX_HEADERS,
+        "anthropic_betas": _set(ANTHROPIC_BETAS),
+        "config_keys": _set(CONFIG_KEYS),
+        "config_providers": _set(CONFIG_PROVIDERS),
+        "model_patterns": MODEL_PATTERNS,
+        "stored_object_fields": _set(STORED_OBJECT_FIELDS),
+        "stored_object_top_level": {route: _set(keys) for route, keys in STORED_OBJECT_TOP_LEVEL.items()},
+        "stored_object_tool_fields": _set(STORED_OBJECT_TOOL_FIELDS),
+        "remote_tools": {
+            "top_level": _set(REMOTE_TOOL_TOP_LEVEL),
+            "types": _set(REMOTE_TOOL_TYPES),
+            "fields": _set(REMOTE_TOOL_FIELDS),
+        },
+        "max_body_depth": MAX_BODY_DEPTH,
+        "azure": (
+            {
+                "resource_name": config.azure.resource_name,
+                "deployment_id": config.azure.deployment_id,
+                "api_version": config.azure.api_version,
+            }
+            if config.azure
+            else None
+        ),
+        "bedrock_region": config.bedrock_region or "",
+        "credentials_refresh_seconds": CREDENTIALS_REFRESH_SECONDS,
+        "telemetry": {
+            "enabled": config.telemetry,
+            "otlp_host": OTLP_HOST,
+            "otlp_port": OTLP_PORT,
+            "flush_seconds": TELEMETRY_FLUSH_SECONDS,
+            "max_queued_spans": MAX_QUEUED_SPANS,
+            "metric_names": METRIC_NAMES,
+            "metric_models": _set(config.all_metric_models),
+        },
+        "usage": {"max_body_bytes": MAX_USAGE_BODY_BYTES, "max_event_bytes": MAX_EVENT_BYTES},
+    }
+
+
+def lua_files() -> dict[str, bytes]:
+    """The Lua modules, by their path in the bundle (lua/aigw/<name>.lua)."""
+    return {path.relative_to(SOURCE_DIR).as_posix(): path.read_bytes() for path in sorted(LUA_DIR.rglob("*.lua"))}
+
+
+def bundle_files(config: DataPlaneConfig) -> dict[str, bytes]:
+    """Every file of the bundle, by its path under the data plane's home."""
+    settings = json.dumps(settings_document(config), sort_keys=True, indent=1) + "\n"
+    return {
+        "nginx.conf": main_config(config).encode(),
+        "server.conf": server_config(config).encode(),
+        "settings.json": settings.encode(),
+        "entrypoint.sh": entrypoint(config).encode(),
+        **lua_files(),
+    }
+
+
+def start_command() -> str:
+    """The container's start command (config/data-plane/start.sh): verifies
+    the bundle against the task definition's hash, unpacks it, runs it."""
+    return START_COMMAND_FILE.read_text(encoding="utf-8")
