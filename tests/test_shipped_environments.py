@@ -96,10 +96,15 @@ def test_prod_is_protected_from_deletion(stacks: dict[str, StackDoc]) -> None:
     prod.resource("aws_cognito_user_pool", {"deletion_protection": "ACTIVE"})
 
 
-def test_prod_proxy_injects_org_keys(stacks: dict[str, StackDoc]) -> None:
-    (task,) = stacks["prod"].resources("aws_ecs_task_definition")
-    (proxy,) = [c for c in task.json("container_definitions") if c["name"] == "key-proxy"]
-    assert proxy["secrets"]
+def test_prod_injects_the_four_org_keys_of_the_design(stacks: dict[str, StackDoc]) -> None:
+    # OpenAI, Anthropic, Google and Azure, each from its own secret, into the data plane only.
+    prod = stacks["prod"]
+    (task,) = prod.resources("aws_ecs_task_definition")
+    (data_plane,) = [c for c in task.json("container_definitions") if c["name"] == "data-plane"]
+    secrets = {s["name"].rsplit("/", 1)[1]: s.ref("arn") for s in prod.resources("aws_secretsmanager_secret")}
+    assert {s["name"]: s["valueFrom"] for s in data_plane["secrets"]} == {
+        f"{provider.upper()}_API_KEY": secrets[provider] for provider in ("openai", "anthropic", "google", "azure")
+    }
 
 
 # -- environments/dev.toml: small, HTTP only, can be torn down
