@@ -48,13 +48,16 @@ def new_trace() -> str:
     return f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
 
 
-def send_raw(data_plane: RunningDataPlane, payload: bytes, *, read: bool = True) -> bytes:
-    """Bytes on a connection of their own, exactly as given; what came back."""
+def send_raw(data_plane: RunningDataPlane, payload: bytes, *, read: bool = True, half_close: bool = True) -> bytes:
+    """Bytes on a connection of their own, exactly as given; what came back (until the
+    data plane closes; ``half_close`` ends the client's side first, which nginx takes as an
+    abandoned request once it proxies)."""
     with socket.create_connection(("127.0.0.1", data_plane.port), timeout=20) as connection:
         connection.sendall(payload)
         if not read:
             return b""
-        connection.shutdown(socket.SHUT_WR)
+        if half_close:
+            connection.shutdown(socket.SHUT_WR)
         chunks = []
         while chunk := connection.recv(65536):
             chunks.append(chunk)
@@ -289,6 +292,21 @@ def test_a_response_header_that_carries_the_org_key_is_dropped(
     response = chat(org_data_plane.base_url, {"x-portkey-provider": "openai", **CLIENT})
     assert response.status == 200
     assert ORG_KEYS["OPENAI_API_KEY"] not in json.dumps(response.headers)
+
+
+def test_a_credential_in_a_response_header_after_a_hundred_others_is_dropped(
+    org_data_plane: RunningDataPlane, mocks: dict[str, MockProvider]
+) -> None:
+    # Response headers are read whole: a limit of 100 would leave the last ones unchecked.
+    mocks["openai"].extra_headers = {**{f"x-pad-{i:03d}": "v" for i in range(120)},
+                                     "x-zz-echo": ORG_KEYS["OPENAI_API_KEY"]}  # fmt: skip
+    body = json.dumps(CHAT_BODY).encode()
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"x-portkey-provider: openai\r\nAuthorization: {CLIENT['Authorization']}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")  # fmt: skip
+    answer = send_raw(org_data_plane, head.encode() + body, half_close=False)  # http.client takes 100 headers
+    assert answer.startswith(b"HTTP/1.1 200") and b"x-pad-119" in answer.lower(), answer[:200]
+    assert ORG_KEYS["OPENAI_API_KEY"].encode() not in answer
 
 
 # -- the header allow-list, held against the headers the gateway's own build reads ---------------------------

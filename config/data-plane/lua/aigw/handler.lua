@@ -221,8 +221,9 @@ end
 function _M.header_filter()
     local ctx = ngx.ctx
     if not ctx.upstream then return end
-    -- A response header that carries a credential is dropped.
-    for name, value in pairs(ngx.resp.get_headers(settings.max_headers)) do
+    -- A response header that carries a credential is dropped (all of them are
+    -- read: 0 lifts the default limit of 100, past which one would go unseen).
+    for name, value in pairs(ngx.resp.get_headers(0)) do
         local values = type(value) == "table" and value or { value }
         for _, item in ipairs(values) do
             if redactor:clean(item) ~= item then
