@@ -54,6 +54,11 @@ from modules.grants import allow_from, allow_https_egress
 from modules.network import NetworkOutputs
 
 
+# Immutable in EC2: changing it replaces the tasks' security group, which fails
+# (or cuts traffic) while tasks use it. Kept as first deployed.
+TASK_SECURITY_GROUP_DESCRIPTION = "Gateway tasks: the key proxy's port from the load balancer only"
+
+
 @dataclass(frozen=True)
 class CapacityShare:
     provider: str
@@ -167,7 +172,9 @@ class GatewayService(Construct):
             self,
             "task-sg",
             name=f"{prefix}-tasks",
-            description="Gateway tasks: the data plane's port from the load balancer only",
+            # A security group's description cannot change without replacing the group under the running
+            # tasks, so it keeps the data plane's former name (TASK_SECURITY_GROUP_DESCRIPTION).
+            description=TASK_SECURITY_GROUP_DESCRIPTION,
             vpc_id=network.vpc_id,
             tags={"Name": f"{prefix}-tasks"},
         ).id
