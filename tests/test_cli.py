@@ -56,8 +56,16 @@ allowed_cidrs = ["203.0.113.0/24"]
 pytestmark = pytest.mark.cli
 
 
+def plain_shell_path() -> str:
+    """PATH as a user's shell has it after `make setup`: without the project's
+    own .bootstrap/bin (pipenv) and node_modules/.bin, which only make adds."""
+    own = (str(ROOT / ".bootstrap" / "bin"), str(ROOT / "node_modules" / ".bin"))
+    return ":".join(entry for entry in os.environ.get("PATH", "").split(":") if entry not in own)
+
+
 def run(args: list[str], env_dir: Path | None, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
+    env["PATH"] = plain_shell_path()
     env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
     env["CHECKPOINT_DISABLE"] = "1"
     if env_dir is not None:
@@ -143,6 +151,7 @@ def cdktf_cli() -> str:
 
 
 def test_cdktf_cli_synth_matches_main_py_byte_for_byte(cli_project: Path, tmp_path: Path) -> None:
+    # `cdktf synth` as a user runs it from a plain shell after `make setup` (cdktf.json runs .venv's Python).
     cli = run([cdktf_cli(), "synth", "--output", "cli.out"], env_dir=None, cwd=cli_project)
     assert cli.returncode == 0, cli.stdout + cli.stderr
     direct_env = {**os.environ, "CDKTF_OUTDIR": str(tmp_path / "direct.out")}
