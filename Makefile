@@ -101,10 +101,8 @@ test: setup system-deps ## Run the whole test suite (after ruff and mypy)
 	$(PY) -m mypy
 	$(PY) -m pytest
 
-security: setup ## Security gate on freshly synthesized stacks: rules, checkov, secret scan
-	rm -rf .tools/security.out
-	CDKTF_OUTDIR=.tools/security.out $(PY) main.py
-	$(PY) -m security.gate --outdir .tools/security.out
+security: setup ## Security gate on every shipped environment and example, freshly synthesized: rules, checkov, secrets
+	$(PY) -m security.gate --synthesize --outdir .tools/security.out
 
 gateway-local: setup system-deps ## Run the gateway behind the data plane on loopback, with mock providers
 	$(PY) -m tests.gateway_harness

@@ -21,6 +21,8 @@ from aigw.settings import ENVIRONMENT_NAME, REMOVED_KEYS, EnvironmentSettings, P
 
 ENV_DIR_VARIABLE = "AIGW_ENV_DIR"
 DEFAULT_ENV_DIR = Path(__file__).resolve().parent.parent / "environments"
+# One folder per example deployment, each with its own environment files.
+EXAMPLES_DIR = DEFAULT_ENV_DIR.parent / "examples"
 STACK_PREFIX = "ai-gateway-"
 
 
@@ -49,6 +51,17 @@ def environment_dir() -> Path:
     """The directory of environment files: ``$AIGW_ENV_DIR`` or ``environments/``."""
     configured = os.environ.get(ENV_DIR_VARIABLE)
     return Path(configured) if configured else DEFAULT_ENV_DIR
+
+
+def shipped_dirs() -> list[Path]:
+    """Every directory of environment files this repository ships:
+    environments/ and each examples/<name>/ folder."""
+    return [DEFAULT_ENV_DIR, *sorted(p for p in EXAMPLES_DIR.iterdir() if p.is_dir())]
+
+
+def shipped_environments() -> list[Environment]:
+    """The environments of every shipped directory (what the tests and the security gate cover)."""
+    return [env for directory in shipped_dirs() for env in load_environments(directory)]
 
 
 def load_environments(directory: Path | None = None) -> list[Environment]:

@@ -1,5 +1,7 @@
 """The security gate over synthesized stacks: ``python -m security.gate
-[--outdir cdktf.out]`` (``make security``; the test suite runs it too).
+[--outdir cdktf.out]``, or ``--synthesize`` to synthesize every shipped
+environment and example into the outdir first (``make security``; the test
+suite runs it too).
 
 For every stack it runs our rules (security/rules.py) and checkov, applies
 the suppression registry (security/suppressions.toml), scans the stack JSON
@@ -11,6 +13,7 @@ that matches nothing, or any secret.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -109,15 +112,34 @@ def stack_files(outdir: Path) -> list[Path]:
     return sorted(outdir.glob("stacks/*/cdk.tf.json"))
 
 
+def synthesize_shipped(outdir: Path) -> None:
+    """Every shipped environment and example (environments/, examples/*/) into ``outdir``,
+    replacing what is there: the suppression registry covers them all."""
+    from aigw import fast_import
+    from aigw.environments import shipped_environments
+
+    fast_import.install()
+    from modules.stack import synthesize
+
+    if outdir.exists():
+        shutil.rmtree(outdir)
+    synthesize(shipped_environments(), outdir)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--outdir", type=Path, default=ROOT / "cdktf.out")
+    parser.add_argument(
+        "--synthesize", action="store_true", help="synthesize every shipped environment and example into --outdir first"
+    )
     parser.add_argument("--rules", action="store_true", help="print the rule table and exit")
     args = parser.parse_args(argv)
     if args.rules:
         for rule in RULES:
             print(f"{rule.id:<10} {', '.join(rule.resource_types):<40} {rule.cause}\n{'':<10} {rule.explanation}")
         return 0
+    if args.synthesize:
+        synthesize_shipped(args.outdir)
     files = stack_files(args.outdir)
     if not files:
         print(f"{args.outdir}: no synthesized stacks; run `make synth` first", file=sys.stderr)

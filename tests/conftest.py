@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from aigw import fast_import
-from aigw.environments import DEFAULT_ENV_DIR, Environment, load_environments
+from aigw.environments import DEFAULT_ENV_DIR, Environment, load_environments, shipped_environments
 from security.stackdoc import StackDoc
 from tests import processes
 
@@ -31,18 +31,13 @@ fast_import.install()
 pytest_plugins = ["tests.gateway_fixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES_DIR = ROOT / "examples"
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 
-def shipped_dirs() -> list[Path]:
-    """The shipped environment directories: environments/ plus every examples/<name>/ folder."""
-    return [DEFAULT_ENV_DIR, *sorted(p for p in EXAMPLES_DIR.iterdir() if p.is_dir())]
-
-
 def all_environments() -> list[Environment]:
-    return [env for directory in shipped_dirs() for env in load_environments(directory)]
+    """Every shipped environment and example (aigw.environments.shipped_environments)."""
+    return shipped_environments()
 
 
 @pytest.fixture(scope="session")

@@ -53,7 +53,6 @@ from modules.edge import EdgeOutputs
 from modules.grants import allow_from, allow_https_egress
 from modules.network import NetworkOutputs
 
-
 # Immutable in EC2: changing it replaces the tasks' security group, which fails
 # (or cuts traffic) while tasks use it. Kept as first deployed.
 TASK_SECURITY_GROUP_DESCRIPTION = "Gateway tasks: the key proxy's port from the load balancer only"
