@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from aigw.data_plane.contract import GATEWAY_CONTAINER
+from aigw.data_plane.contract import GATEWAY_CONTAINER, TELEMETRY_FLUSH_SECONDS
 from tests.aws_mocks import BedrockRuntimeMock, CredentialsEndpoint, OtlpRecorder, bedrock_runtime_host
 from tests.gateway_harness import (
     GatewayHarness,
@@ -115,6 +116,15 @@ def otlp() -> Iterator[OtlpRecorder]:
     recorder = OtlpRecorder().start()
     yield recorder
     recorder.stop()
+
+
+@pytest.fixture
+def quiet_otlp(otlp: OtlpRecorder) -> OtlpRecorder:
+    """The recorder with what earlier tests sent forgotten: every worker flushes what it holds within
+    one flush interval, so after that (and a margin) only this test's telemetry arrives."""
+    time.sleep(TELEMETRY_FLUSH_SECONDS + 0.5)
+    otlp.clear()
+    return otlp
 
 
 @pytest.fixture(scope="session")

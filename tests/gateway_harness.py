@@ -178,6 +178,21 @@ def wait_until_answering(url: str, process: subprocess.Popen[bytes], what: str, 
     raise RuntimeError(f"{what} did not answer {url} within {START_TIMEOUT_SECONDS} s:\n{log_tail(log)}")
 
 
+GATEWAY_READY = "Ready for connections"
+
+
+def wait_for_line(log: Path, text: str, process: subprocess.Popen[bytes], what: str) -> None:
+    """Wait until ``log`` holds ``text``; fail with its tail if ``process`` exits first or time runs out."""
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if text in log.read_text(errors="replace"):
+            return
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log_tail(log)}")
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not print {text!r} within {START_TIMEOUT_SECONDS} s:\n{log_tail(log)}")
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -365,6 +380,9 @@ class GatewayHarness:
         process = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
         self.processes.append(process)
         wait_until_answering(f"{self.gateway_url}/", process, "the gateway", log)
+        # It answers as soon as it listens, but installs its handlers of uncaught errors only after
+        # its start-up spinner, about a second later: until then one stray error ends the process.
+        wait_for_line(log, GATEWAY_READY, process, "the gateway")
 
     def start_data_plane(
         self,

@@ -327,11 +327,11 @@ def test_each_request_becomes_one_span_linked_to_the_load_balancers_trace(
 
 
 def test_request_and_token_counts_reach_the_collector_as_metrics(
-    org_data_plane: RunningDataPlane, otlp: OtlpRecorder
+    org_data_plane: RunningDataPlane, quiet_otlp: OtlpRecorder
 ) -> None:
     usage = chat(org_data_plane.base_url, {"x-portkey-provider": "anthropic", **CLIENT}).json()["usage"]
-    assert otlp.wait_for_metric("InputTokens", timeout=10)
-    points = {p.name: p for p in otlp.metric_points() if p.attributes.get("provider") == "anthropic"}
+    assert quiet_otlp.wait_for_metric("InputTokens", timeout=10)
+    points = {p.name: p for p in quiet_otlp.metric_points() if p.attributes.get("provider") == "anthropic"}
     assert points["Requests"].value == 1
     assert points["InputTokens"].value == usage["prompt_tokens"]
     assert points["OutputTokens"].value == usage["completion_tokens"]

@@ -125,8 +125,9 @@ def test_a_model_the_answer_names_is_logged_as_printable_text(
 
 # -- metric dimensions: bounded, never chosen by a client ----------------------------------------------------
 def test_models_a_client_invents_share_one_metric_dimension(
-    org_data_plane: RunningDataPlane, otlp: OtlpRecorder
+    org_data_plane: RunningDataPlane, quiet_otlp: OtlpRecorder
 ) -> None:
+    otlp = quiet_otlp
     invented = [f"gpt-4o-{uuid.uuid4().hex[:8]}" for _ in range(6)]
     for model in invented:
         assert chat(org_data_plane.base_url, {"x-portkey-provider": "openai", **CLIENT}, model=model).status == 200
@@ -142,7 +143,10 @@ def test_models_a_client_invents_share_one_metric_dimension(
     assert not [model for model in invented if model in exported]
 
 
-def test_refused_requests_count_under_bounded_dimensions(org_data_plane: RunningDataPlane, otlp: OtlpRecorder) -> None:
+def test_refused_requests_count_under_bounded_dimensions(
+    org_data_plane: RunningDataPlane, quiet_otlp: OtlpRecorder
+) -> None:
+    otlp = quiet_otlp
     for provider in ("mistral-ai", f"x-{uuid.uuid4().hex}", "OPENAI\u00e9"):
         chat(org_data_plane.base_url, {"x-portkey-provider": provider, **CLIENT})
     request(f"{org_data_plane.base_url}/v1/{uuid.uuid4().hex}", CHAT_BODY, CLIENT)

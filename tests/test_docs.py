@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import sys
@@ -78,7 +79,7 @@ def test_no_heading_is_empty(document: Path) -> None:
     lines = [line for line in document.read_text(encoding="utf-8").splitlines() if line.strip()]
     inside_code = False
     empty = []
-    for line, following in zip(lines, lines[1:], strict=False):
+    for line, following in itertools.pairwise(lines):
         if line.startswith("```"):
             inside_code = not inside_code
         if not inside_code and line.startswith("#") and following.startswith("#"):

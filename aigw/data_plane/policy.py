@@ -102,6 +102,42 @@ CONFIG_KEYS: tuple[str, ...] = (
 )  # fmt: skip
 # Providers a client config may name (their hosts are fixed; Azure's is not).
 CONFIG_PROVIDERS: tuple[str, ...] = ("openai", "anthropic", "google")
+# What each config key may hold, wherever it appears. The gateway trusts these
+# values: an unbounded retry count made it build an array of that length and
+# abort (V8 "invalid size"), and a weight of 0 left it with no target and a
+# request that never answered. Kinds: object, array (of `items`, at most
+# `max_items`), string (at most `max_length`, one of `enum`), integer and
+# number (finite, from `min` to `max`; `above` excludes its bound), boolean,
+# and text (a string or an array of at most 4 strings: `stop`).
+CONFIG_VALUES: dict[str, dict[str, Any]] = {
+    "strategy": {"kind": "object"},
+    # Strategy modes, and the cache's (same key name).
+    "mode": {"kind": "string", "enum": ["single", "fallback", "loadbalance", "simple", "semantic"]},
+    "on_status_codes": {"kind": "array", "max_items": 20, "items": {"kind": "integer", "min": 100, "max": 599}},
+    "targets": {"kind": "array", "min_items": 1, "max_items": 8, "items": {"kind": "object"}},
+    "provider": {"kind": "string", "max_length": 32},
+    "api_key": {"kind": "string", "max_length": 512},
+    "weight": {"kind": "number", "above": 0, "max": 1000},
+    "retry": {"kind": "object"},
+    "attempts": {"kind": "integer", "min": 0, "max": 5},
+    "use_retry_after_header": {"kind": "boolean"},
+    "request_timeout": {"kind": "integer", "min": 1, "max": 300_000},  # ms; the data plane waits 300 s
+    "cache": {"kind": "object"},
+    "max_age": {"kind": "integer", "min": 1, "max": 604_800},
+    "strict_open_ai_compliance": {"kind": "boolean"},
+    "override_params": {"kind": "object"},
+    "model": {"kind": "string", "max_length": 200},
+    "temperature": {"kind": "number", "min": 0, "max": 2},
+    "max_tokens": {"kind": "integer", "min": 1, "max": 1_000_000},
+    "max_completion_tokens": {"kind": "integer", "min": 1, "max": 1_000_000},
+    "top_p": {"kind": "number", "min": 0, "max": 1},
+    "top_k": {"kind": "integer", "min": 1, "max": 1000},
+    "stop": {"kind": "text", "max_length": 256},
+    "seed": {"kind": "integer", "min": -(2**53), "max": 2**53},
+    "presence_penalty": {"kind": "number", "min": -2, "max": 2},
+    "frequency_penalty": {"kind": "number", "min": -2, "max": 2},
+    "n": {"kind": "integer", "min": 1, "max": 8},
+}
 
 # What `model` may look like per provider. Google and Bedrock put it into the
 # upstream URL (Google next to the key): no slash, no query, no fragment.
@@ -136,6 +172,22 @@ REMOTE_TOOL_TOP_LEVEL: tuple[str, ...] = ("mcp_servers",)
 REMOTE_TOOL_TYPES: tuple[str, ...] = ("mcp",)
 REMOTE_TOOL_FIELDS: tuple[str, ...] = ("server_url",)
 MAX_BODY_DEPTH = 32
+# Objects and arrays a JSON body may hold: decoding builds a table for each,
+# and a 10 MiB body of empty arrays grew a worker by 285 MiB. A long
+# conversation with tools has thousands; this bounds what one request costs.
+MAX_BODY_CONTAINERS = 100_000
+# Content items whose "type" points at a stored object (an item of a stored
+# response), and keys whose object value is a stored object when it carries
+# an "id" (a previous audio answer, an organisation's custom voice).
+STORED_OBJECT_TYPES: tuple[str, ...] = ("item_reference",)
+STORED_OBJECT_ID_HOLDERS: tuple[str, ...] = ("audio", "voice")
+# Strings a provider reads as its own stored objects, by provider (Lua
+# patterns over the lowercased value): Bedrock's s3:// (read with the task
+# role), Google's gs:// and its Files API URIs (files under the organisation's key).
+STORED_OBJECT_URLS: dict[str, tuple[str, ...]] = {
+    BEDROCK_SLUG: ("^%s*s3:",),
+    "google": ("^%s*gs:", "generativelanguage%.googleapis%.com/.*files/"),
+}
 
 # Model names that keep their own value in the metric dimension `model`;
 # every other model counts as "other" (a client must not mint new metrics).

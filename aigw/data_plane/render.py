@@ -33,7 +33,9 @@ from aigw.data_plane.policy import (
     ANTHROPIC_BETAS,
     CONFIG_KEYS,
     CONFIG_PROVIDERS,
+    CONFIG_VALUES,
     FORWARDED_HEADERS,
+    MAX_BODY_CONTAINERS,
     MAX_BODY_DEPTH,
     MAX_HEADERS,
     MODEL_PATTERNS,
@@ -45,8 +47,11 @@ from aigw.data_plane.policy import (
     REMOTE_TOOL_TYPES,
     SINGLE_HEADERS,
     STORED_OBJECT_FIELDS,
+    STORED_OBJECT_ID_HOLDERS,
     STORED_OBJECT_TOOL_FIELDS,
     STORED_OBJECT_TOP_LEVEL,
+    STORED_OBJECT_TYPES,
+    STORED_OBJECT_URLS,
     key_variable,
     refusal,
 )
@@ -58,6 +63,7 @@ START_COMMAND_FILE = SOURCE_DIR / "start.sh"
 
 MAX_USAGE_BODY_BYTES = 1024 * 1024  # answers read for their usage (larger: usage not logged)
 MAX_EVENT_BYTES = 256 * 1024
+USAGE_TAIL_BYTES = 64 * 1024  # of a larger answer, where its top-level usage is read
 MAX_QUEUED_SPANS = 10_000
 METRIC_NAMES: dict[str, str] = {"requests": "Requests", "input": "InputTokens", "output": "OutputTokens"}
 ERROR_LOCATION = "/_aigw/errors"
@@ -174,16 +180,21 @@ def settings_document(config: DataPlaneConfig) -> dict[str, Any]:
         "anthropic_betas": _set(ANTHROPIC_BETAS),
         "config_keys": _set(CONFIG_KEYS),
         "config_providers": _set(CONFIG_PROVIDERS),
+        "config_values": CONFIG_VALUES,
         "model_patterns": MODEL_PATTERNS,
         "stored_object_fields": _set(STORED_OBJECT_FIELDS),
         "stored_object_top_level": {route: _set(keys) for route, keys in STORED_OBJECT_TOP_LEVEL.items()},
         "stored_object_tool_fields": _set(STORED_OBJECT_TOOL_FIELDS),
+        "stored_object_types": _set(STORED_OBJECT_TYPES),
+        "stored_object_id_holders": _set(STORED_OBJECT_ID_HOLDERS),
+        "stored_object_urls": {provider: list(patterns) for provider, patterns in STORED_OBJECT_URLS.items()},
         "remote_tools": {
             "top_level": _set(REMOTE_TOOL_TOP_LEVEL),
             "types": _set(REMOTE_TOOL_TYPES),
             "fields": _set(REMOTE_TOOL_FIELDS),
         },
         "max_body_depth": MAX_BODY_DEPTH,
+        "max_body_containers": MAX_BODY_CONTAINERS,
         "azure": (
             {
                 "resource_name": config.azure.resource_name,
@@ -204,7 +215,11 @@ def settings_document(config: DataPlaneConfig) -> dict[str, Any]:
             "metric_names": METRIC_NAMES,
             "metric_models": _set(config.all_metric_models),
         },
-        "usage": {"max_body_bytes": MAX_USAGE_BODY_BYTES, "max_event_bytes": MAX_EVENT_BYTES},
+        "usage": {
+            "max_body_bytes": MAX_USAGE_BODY_BYTES,
+            "max_event_bytes": MAX_EVENT_BYTES,
+            "tail_bytes": USAGE_TAIL_BYTES,
+        },
     }
 
 

@@ -112,8 +112,55 @@ describe("body.check: stored objects", function()
         local document = messages({ model = "anthropic.claude-3-haiku-20240307-v1:0", messages = { { role = "user",
             content = { { type = "file", file = { file_url = " S3://other-team/payroll.pdf" } } } } } })
         local decision = refused(403, "stored-object", check(document, CHAT, "bedrock"))
-        assert.equal("an s3:// URL refers to data stored at the provider; not offered", decision.message)
+        assert.equal("a URL of an object stored at bedrock refers to data stored at the provider; not offered",
+            decision.message)
     end)
+
+    for _, url in ipairs({ "gs://org-bucket/payroll.pdf", "https://generativelanguage.googleapis.com/v1beta/files/abc",
+                           " HTTPS://GenerativeLanguage.GoogleAPIs.com/upload/v1beta/files/x" }) do
+        it("refuses Google's own stored file " .. url .. " for Google", function()
+            local document = messages({ model = "gemini-2.5-flash", messages = { { role = "user", content = {
+                { type = "image_url", image_url = { url = url } } } } } })
+            refused(403, "stored-object", check(document, CHAT, "google"))
+        end)
+    end
+
+    it("lets a public https image pass for Google", function()
+        local document = messages({ model = "gemini-2.5-flash", messages = { { role = "user", content = {
+            { type = "image_url", image_url = { url = "https://example.com/cat.png" } } } } } })
+        assert.equal("gemini-2.5-flash", check(document, CHAT, "google").model)
+    end)
+
+    for _, case in ipairs({
+        { "/v1/responses", { input = { { type = "item_reference", id = "msg_other_team" } } }, "an item of type item_reference" },
+        { CHAT, { messages = { { role = "assistant", audio = { id = "audio_other_team" } } } }, "audio.id" },
+        { "/v1/audio/speech", { input = "hi", voice = { id = "voice_org_custom" } }, "voice.id" },
+    }) do
+        it("refuses " .. case[3] .. " (a stored item, answer or voice)", function()
+            local document = case[2]
+            document.model = "gpt-4o"
+            local decision = refused(403, "stored-object", body.check(cjson.encode(document), case[1], "openai", settings))
+            assert.equal(case[3] .. " refers to data stored at the provider; not offered", decision.message)
+        end)
+    end
+
+    it("lets an audio output setting and a named voice pass", function()
+        assert.equal("gpt-4o", check(messages({ audio = { voice = "alloy", format = "mp3" } })).model)
+        assert.equal("tts-1", body.check(cjson.encode({ model = "tts-1", input = "hi", voice = "alloy" }),
+            "/v1/audio/speech", "openai", settings).model)
+    end)
+
+    it("refuses a body with more objects and arrays than it may decode, before decoding it", function()
+        local text = '{"model":"gpt-4o","x":[' .. string.rep("[],", settings.max_body_containers) .. "[]]}"
+        local decision = refused(413, "body", body.check(text, CHAT, "openai", settings))
+        assert.truthy(decision.message:find("objects and arrays", 1, true))
+    end)
+
+    for _, number in ipairs({ "NaN", "Infinity", "-Infinity", "0x10" }) do
+        it("refuses a body with the number " .. number .. ", which the gateway's JSON.parse refuses", function()
+            refused(400, "body", check('{"model":"gpt-4o","temperature":' .. number .. "}"))
+        end)
+    end
 
     it("refuses a body nested deeper than it scans (not scanned is not allowed)", function()
         local nested = { leaf = "x" }

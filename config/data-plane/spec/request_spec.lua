@@ -31,6 +31,17 @@ describe("request.headers", function()
         end)
     end
 
+    for _, value in ipairs({ "a\1b", "a\0b", "x\127", "a\27[31m" }) do
+        it("refuses a control character in a header it forwards", function()
+            local decision = refused(400, "header", request.headers({ ["x-portkey-metadata"] = value }, false, settings))
+            assert.equal("x-portkey-metadata has a control character", decision.message)
+        end)
+    end
+
+    it("lets a tab pass in a header it forwards", function()
+        assert.is_true(request.headers({ ["x-portkey-metadata"] = '{"a":\t"b"}' }, false, settings))
+    end)
+
     it("reads or forwards no header that is not checked for repeats", function()
         for _, name in ipairs({ "authorization", "x-api-key", "x-portkey-provider", "x-portkey-config",
                                 "anthropic-beta", "x-portkey-anthropic-beta", "content-type" }) do
@@ -143,6 +154,38 @@ describe("request.client_config", function()
             assert.is_nil(decision.message:find("table: 0x", 1, true))
         end)
     end
+
+    for _, case in ipairs({
+        { '{"provider":"openai","api_key":"k","retry":{"attempts":1e308}}', "config.retry.attempts must be an integer from 0 to 5" },
+        { '{"retry":{"attempts":6}}', "config.retry.attempts must be an integer from 0 to 5" },
+        { '{"retry":{"attempts":1.5}}', "config.retry.attempts must be an integer from 0 to 5" },
+        { '{"retry":{"attempts":"3"}}', "config.retry.attempts must be an integer from 0 to 5" },
+        { '{"strategy":{"mode":"loadbalance"},"targets":[{"provider":"openai","weight":0}]}', "config.targets[1].weight must be a number above 0 to 1000" },
+        { '{"targets":[{"provider":"openai","weight":-1}]}', "config.targets[1].weight must be a number above 0 to 1000" },
+        { '{"targets":[{"provider":"openai","weight":1e999}]}', "config.targets[1].weight must be a number above 0 to 1000" },
+        { '{"strategy":{"mode":"conditional"}}', "config.strategy.mode must be one of single, fallback, loadbalance" },
+        { '{"strategy":{"mode":"fallback","on_status_codes":[429,99]}}', "config.strategy.on_status_codes[2] must be an integer from 100 to 599" },
+        { '{"targets":[]}', "config.targets must be an array of 1 to 8 items" },
+        { '{"targets":[{},{},{},{},{},{},{},{},{}]}', "config.targets must be an array of 1 to 8 items" },
+        { '{"targets":{"provider":"openai"}}', "config.targets must be an array of 1 to 8 items" },
+        { '{"strategy":"fallback"}', "config.strategy must be an object" },
+        { '{"request_timeout":0}', "config.request_timeout must be an integer from 1 to 300000" },
+        { '{"override_params":{"n":100}}', "config.override_params.n must be an integer from 1 to 8" },
+        { '{"override_params":{"stop":["a","b","c","d","e"]}}', "config.override_params.stop must be a string, or an array of at most 4 strings" },
+        { '{"strict_open_ai_compliance":"yes"}', "config.strict_open_ai_compliance must be a boolean" },
+        { '{"retry":{"attempts":NaN}}', "must be a JSON object" },
+    }) do
+        it("refuses the value in " .. case[1], function()
+            local decision = refused(403, "config", request.client_config(case[1], settings))
+            assert.truthy(decision.message:find(case[2], 1, true), decision.message)
+        end)
+    end
+
+    it("takes values at their bounds", function()
+        assert.is_table(request.client_config('{"strategy":{"mode":"loadbalance"},"retry":{"attempts":5},'
+            .. '"targets":[{"provider":"openai","api_key":"k","weight":0.01},{"provider":"anthropic","weight":1000,'
+            .. '"override_params":{"temperature":2,"n":8,"stop":["a","b"],"top_p":0}}]}', settings))
+    end)
 
     for _, text in ipairs({ "[]", "null", "x", "", '"{}"', "{" }) do
         it("refuses " .. text .. " as not a JSON object", function()

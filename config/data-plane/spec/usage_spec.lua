@@ -1,6 +1,6 @@
 local usage = require "aigw.usage"
 
-local LIMITS = { max_body_bytes = 1024, max_event_bytes = 256 }
+local LIMITS = { max_body_bytes = 1024, max_event_bytes = 256, tail_bytes = 300 }
 
 local function read(content_type, chunks)
     local reader = usage.new(content_type, LIMITS)
@@ -20,9 +20,24 @@ describe("usage of a JSON answer", function()
             read("application/json", { '{"usage":{"input_tokens":5,"output_tokens":7}}' }))
     end)
 
-    it("reads nothing of an answer over the size limit", function()
-        local padding = string.rep("x", 2000)
-        assert.same({}, read("application/json", { '{"pad":"' .. padding .. '","usage":{"prompt_tokens":1}}' }))
+    it("reads the usage and model of an answer over the size limit from its tail", function()
+        local data = '{"data":[' .. string.rep('{"embedding":[0.1,0.2]},', 200) .. '{"embedding":[0.3]}],'
+            .. '"model":"text-embedding-3-small","usage":{"prompt_tokens":9000,"total_tokens":9000,'
+            .. '"prompt_tokens_details":{"cached_tokens":0}}}'
+        assert.truthy(#data > LIMITS.max_body_bytes)
+        local chunks = {}
+        for i = 1, #data, 100 do chunks[#chunks + 1] = data:sub(i, i + 99) end
+        assert.same({ input_tokens = 9000, model = "text-embedding-3-small" }, read("application/json", chunks))
+    end)
+
+    it("takes no usage a client wrote into the content of a large answer", function()
+        -- Inside a JSON string every quote is escaped: "usage" cannot appear as a key there.
+        local fake = '\\"usage\\":{\\"prompt_tokens\\":1}'
+        local data = '{"choices":[{"message":{"content":"' .. string.rep("x", 1200) .. fake .. '"}}],'
+            .. '"usage":{"prompt_tokens":777,"completion_tokens":5}}'
+        assert.same({ input_tokens = 777, output_tokens = 5 }, read("application/json", { data }))
+        local without = '{"choices":[{"message":{"content":"' .. string.rep("x", 1200) .. fake .. '"}}]}'
+        assert.same({}, read("application/json", { without }))
     end)
 
     it("reads nothing of an answer that is not JSON or SSE", function()
@@ -53,6 +68,14 @@ describe("usage of a stream", function()
             'event: message_start\ndata: {"type":"message_start","message":{"model":"claude","usage":{"input_tokens":11,"output_tokens":1}}}\n\n',
             'event: message_delta\ndata: {"type":"message_delta","usage":{"output_tokens":25}}\n\n' })
         assert.same({ input_tokens = 11, output_tokens = 25, model = "claude" }, found)
+    end)
+
+    it("reads the Responses API's response.completed event", function()
+        local found = read("text/event-stream", {
+            'event: response.created\ndata: {"type":"response.created","response":{"model":"gpt-4o","usage":null}}\n\n',
+            'event: response.completed\ndata: {"type":"response.completed","response":{"model":"gpt-4o",'
+                .. '"usage":{"input_tokens":14,"output_tokens":3,"total_tokens":17}}}\n\n' })
+        assert.same({ input_tokens = 14, output_tokens = 3, model = "gpt-4o" }, found)
     end)
 
     it("logs no tokens for a stream without a usage chunk", function()

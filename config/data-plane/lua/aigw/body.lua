@@ -2,15 +2,25 @@
 -- upstream URL, Google beside the key), references to objects stored at the
 -- provider under the organisation's account, and tools that would make the
 -- provider call a host the client names.
-local cjson = require "cjson.safe"
 local refusal = require "aigw.refusal"
 
-local type, pairs, ipairs, find, lower = type, pairs, ipairs, string.find, string.lower
+local type, pairs, ipairs, find, lower, gsub = type, pairs, ipairs, string.find, string.lower, string.gsub
 local re_find = ngx.re.find
+
+-- JSON as the gateway's JSON.parse reads it: no NaN, Infinity or hex numbers.
+local cjson = require("cjson.safe").new()
+cjson.decode_invalid_numbers(false)
 
 local _M = {}
 
 local NOT_AN_OBJECT = refusal.new(400, "body", "the request body is not a JSON object")
+
+-- How many objects and arrays a body of this text would decode to, at most
+-- (brackets inside strings count too: a bound, cheap, before any table exists).
+local function containers(body)
+    local _, count = gsub(body, "[%[{]", "")
+    return count
+end
 
 local function stored(field)
     return refusal.new(403, "stored-object", field .. " refers to data stored at the provider; not offered")
@@ -19,18 +29,29 @@ end
 -- The first field in `value` that refers to a stored object, or nil.
 local function stored_reference(value, depth, provider, settings)
     if type(value) ~= "table" then
-        -- Bedrock reads s3:// URLs (file and image parts) with the task role.
-        if provider == "bedrock" and type(value) == "string" and find(lower(value), "^%s*s3:") then
-            return "an s3:// URL"
+        -- URLs the provider reads as its own stored objects (Bedrock's s3:// with
+        -- the task role; Google's gs:// and Files API URIs with the organisation's key).
+        local urls = settings.stored_object_urls[provider]
+        if urls and type(value) == "string" then
+            local lowered = lower(value)
+            for _, pattern in ipairs(urls) do
+                if find(lowered, pattern) then return "a URL of an object stored at " .. provider end
+            end
         end
         return nil
     end
     if depth > settings.max_body_depth then
         return "nesting deeper than " .. settings.max_body_depth  -- not scanned is not allowed
     end
+    if type(value.type) == "string" and settings.stored_object_types[value.type] then
+        return "an item of type " .. value.type
+    end
     for key, item in pairs(value) do
-        if type(key) == "string" and settings.stored_object_fields[key] then
-            return key
+        if type(key) == "string" then
+            if settings.stored_object_fields[key] then return key end
+            if settings.stored_object_id_holders[key] and type(item) == "table" and item.id ~= nil then
+                return key .. ".id"
+            end
         end
         local found = stored_reference(item, depth + 1, provider, settings)
         if found then return found end
@@ -65,7 +86,12 @@ end
 -- Checks the text of a JSON body for `route` and `provider`. Returns
 -- { model = <the body's model or nil> }, or nil and the refusal.
 function _M.check(body, route, provider, settings)
-    local document = type(body) == "string" and find(body, "^%s*{") and cjson.decode(body)
+    if type(body) ~= "string" or not find(body, "^%s*{") then return nil, NOT_AN_OBJECT end
+    if containers(body) > settings.max_body_containers then
+        return nil, refusal.new(413, "body", "the request body holds more than " .. settings.max_body_containers
+            .. " objects and arrays")
+    end
+    local document = cjson.decode(body)
     if type(document) ~= "table" then return nil, NOT_AN_OBJECT end
     local model = document.model
     if model ~= nil then

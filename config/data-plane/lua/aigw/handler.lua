@@ -35,6 +35,7 @@ local role                   -- the task role's credentials, cached (credentials
 local role_sets = {}         -- the last few sets it handed out, masked in answers too
 local redactor               -- masks every credential this worker holds
 
+local LARGE_BODY = 8 * 1024 * 1024
 local CREDENTIALS_UNAVAILABLE = refusal.new(503, "credentials",
     "the task role's credentials are unavailable; try again")
 
@@ -177,6 +178,9 @@ local function choose_upstream(ctx)
         end
         local checked
         checked, decision = body.check(data, route, provider, settings)
+        if data and #data > LARGE_BODY then
+            collectgarbage()  -- give a large body's decoded tables back now, not at the next cycle
+        end
         if not checked then return decision end
         if checked.model then
             ctx.model = checked.model
@@ -225,12 +229,13 @@ function _M.header_filter()
     -- read: 0 lifts the default limit of 100, past which one would go unseen).
     for name, value in pairs(ngx.resp.get_headers(0)) do
         local values = type(value) == "table" and value or { value }
+        local carries = redactor:clean(name) ~= name
         for _, item in ipairs(values) do
-            if redactor:clean(item) ~= item then
-                ngx.header[name] = nil
-                ngx.log(ngx.WARN, "aigw: dropped a response header carrying a credential")
-                break
-            end
+            carries = carries or redactor:clean(item) ~= item
+        end
+        if carries then
+            ngx.header[name] = nil
+            ngx.log(ngx.WARN, "aigw: dropped a response header carrying a credential")
         end
     end
     local option = ngx.header["x-portkey-last-used-option-index"]
@@ -238,7 +243,7 @@ function _M.header_filter()
         ngx_var.aigw_option = option
     end
     ctx.usage = usage.new(ngx.header["Content-Type"], settings.usage)
-    ctx.redaction = {}
+    ctx.redaction = { lines = ctx.usage.streaming }
 end
 
 function _M.body_filter()

@@ -1,31 +1,57 @@
 -- No answer relayed to a client may carry a credential the data plane holds
 -- (an organisation key, the task role's secret key or session token), even
 -- when a provider or the gateway echoes one in an error. Each occurrence in
--- a response header or body is replaced by as many "*" (the length stays,
--- so Content-Length stays true). Bodies are filtered as they stream: a chunk
--- is passed on at once, except for a tail that could be the start of a
--- credential completed by the next chunk.
+-- a response header or body, as it is or in the forms an answer could carry
+-- it (JSON-escaped, percent-encoded, base64), is replaced by as many "*": the
+-- length stays, so Content-Length stays true.
+--
+-- Bodies are filtered as they pass. What is held back for the next chunk
+-- never depends on the credentials (that would tell a client, through the
+-- chunk sizes, whether text it made a provider echo begins one): a stream
+-- releases whole lines (an event line never contains a credential's end
+-- without its start), and anything else, or a line longer than HOLD, keeps
+-- back its last HOLD bytes, which is longer than any credential.
 local type, ipairs, setmetatable, sort, concat = type, ipairs, setmetatable, table.sort, table.concat
-local find, sub, rep, gsub, byte, min = string.find, string.sub, string.rep, string.gsub, string.byte, math.min
+local find, sub, rep, gsub, byte, format, max = string.find, string.sub, string.rep, string.gsub, string.byte,
+    string.format, math.max
+local encode_base64 = ngx.encode_base64
 
 local _M = {}
 local mt = { __index = _M }
 
--- The forms a credential takes in a body: as it is, and JSON-escaped ("/" as "\/").
+_M.HOLD = 4096
+
+local function percent_encoded(secret)
+    return (gsub(secret, "[^%w%-%._~]", function(char) return format("%%%02X", byte(char)) end))
+end
+
+-- The base64 of `secret` as it appears inside a longer base64 text, for each
+-- of the three alignments: the groups that depend on the secret alone.
+local function base64_cores(secret)
+    local cores = {}
+    for offset = 0, 2 do
+        local encoded = encode_base64(rep("\0", offset) .. secret)
+        local first = offset > 0 and 5 or 1
+        local last = (#secret + offset) % 3 ~= 0 and #encoded - 4 or #encoded
+        cores[#cores + 1] = sub(encoded, first, last)
+    end
+    return cores
+end
+
 local function forms(secret)
-    local list = { secret }
-    if find(secret, "/", 1, true) then list[2] = gsub(secret, "/", "\\/") end
+    local list = { secret, (gsub(secret, "/", "\\/")), percent_encoded(secret) }
+    for _, core in ipairs(base64_cores(secret)) do list[#list + 1] = core end
     return list
 end
 
 -- secrets: a list of strings (short ones, under 8 bytes, are not treated as
--- credentials: they would match ordinary text).
+-- credentials: they would match ordinary text; nor is a form under 8 bytes).
 function _M.new(secrets)
     local list, seen = {}, {}
     for _, secret in ipairs(secrets) do
         if type(secret) == "string" and #secret >= 8 then
             for _, form in ipairs(forms(secret)) do
-                if not seen[form] then
+                if #form >= 8 and not seen[form] then
                     seen[form] = true
                     list[#list + 1] = form
                 end
@@ -34,7 +60,8 @@ function _M.new(secrets)
     end
     -- Longest first: a credential that contains another is masked whole.
     sort(list, function(a, b) return #a > #b end)
-    return setmetatable({ secrets = list }, mt)
+    local longest = list[1] and #list[1] or 0
+    return setmetatable({ secrets = list, hold = max(_M.HOLD, longest) }, mt)
 end
 
 local function mask(text, secret)
@@ -59,25 +86,19 @@ function _M:clean(text)
     return text
 end
 
--- How many bytes at the end of `text` could begin a credential.
-function _M:held_back(text)
-    local held, length = 0, #text
-    for _, secret in ipairs(self.secrets) do
-        local first = byte(secret, 1)
-        local from = length - min(#secret - 1, length) + 1
-        for position = from, length do
-            if byte(text, position) == first and length - position + 1 > held
-                    and sub(text, position) == sub(secret, 1, length - position + 1) then
-                held = length - position + 1
-                break
-            end
-        end
+-- How many bytes at the end of `text` wait for the next chunk.
+function _M:held_back(text, lines)
+    if lines then
+        local last_newline = find(text, "\n[^\n]*$")
+        local open = last_newline and #text - last_newline or #text
+        if open <= self.hold then return open end
     end
-    return held
+    return #text < self.hold and #text or self.hold
 end
 
 -- One body chunk through the filter; `state` is the request's (a table kept
--- across chunks). Returns what may go to the client now.
+-- across chunks; `state.lines` for an event stream). Returns what may go to
+-- the client now.
 function _M:filter(state, chunk, eof)
     local text = (state.carry or "") .. (chunk or "")
     if #self.secrets == 0 then
@@ -85,7 +106,7 @@ function _M:filter(state, chunk, eof)
         return text
     end
     text = self:clean(text)
-    local held = eof and 0 or self:held_back(text)
+    local held = eof and 0 or self:held_back(text, state.lines)
     state.carry = held > 0 and sub(text, -held) or nil
     return held > 0 and sub(text, 1, #text - held) or text
 end

@@ -2,15 +2,20 @@
 -- and method, its media type, the provider it names, the Anthropic betas it
 -- asks for and the routing config it brings. Every function returns a value,
 -- or nil and the refusal; none ends the request.
-local cjson = require "cjson.safe"
 local refusal = require "aigw.refusal"
 local text = require "aigw.text"
 
-local type, pairs, ipairs, next, lower = type, pairs, ipairs, next, string.lower
+local type, pairs, ipairs, next, lower, floor, huge = type, pairs, ipairs, next, string.lower, math.floor, math.huge
+
+-- JSON as the gateway's JSON.parse reads it: no NaN, Infinity or hex numbers.
+local cjson = require("cjson.safe").new()
+cjson.decode_invalid_numbers(false)
 
 local _M = {}
 
 local MAX_CONFIG_DEPTH = 16
+-- Control characters (other than tab): nginx passes them in header values, the gateway refuses them.
+local CONTROL = "[%z\1-\8\10-\31\127]"
 
 -- headers: ngx.req.get_headers(max) of the request; truncated: whether it
 -- stopped at `max` (the rest would go unseen, a repeated security header
@@ -23,10 +28,14 @@ function _M.headers(headers, truncated, settings)
     if headers["upgrade"] then
         return nil, refusal.new(400, "websocket", "WebSocket upgrades (realtime) are not offered by this gateway")
     end
-    -- The data plane reads or forwards these: each must mean one thing.
+    -- The data plane reads or forwards these: each must mean one thing, in printable text.
     for _, name in ipairs(settings.single_headers) do
-        if type(headers[name]) == "table" then
+        local value = headers[name]
+        if type(value) == "table" then
             return nil, refusal.new(400, "header", name .. " may appear once")
+        end
+        if value and value:find(CONTROL) then
+            return nil, refusal.new(400, "header", name .. " has a control character")
         end
     end
     return true
@@ -81,12 +90,86 @@ function _M.provider(header, route, providers_here, settings)
     return slug
 end
 
+local function is_array(value)
+    return next(value) == nil or #value > 0
+end
+
+local function number_text(value)
+    return value == floor(value) and string.format("%d", value) or tostring(value)
+end
+
+-- What a value of `spec` must be, in words.
+local function expected(spec)
+    local kind = spec.kind
+    if kind == "integer" or kind == "number" then
+        local low = spec.above and ("above " .. number_text(spec.above)) or ("from " .. number_text(spec.min))
+        return "a" .. (kind == "integer" and "n integer " or " number ") .. low .. " to " .. number_text(spec.max)
+    elseif kind == "string" and spec.enum then
+        return "one of " .. table.concat(spec.enum, ", ")
+    elseif kind == "string" then
+        return "a string of at most " .. spec.max_length .. " characters"
+    elseif kind == "array" then
+        return "an array of " .. (spec.min_items or 0) .. " to " .. spec.max_items .. " items"
+    elseif kind == "text" then
+        return "a string, or an array of at most 4 strings"
+    end
+    return "a" .. (kind == "object" and "n " or " ") .. kind
+end
+
+-- Whether `value` is what `spec` allows (config_values in the settings).
+local function fits(value, spec)
+    local kind = spec.kind
+    if kind == "object" then
+        return type(value) == "table" and not (next(value) ~= nil and #value > 0)
+    elseif kind == "array" then
+        if type(value) ~= "table" or not is_array(value) then return false end
+        return #value >= (spec.min_items or 0) and #value <= spec.max_items
+    elseif kind == "string" then
+        if type(value) ~= "string" or (spec.max_length and #value > spec.max_length) then return false end
+        if spec.enum then
+            for _, allowed in ipairs(spec.enum) do
+                if value == allowed then return true end
+            end
+            return false
+        end
+        return true
+    elseif kind == "integer" or kind == "number" then
+        if type(value) ~= "number" or value ~= value or value == huge or value == -huge then return false end
+        if kind == "integer" and value ~= floor(value) then return false end
+        if spec.above then return value > spec.above and value <= spec.max end
+        return value >= spec.min and value <= spec.max
+    elseif kind == "boolean" then
+        return type(value) == "boolean"
+    elseif kind == "text" then
+        if type(value) == "string" then return #value <= spec.max_length end
+        if type(value) ~= "table" or not is_array(value) or #value > 4 then return false end
+        for _, item in ipairs(value) do
+            if type(item) ~= "string" or #item > spec.max_length then return false end
+        end
+        return true
+    end
+    return false
+end
+
+local function value_problem(value, spec, path)
+    if not fits(value, spec) then return path .. " must be " .. expected(spec) end
+    if spec.kind == "array" and spec.items then
+        for index, item in ipairs(value) do
+            if not fits(item, spec.items) then
+                return path .. "[" .. index .. "] must be " .. expected(spec.items)
+            end
+        end
+    end
+    return nil
+end
+
 -- The first problem of a client config, or nil: every key must be allowed
--- where it appears, and every provider.
+-- where it appears, every provider, and every value must be of its kind and
+-- within its bounds (config_values).
 local function config_problem(value, path, depth, settings)
     if type(value) ~= "table" then return nil end
     if depth > MAX_CONFIG_DEPTH then return "nesting deeper than " .. MAX_CONFIG_DEPTH end
-    if next(value) == nil or #value > 0 then  -- an array (cjson decodes objects with string keys only)
+    if is_array(value) then  -- an array (cjson decodes objects with string keys only)
         for index, item in ipairs(value) do
             local problem = config_problem(item, path .. "[" .. index .. "]", depth + 1, settings)
             if problem then return problem end
@@ -100,7 +183,10 @@ local function config_problem(value, path, depth, settings)
         if key == "provider" and not (type(item) == "string" and settings.config_providers[item]) then
             return "provider " .. text.clean(item, 64) .. " is not allowed in a config"
         end
-        local problem = config_problem(item, path .. "." .. key, depth + 1, settings)
+        local spec = settings.config_values[key]
+        local problem = spec and value_problem(item, spec, path .. "." .. key)
+        if problem then return problem end
+        problem = config_problem(item, path .. "." .. key, depth + 1, settings)
         if problem then return problem end
     end
     return nil

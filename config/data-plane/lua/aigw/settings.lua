@@ -53,7 +53,8 @@ function _M.parse(text, runtime_text)
     if type(settings) ~= "table" or #settings > 0 then return nil, "settings.json is not a JSON object" end
     for _, name in ipairs({ "routes", "providers", "config_keys", "config_providers", "model_patterns",
                             "stored_object_fields", "stored_object_top_level", "stored_object_tool_fields",
-                            "remote_tools",
+                            "stored_object_types", "stored_object_id_holders", "stored_object_urls",
+                            "config_values", "remote_tools",
                             "multipart_routes", "single_headers", "anthropic_betas", "telemetry", "usage" }) do
         if type(settings[name]) ~= "table" then return nil, "settings.json has no " .. name end
     end

@@ -1,15 +1,19 @@
 -- Token usage, read out of the answer the gateway normalised, as the client
--- receives it: OpenAI-style `usage` (prompt_tokens / completion_tokens) and
+-- receives it: OpenAI-style `usage` (prompt_tokens / completion_tokens),
 -- Anthropic messages (input_tokens / output_tokens; streamed in
--- message_start and message_delta events). One reader per request, fed the
--- body chunk by chunk.
+-- message_start and message_delta events) and the Responses API (streamed in
+-- response.completed). One reader per request, fed the body chunk by chunk.
+-- A JSON answer too large to keep is read from its tail, where the top-level
+-- `usage` is: a client must not hide its usage behind a large answer.
 local cjson = require "cjson.safe"
 
-local type, concat, setmetatable, floor = type, table.concat, setmetatable, math.floor
+local type, ipairs, concat, setmetatable, floor = type, ipairs, table.concat, setmetatable, math.floor
 local find, sub, match, gmatch = string.find, string.sub, string.match, string.gmatch
 
 local _M = {}
 local mt = { __index = _M }
+
+local NESTED = { "message", "response" }
 
 -- content_type: the answer's; limits: { max_body_bytes, max_event_bytes }.
 function _M.new(content_type, limits)
@@ -20,6 +24,7 @@ function _M.new(content_type, limits)
         limits = limits,
         buffer = {},
         size = 0,
+        tail = "",
         pending = "",
     }, mt)
 end
@@ -44,10 +49,13 @@ local function take_event(self, data)
     local event = cjson.decode(data)
     if type(event) ~= "table" then return end
     take_usage(self, event.usage)
-    local message = event.message
-    if type(message) == "table" then
-        take_usage(self, message.usage)
-        if self.model == nil and type(message.model) == "string" then self.model = message.model end
+    -- Anthropic's message_start (event.message) and the Responses API's events (event.response).
+    for _, name in ipairs(NESTED) do
+        local inner = event[name]
+        if type(inner) == "table" then
+            take_usage(self, inner.usage)
+            if self.model == nil and type(inner.model) == "string" then self.model = inner.model end
+        end
     end
     if self.model == nil and type(event.model) == "string" then self.model = event.model end
 end
@@ -68,8 +76,16 @@ function _M:feed(chunk)
         self.pending = #pending > self.limits.max_event_bytes and "" or pending
     elseif self.json then
         self.size = self.size + #chunk
-        if self.size <= self.limits.max_body_bytes then
+        local limits = self.limits
+        if self.size <= limits.max_body_bytes then
             self.buffer[#self.buffer + 1] = chunk
+        elseif self.buffer then
+            -- Too large to keep whole from here on: only its tail.
+            self.tail = sub(concat(self.buffer) .. chunk, -limits.tail_bytes)
+            self.buffer = nil
+        else
+            local tail = self.tail .. chunk
+            self.tail = #tail > limits.tail_bytes and sub(tail, -limits.tail_bytes) or tail
         end
     end
 end
@@ -78,8 +94,17 @@ end
 function _M:finish()
     if not self.done then
         self.done = true
-        if self.json and self.size <= self.limits.max_body_bytes then
+        if self.json and self.buffer then
             take_event(self, concat(self.buffer))
+        elseif self.json then
+            -- Keys cannot be forged inside JSON strings (their quotes are escaped), so the last
+            -- `"usage": {...}` of the tail is the answer's own.
+            local last
+            for object in gmatch(self.tail, '"usage"%s*:%s*(%b{})') do last = object end
+            if last then take_usage(self, cjson.decode(last)) end
+            local model
+            for name in gmatch(self.tail, '"model"%s*:%s*"([^"\\]*)"') do model = name end
+            if model and self.model == nil then self.model = model end
         end
         self.buffer = nil
     end
