@@ -3,8 +3,10 @@
 -- Anthropic messages (input_tokens / output_tokens; streamed in
 -- message_start and message_delta events) and the Responses API (streamed in
 -- response.completed). One reader per request, fed the body chunk by chunk.
--- A JSON answer too large to keep is read from its tail, where the top-level
--- `usage` is: a client must not hide its usage behind a large answer.
+-- A JSON answer too large to keep, or a streamed event too large to keep (the
+-- Responses API's response.completed carries the whole answer), is read from
+-- its tail, where its `usage` is: a client must not hide its usage behind a
+-- long answer. Memory per request stays bounded by the limits.
 local cjson = require "cjson.safe"
 
 local type, ipairs, concat, setmetatable, floor = type, ipairs, table.concat, setmetatable, math.floor
@@ -45,6 +47,14 @@ local function take_usage(self, usage)
     if output then self.output_tokens = output end
 end
 
+-- The last `"usage": {...}` of a tail. Keys cannot be forged inside JSON
+-- strings (their quotes are escaped), so it is the answer's own.
+local function take_tail_usage(self, tail)
+    local last
+    for object in gmatch(tail, '"usage"%s*:%s*(%b{})') do last = object end
+    if last then take_usage(self, cjson.decode(last)) end
+end
+
 local function take_event(self, data)
     local event = cjson.decode(data)
     if type(event) ~= "table" then return end
@@ -64,16 +74,27 @@ end
 function _M:feed(chunk)
     if self.done or not chunk or chunk == "" then return end
     if self.streaming then
+        local limits = self.limits
         local pending = self.pending .. chunk
         local last
         for line, rest in gmatch(pending, "([^\n]*)\n()") do
-            local data = match(line, "^data:%s*(.-)%s*$")
-            if data and sub(data, 1, 1) == "{" then take_event(self, data) end
+            if self.long_line then
+                -- The end of a line larger than the limit: only its tail was kept.
+                take_tail_usage(self, line)
+                self.long_line = false
+            else
+                local data = match(line, "^data:%s*(.-)%s*$")
+                if data and sub(data, 1, 1) == "{" then take_event(self, data) end
+            end
             last = rest
         end
         pending = last and sub(pending, last) or pending
-        -- An event larger than the limit is not read (its line is dropped).
-        self.pending = #pending > self.limits.max_event_bytes and "" or pending
+        -- A line larger than the limit keeps only its tail from here on.
+        if #pending > limits.max_event_bytes or (self.long_line and #pending > limits.tail_bytes) then
+            self.long_line = true
+            pending = sub(pending, -limits.tail_bytes)
+        end
+        self.pending = pending
     elseif self.json then
         self.size = self.size + #chunk
         local limits = self.limits
@@ -97,11 +118,7 @@ function _M:finish()
         if self.json and self.buffer then
             take_event(self, concat(self.buffer))
         elseif self.json then
-            -- Keys cannot be forged inside JSON strings (their quotes are escaped), so the last
-            -- `"usage": {...}` of the tail is the answer's own.
-            local last
-            for object in gmatch(self.tail, '"usage"%s*:%s*(%b{})') do last = object end
-            if last then take_usage(self, cjson.decode(last)) end
+            take_tail_usage(self, self.tail)
             local model
             for name in gmatch(self.tail, '"model"%s*:%s*"([^"\\]*)"') do model = name end
             if model and self.model == nil then self.model = model end
