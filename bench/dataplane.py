@@ -61,7 +61,7 @@ from typing import Any
 
 from aigw.data_plane.contract import DATA_PLANE_PORT, GATEWAY_CONTAINER, GATEWAY_PORT
 from bench.synth import process_tree
-from tests.gateway_fixtures import CLIENT_JWT, ORG_KEYS
+from tests.gateway_fixtures import CLIENT_JWT, ORG_KEYS, REFERENCES
 from tests.gateway_harness import (
     INTERCEPT,
     SYSTEM_PATH,
@@ -397,7 +397,9 @@ def start_baseline(processes: Processes, home: Path, gateway: Service, sink: Ser
 
 
 def start_dataplane(processes: Processes, home: Path, task: TaskDefinition, gateway: Service, sink: Service) -> Service:
-    process, port = start_data_plane_process(task, ORG_KEYS, home, gateway.port, otlp_port=sink.port)
+    process, port = start_data_plane_process(
+        task, ORG_KEYS, home, gateway.port, otlp_port=sink.port, references=REFERENCES
+    )
     processes.started.append(process)
     wait_until_answering(f"http://127.0.0.1:{port}/health", process, "the data plane", home / "stderr.log")
     return Service("dataplane", process, port, home / "stderr.log", access_log=home / "stdout.log")
@@ -780,12 +782,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of A B C runs per scenario (median reported)")
     parser.add_argument("--seconds", type=float, default=6.0, help="latency run duration (raised for MIN_REQUESTS)")
     parser.add_argument("--saturation-seconds", type=float, default=10.0, help="saturation run duration")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 1 round of 2 s runs")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 round, runs of at most 2 s")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, configurations)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.rounds, args.seconds, args.saturation_seconds = 1, 2.0, 3.0
+        args.rounds = 1
+        args.seconds, args.saturation_seconds = min(args.seconds, 2.0), min(args.saturation_seconds, 3.0)
     missing = system_tools_missing() + ([] if WRK.exists() else [str(WRK)])
     if missing:
         raise SystemExit(f"{', '.join(missing)} not installed: run `make system-deps`")

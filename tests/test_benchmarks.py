@@ -1,0 +1,29 @@
+"""The benchmarks still run: `make bench` is how the README's performance
+figures are made, and a benchmark that no longer starts is found here, not
+when someone next measures. The smallest run of each; its numbers are not
+looked at (benchmarks are never timed tests)."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+import pytest
+
+from tests import processes
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.gateway
+
+
+def test_the_data_plane_benchmark_runs_every_path_to_a_report() -> None:
+    result = processes.run(
+        [sys.executable, "-m", "bench.dataplane", "--quick", "--seconds", "1", "--saturation-seconds", "1"],
+        cwd=ROOT, env=os.environ, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "BENCHMARK FAILED" not in result.stdout
+    for path in ("direct (wrk -> gateway)", "baseline (the data plane of", "data plane (nginx + ngx_lua)"):
+        rows = re.findall(rf"^  {re.escape(path)}.*$", result.stdout, re.M)
+        assert len(rows) == 3, (path, rows)  # one row in each scenario's table
