@@ -207,6 +207,9 @@ class CredentialsEndpoint(_LoopbackServer):
         self.requests: list[CredentialsRequest] = []
         self.issued: list[Credentials] = []
         self.error_status: int | None = None
+        # When set, only requests whose Authorization is this token are answered (else 401), as an
+        # endpoint given with AWS_CONTAINER_AUTHORIZATION_TOKEN requires.
+        self.required_token: str | None = None
         self.issue(valid_for_seconds)
 
     @property
@@ -246,6 +249,8 @@ class CredentialsEndpoint(_LoopbackServer):
             reply = Reply.json({"message": "Not Found"}, 404)
         elif method not in ("GET", "HEAD"):
             reply = Reply.json({"message": "Method Not Allowed"}, 405)
+        elif self.required_token is not None and headers.get("authorization") != self.required_token:
+            reply = Reply.json({"message": "Unauthorized"}, 401)
         elif self.error_status is not None:
             reply = Reply.json({"message": f"credentials endpoint fails with {self.error_status}"}, self.error_status)
         else:

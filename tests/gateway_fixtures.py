@@ -148,6 +148,7 @@ def clear_recordings(request: pytest.FixtureRequest) -> None:
             mock.reply_text = mock.default_reply_text
             mock.stream_gate = None
             mock.extra_headers = {}
+            mock.extra_header_lines = []
     if "harness" in request.fixturenames:
         request.getfixturevalue("harness").interception.reset()
     if "otlp" in request.fixturenames:

@@ -241,8 +241,10 @@ class RunningDataPlane:
 
     def access_lines(self) -> list[dict[str, Any]]:
         """Every access-log line, each required to be one JSON object in valid
-        UTF-8 (the container's stdout holds nothing else)."""
-        text = self.access_log.read_bytes().decode("utf-8")  # strict: invalid UTF-8 raises
+        UTF-8 (the container's stdout holds nothing else). A line being
+        written (no newline yet) is not one yet."""
+        data = self.access_log.read_bytes()
+        text = data[: data.rfind(b"\n") + 1].decode("utf-8")  # strict: invalid UTF-8 raises
         lines = [json.loads(line) for line in text.splitlines()]
         for line in lines:
             assert isinstance(line, dict), f"an access-log line that is not a JSON object: {line!r}"
@@ -293,6 +295,7 @@ def start_data_plane_process(
     *,
     otlp_port: int = 9,
     credentials_uri: str = "",
+    credentials_token: str = "",
     references: Mapping[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start the data plane container's command with its environment (the
@@ -300,8 +303,9 @@ def start_data_plane_process(
     may already have exited, e.g. on a refused key) and its port. What only
     the harness sets: nginx's home, the Debian prelude, loopback ports for
     the listener, the gateway and the collector, the credentials endpoint
-    (a full URI on loopback, as the AWS SDKs allow, instead of ECS's), and
-    the values of the Terraform references in its environment (``references``)."""
+    (a full URI on loopback, as the AWS SDKs allow, instead of ECS's, and the
+    token the SDKs then send with it), and the values of the Terraform
+    references in its environment (``references``)."""
     environment = task.resolved_environment(DATA_PLANE_CONTAINER, references or {})
     port = free_port()
     home.mkdir(parents=True)
@@ -322,6 +326,8 @@ def start_data_plane_process(
     }
     if credentials_uri:
         env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = credentials_uri
+    if credentials_token:
+        env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = credentials_token
     command = task.command(DATA_PLANE_CONTAINER)
     if command[0] != "/bin/sh":
         raise RuntimeError(f"the data plane's command no longer starts with /bin/sh: {command[:2]}")

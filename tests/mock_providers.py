@@ -257,6 +257,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(reply.status)
         for name, value in {**reply.headers, **owner.extra_headers}.items():
             self.send_header(name, value)
+        for name, value in owner.extra_header_lines:
+            self.send_header(name, value)
         if reply.chunks is None:
             self.send_header("content-length", str(len(reply.body)))
             self.end_headers()
@@ -286,6 +288,8 @@ class LoopbackServer(ABC):
     def __init__(self) -> None:
         # Added to every answer (e.g. a header a compromised upstream could send).
         self.extra_headers: dict[str, str] = {}
+        # Likewise, each sent as its own line (a name may repeat).
+        self.extra_header_lines: list[tuple[str, str]] = []
         self.port = 0
         self._server: _Server | None = None
         self._connections: set[socket.socket] = set()

@@ -4,6 +4,7 @@ Stacks come from tests/scenarios.py."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -326,6 +327,7 @@ def test_the_collector_declares_the_metric_dimensions_the_data_plane_bounds(scen
     for metric in METRIC_NAMES.values():
         assert [n for n in names if n.search(metric)], metric
     assert not [n for n in names if n.search(f"x{next(iter(METRIC_NAMES.values()))}")]
+    assert not [(n, m) for n in names for m in METRIC_NAMES.values() if n.search(f"{m}Total")]
 
 
 def test_only_the_data_plane_feeds_the_collector_metrics(scenarios: dict[str, StackDoc]) -> None:
@@ -433,6 +435,16 @@ def test_execution_role_reads_the_data_plane_bundles_and_nothing_else_of_their_b
     assert decrypts(stack)[data_plane_key(stack)] == {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}
     actions = {action for s in statements(stack, execution_role(stack)) for action in as_list(s["Action"])}
     assert {action for action in actions if action.startswith("s3:")} == {"s3:GetObject", "s3:GetBucketLocation"}
+
+
+def test_the_task_role_reads_nothing_of_the_data_plane_bundles(scenarios: dict[str, StackDoc]) -> None:
+    # Its credentials reach the gateway with every Bedrock request: they must not open the bundles.
+    stack = scenarios["base"]
+    role = task_role(stack)
+    actions = {action for s in statements(stack, role) for action in as_list(s["Action"])}
+    assert not [action for action in actions if action.startswith(("s3:", "kms:"))], actions
+    key = key_of(stack, data_plane_key(stack))
+    assert role.ref("arn") not in json.dumps(key.body.get("policy", "")), "the key's policy names the task role"
 
 
 @pytest.mark.parametrize("container", CONTAINERS)

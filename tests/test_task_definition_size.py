@@ -7,18 +7,25 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
+import os
 import random
+import sys
+import tarfile
+import uuid
 from pathlib import Path
 
 import pytest
 
 from aigw.data_plane.bundle import MAX_ENCODED_BYTES, pack, read_environment_file, unpack
 from aigw.data_plane.contract import BUNDLE_VARIABLE, DATA_PLANE_CONTAINER, HARNESS_VARIABLES, SHA256_VARIABLE
-from aigw.data_plane.render import bundle_files
+from aigw.data_plane.render import bundle_files, start_command
 from modules.data_plane import data_plane_config
 from security.stackdoc import StackDoc
+from tests import processes
 from tests.conftest import all_environments
+from tests.gateway_harness import busybox_tools
 
 CONTAINER_DEFINITIONS_BUDGET = 16 * 1024
 ENVIRONMENTS = [env.name for env in all_environments()]
@@ -71,3 +78,60 @@ def test_the_same_files_pack_to_the_same_bytes() -> None:
     files = {"b.lua": b"return 2\n", "a/c.lua": b"return 1\n"}
     assert pack(files).archive == pack(dict(reversed(list(files.items())))).archive
     assert unpack(pack(files).archive) == files
+
+
+def test_one_variable_of_the_largest_bundle_fits_what_linux_passes() -> None:
+    # MAX_ARG_STRLEN: one environment string (name=value) is at most 32 pages.
+    assert len(BUNDLE_VARIABLE) + 1 + MAX_ENCODED_BYTES < 32 * 4096
+
+
+def test_a_bundle_carries_no_time_and_fixed_owners_and_modes() -> None:
+    files = {"entrypoint.sh": b"exit 0\n", "lua/aigw/handler.lua": b"return {}\n", "server.conf": b"\n"}
+    archive = pack(files).archive
+    assert archive[4:8] == bytes(4), "the gzip header carries a time"
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        modes = {member.name: (member.mode, member.uid, member.gid, member.mtime) for member in tar.getmembers()}
+    assert modes == {
+        "lua": (0o755, 0, 0, 0), "lua/aigw": (0o755, 0, 0, 0), "entrypoint.sh": (0o755, 0, 0, 0),
+        "lua/aigw/handler.lua": (0o644, 0, 0, 0), "server.conf": (0o644, 0, 0, 0),
+    }  # fmt: skip
+
+
+def test_a_bundle_packs_to_the_same_bytes_in_every_process() -> None:
+    # Set iteration follows the string hash seed: an unsorted set would give each synth a new bundle, a new
+    # task definition revision and a rollout for nothing.
+    program = (
+        "from aigw.data_plane.bundle import pack\n"
+        "files = {f'd{i}/e{i % 3}/f{i}.lua': b'x' for i in range(12)}\n"
+        "print(pack(files).sha256)\n"
+    )
+    hashes = set()
+    for seed in ("1", "2", "3", "4", "5", "6"):
+        result = processes.run([sys.executable, "-c", program], env={**os.environ, "PYTHONHASHSEED": seed},
+                               timeout=60, check=True)  # fmt: skip
+        hashes.add(result.stdout.strip())
+    assert len(hashes) == 1, hashes
+
+
+@pytest.mark.parametrize("pin", ["another", "unset", "empty"])
+def test_the_start_command_runs_no_bundle_the_task_definition_does_not_pin(tmp_path: Path, pin: str) -> None:
+    # As the container runs it: BusyBox's sh and tools (the OpenResty image is Alpine).
+    tools = busybox_tools(tmp_path / "busybox")
+    unpinned = pack({"entrypoint.sh": b"echo RAN-UNPINNED; exit 7\n"})
+    env = {"PATH": str(tools), "AIGW_HOME": str(tmp_path / uuid.uuid4().hex), BUNDLE_VARIABLE: unpinned.encoded}
+    if pin == "another":
+        env[SHA256_VARIABLE] = pack({"entrypoint.sh": b"exit 0\n"}).sha256
+    elif pin == "empty":
+        env[SHA256_VARIABLE] = ""
+    result = processes.run([tools / "sh", "-c", start_command()], env=env, timeout=30)
+    assert result.returncode not in (0, 7) and "RAN-UNPINNED" not in result.stdout, result
+    assert SHA256_VARIABLE in result.stderr or "refusing to start" in result.stderr, result.stderr
+
+
+def test_the_start_command_runs_the_bundle_it_pins(tmp_path: Path) -> None:
+    tools = busybox_tools(tmp_path / "busybox")
+    bundle = pack({"entrypoint.sh": b"echo RAN-PINNED\n"})
+    env = {"PATH": str(tools), "AIGW_HOME": str(tmp_path / "home"), BUNDLE_VARIABLE: bundle.encoded,
+           SHA256_VARIABLE: bundle.sha256}  # fmt: skip
+    result = processes.run([tools / "sh", "-c", start_command()], env=env, timeout=30)
+    assert (result.returncode, result.stdout) == (0, "RAN-PINNED\n"), result

@@ -93,6 +93,11 @@ describe("body.check: stored objects", function()
         { CHAT, { messages = {}, container = { skills = { { type = "custom", skill_id = "s" } } } }, "container" },
         { CHAT, { messages = {}, metadata = { x = { skill_id = "s" } } }, "skill_id" },
         { CHAT, { messages = {}, guardrailConfig = { guardrailIdentifier = "g" } }, "guardrailConfig" },
+        { CHAT, { messages = {}, guardrail_config = { id = "g" } }, "guardrail_config" },
+        { "/v1/messages", { max_tokens = 8, messages = {}, metadata = { container_id = "c" } }, "container_id" },
+        { "/v1/responses", { input = "hi", container = "cntr_x" }, "container" },
+        { "/v1/responses", { input = "hi", file_ids = { "f" } }, "file_ids" },
+        { "/v1/responses", { input = "hi", vector_store_ids = { "vs" } }, "vector_store_ids" },
     }) do
         it("refuses " .. case[3] .. " on " .. case[1] .. " (403, stored-object)", function()
             local document = case[2]
@@ -161,6 +166,19 @@ describe("body.check: stored objects", function()
             refused(400, "body", check('{"model":"gpt-4o","temperature":' .. number .. "}"))
         end)
     end
+
+    -- The documented bound: objects 32 levels below the body's top are scanned, deeper ones refused.
+    local function nested_body(levels)
+        local value = { leaf = "x" }
+        for _ = 2, levels do value = { a = value } end
+        return messages({ metadata = value })
+    end
+
+    it("passes a body nested 32 levels deep and refuses 33", function()
+        assert.equal("gpt-4o", check(nested_body(32)).model)
+        local decision = refused(403, "stored-object", check(nested_body(33)))
+        assert.truthy(decision.message:find("nesting deeper than 32", 1, true))
+    end)
 
     it("refuses a body nested deeper than it scans (not scanned is not allowed)", function()
         local nested = { leaf = "x" }

@@ -193,6 +193,15 @@ describe("request.client_config", function()
         end)
     end
 
+    it("takes a config nested 16 levels deep and refuses 17", function()
+        local function nested(levels)
+            return string.rep('{"strategy":', levels) .. "{}" .. string.rep("}", levels)
+        end
+        assert.truthy(request.client_config(nested(16), settings))
+        local decision = refused(403, "config", request.client_config(nested(17), settings))
+        assert.truthy(decision.message:find("nesting deeper than 16", 1, true))
+    end)
+
     it("refuses a config nested deeper than it scans", function()
         local text = string.rep('{"override_params":', 20) .. "1" .. string.rep("}", 20)
         local decision = refused(403, "config", request.client_config(text, settings))

@@ -45,7 +45,9 @@ describe("telemetry.trace_id", function()
     end)
 
     it("is a new one when the header is not a trace id", function()
-        for _, header in ipairs({ "Root=1-xyz", "x", false, "Root=1-5f2a6b3c-0123" }) do
+        for _, header in ipairs({ "Root=1-xyz", "x", false, "Root=1-5f2a6b3c-0123",
+                                  "Root=1-5f2a6b3c-" .. string.rep("a", 23), "Root=1-5f2a6b3c-" .. string.rep("a", 25),
+                                  "Root=1-5f2a6b3-" .. string.rep("a", 24) }) do
             local id, linked = telemetry.trace_id(header, 1700000000)
             assert.is_false(linked)
             assert.truthy(id:find("^6553f100%x+$") and #id == 32)

@@ -40,6 +40,13 @@ describe("usage of a JSON answer", function()
         assert.same({}, read("application/json", { without }))
     end)
 
+    it("keeps no more than the limit of a large answer while it passes", function()
+        local reader = usage.new("application/json", LIMITS)
+        for _ = 1, 8 do reader:feed(string.rep("x", 300)) end
+        assert.is_nil(reader.buffer)
+        assert.equal(LIMITS.tail_bytes, #reader.tail)
+    end)
+
     it("reads nothing of an answer that is not JSON or SSE", function()
         assert.same({}, read("text/plain", { '{"usage":{"prompt_tokens":1,"completion_tokens":2}}' }))
         assert.same({}, read(nil, { '{"usage":{"prompt_tokens":1,"completion_tokens":2}}' }))
@@ -82,10 +89,31 @@ describe("usage of a stream", function()
         assert.same({ model = "m" }, read("text/event-stream", { 'data: {"model":"m","choices":[]}\n\n' }))
     end)
 
-    it("drops an event larger than the limit instead of growing without bound", function()
+    it("reads the events after one larger than the limit", function()
         local found = read("text/event-stream", { "data: {" .. string.rep("x", 300),
             '}\n\ndata: {"usage":{"prompt_tokens":1,"completion_tokens":1}}\n\n' })
         assert.same({ input_tokens = 1, output_tokens = 1 }, found)
+    end)
+
+    it("reads the usage of an event larger than the limit from its tail (a long response.completed)", function()
+        local event = 'data: {"type":"response.completed","response":{"output":[{"content":[{"text":"'
+            .. string.rep("x", 1000) .. '"}]}],"usage":{"input_tokens":21,"output_tokens":4000},"user":null}}\n\n'
+        local chunks = {}
+        for i = 1, #event, 64 do chunks[#chunks + 1] = event:sub(i, i + 63) end
+        assert.same({ input_tokens = 21, output_tokens = 4000 }, read("text/event-stream", chunks))
+    end)
+
+    it("takes no usage a client wrote into the content of a long event", function()
+        local fake = '\\"usage\\":{\\"input_tokens\\":1}'
+        local event = 'data: {"type":"response.completed","response":{"output":[{"content":[{"text":"'
+            .. string.rep("x", 1000) .. fake .. '"}]}]}}\n\n'
+        assert.same({}, read("text/event-stream", { event }))
+    end)
+
+    it("keeps no more than the limit of a line that does not end", function()
+        local reader = usage.new("text/event-stream", LIMITS)
+        for _ = 1, 10 do reader:feed("data: " .. string.rep("x", 300)) end
+        assert.truthy(#reader.pending <= math.max(LIMITS.max_event_bytes, LIMITS.tail_bytes), #reader.pending)
     end)
 
     it("reads each chunk once, and nothing after the end", function()
