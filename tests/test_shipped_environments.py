@@ -15,10 +15,9 @@ from typing import Any, get_args, get_origin
 import pytest
 from pydantic import BaseModel
 
-from aigw.environments import load_environments
+from aigw.environments import load_environments, shipped_dirs
 from aigw.settings import EnvironmentSettings
 from security.stackdoc import StackDoc
-from tests.conftest import shipped_dirs
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_FILES = sorted([*ROOT.glob("environments/*.toml"), *ROOT.glob("examples/**/*.toml")])
