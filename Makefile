@@ -16,7 +16,8 @@ export PIPENV_VERBOSITY := -1
 # end-of-life banner is known and silenced; so is a deprecation notice that
 # the cdktf runtime triggers under Node 22 (util.isArray).
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
-export NODE_OPTIONS := --disable-warning=DEP0044
+# cdktf sets --max-old-space-size itself unless NODE_OPTIONS is set, then warns: set both.
+export NODE_OPTIONS := --disable-warning=DEP0044 --max-old-space-size=4096
 export CHECKPOINT_DISABLE := 1
 
 PIPENV_VERSION := 2026.10.3
@@ -84,12 +85,15 @@ synth: setup ## Synthesize every environment into cdktf.out/ (through the cdktf 
 deploy: setup ## Deploy ai-gateway-local to a local AWS emulator (moto) and print its outputs
 	$(PY) -m tools.emulator start $(LOCAL_ENV)
 	$(EMULATOR_CREDENTIALS) $(PY) -m tools.state_bootstrap $(LOCAL_ENV)
-	@$(WITH_MIRROR) $(EMULATOR_CREDENTIALS) cdktf deploy ai-gateway-$(LOCAL_ENV) --auto-approve --outputs-file .tools/local-outputs.json
+	@$(WITH_MIRROR) $(EMULATOR_CREDENTIALS) $(PY) -m tools.quiet .tools/logs/deploy-$(LOCAL_ENV).log -- \
+	  cdktf deploy ai-gateway-$(LOCAL_ENV) --auto-approve --outputs-file .tools/local-outputs.json
 	@echo "outputs of ai-gateway-$(LOCAL_ENV):" && cat .tools/local-outputs.json
 
 destroy: setup ## Destroy ai-gateway-local and stop the emulator
-	@$(WITH_MIRROR) $(EMULATOR_CREDENTIALS) cdktf destroy ai-gateway-$(LOCAL_ENV) --auto-approve
+	@$(WITH_MIRROR) $(EMULATOR_CREDENTIALS) $(PY) -m tools.quiet .tools/logs/destroy-$(LOCAL_ENV).log -- \
+	  cdktf destroy ai-gateway-$(LOCAL_ENV) --auto-approve
 	$(PY) -m tools.emulator stop $(LOCAL_ENV)
+	rm -f .tools/local-outputs.json
 
 bootstrap: setup ## Create the state bucket and lock table of ENV=<env> (AWS credentials from your shell)
 	@test -n "$(ENV)" || { echo "usage: make bootstrap ENV=<environment>" >&2; exit 2; }
@@ -125,5 +129,5 @@ docs: setup ## Regenerate the configuration reference in README.md
 	$(PY) -m aigw.docs --write README.md
 
 clean: ## Remove synthesized output and caches (keeps installed dependencies)
-	rm -rf cdktf.out .pytest_cache .ruff_cache
+	rm -rf cdktf.out .pytest_cache .ruff_cache .mypy_cache .tools/logs .tools/security.out .tools/local-outputs.json
 	find . -name __pycache__ -not -path './.venv/*' -not -path './node_modules/*' -prune -exec rm -rf {} +

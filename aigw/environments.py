@@ -4,6 +4,8 @@
 ``*.toml`` file or raises ``ConfigError`` carrying every problem of every file,
 each as ``<file>: <dotted.field>: <what is wrong>``. Besides each file's own
 rules, no two files may keep their state in the same S3 object (bucket and key).
+An emulator endpoint of `auto` is resolved to this checkout's own
+(aigw/emulator_endpoint.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from aigw.emulator_endpoint import AUTO, checkout_endpoint
 from aigw.settings import ENVIRONMENT_NAME, REMOVED_KEYS, EnvironmentSettings, Problem
 
 ENV_DIR_VARIABLE = "AIGW_ENV_DIR"
@@ -147,6 +150,9 @@ def _load(path: Path) -> tuple[Environment | None, list[Problem], dict[str, Any]
     problems += settings.problems()
     if problems:
         return None, problems, raw
+    if settings.emulator.endpoint == AUTO:
+        emulator = settings.emulator.model_copy(update={"endpoint": checkout_endpoint()})
+        settings = settings.model_copy(update={"emulator": emulator})
     return Environment(path.stem, path, settings), [], raw
 
 

@@ -38,6 +38,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -439,21 +440,31 @@ def running_gateway(
             harness.stop()
 
 
+_SYNTHESIZE = """
+import sys
+from pathlib import Path
+import aigw.fast_import
+aigw.fast_import.install()
+from aigw.environments import load_environments
+from modules.stack import synthesize
+synthesize([e for e in load_environments() if e.name == sys.argv[1]], Path(sys.argv[2]))
+"""
+
+
 def main() -> int:
     """`make gateway-local`: environments/prod.toml's task on loopback, with
     mock providers, until Ctrl-C."""
-    import aigw.fast_import
     from aigw.environments import load_environments
-    from modules.stack import synthesize
     from tests.gateway_fixtures import CLIENT_JWT, ORG_KEYS, REFERENCES
     from tests.mock_providers import intercept_map, start_all, stop_all
 
-    aigw.fast_import.install()
     (prod,) = [e for e in load_environments() if e.name == "prod"]
     mocks = start_all()
     try:
         with tempfile.TemporaryDirectory(prefix="aigw-local-synth-") as outdir:
-            synthesize([prod], Path(outdir))
+            # In a child process: jsii's Node would get the Ctrl-C too, and this process's
+            # exit would then write to its closed pipe (a BrokenPipeError traceback).
+            subprocess.run([sys.executable, "-c", _SYNTHESIZE, prod.name, outdir], check=True, stdin=subprocess.DEVNULL)
             task = TaskDefinition.from_stack(Path(outdir) / "stacks" / prod.stack_name / "cdk.tf.json")
         upstreams = intercept_map(
             mocks, (prod.settings.gateway.azure.resource_name,) if prod.settings.gateway.azure else ()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -176,3 +177,18 @@ def test_cdktf_cli_synth_fails_on_bad_files_and_keeps_previous_output(cli_projec
     assert "network.vpc_cidr" in result.stdout + result.stderr
     assert (previous / "stacks" / "marker").read_text() == "from an earlier synth"
     assert sorted(p.name for p in (previous / "stacks").iterdir()) == ["marker"]
+
+
+def makefile_export(name: str) -> str:
+    """The value the Makefile exports to every command it runs."""
+    (value,) = re.findall(rf"^export {name} := (.*)$", (ROOT / "Makefile").read_text(), re.M)
+    return value.strip()
+
+
+def test_cdktf_under_make_prints_no_node_options_warning(cli_project: Path, bad_env_dir: Path) -> None:
+    # cdktf warns on every command when NODE_OPTIONS lacks --max-old-space-size (it would set it itself).
+    env = {**os.environ, "NODE_OPTIONS": makefile_export("NODE_OPTIONS"), "AIGW_ENV_DIR": str(bad_env_dir),
+           "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CHECKPOINT_DISABLE": "1"}  # fmt: skip
+    result = processes.run([cdktf_cli(), "synth", "--output", "warn.out"], cwd=cli_project, env=env, timeout=300)
+    assert "network.vpc_cidr" in result.stdout + result.stderr  # it ran the app
+    assert "NODE_OPTIONS" not in result.stdout + result.stderr

@@ -114,8 +114,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, provider_mirror: Provid
             other.unlink()
     local_toml = env_dir / "local.toml"
     text = local_toml.read_text()
-    assert 'endpoint = "http://127.0.0.1:4566"' in text
-    local_toml.write_text(text.replace("http://127.0.0.1:4566", endpoint))
+    assert 'endpoint = "auto"' in text
+    local_toml.write_text(text.replace('endpoint = "auto"', f'endpoint = "{endpoint}"'))
     (environment,) = load_environments(env_dir)
 
     env = cli_environment(env_dir, mirror)

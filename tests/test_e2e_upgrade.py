@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -49,7 +50,10 @@ def local_environment(project: Path, endpoint: str) -> Path:
         if other.stem != "local":
             other.unlink()
     local_toml = env_dir / "local.toml"
-    local_toml.write_text(local_toml.read_text().replace("http://127.0.0.1:4566", endpoint))
+    # The previous release named a fixed port, this one "auto": either way, the test's own emulator.
+    text, replaced = re.subn(r'(?m)^endpoint = "[^"]*"', f'endpoint = "{endpoint}"', local_toml.read_text())
+    assert replaced == 1
+    local_toml.write_text(text)
     return env_dir
 
 

@@ -15,6 +15,7 @@ from typing import Any, get_args, get_origin
 import pytest
 from pydantic import BaseModel
 
+from aigw.emulator_endpoint import checkout_endpoint
 from aigw.environments import load_environments, shipped_dirs
 from aigw.settings import EnvironmentSettings
 from security.stackdoc import StackDoc
@@ -120,7 +121,7 @@ def test_dev_can_be_torn_down(stacks: dict[str, StackDoc]) -> None:
 # -- environments/local.toml: the emulator, without saved queries
 def test_local_deploys_to_the_emulator(stacks: dict[str, StackDoc]) -> None:
     (endpoints,) = stacks["local"].provider["endpoints"]
-    assert set(endpoints.values()) == {"http://127.0.0.1:4566"}
+    assert set(endpoints.values()) == {checkout_endpoint()}  # this checkout's own emulator
 
 
 def test_local_leaves_out_the_saved_queries_the_emulator_lacks(stacks: dict[str, StackDoc]) -> None:

@@ -3,7 +3,10 @@
 
 ``start`` runs moto on the endpoint's loopback port in the background
 (pidfile and log under .tools/emulator/) and waits until it answers; it is a
-no-op when that emulator already runs. ``stop`` ends it. Loopback only.
+no-op when this checkout's emulator already runs there. An emulator this
+checkout did not start is never adopted: ``start`` refuses (another
+checkout's stack and state live in it). ``stop`` ends only this checkout's.
+Loopback only.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ START_TIMEOUT_SECONDS = 30
 LOOPBACK = ("127.0.0.1", "localhost")
 
 
+class EmulatorError(RuntimeError):
+    """The emulator cannot be started as asked (the message says why)."""
+
+
 class Emulator:
     def __init__(self, endpoint: str, state_dir: Path = STATE_DIR) -> None:
         parsed = urlparse(endpoint)
@@ -46,16 +53,26 @@ class Emulator:
         return False
 
     def pid(self) -> int | None:
+        """The process of the emulator this checkout started on this port, if it still runs."""
         try:
             pid = int(self.pidfile.read_text())
-            os.kill(pid, 0)
-            return pid
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError):
             return None
+        # The recorded pid may have been reused by another process since.
+        if b"tools.moto_launcher" in command and str(self.port).encode() in command:
+            return pid
+        return None
 
     def start(self) -> None:
-        if self.answering():
+        if self.pid() is not None and self.answering():
             return
+        if self.answering():
+            raise EmulatorError(
+                f"{self.endpoint} answers, but this checkout did not start that emulator (another checkout's?); "
+                'it is not adopted: stop it, or give this checkout another port (with endpoint = "auto", delete '
+                f"{self.pidfile.parent / 'endpoint'} to choose a new one)"
+            )
         self.pidfile.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             process = subprocess.Popen(
@@ -68,14 +85,14 @@ class Emulator:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"moto exited with {process.returncode} (port {self.port} busy?); see {self.log}")
+                raise EmulatorError(f"moto exited with {process.returncode} (port {self.port} busy?); see {self.log}")
             if self.answering():
                 # Recorded only once it answers, so a failed start never hides a running emulator.
                 self.pidfile.write_text(str(process.pid))
                 return
             time.sleep(0.2)
         os.killpg(process.pid, signal.SIGKILL)
-        raise RuntimeError(f"moto did not answer on {self.endpoint} within {START_TIMEOUT_SECONDS} s; see {self.log}")
+        raise EmulatorError(f"moto did not answer on {self.endpoint} within {START_TIMEOUT_SECONDS} s; see {self.log}")
 
     def stop(self) -> None:
         pid = self.pid()
@@ -108,13 +125,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     emulator = Emulator(environment.settings.emulator.endpoint)
     if args.action == "start":
-        emulator.start()
+        try:
+            emulator.start()
+        except EmulatorError as error:
+            print(f"{environment.path}: emulator.endpoint: {error}", file=sys.stderr)
+            return 1
         print(f"emulator answering on {emulator.endpoint}")
     elif args.action == "stop":
         emulator.stop()
         print(f"emulator on {emulator.endpoint} stopped")
+    elif emulator.pid() is not None:
+        state = "answering" if emulator.answering() else "not answering"
+        print(f"emulator on {emulator.endpoint}: this checkout's, {state}")
     else:
-        print(f"emulator on {emulator.endpoint}: {'answering' if emulator.answering() else 'not running'}")
+        state = "answering, not started by this checkout" if emulator.answering() else "not running"
+        print(f"emulator on {emulator.endpoint}: {state}")
     return 0
 
 

@@ -6,6 +6,7 @@ import re
 
 from pydantic import Field, field_validator
 
+from aigw.emulator_endpoint import AUTO
 from aigw.settings.common import Section
 
 _ENDPOINT = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
@@ -16,14 +17,17 @@ class EmulatorSettings(Section):
 
     endpoint: str = Field(
         "",
-        description="Base URL of the emulator (e.g. `http://127.0.0.1:4566`). Every AWS API call of the provider "
-        "and of the state backend goes there; credentials come from the environment. Empty: real AWS. "
-        "Default: empty.",
+        description="Base URL of the emulator (e.g. `http://127.0.0.1:4566`), or `auto`: a loopback port of this "
+        "checkout's own, chosen once and recorded in `.tools/emulator/endpoint`, so that two checkouts on one "
+        "machine never share an emulator. Every AWS API call of the provider and of the state backend goes there; "
+        "credentials come from the environment. Empty: real AWS. Default: empty.",
     )
 
     @field_validator("endpoint")
     @classmethod
     def _endpoint(cls, value: str) -> str:
-        if value and not _ENDPOINT.match(value):
-            raise ValueError(f"{value!r} must be a base URL like http://127.0.0.1:4566 (scheme, host, port; no path)")
+        if value and value != AUTO and not _ENDPOINT.match(value):
+            raise ValueError(
+                f"{value!r} must be a base URL like http://127.0.0.1:4566 (scheme, host, port; no path), or 'auto'"
+            )
         return value
