@@ -377,6 +377,74 @@ def test_finding_8_every_refusal_is_json_with_a_rule(org_data_plane: RunningData
 
 
 # =============================================================================================================
+# The second red-team run (against 7d79892): its findings, each fixed
+# -- RUN2-F1 (critical): a long streamed line cost minutes of a worker's CPU (a quadratic line split) ----------
+def test_run2_finding_1_a_long_streamed_answer_passes_and_its_usage_is_logged(
+    org_data_plane: RunningDataPlane, mocks: dict[str, MockProvider]
+) -> None:
+    # One 384 KiB word: response.output_text.done and response.completed each carry it on one line, longer
+    # than the event limit. Took 139 s at 32 KiB before; the connection's 20 s timeout is the guard here.
+    mocks["openai"].reply_text = "y" * (384 * 1024)
+    trace = new_trace()
+    reply = post(org_data_plane, "/v1/responses", {"model": "gpt-4o", "input": "hi", "stream": True},
+                 {**CLIENT, "x-portkey-provider": "openai", "x-amzn-trace-id": trace})  # fmt: skip
+    assert status(reply) == 200 and b"response.completed" in reply
+    line = org_data_plane.access_line(trace)
+    assert isinstance(line["input_tokens"], int) and isinstance(line["output_tokens"], int), line
+
+
+# -- RUN2-F2 (critical): the Google Files-URI pattern backtracked over one body string --------------------------
+def test_run2_finding_2_a_string_repeating_googles_host_is_refused_at_once(
+    org_data_plane: RunningDataPlane, harness: GatewayHarness
+) -> None:
+    # 3,000 repeats took 2.2 s of a worker before; 30,000 (1 MiB) are refused at the first.
+    body = {"model": "gemini-2.5-flash",
+            "messages": [{"role": "user", "content": "generativelanguage.googleapis.com/" * 30000}]}  # fmt: skip
+    reply = post(org_data_plane, "/v1/chat/completions", body, {**CLIENT, "x-portkey-provider": "google"})
+    assert (status(reply), rule(reply)) == (403, "stored-object")
+    assert harness.interception.outbound() == []
+
+
+# -- RUN2-F3 (medium): one config made hundreds of upstream calls, which outlived the client -------------------
+def test_run2_finding_3_a_config_may_make_at_most_16_upstream_calls(
+    org_data_plane: RunningDataPlane, harness: GatewayHarness
+) -> None:
+    node = '{"provider":"openai","api_key":"k"}'
+    for fan in (8, 8, 2):  # 128 leaves
+        node = '{"strategy":{"mode":"fallback"},"targets":[' + ",".join([node] * fan) + "]}"
+    for config in (node, '{"retry":{"attempts":2},"strategy":{"mode":"fallback"},"targets":['
+                   + ",".join(['{"provider":"openai","api_key":"k"}'] * 8) + "]}"):  # fmt: skip
+        reply = post(org_data_plane, "/v1/chat/completions", CHAT, {**CLIENT, "x-portkey-config": config})
+        assert (status(reply), rule(reply)) == (403, "config"), reply[:300]
+    assert harness.interception.outbound() == []
+
+
+# -- RUN2-L1 (low): the task role's access key id, and lowercase percent-encoding, came back unmasked ----------
+@pytest.mark.parametrize("form", ["access-key-id", "lowercase-percent-session-token"])
+def test_run2_low_1_every_form_of_the_task_roles_credentials_is_masked(
+    org_data_plane: RunningDataPlane, mocks: dict[str, MockProvider], credentials: CredentialsEndpoint, form: str
+) -> None:
+    def spelled(token: str, key_id: str) -> str:
+        if form == "access-key-id":
+            return key_id
+        return re.sub(r"%[0-9A-F]{2}", lambda m: m[0].lower(), urllib.parse.quote(token, safe=""))
+
+    by_token = {c.session_token: c for c in credentials.issued}
+    headers = {**CLIENT, "x-portkey-provider": "bedrock"}
+    post(org_data_plane, "/v1/chat/completions", {**CHAT, "model": BEDROCK_MODEL}, headers)
+    for _ in range(20):  # only an answer to the worker whose set is echoed counts (see finding 6)
+        used = by_token[str(mocks["bedrock"].session_tokens[-1])]
+        echoed = spelled(used.session_token, used.access_key_id)
+        mocks["bedrock"].reply_text = f"echo {echoed}"
+        reply = post(org_data_plane, "/v1/chat/completions", {**CHAT, "model": BEDROCK_MODEL}, headers)
+        if mocks["bedrock"].session_tokens[-1] == used.session_token:
+            break
+    else:
+        pytest.fail("no worker answered twice in a row")
+    assert status(reply) == 200 and echoed.encode() not in reply and b"echo *****" in reply
+
+
+# =============================================================================================================
 # HELD: attack classes that did not get through
 # =============================================================================================================
 _BODY = json.dumps(CHAT).encode()

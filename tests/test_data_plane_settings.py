@@ -4,11 +4,13 @@ built; plus the data plane's own guards against values it cannot embed."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from aigw.data_plane.config import AzureTarget, DataPlaneConfig
+from aigw.data_plane.policy import STORED_OBJECT_URLS
 from aigw.data_plane.render import nginx_string
 from aigw.environments import ConfigError, load_environments
 
@@ -147,3 +149,12 @@ def test_with_org_keys_only_keyed_providers_are_offered() -> None:
 def test_without_org_keys_azure_is_offered_only_with_a_target() -> None:
     assert "azure-openai" not in DataPlaneConfig().offered_providers
     assert "azure-openai" in DataPlaneConfig(azure=AzureTarget("res", "dep", "2024-10-21")).offered_providers
+
+
+def test_stored_object_url_patterns_are_literal_text() -> None:
+    # Lua patterns run over every string of a body (up to 50 MiB): a wildcard such as `.*` backtracks, and
+    # one string repeating the text before it cost seconds of a worker's CPU.
+    for provider, patterns in STORED_OBJECT_URLS.items():
+        for pattern in patterns:
+            literal = pattern.removeprefix("^%s*")
+            assert re.fullmatch(r"(?:[a-z0-9:/_-]|%\.)+", literal), (provider, pattern)

@@ -100,6 +100,11 @@ CONFIG_KEYS: tuple[str, ...] = (
     "model", "temperature", "max_tokens", "max_completion_tokens", "top_p", "top_k", "stop", "seed",
     "presence_penalty", "frequency_penalty", "n",
 )  # fmt: skip
+# Upstream calls one client config may make at most: each leaf target once
+# plus its retries (a target inherits the retry of the config around it). Each
+# bound alone (8 targets, 5 attempts, nesting) still let one request make
+# hundreds of calls, which the gateway keeps making after the client is gone.
+MAX_CONFIG_UPSTREAM_CALLS = 16
 # Providers a client config may name (their hosts are fixed; Azure's is not).
 CONFIG_PROVIDERS: tuple[str, ...] = ("openai", "anthropic", "google")
 # What each config key may hold, wherever it appears. The gateway trusts these
@@ -183,10 +188,14 @@ STORED_OBJECT_TYPES: tuple[str, ...] = ("item_reference",)
 STORED_OBJECT_ID_HOLDERS: tuple[str, ...] = ("audio", "voice")
 # Strings a provider reads as its own stored objects, by provider (Lua
 # patterns over the lowercased value): Bedrock's s3:// (read with the task
-# role), Google's gs:// and its Files API URIs (files under the organisation's key).
+# role), Google's gs:// and any URL of its API host (its Files API URIs name
+# files under the organisation's key, in more spellings than a path pattern
+# would catch: a port, a trailing dot, percent-encoding). Every pattern is
+# literal text after an optional `^%s*`: a wildcard such as `.*` backtracks,
+# and one body string repeating the text cost seconds of a worker's CPU.
 STORED_OBJECT_URLS: dict[str, tuple[str, ...]] = {
     BEDROCK_SLUG: ("^%s*s3:",),
-    "google": ("^%s*gs:", "generativelanguage%.googleapis%.com/.*files/"),
+    "google": ("^%s*gs:", "generativelanguage%.googleapis%.com"),
 }
 
 # Model names that keep their own value in the metric dimension `model`;

@@ -122,13 +122,23 @@ describe("body.check: stored objects", function()
     end)
 
     for _, url in ipairs({ "gs://org-bucket/payroll.pdf", "https://generativelanguage.googleapis.com/v1beta/files/abc",
-                           " HTTPS://GenerativeLanguage.GoogleAPIs.com/upload/v1beta/files/x" }) do
+                           " HTTPS://GenerativeLanguage.GoogleAPIs.com/upload/v1beta/files/x",
+                           "https://generativelanguage.googleapis.com:443/v1beta/files/abc",
+                           "https://generativelanguage.googleapis.com./v1beta/files/abc",
+                           "https://generativelanguage.googleapis.com/v1beta/%66iles/abc",
+                           "https://generativelanguage.googleapis.com/v1beta/files%2Fabc" }) do
         it("refuses Google's own stored file " .. url .. " for Google", function()
             local document = messages({ model = "gemini-2.5-flash", messages = { { role = "user", content = {
                 { type = "image_url", image_url = { url = url } } } } } })
             refused(403, "stored-object", check(document, CHAT, "google"))
         end)
     end
+
+    it("refuses a string repeating Google's host at its first occurrence (no backtracking)", function()
+        local document = messages({ model = "gemini-2.5-flash", messages = { { role = "user",
+            content = string.rep("generativelanguage.googleapis.com/", 30000) } } })
+        refused(403, "stored-object", check(document, CHAT, "google"))
+    end)
 
     it("lets a public https image pass for Google", function()
         local document = messages({ model = "gemini-2.5-flash", messages = { { role = "user", content = {

@@ -31,12 +31,27 @@ describe("redact", function()
     it("masks every occurrence and every form an answer could carry", function()
         local escaped = SECRET:gsub("/", "\\/")
         local percent = SECRET:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end)
-        local text = KEY .. " " .. KEY .. " " .. escaped .. " " .. percent
+        local lower = SECRET:gsub("[^%w%-%._~]", function(c) return string.format("%%%02x", c:byte()) end)
+        assert.are_not.equal(percent, lower)
+        local text = KEY .. " " .. KEY .. " " .. escaped .. " " .. percent .. " " .. lower
         local masked = redactor:clean(text)
-        for _, form in ipairs({ KEY, escaped, percent }) do
+        for _, form in ipairs({ KEY, escaped, percent, lower }) do
             assert.is_nil(masked:find(form, 1, true), form)
         end
     end)
+
+    for offset = 0, 2 do
+        it("masks a credential base64url-encoded inside a longer text, at offset " .. offset, function()
+            -- "~" and "?" give base64 its "+" and "/", which base64url spells "-" and "_".
+            local secret = "k3y~~~with???marks~?~?"
+            local encoded = ngx.encode_base64(string.rep("p", offset) .. secret .. "trailing bytes")
+            local url = encoded:gsub("[+/]", { ["+"] = "-", ["/"] = "_" })
+            assert.are_not.equal(encoded, url)
+            local masked = redact.new({ secret }):clean("echo " .. url)
+            local back = masked:sub(6):gsub("%*", "A"):gsub("[-_]", { ["-"] = "+", ["_"] = "/" })
+            assert.is_nil(ngx.decode_base64(back):find(secret, 1, true))
+        end)
+    end
 
     for offset = 0, 2 do
         it("masks a credential base64-encoded inside a longer text, at offset " .. offset, function()

@@ -202,6 +202,41 @@ describe("request.client_config", function()
         assert.truthy(decision.message:find("nesting deeper than 16", 1, true))
     end)
 
+    describe("upstream calls", function()
+        local LEAF = '{"provider":"openai","api_key":"sk-own"}'
+        local function fallback(children, retry)
+            return '{' .. (retry and ('"retry":{"attempts":' .. retry .. '},') or "")
+                .. '"strategy":{"mode":"fallback"},"targets":[' .. table.concat(children, ",") .. "]}"
+        end
+        local function leaves(n, retry)
+            local list = {}
+            for i = 1, n do list[i] = retry and ('{"provider":"openai","retry":{"attempts":' .. retry .. '}}') or LEAF end
+            return list
+        end
+
+        it("takes a config of at most 16 calls: targets times 1 + their retry attempts", function()
+            assert.truthy(request.client_config(fallback(leaves(8), 1), settings))         -- 8 x 2
+            assert.truthy(request.client_config(fallback(leaves(4, 3)), settings))         -- 4 x 4
+            assert.truthy(request.client_config('{"provider":"openai","retry":{"attempts":5}}', settings))
+        end)
+
+        it("refuses a config that may make more, counting retries a target inherits", function()
+            local decision = refused(403, "config", request.client_config(fallback(leaves(8), 2), settings))
+            assert.truthy(decision.message:find("may make 24 upstream calls", 1, true), decision.message)
+            refused(403, "config", request.client_config(fallback(leaves(5, 1), 3), settings))  -- 5 x 4
+            refused(403, "config", request.client_config(fallback(leaves(4, 4)), settings))     -- 4 x 5
+        end)
+
+        it("counts every leaf of nested strategies", function()
+            local eight = fallback(leaves(8))
+            assert.truthy(request.client_config(fallback({ eight, eight }), settings))           -- 16 leaves
+            local decision = refused(403, "config", request.client_config(fallback({ eight, eight, eight }), settings))
+            assert.truthy(decision.message:find("may make 24 upstream calls", 1, true), decision.message)
+            local wide = fallback({ fallback({ eight, eight }), fallback({ eight, eight }) })         -- 32 leaves
+            refused(403, "config", request.client_config(wide, settings))
+        end)
+    end)
+
     it("refuses a config nested deeper than it scans", function()
         local text = string.rep('{"override_params":', 20) .. "1" .. string.rep("}", 20)
         local decision = refused(403, "config", request.client_config(text, settings))

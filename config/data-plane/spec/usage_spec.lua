@@ -43,8 +43,8 @@ describe("usage of a JSON answer", function()
     it("keeps no more than the limit of a large answer while it passes", function()
         local reader = usage.new("application/json", LIMITS)
         for _ = 1, 8 do reader:feed(string.rep("x", 300)) end
-        assert.is_nil(reader.buffer)
-        assert.equal(LIMITS.tail_bytes, #reader.tail)
+        assert.truthy(reader.kept <= 2 * LIMITS.tail_bytes + 300, reader.kept)
+        assert.equal(reader.kept, #table.concat(reader.buffer))
     end)
 
     it("reads nothing of an answer that is not JSON or SSE", function()
@@ -113,7 +113,9 @@ describe("usage of a stream", function()
     it("keeps no more than the limit of a line that does not end", function()
         local reader = usage.new("text/event-stream", LIMITS)
         for _ = 1, 10 do reader:feed("data: " .. string.rep("x", 300)) end
-        assert.truthy(#reader.pending <= math.max(LIMITS.max_event_bytes, LIMITS.tail_bytes), #reader.pending)
+        local bound = math.max(LIMITS.max_event_bytes, 2 * LIMITS.tail_bytes) + 306
+        assert.truthy(reader.line_size <= bound, reader.line_size)
+        assert.equal(reader.line_size, #table.concat(reader.parts))
     end)
 
     it("reads each chunk once, and nothing after the end", function()
@@ -122,5 +124,75 @@ describe("usage of a stream", function()
         assert.same({ input_tokens = 1, output_tokens = 1 }, reader:finish())
         reader:feed('data: {"usage":{"prompt_tokens":99,"completion_tokens":99}}\n\n')
         assert.same({ input_tokens = 1, output_tokens = 1 }, reader:finish())
+    end)
+end)
+
+-- The bytes the string functions of usage.lua look at or copy, for `feed`s of
+-- `chunks`: a reader must do work linear in what passes (a long line fed in
+-- nginx's reads was once rescanned whole for every read).
+local function work_of(content_type, limits, chunks)
+    local counted = { find = string.find, sub = string.sub, gmatch = string.gmatch, concat = table.concat }
+    local work = 0
+    string.find = function(text, pattern, init, plain)
+        local results = { counted.find(text, pattern, init, plain) }
+        work = work + (results[2] or #text) - (init or 1) + 1  -- it reads up to the match's end
+        return unpack(results)
+    end
+    string.sub = function(text, i, j)
+        local result = counted.sub(text, i, j)
+        work = work + #result
+        return result
+    end
+    string.gmatch = function(text, pattern)
+        work = work + #text
+        return counted.gmatch(text, pattern)
+    end
+    table.concat = function(list, separator)
+        local result = counted.concat(list, separator)
+        work = work + #result
+        return result
+    end
+    package.loaded["aigw.usage"] = nil
+    local ok, fresh = pcall(require, "aigw.usage")
+    string.find, string.sub, string.gmatch, table.concat = counted.find, counted.sub, counted.gmatch, counted.concat
+    package.loaded["aigw.usage"] = usage
+    assert(ok, fresh)
+    local reader = fresh.new(content_type, limits)
+    for _, chunk in ipairs(chunks) do reader:feed(chunk) end
+    return work, reader:finish()
+end
+
+describe("usage: work per byte", function()
+    -- The limits the data plane ships (aigw/data_plane/render.py), and nginx's 4 KiB reads.
+    local REAL = { max_body_bytes = 1024 * 1024, max_event_bytes = 256 * 1024, tail_bytes = 64 * 1024 }
+
+    local function pieces(text)
+        local list = {}
+        for i = 1, #text, 4096 do list[#list + 1] = text:sub(i, i + 4095) end
+        return list
+    end
+
+    it("is linear for a 2 MiB event line read in 4 KiB pieces", function()
+        local event = 'data: {"type":"response.completed","response":{"output":[{"text":"' .. string.rep("y", 2 * 1024 * 1024)
+            .. '"}],"usage":{"input_tokens":3,"output_tokens":500000}}}\n\n'
+        local work, found = work_of("text/event-stream", REAL, pieces(event))
+        assert.same({ input_tokens = 3, output_tokens = 500000 }, found)
+        assert.truthy(work < 6 * #event, work / #event)
+    end)
+
+    it("is linear for a stream of many short events", function()
+        local events = string.rep('data: {"choices":[{"delta":{"content":"hi"}}]}\n\n', 40000)
+            .. 'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":40000}}\n\n'
+        local work, found = work_of("text/event-stream", REAL, pieces(events))
+        assert.same({ input_tokens = 1, output_tokens = 40000 }, found)
+        assert.truthy(work < 6 * #events, work / #events)
+    end)
+
+    it("is linear for a 4 MiB JSON answer", function()
+        local answer = '{"data":[' .. string.rep('{"embedding":[0.1]},', 200000) .. '{"embedding":[0.2]}],'
+            .. '"usage":{"prompt_tokens":7,"total_tokens":7}}'
+        local work, found = work_of("application/json", REAL, pieces(answer))
+        assert.same({ input_tokens = 7 }, found)
+        assert.truthy(work < 6 * #answer, work / #answer)
     end)
 end)

@@ -78,6 +78,8 @@ local function rebuild_redactor()
     local secrets = {}
     for _, key in pairs(org_keys) do secrets[#secrets + 1] = key end
     for _, set in ipairs(role_sets) do
+        -- The access key id is not secret to AWS, but names the role's session: masked too.
+        secrets[#secrets + 1] = set.access_key_id
         secrets[#secrets + 1] = set.secret_access_key
         secrets[#secrets + 1] = set.session_token
     end

@@ -1,9 +1,10 @@
 -- No answer relayed to a client may carry a credential the data plane holds
--- (an organisation key, the task role's secret key or session token), even
--- when a provider or the gateway echoes one in an error. Each occurrence in
--- a response header or body, as it is or in the forms an answer could carry
--- it (JSON-escaped, percent-encoded, base64), is replaced by as many "*": the
--- length stays, so Content-Length stays true.
+-- (an organisation key, the task role's access key, secret key or session
+-- token), even when a provider or the gateway echoes one in an error. Each
+-- occurrence in a response header or body, as it is or in the forms an answer
+-- could carry it (JSON-escaped, percent-encoded with either case of hex
+-- digits, base64 and base64url), is replaced by as many "*": the length
+-- stays, so Content-Length stays true.
 --
 -- Bodies are filtered as they pass. What is held back for the next chunk
 -- never depends on the credentials (that would tell a client, through the
@@ -21,12 +22,15 @@ local mt = { __index = _M }
 
 _M.HOLD = 4096
 
-local function percent_encoded(secret)
-    return (gsub(secret, "[^%w%-%._~]", function(char) return format("%%%02X", byte(char)) end))
+-- Percent-encoded, with upper- or lowercase hex digits (both are valid).
+local function percent_encoded(secret, digits)
+    return (gsub(secret, "[^%w%-%._~]", function(char) return format(digits, byte(char)) end))
 end
 
 -- The base64 of `secret` as it appears inside a longer base64 text, for each
 -- of the three alignments: the groups that depend on the secret alone.
+local BASE64URL = { ["+"] = "-", ["/"] = "_" }
+
 local function base64_cores(secret)
     local cores = {}
     for offset = 0, 2 do
@@ -39,8 +43,12 @@ local function base64_cores(secret)
 end
 
 local function forms(secret)
-    local list = { secret, (gsub(secret, "/", "\\/")), percent_encoded(secret) }
-    for _, core in ipairs(base64_cores(secret)) do list[#list + 1] = core end
+    local list = { secret, (gsub(secret, "/", "\\/")), percent_encoded(secret, "%%%02X"),
+                   percent_encoded(secret, "%%%02x") }
+    for _, core in ipairs(base64_cores(secret)) do
+        list[#list + 1] = core
+        list[#list + 1] = (gsub(core, "[+/]", BASE64URL))  -- base64url
+    end
     return list
 end
 

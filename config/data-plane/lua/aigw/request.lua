@@ -192,6 +192,23 @@ local function config_problem(value, path, depth, settings)
     return nil
 end
 
+-- How many upstream calls a (valid) config can make at most: every leaf
+-- target once plus its retries; a target inherits the retry around it (the
+-- larger count is taken). Every target counts, whatever the strategy.
+local function upstream_calls(node, attempts)
+    local retry = node.retry
+    if type(retry) == "table" and type(retry.attempts) == "number" and retry.attempts > attempts then
+        attempts = retry.attempts
+    end
+    local targets = node.targets
+    if type(targets) ~= "table" or #targets == 0 then return 1 + attempts end
+    local total = 0
+    for _, target in ipairs(targets) do
+        if type(target) == "table" then total = total + upstream_calls(target, attempts) end
+    end
+    return total
+end
+
 -- The parsed client config (x-portkey-config), or the refusal.
 function _M.client_config(value, settings)
     local document = type(value) == "string" and value:find("^%s*{") and cjson.decode(value)
@@ -201,6 +218,11 @@ function _M.client_config(value, settings)
     local problem = config_problem(document, "config", 0, settings)
     if problem then
         return nil, refusal.new(403, "config", "x-portkey-config: " .. problem .. "; " .. settings.config_help)
+    end
+    local calls = upstream_calls(document, 0)
+    if calls > settings.max_config_calls then
+        return nil, refusal.new(403, "config", "x-portkey-config: may make " .. calls .. " upstream calls (targets "
+            .. "times 1 + retry attempts); at most " .. settings.max_config_calls .. " are allowed")
     end
     return document
 end

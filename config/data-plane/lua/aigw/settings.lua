@@ -58,6 +58,9 @@ function _M.parse(text, runtime_text)
                             "multipart_routes", "single_headers", "anthropic_betas", "telemetry", "usage" }) do
         if type(settings[name]) ~= "table" then return nil, "settings.json has no " .. name end
     end
+    for _, name in ipairs({ "max_headers", "max_body_depth", "max_body_containers", "max_config_calls" }) do
+        if type(settings[name]) ~= "number" then return nil, "settings.json has no " .. name end
+    end
     local runtime = {}
     if runtime_text and runtime_text ~= "" then
         runtime = cjson.decode(runtime_text)

@@ -10,12 +10,13 @@
 local cjson = require "cjson.safe"
 
 local type, ipairs, concat, setmetatable, floor = type, ipairs, table.concat, setmetatable, math.floor
-local find, sub, match, gmatch = string.find, string.sub, string.match, string.gmatch
+local find, sub, byte, gmatch = string.find, string.sub, string.byte, string.gmatch
 
 local _M = {}
 local mt = { __index = _M }
 
 local NESTED = { "message", "response" }
+local OPEN_BRACE = 123  -- "{"
 
 -- content_type: the answer's; limits: { max_body_bytes, max_event_bytes }.
 function _M.new(content_type, limits)
@@ -24,10 +25,12 @@ function _M.new(content_type, limits)
         streaming = find(content_type, "text/event-stream", 1, true) ~= nil,
         json = find(content_type, "application/json", 1, true) ~= nil,
         limits = limits,
-        buffer = {},
+        buffer = {},      -- a JSON answer: whole, or (past the limit) its tail
         size = 0,
-        tail = "",
-        pending = "",
+        kept = 0,
+        parts = {},       -- the stream's line in progress
+        line_size = 0,
+        long_line = false,
     }, mt)
 end
 
@@ -70,43 +73,60 @@ local function take_event(self, data)
     if self.model == nil and type(event.model) == "string" then self.model = event.model end
 end
 
--- One chunk of the body as it passes to the client.
+-- A complete line of a stream: an event's data, when it is a JSON object.
+local function take_line(self, line)
+    if sub(line, 1, 5) ~= "data:" then return end
+    local first = find(line, "[^ \t]", 6)
+    if first and byte(line, first) == OPEN_BRACE then take_event(self, sub(line, first)) end
+end
+
+-- A piece of the line in progress. A line larger than the event limit keeps
+-- only its tail from then on (compacted once it holds twice that): memory and
+-- work stay linear in the bytes that pass, however long the line.
+local function add_to_line(self, piece)
+    if piece == "" then return end
+    local parts, limits = self.parts, self.limits
+    parts[#parts + 1] = piece
+    self.line_size = self.line_size + #piece
+    if self.line_size > limits.max_event_bytes then self.long_line = true end
+    if self.long_line and self.line_size > 2 * limits.tail_bytes then
+        local tail = sub(concat(parts), -limits.tail_bytes)
+        self.parts, self.line_size = { tail }, #tail
+    end
+end
+
+local function end_line(self)
+    local line = concat(self.parts)
+    if self.long_line then
+        take_tail_usage(self, sub(line, -self.limits.tail_bytes))
+    else
+        take_line(self, line)
+    end
+    self.parts, self.line_size, self.long_line = {}, 0, false
+end
+
+-- One chunk of the body as it passes to the client. Each byte is looked at
+-- a bounded number of times: newlines are found in the new chunk only.
 function _M:feed(chunk)
     if self.done or not chunk or chunk == "" then return end
     if self.streaming then
-        local limits = self.limits
-        local pending = self.pending .. chunk
-        local last
-        for line, rest in gmatch(pending, "([^\n]*)\n()") do
-            if self.long_line then
-                -- The end of a line larger than the limit: only its tail was kept.
-                take_tail_usage(self, line)
-                self.long_line = false
-            else
-                local data = match(line, "^data:%s*(.-)%s*$")
-                if data and sub(data, 1, 1) == "{" then take_event(self, data) end
-            end
-            last = rest
+        local from = 1
+        while true do
+            local newline = find(chunk, "\n", from, true)
+            if not newline then break end
+            add_to_line(self, sub(chunk, from, newline - 1))
+            end_line(self)
+            from = newline + 1
         end
-        pending = last and sub(pending, last) or pending
-        -- A line larger than the limit keeps only its tail from here on.
-        if #pending > limits.max_event_bytes or (self.long_line and #pending > limits.tail_bytes) then
-            self.long_line = true
-            pending = sub(pending, -limits.tail_bytes)
-        end
-        self.pending = pending
+        add_to_line(self, sub(chunk, from))
     elseif self.json then
-        self.size = self.size + #chunk
-        local limits = self.limits
-        if self.size <= limits.max_body_bytes then
-            self.buffer[#self.buffer + 1] = chunk
-        elseif self.buffer then
-            -- Too large to keep whole from here on: only its tail.
-            self.tail = sub(concat(self.buffer) .. chunk, -limits.tail_bytes)
-            self.buffer = nil
-        else
-            local tail = self.tail .. chunk
-            self.tail = #tail > limits.tail_bytes and sub(tail, -limits.tail_bytes) or tail
+        local buffer, limits = self.buffer, self.limits
+        buffer[#buffer + 1] = chunk
+        self.size, self.kept = self.size + #chunk, self.kept + #chunk
+        -- Too large to keep whole: only its tail (compacted once it holds twice that).
+        if self.size > limits.max_body_bytes and self.kept > 2 * limits.tail_bytes then
+            local tail = sub(concat(buffer), -limits.tail_bytes)
+            self.buffer, self.kept = { tail }, #tail
         end
     end
 end
@@ -115,15 +135,16 @@ end
 function _M:finish()
     if not self.done then
         self.done = true
-        if self.json and self.buffer then
+        if self.json and self.size <= self.limits.max_body_bytes then
             take_event(self, concat(self.buffer))
         elseif self.json then
-            take_tail_usage(self, self.tail)
+            local tail = sub(concat(self.buffer), -self.limits.tail_bytes)
+            take_tail_usage(self, tail)
             local model
-            for name in gmatch(self.tail, '"model"%s*:%s*"([^"\\]*)"') do model = name end
+            for name in gmatch(tail, '"model"%s*:%s*"([^"\\]*)"') do model = name end
             if model and self.model == nil then self.model = model end
         end
-        self.buffer = nil
+        self.buffer, self.parts = {}, {}
     end
     return { input_tokens = self.input_tokens, output_tokens = self.output_tokens, model = self.model }
 end
