@@ -105,6 +105,31 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(line)
 
 
+# Under pytest-xdist (`make test` runs workers) a worker's lines reach the
+# controller, which prints the summary, through the worker's output dict.
+_SUMMARY_KEY = "aigw_terminal_summary"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[_SUMMARY_KEY] = list(TERMINAL_SUMMARY)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    for line in getattr(node, "workeroutput", {}).get(_SUMMARY_KEY, []):
+        if line not in TERMINAL_SUMMARY:
+            TERMINAL_SUMMARY.append(line)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The e2e tier first: its deployments take minutes but little CPU, so
+    under xdist's `--dist loadfile` each of its files starts on a worker of
+    its own while the other workers take the rest."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
 # --- Terraform and its AWS provider, for the `terraform` and `e2e` tiers ------
 PLUGIN_DIR_VARIABLE = "TF_PLUGIN_DIR"
 REQUIRE_ALL_TIERS_VARIABLE = "AIGW_REQUIRE_ALL_TIERS"
