@@ -34,7 +34,7 @@ PY := .venv/bin/python
 # stays on one worker (--dist loadfile), so module fixtures are built once.
 TEST_WORKERS ?= 4
 
-.PHONY: help setup system-deps synth deploy destroy bootstrap test security gateway-local lint docs bench clean
+.PHONY: help setup system-deps synth deploy destroy token bootstrap test security gateway-local lint docs bench clean
 
 # --- the local emulator environment (environments/local.toml) ----------------
 LOCAL_ENV := local
@@ -48,7 +48,7 @@ EMULATOR_CREDENTIALS := AWS_ACCESS_KEY_ID=emulator AWS_SECRET_ACCESS_KEY=emulato
 # Unset, `make deploy` looks for a mirror on this machine (tools/provider_mirror.sh).
 WITH_MIRROR = mirror=$${TF_PLUGIN_DIR:-$$(tools/provider_mirror.sh)}; \
 	if [ -n "$$mirror" ]; then export TF_CLI_ARGS_init="-plugin-dir=$$mirror" TF_CLI_ARGS_providers_lock="-fs-mirror=$$mirror"; \
-	echo "using the Terraform provider mirror at $$mirror"; fi;
+	echo "using the Terraform provider mirror at $$mirror" >&2; fi;
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -93,18 +93,24 @@ node_modules/.synced: package.json package-lock.json
 synth: setup ## Synthesize every environment into cdktf.out/ (through the cdktf CLI)
 	cdktf synth
 
-deploy: setup ## Deploy ai-gateway-local to a local AWS emulator (moto) and print its outputs
+deploy: setup system-deps ## Deploy ai-gateway-local to a local AWS emulator (moto), print its outputs, run its task on loopback
 	$(PY) -m tools.emulator start $(LOCAL_ENV)
 	$(EMULATOR_CREDENTIALS) $(PY) -m tools.state_bootstrap $(LOCAL_ENV)
 	@$(WITH_MIRROR) $(EMULATOR_CREDENTIALS) $(PY) -m tools.quiet .tools/logs/deploy-$(LOCAL_ENV).log -- \
 	  cdktf deploy ai-gateway-$(LOCAL_ENV) --auto-approve --outputs-file .tools/local-outputs.json
 	@echo "outputs of ai-gateway-$(LOCAL_ENV):" && cat .tools/local-outputs.json
+	@$(EMULATOR_CREDENTIALS) $(PY) -m tests.local_task start $(LOCAL_ENV)
 
-destroy: setup ## Destroy ai-gateway-local and stop the emulator
+destroy: setup ## Stop the local task, destroy ai-gateway-local and stop the emulator
+	$(PY) -m tests.local_task stop
 	@$(WITH_MIRROR) $(EMULATOR_CREDENTIALS) $(PY) -m tools.quiet .tools/logs/destroy-$(LOCAL_ENV).log -- \
 	  cdktf destroy ai-gateway-$(LOCAL_ENV) --auto-approve
 	$(PY) -m tools.emulator stop $(LOCAL_ENV)
 	rm -f .tools/local-outputs.json
+
+token: setup ## Print a machine token of ENV=<env>'s M2M client (SHOW_SECRET=1 adds its id and secret, on stderr)
+	@test -n "$(ENV)" || { echo "usage: make token ENV=<environment>" >&2; exit 2; }
+	@$(WITH_MIRROR) $(PY) -m tools.token $(ENV) $(if $(SHOW_SECRET),--show-secret)
 
 bootstrap: setup ## Create the state bucket and lock table of ENV=<env> (AWS credentials from your shell)
 	@test -n "$(ENV)" || { echo "usage: make bootstrap ENV=<environment>" >&2; exit 2; }
@@ -140,5 +146,7 @@ docs: setup ## Regenerate the configuration reference in README.md
 	$(PY) -m aigw.docs --write README.md
 
 clean: ## Remove synthesized output and caches (keeps installed dependencies)
-	rm -rf cdktf.out .pytest_cache .ruff_cache .mypy_cache .tools/logs .tools/security.out .tools/local-outputs.json
+	if [ -x $(PY) ]; then $(PY) -m tests.local_task stop; fi
+	rm -rf cdktf.out .pytest_cache .ruff_cache .mypy_cache .tools/logs .tools/security.out .tools/local-outputs.json \
+	  .tools/local-task
 	find . -name __pycache__ -not -path './.venv/*' -not -path './node_modules/*' -prune -exec rm -rf {} +

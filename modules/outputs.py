@@ -38,8 +38,10 @@ class StackOutput:
 OUTPUTS: tuple[StackOutput, ...] = (
     StackOutput("alb_dns_name", "DNS name of the load balancer, ALB or NLB (point your CNAME here)",
                 lambda w: w.edge.load_balancer_dns_name),
-    StackOutput("gateway_url", "Base URL clients call (https when a certificate is set; the host is "
-                "edge.gateway_host when set, else the load balancer's DNS name)", lambda w: w.edge.base_url),
+    StackOutput("gateway_url", "Base URL clients call: the load balancer's listener, which forwards to the data "
+                "plane of each task (https when a certificate is set; the host is edge.gateway_host when set, else "
+                "the load balancer's DNS name). On the emulator nothing answers there: `make deploy` runs the task "
+                "on loopback and prints that URL", lambda w: w.edge.base_url),
     StackOutput("access_logs_bucket", "S3 bucket of the load balancer's access logs (empty when "
                 "edge.access_logs is off)", lambda w: w.edge.access_logs_bucket),
     StackOutput("vpc_id", "ID of the VPC", lambda w: w.network.vpc_id),

@@ -16,7 +16,9 @@ import contextlib
 import hashlib
 import json
 import os
+import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from aigw.environments import load_environments
 from tests import conftest, processes
 from tests.conftest import ProviderMirror
 from tests.gateway_harness import free_port
+from tests.local_task import listening_addresses, session_members
 from tests.project_copy import ROOT, copy_project
 from tools.emulator import Emulator
 from tools.state_bootstrap import bootstrap
@@ -59,6 +62,11 @@ class Deployment:
 
     def client(self, service: str) -> Any:
         return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1", **_boto_credentials())
+
+    @property
+    def outputs_file(self) -> Path:
+        """Where the deploy writes the stack's outputs, as `make deploy` does."""
+        return self.project / ".tools" / "local-outputs.json"
 
     @property
     def stack_dir(self) -> Path:
@@ -124,7 +132,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, provider_mirror: Provid
             bootstrap(environment)
             backend = environment.settings.backend
             deployment = Deployment(project, env, endpoint, backend.bucket, backend.key, backend.dynamodb_table)
-            deployed = deployment.run(ROOT / "node_modules" / ".bin" / "cdktf", "deploy", STACK, "--auto-approve")
+            deployment.outputs_file.parent.mkdir(parents=True, exist_ok=True)
+            deployed = deployment.run(ROOT / "node_modules" / ".bin" / "cdktf", "deploy", STACK, "--auto-approve",
+                                      "--outputs-file", deployment.outputs_file)  # fmt: skip
             assert deployed.returncode == 0, (deployed.stdout + deployed.stderr)[-6000:]
             yield deployment
     finally:
@@ -269,6 +279,43 @@ def test_the_data_plane_runs_the_bundle_its_task_definition_pins(deployment: Dep
 def state_document(deployment: Deployment) -> dict[str, Any]:
     body = deployment.client("s3").get_object(Bucket=deployment.bucket, Key=deployment.state_key)["Body"].read()
     return dict(json.loads(body))
+
+
+def test_the_deployed_task_answers_the_printed_call_on_loopback_and_stops_without_a_trace(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    # What `make deploy` does last, and what `make destroy` does first: the task definition the emulator's
+    # ECS holds for the service runs on loopback; the call it prints returns a completion.
+    state = tmp_path / "local-task"
+    command = [sys.executable, "-m", "tests.local_task"]
+    where = ["local", "--state-dir", str(state), "--outputs", str(deployment.outputs_file)]
+    started = processes.run([*command, "start", *where], cwd=ROOT, env=deployment.env, timeout=180)
+    assert started.returncode == 0, started.stdout + started.stderr
+    session = int((state / "pid").read_text())
+    try:
+        ready = json.loads((state / "ready.json").read_text())
+        (service,) = deployment.client("ecs").describe_services(
+            cluster="aigw-local-cluster", services=["aigw-local-gateway"]
+        )["services"]
+        assert ready["task_definition"] == service["taskDefinition"]  # read back, not synthesized
+        listening = listening_addresses(session_members(session))
+        assert len(listening) >= 3  # data plane, gateway, collector (and the provider mocks)
+        assert {address for address, _ in listening} == {"127.0.0.1"}, listening
+        printed = [line.strip() for line in started.stdout.splitlines() if line.strip().startswith("curl ")]
+        assert len(printed) == 1, started.stdout
+        answer = processes.run(["bash", "-c", printed[0]], env=deployment.env, timeout=60)
+        completion = json.loads(answer.stdout)
+        assert completion["choices"][0]["message"]["content"] == "Hello from the openai mock."
+        access = [json.loads(line) for line in Path(ready["access_log"]).read_text().splitlines()]
+        assert [(line["status"], line["provider"]) for line in access] == [(200, "openai")]
+    finally:
+        stopped = processes.run([*command, "stop", "--state-dir", str(state)], cwd=ROOT, env=deployment.env,
+                                timeout=60)  # fmt: skip
+    assert stopped.returncode == 0 and stopped.stdout.strip() == "local task stopped"
+    assert session_members(session) == []
+    for _, port in listening:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
 def test_state_lives_in_the_bucket_and_the_lock_table_was_used(deployment: Deployment) -> None:

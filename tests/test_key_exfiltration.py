@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 
 import pytest
 
 from tests.gateway_fixtures import CLIENT, ORG_KEYS, assert_no_org_key_leaves_its_provider
 from tests.gateway_harness import GatewayHarness, Response, RunningDataPlane, chat, request
+from tests.local_task import listening_addresses
 from tests.mock_providers import MockProvider
 
 pytestmark = pytest.mark.gateway
@@ -499,3 +501,18 @@ def test_the_host_header_does_not_matter_to_routing(
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 200")
     assert mocks["openai"].api_keys() == [ORG_KEYS["OPENAI_API_KEY"]]
+
+
+def test_the_gateway_data_planes_and_mocks_listen_on_loopback_only(
+    harness: GatewayHarness, org_data_plane: RunningDataPlane, mocks: dict[str, MockProvider]
+) -> None:
+    # The gateway's own server (@hono/node-server) binds every interface unless told otherwise; the
+    # harness's preload (tests/harness/intercept.cjs) binds it to 127.0.0.1, so a local run with a real
+    # provider key is never reachable from the network. Here: every listening socket of the gateway, of
+    # each data plane's nginx master, and of this process (the mocks, the collector).
+    pids = [process.pid for process in harness.processes if process.poll() is None] + [os.getpid()]
+    listening = listening_addresses(pids)
+    ports = {port for _, port in listening}
+    assert harness.gateway_port in ports and org_data_plane.port in ports
+    assert mocks["openai"].port in ports
+    assert {address for address, _ in listening} == {"127.0.0.1"}, listening

@@ -65,6 +65,8 @@
  *   not in the record. `new http.ClientRequest()` used directly is not hooked.
  * - Inbound: every 'connection' emitted by an http.Server (the gateway's
  *   @hono/node-server) is recorded. https/http2 servers are not counted.
+ * - Listening: a net.Server listen() that names no host binds 127.0.0.1
+ *   (the gateway's own server would bind every interface).
  * - ESM importers of node builtins see the patches (syncBuiltinESMExports).
  * The recorder never throws; malformed configuration throws at startup.
  */
@@ -423,6 +425,32 @@ http.Server.prototype.emit = function emit(event, ...args) {
     record({ kind: 'inbound-connection', remote, local_port: localPort });
   }
   return originalServerEmit.call(this, event, ...args);
+};
+
+/*
+ * Listening on loopback only. The gateway's @hono/node-server calls
+ * server.listen(port, undefined, cb): every interface. A listen() by port
+ * (or by options with a port) that names no host gets 127.0.0.1, so a local
+ * run never exposes the gateway to the network; a host given explicitly and
+ * a Unix socket path are left alone.
+ */
+const LISTEN_HOST = '127.0.0.1';
+const originalListen = net.Server.prototype.listen;
+net.Server.prototype.listen = function listen(...args) {
+  const first = args[0];
+  if (args.length === 0 || first === undefined || first === null) {
+    args = [0, LISTEN_HOST, ...args.slice(1)];
+  } else if (typeof first === 'number' || (typeof first === 'string' && /^\d+$/.test(first))) {
+    if (args[1] === undefined || args[1] === null) {
+      args[1] = LISTEN_HOST;
+    } else if (typeof args[1] !== 'string') {
+      args.splice(1, 0, LISTEN_HOST);
+    }
+  } else if (typeof first === 'object' && first.path === undefined && first.handle === undefined
+             && first.fd === undefined && !first.host) {
+    args[0] = { ...first, host: LISTEN_HOST };
+  }
+  return originalListen.apply(this, args);
 };
 
 syncBuiltinESMExports();
