@@ -1,0 +1,52 @@
+"""tests/local_task.py's pieces that the emulator run does not reach: the
+local environment has no secrets in its task, so how a container secret's
+``valueFrom`` is read is checked here, on moto in-process; and how
+/proc/net addresses are decoded."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.local_task import LocalTaskError, _address, secret_value
+
+
+@pytest.fixture
+def secretsmanager(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        yield boto3.client("secretsmanager", region_name="us-east-1")
+
+
+def test_a_whole_secret_and_one_json_key_of_a_secret(secretsmanager: Any) -> None:
+    plain = secretsmanager.create_secret(Name="aigw/providers/openai", SecretString="sk-plain")["ARN"]
+    document = secretsmanager.create_secret(Name="aigw/keys", SecretString=json.dumps({"OPENAI": "sk-json"}))["ARN"]
+    assert secret_value(secretsmanager, plain) == "sk-plain"
+    assert secret_value(secretsmanager, f"{document}:OPENAI::") == "sk-json"
+    with pytest.raises(LocalTaskError, match="has no JSON key 'ANTHROPIC'"):
+        secret_value(secretsmanager, f"{document}:ANTHROPIC::")
+
+
+def test_a_secret_without_a_value_says_how_to_give_it_one(secretsmanager: Any) -> None:
+    empty = secretsmanager.create_secret(Name="aigw/providers/anthropic")["ARN"]
+    with pytest.raises(LocalTaskError, match=f"secret {empty} has no value in the emulator: put one with"):
+        secret_value(secretsmanager, empty)
+
+
+@pytest.mark.parametrize(
+    ("hex_address", "width", "address"),
+    [("0100007F", 8, "127.0.0.1"), ("00000000", 8, "0.0.0.0"),
+     ("00000000000000000000000000000000", 32, "::"), ("00000000000000000000000001000000", 32, "::1")],
+)  # fmt: skip
+def test_proc_net_addresses_decode(hex_address: str, width: int, address: str) -> None:
+    assert _address(hex_address, width) == address
