@@ -76,8 +76,11 @@ $(BOOTSTRAP)/bin/pipenv:
 	python3 -m venv $(BOOTSTRAP)
 	$(BOOTSTRAP)/bin/pip install --quiet pipenv==$(PIPENV_VERSION)
 
-.venv/.synced: Pipfile Pipfile.lock | $(BOOTSTRAP)/bin/pipenv
-	pipenv sync --dev
+# pip's own byte-compiling of all ~2,200 provider modules was most of the install:
+# tools/compile_venv.py compiles everything else, in parallel (see there).
+.venv/.synced: Pipfile Pipfile.lock tools/compile_venv.py | $(BOOTSTRAP)/bin/pipenv
+	PIP_COMPILE=0 pipenv sync --dev
+	$(PY) -m tools.compile_venv
 	touch $@
 
 # checkov pins old boto3/packaging releases: it gets a virtualenv of its own.

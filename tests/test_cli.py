@@ -192,3 +192,13 @@ def test_cdktf_under_make_prints_no_node_options_warning(cli_project: Path, bad_
     result = processes.run([cdktf_cli(), "synth", "--output", "warn.out"], cwd=cli_project, env=env, timeout=300)
     assert "network.vpc_cidr" in result.stdout + result.stderr  # it ran the app
     assert "NODE_OPTIONS" not in result.stdout + result.stderr
+
+
+def test_the_venv_compile_keeps_every_provider_module_the_project_names() -> None:
+    from tools.compile_venv import named_submodules
+
+    named = named_submodules()
+    # What every stack builds on, and a module only a test names (tests/ is scanned too).
+    assert {"ecs_service", "ecs_task_definition", "lb_listener", "iam_role", "s3_bucket"} <= named
+    assert "vpc_security_group_ingress_rule" in named
+    assert all(name.isidentifier() for name in named)
