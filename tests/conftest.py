@@ -10,12 +10,11 @@ those tiers is a failure."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,33 +40,14 @@ def all_environments() -> list[Environment]:
     return shipped_environments()
 
 
-def synthesized_once(
-    tmp_path_factory: pytest.TempPathFactory, name: str, environments: Callable[[], list[Environment]]
-) -> Path:
-    """``environments`` synthesized into a directory, once per run. Under
-    pytest-xdist each worker is a session of its own: the first worker to get
-    here synthesizes into a directory every worker of the run shares, the
-    others wait on its lock and read the same files (tests only read them)."""
-    from modules.stack import synthesize
-
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        outdir = tmp_path_factory.mktemp(name)
-        synthesize(environments(), outdir)
-        return outdir
-    shared = tmp_path_factory.getbasetemp().parent / name  # the run's directory, above each worker's
-    with (shared.parent / f"{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (shared / ".complete").exists():
-            shutil.rmtree(shared, ignore_errors=True)
-            synthesize(environments(), shared)
-            (shared / ".complete").touch()
-    return shared
-
-
 @pytest.fixture(scope="session")
 def synth_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """cdktf.out of every environment and example, synthesized once per run."""
-    return synthesized_once(tmp_path_factory, "cdktf.out", all_environments)
+    """cdktf.out of every environment and example, synthesized once per session."""
+    from modules.stack import synthesize
+
+    outdir = tmp_path_factory.mktemp("cdktf.out")
+    synthesize(all_environments(), outdir)
+    return outdir
 
 
 @pytest.fixture(scope="session")
@@ -96,10 +76,13 @@ def env_stack(request: pytest.FixtureRequest, stacks: dict[str, StackDoc]) -> St
 
 @pytest.fixture(scope="session")
 def scenarios_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """cdktf.out of every scenario of tests/scenarios.py, synthesized once per run in one App."""
+    """cdktf.out of every scenario of tests/scenarios.py, synthesized once per session in one App."""
+    from modules.stack import synthesize
     from tests.scenarios import scenario_environments
 
-    return synthesized_once(tmp_path_factory, "scenarios.out", scenario_environments)
+    outdir = tmp_path_factory.mktemp("scenarios.out")
+    synthesize(scenario_environments(), outdir)
+    return outdir
 
 
 @pytest.fixture(scope="session")
