@@ -216,20 +216,35 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _runner(pid: int) -> bool:
+    """Whether ``pid`` is a runner of this module (not a process that reused a stale pid)."""
+    try:
+        return b"tests.local_task" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _signal_all(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
 def stop(state_dir: Path) -> bool:
-    """End the runner's whole session; True when one was running."""
+    """End every process of the runner's session, the runner's children too
+    when the runner itself is gone; True when one was running. A recorded pid
+    that now names another program's session is left alone."""
     pidfile = state_dir / "pid"
     if not pidfile.exists():
         return False
-    pid = int(pidfile.read_text())
-    if _alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
+    session = int(pidfile.read_text())
+    members = session_members(session)
+    if members and (not _alive(session) or _runner(session)):
+        _signal_all(members, signal.SIGTERM)
         deadline = time.monotonic() + STOP_SECONDS
-        while session_members(pid) and time.monotonic() < deadline:
+        while session_members(session) and time.monotonic() < deadline:
             time.sleep(0.2)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+        _signal_all(session_members(session), signal.SIGKILL)
     pidfile.unlink(missing_ok=True)
     (state_dir / "ready.json").unlink(missing_ok=True)
     return True

@@ -6,14 +6,18 @@ local environment has no secrets in its task, so how a container secret's
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from tests.local_task import LocalTaskError, _address, secret_value
+from tests.local_task import LocalTaskError, _address, secret_value, session_members, stop
 
 
 @pytest.fixture
@@ -50,3 +54,36 @@ def test_a_secret_without_a_value_says_how_to_give_it_one(secretsmanager: Any) -
 )  # fmt: skip
 def test_proc_net_addresses_decode(hex_address: str, width: int, address: str) -> None:
     assert _address(hex_address, width) == address
+
+
+def _session_of_a_sleeper(leader_exits: bool) -> tuple[int, int]:
+    """A new session whose leader either stays (sleep itself) or exits leaving a sleeping child:
+    (session id, the sleeper's pid)."""
+    if leader_exits:
+        leader = subprocess.Popen(["sh", "-c", "sleep 300 & echo $!"], stdout=subprocess.PIPE, start_new_session=True)
+        assert leader.stdout is not None
+        sleeper = int(leader.stdout.readline())
+        leader.wait(timeout=10)
+        return leader.pid, sleeper
+    process = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    return process.pid, process.pid
+
+
+def test_stop_ends_the_children_of_a_runner_that_is_gone(tmp_path: Path) -> None:
+    session, sleeper = _session_of_a_sleeper(leader_exits=True)
+    assert session_members(session) == [sleeper]
+    (tmp_path / "pid").write_text(str(session))
+    assert stop(tmp_path) is True
+    assert session_members(session) == []
+    assert not (tmp_path / "pid").exists()
+
+
+def test_stop_leaves_another_programs_session_alone(tmp_path: Path) -> None:
+    # A pid file outlived its runner, and the pid now leads an unrelated session.
+    session, sleeper = _session_of_a_sleeper(leader_exits=False)
+    try:
+        (tmp_path / "pid").write_text(str(session))
+        assert stop(tmp_path) is True  # the stale record is cleared...
+        assert session_members(session) == [sleeper]  # ...and the other program still runs
+    finally:
+        os.kill(sleeper, signal.SIGKILL)
