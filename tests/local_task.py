@@ -197,7 +197,9 @@ def run(name: str, state_dir: Path, outputs_file: Path) -> int:
             "collector_log": str(collector.log),
             "outbound_log": str(harness.interception.log),
         }
-        (state_dir / "ready.json").write_text(json.dumps(ready, indent=2))
+        partial = state_dir / "ready.json.partial"  # start() must never read it half-written
+        partial.write_text(json.dumps(ready, indent=2))
+        os.replace(partial, state_dir / "ready.json")
         while all(p.poll() is None for p in harness.processes):
             time.sleep(1)
         print("a process of the task exited; stopping", file=sys.stderr)
@@ -341,8 +343,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             pidfile = args.state_dir / "pid"
             session = int(pidfile.read_text()) if pidfile.exists() else 0
-            if session and session_members(session):
-                ready = json.loads((args.state_dir / "ready.json").read_text())
+            ready_file = args.state_dir / "ready.json"
+            if session and session_members(session) and ready_file.exists():
+                ready = json.loads(ready_file.read_text())
                 listening = ", ".join(f"{a}:{p}" for a, p in sorted(listening_addresses(session_members(session))))
                 print(f"local task on {ready['url']} (listening: {listening})")
             else:

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -299,14 +300,20 @@ def test_the_deployed_task_answers_the_printed_call_on_loopback_and_stops_withou
         )["services"]
         assert ready["task_definition"] == service["taskDefinition"]  # read back, not synthesized
         listening = listening_addresses(session_members(session))
-        assert len(listening) >= 3  # data plane, gateway, collector (and the provider mocks)
+        ports = {port for _, port in listening}
+        for url in (ready["url"], ready["gateway"], ready["collector"]):  # data plane, gateway, collector
+            assert int(url.rsplit(":", 1)[1]) in ports, (url, listening)
         assert {address for address, _ in listening} == {"127.0.0.1"}, listening
         printed = [line.strip() for line in started.stdout.splitlines() if line.strip().startswith("curl ")]
         assert len(printed) == 1, started.stdout
         answer = processes.run(["bash", "-c", printed[0]], env=deployment.env, timeout=60)
         completion = json.loads(answer.stdout)
         assert completion["choices"][0]["message"]["content"] == "Hello from the openai mock."
-        access = [json.loads(line) for line in Path(ready["access_log"]).read_text().splitlines()]
+        # nginx writes the access-log line when the request is finalized, which may be just after the answer.
+        deadline = time.monotonic() + 10
+        while not (access_text := Path(ready["access_log"]).read_text()).endswith("\n") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        access = [json.loads(line) for line in access_text.splitlines()]
         assert [(line["status"], line["provider"]) for line in access] == [(200, "openai")]
     finally:
         stopped = processes.run([*command, "stop", "--state-dir", str(state)], cwd=ROOT, env=deployment.env,

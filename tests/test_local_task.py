@@ -17,6 +17,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests import processes
+from tests.gateway_harness import INTERCEPT
+from tests.gateway_runtime import GATEWAY_NODE
 from tests.local_task import LocalTaskError, _address, secret_value, session_members, stop
 
 
@@ -87,3 +90,49 @@ def test_stop_leaves_another_programs_session_alone(tmp_path: Path) -> None:
         assert session_members(session) == [sleeper]  # ...and the other program still runs
     finally:
         os.kill(sleeper, signal.SIGKILL)
+
+
+LISTEN_CASES = r"""
+const net = require('net');
+const cases = {
+  'listen(cb)': (s, cb) => s.listen(cb),
+  'listen()': (s, cb) => { s.listen(); s.once('listening', cb); },
+  "listen(' 0')": (s, cb) => s.listen(' 0', cb),
+  "listen('0x0')": (s, cb) => s.listen('0x0', cb),
+  "listen(0, '')": (s, cb) => s.listen(0, '', cb),
+  'listen(0, undefined, cb)': (s, cb) => s.listen(0, undefined, cb),
+  'listen(0, 511, cb)': (s, cb) => s.listen(0, 511, cb),
+  'listen({port, fd: null})': (s, cb) => s.listen({ port: 0, fd: null, path: null, handle: null }, cb),
+  'listen({port, host: undefined})': (s, cb) => s.listen({ port: 0, host: undefined }, cb),
+  "listen(0, '127.0.0.2')": (s, cb) => s.listen(0, '127.0.0.2', cb),
+};
+const found = {};
+let pending = Object.keys(cases).length;
+for (const [name, call] of Object.entries(cases)) {
+  const server = net.createServer();
+  call(server, () => {
+    found[name] = server.address().address;
+    server.close();
+    if (--pending === 0) { console.log(JSON.stringify(found)); process.exit(0); }
+  });
+}
+"""
+
+
+def test_the_harness_preload_binds_every_host_less_listen_to_loopback(tmp_path: Path) -> None:
+    # The gateway's server calls listen(port, undefined, cb); these are the other ways Node accepts
+    # "no host". An explicit host is kept.
+    script = tmp_path / "listen_cases.cjs"
+    script.write_text(LISTEN_CASES)
+    result = processes.run([str(GATEWAY_NODE), "--require", str(INTERCEPT), str(script)], timeout=30)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found.pop("listen(0, '127.0.0.2')") == "127.0.0.2"
+    assert set(found.values()) == {"127.0.0.1"}, found
+
+
+def test_a_version_stage_reaches_secrets_manager(secretsmanager: Any) -> None:
+    arn = secretsmanager.create_secret(Name="aigw/providers/google", SecretString="first")["ARN"]
+    secretsmanager.put_secret_value(SecretId=arn, SecretString="second")
+    assert secret_value(secretsmanager, arn) == "second"
+    assert secret_value(secretsmanager, f"{arn}::AWSPREVIOUS:") == "first"

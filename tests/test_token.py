@@ -92,3 +92,24 @@ def test_an_environment_without_jwt_auth_has_no_token(tmp_path: Path, capsys: py
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "edge.enable_jwt_auth is off: dev takes no token" in captured.err
+
+
+class Redirecting(LoopbackServer):
+    """A token endpoint that answers 302 to another server: urllib would follow it with the same headers."""
+
+    def __init__(self, to: str) -> None:
+        super().__init__()
+        self.to = to
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        return Reply(302, {"location": self.to}, b"")
+
+
+def test_a_redirect_is_refused_and_the_secret_goes_nowhere_else(endpoint: TokenEndpoint) -> None:
+    redirecting = Redirecting(f"{endpoint.base_url}/steal").start()
+    try:
+        with pytest.raises(token.TokenError, match=r"redirected \(302\)"):
+            token.request_token(f"{redirecting.base_url}/oauth2/token", CLIENT_ID, SECRET, "scope")
+    finally:
+        redirecting.stop()
+    assert endpoint.requests == []

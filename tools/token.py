@@ -50,6 +50,14 @@ def stack_outputs(stack: str) -> dict[str, Any]:
     return {name: entry["value"] for name, entry in json.loads(result.stdout).items()}
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib would follow a redirect of the POST as a GET with the same headers,
+    the client secret's Basic authorization included, to any host and scheme."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:
+        raise TokenError(f"the token endpoint redirected ({code}) to {newurl}; the secret is not sent on")
+
+
 def _loopback(url: str) -> bool:
     return urllib.parse.urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
 
@@ -63,7 +71,7 @@ def request_token(token_endpoint: str, client_id: str, client_secret: str, scope
     request = urllib.request.Request(token_endpoint, data=body, method="POST", headers={
         "Authorization": f"Basic {basic}", "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+        with urllib.request.build_opener(_NoRedirect).open(request, timeout=TIMEOUT_SECONDS) as response:
             answer = json.loads(response.read())
     except urllib.error.HTTPError as error:
         detail = error.read().decode(errors="replace")[:500]

@@ -436,18 +436,22 @@ http.Server.prototype.emit = function emit(event, ...args) {
  */
 const LISTEN_HOST = '127.0.0.1';
 const originalListen = net.Server.prototype.listen;
+// A port as Node reads one: a number, or a string Number() turns into one (' 0', '0x0', '+0').
+const isPort = (value) => (typeof value === 'number' || typeof value === 'string') && value !== ''
+  && Number(value) >= 0;
 net.Server.prototype.listen = function listen(...args) {
   const first = args[0];
-  if (args.length === 0 || first === undefined || first === null) {
-    args = [0, LISTEN_HOST, ...args.slice(1)];
-  } else if (typeof first === 'number' || (typeof first === 'string' && /^\d+$/.test(first))) {
-    if (args[1] === undefined || args[1] === null) {
+  if (first == null || typeof first === 'function') {
+    // listen(), listen(cb): a random port on every interface.
+    args = [0, LISTEN_HOST, ...args.slice(first == null ? 1 : 0)];
+  } else if (isPort(first)) {
+    if (args[1] == null || args[1] === '') {
       args[1] = LISTEN_HOST;
     } else if (typeof args[1] !== 'string') {
       args.splice(1, 0, LISTEN_HOST);
     }
-  } else if (typeof first === 'object' && first.path === undefined && first.handle === undefined
-             && first.fd === undefined && !first.host) {
+  } else if (typeof first === 'object' && first.path == null && first.handle == null && first.fd == null
+             && first._handle == null && !first.host) {
     args[0] = { ...first, host: LISTEN_HOST };
   }
   return originalListen.apply(this, args);
