@@ -115,6 +115,15 @@ def _shared_state_message(state_object: tuple[str, str], owner: str) -> str:
     )
 
 
+def environment_named(name: str, directory: Path | None = None) -> Environment:
+    """The environment called ``name``; ``ConfigError`` with every problem of
+    every file, or naming the environments there are when none is called so."""
+    environments = {environment.name: environment for environment in load_environments(directory)}
+    if name not in environments:
+        raise ConfigError([f"unknown environment {name!r}; known: {', '.join(sorted(environments))}"])
+    return environments[name]
+
+
 def load_environment(path: Path) -> tuple[Environment | None, list[Problem]]:
     """Validate one file; returns the environment only when there is no problem.
     Rules across files (one state object per environment) need ``load_environments``."""

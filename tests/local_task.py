@@ -149,11 +149,12 @@ class Collector(OtlpRecorder):
 
 
 def _environment_settings(name: str) -> tuple[str, str]:
-    from aigw.environments import load_environments
+    from aigw.environments import ConfigError, environment_named
 
-    environment = {e.name: e for e in load_environments()}.get(name)
-    if environment is None:
-        raise LocalTaskError(f"unknown environment {name!r}")
+    try:
+        environment = environment_named(name)
+    except ConfigError as error:
+        raise LocalTaskError("\n".join(error.lines)) from error
     endpoint = environment.settings.emulator.endpoint
     if not endpoint:
         raise LocalTaskError(f"{environment.path}: emulator.endpoint: not set; only an emulator deploy runs locally")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aigw.environments import ConfigError, load_environments
+from aigw.environments import ConfigError, environment_named, load_environments
 from aigw.settings import FARGATE_MEMORY_BY_CPU, EnvironmentSettings
 from aigw.versions import admits_older_than, parse_constraint
 
@@ -559,3 +559,12 @@ def test_emulator_endpoint_loads(tmp_path: Path) -> None:
     write_env(tmp_path, "test", with_section("emulator", 'endpoint = "http://127.0.0.1:4566"'))
     (env,) = load_environments(tmp_path)
     assert env.settings.emulator.endpoint == "http://127.0.0.1:4566"
+
+
+def test_an_unknown_environment_name_lists_the_known_ones() -> None:
+    # The commands that take an environment name (state bootstrap, emulator, token, local task) share this.
+    assert environment_named("prod").name == "prod"
+    with pytest.raises(ConfigError) as raised:
+        environment_named("prdo")
+    (line,) = raised.value.lines
+    assert line.startswith("unknown environment 'prdo'; known: ") and "dev, " in line and "prod" in line

@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-from aigw.environments import ConfigError, load_environments
+from aigw.environments import ConfigError, environment_named
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".tools" / "emulator"
@@ -113,12 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("environment")
     args = parser.parse_args(argv)
     try:
-        environment = {e.name: e for e in load_environments()}[args.environment]
+        environment = environment_named(args.environment)
     except ConfigError as error:
         print("\n".join(error.lines), file=sys.stderr)
-        return 2
-    except KeyError:
-        print(f"unknown environment {args.environment!r}", file=sys.stderr)
         return 2
     if not environment.settings.emulator.endpoint:
         print(f"{environment.path}: emulator.endpoint: not set; this environment deploys to AWS", file=sys.stderr)

@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from aigw.environments import ConfigError, Environment, load_environments
+from aigw.environments import ConfigError, Environment, environment_named
 
 
 @dataclass(frozen=True)
@@ -138,14 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("environment", help="environment name (file stem in the environments directory)")
     args = parser.parse_args(argv)
     try:
-        environments = {e.name: e for e in load_environments()}
+        environment = environment_named(args.environment)
     except ConfigError as error:
         print("\n".join(error.lines), file=sys.stderr)
         return 2
-    if args.environment not in environments:
-        print(f"unknown environment {args.environment!r}; known: {', '.join(sorted(environments))}", file=sys.stderr)
-        return 2
-    state = bootstrap(environments[args.environment])
+    state = bootstrap(environment)
     print(f"state bucket {state.bucket} and lock table {state.table} ready (KMS key {state.key_arn})")
     return 0
 

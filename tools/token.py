@@ -26,7 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from aigw.environments import ConfigError, load_environments
+from aigw.environments import ConfigError, environment_named
 
 ROOT = Path(__file__).resolve().parent.parent
 INVOKE_SCOPE_SUFFIX = "/invoke"
@@ -91,12 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show-secret", action="store_true", help="also print the client id and secret (stderr)")
     args = parser.parse_args(argv)
     try:
-        environment = {e.name: e for e in load_environments()}.get(args.environment)
+        environment = environment_named(args.environment)
     except ConfigError as error:
         print("\n".join(error.lines), file=sys.stderr)
-        return 2
-    if environment is None:
-        print(f"unknown environment {args.environment!r}", file=sys.stderr)
         return 2
     if not environment.settings.edge.enable_jwt_auth:
         print(
