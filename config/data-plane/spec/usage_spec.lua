@@ -172,27 +172,28 @@ describe("usage: work per byte", function()
         return list
     end
 
+    -- The usage found in ``text`` read in nginx's pieces, at under 6 units of work per byte.
+    local function assert_linear(content_type, text, expected)
+        local work, found = work_of(content_type, REAL, pieces(text))
+        assert.same(expected, found)
+        assert.truthy(work < 6 * #text, work / #text)
+    end
+
     it("is linear for a 2 MiB event line read in 4 KiB pieces", function()
         local event = 'data: {"type":"response.completed","response":{"output":[{"text":"' .. string.rep("y", 2 * 1024 * 1024)
             .. '"}],"usage":{"input_tokens":3,"output_tokens":500000}}}\n\n'
-        local work, found = work_of("text/event-stream", REAL, pieces(event))
-        assert.same({ input_tokens = 3, output_tokens = 500000 }, found)
-        assert.truthy(work < 6 * #event, work / #event)
+        assert_linear("text/event-stream", event, { input_tokens = 3, output_tokens = 500000 })
     end)
 
     it("is linear for a stream of many short events", function()
         local events = string.rep('data: {"choices":[{"delta":{"content":"hi"}}]}\n\n', 40000)
             .. 'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":40000}}\n\n'
-        local work, found = work_of("text/event-stream", REAL, pieces(events))
-        assert.same({ input_tokens = 1, output_tokens = 40000 }, found)
-        assert.truthy(work < 6 * #events, work / #events)
+        assert_linear("text/event-stream", events, { input_tokens = 1, output_tokens = 40000 })
     end)
 
     it("is linear for a 4 MiB JSON answer", function()
         local answer = '{"data":[' .. string.rep('{"embedding":[0.1]},', 200000) .. '{"embedding":[0.2]}],'
             .. '"usage":{"prompt_tokens":7,"total_tokens":7}}'
-        local work, found = work_of("application/json", REAL, pieces(answer))
-        assert.same({ input_tokens = 7 }, found)
-        assert.truthy(work < 6 * #answer, work / #answer)
+        assert_linear("application/json", answer, { input_tokens = 7 })
     end)
 end)
