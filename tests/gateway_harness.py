@@ -411,6 +411,11 @@ class GatewayHarness:
         )
         return RunningDataPlane(port, home, process)
 
+    def wait(self) -> None:
+        """Until one of its processes (the gateway, a data plane) exits."""
+        while all(process.poll() is None for process in self.processes):
+            time.sleep(1)
+
     def stop(self) -> None:
         for process in reversed(self.processes):
             _stop(process)
@@ -424,13 +429,21 @@ def system_tools_missing() -> list[str]:
 
 @contextlib.contextmanager
 def running_gateway(
-    task: TaskDefinition, upstreams: Mapping[str, str], sink: str, references: Mapping[str, str] | None = None
+    task: TaskDefinition,
+    upstreams: Mapping[str, str],
+    sink: str,
+    references: Mapping[str, str] | None = None,
+    workdir: Path | None = None,
 ) -> Iterator[GatewayHarness]:
+    """The gateway started, stopped on exit with every data plane. Its files go
+    to ``workdir`` (created; kept), else to a temporary directory (removed)."""
     missing = system_tools_missing()
     if missing:
         raise RuntimeError(f"{', '.join(missing)} not installed: run `make system-deps`")
-    with tempfile.TemporaryDirectory(prefix="aigw-harness-") as tmp:
-        workdir = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        if workdir is None:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aigw-harness-")))
+        workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(workdir, 0o755)
         harness = GatewayHarness(workdir, task, upstreams, sink, references)
         try:
@@ -481,10 +494,10 @@ def main() -> int:
                 """    -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'"""
             )
             print(f"\naccess log: {data_plane.access_log}\noutbound requests: {harness.interception.log}")
-            print("Ctrl-C stops everything.")
+            # Announced inside the suppression: a Ctrl-C right after the line must end quietly too.
             with contextlib.suppress(KeyboardInterrupt):
-                while all(p.poll() is None for p in harness.processes):
-                    time.sleep(1)
+                print("Ctrl-C stops everything.", flush=True)
+                harness.wait()
     finally:
         stop_all(mocks)
     return 0

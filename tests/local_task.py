@@ -43,7 +43,8 @@ from typing import Any
 
 from aigw.data_plane.contract import DATA_PLANE_CONTAINER
 from tests.aws_mocks import OtlpRecorder
-from tests.gateway_harness import GatewayHarness, TaskDefinition, system_tools_missing
+from tests.gateway_harness import TaskDefinition, running_gateway
+from tests.mock_providers import Reply
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".tools" / "local-task"
@@ -140,7 +141,7 @@ class Collector(OtlpRecorder):
         super().__init__()
         self.log = log
 
-    def respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
+    def respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         reply = super().respond(method, path, headers, body)
         with self.log.open("a") as out:
             out.write(f"{time.strftime('%H:%M:%S')} {method} {path} {headers.get('content-type', '')} "
@@ -177,36 +178,28 @@ def run(name: str, state_dir: Path, outputs_file: Path) -> int:
     outputs = _outputs(outputs_file, f"ai-gateway-{name}")
     arn, task = deployed_task(endpoint, region, outputs["ecs_cluster_name"], outputs["ecs_service_name"])
     keys = secret_values(task, endpoint, region)
-    missing = system_tools_missing()
-    if missing:
-        raise LocalTaskError(f"{', '.join(missing)} not installed: run `make system-deps`")
     mocks = start_all()
     collector = Collector(state_dir / "collector.log").start()
-    workdir = state_dir / "run"
-    workdir.mkdir()
-    os.chmod(workdir, 0o755)
-    harness = GatewayHarness(workdir, task, intercept_map(mocks), mocks["sink"].base_url)
     try:
-        harness.start_gateway()
-        data_plane = harness.start_data_plane(keys, "task", otlp_port=collector.port)
-        ready = {
-            "url": data_plane.base_url,
-            "task_definition": arn,
-            "gateway": harness.gateway_url,
-            "collector": collector.base_url,
-            "access_log": str(data_plane.access_log),
-            "collector_log": str(collector.log),
-            "outbound_log": str(harness.interception.log),
-        }
-        partial = state_dir / "ready.json.partial"  # start() must never read it half-written
-        partial.write_text(json.dumps(ready, indent=2))
-        os.replace(partial, state_dir / "ready.json")
-        while all(p.poll() is None for p in harness.processes):
-            time.sleep(1)
+        upstreams, sink = intercept_map(mocks), mocks["sink"].base_url
+        with running_gateway(task, upstreams, sink, workdir=state_dir / "run") as harness:
+            data_plane = harness.start_data_plane(keys, "task", otlp_port=collector.port)
+            ready = {
+                "url": data_plane.base_url,
+                "task_definition": arn,
+                "gateway": harness.gateway_url,
+                "collector": collector.base_url,
+                "access_log": str(data_plane.access_log),
+                "collector_log": str(collector.log),
+                "outbound_log": str(harness.interception.log),
+            }
+            partial = state_dir / "ready.json.partial"  # start() must never read it half-written
+            partial.write_text(json.dumps(ready, indent=2))
+            os.replace(partial, state_dir / "ready.json")
+            harness.wait()
         print("a process of the task exited; stopping", file=sys.stderr)
         return 1
     finally:
-        harness.stop()
         collector.stop()
         stop_all(mocks)
 
