@@ -122,6 +122,7 @@ MOCK_COMPLETION = {
 }
 
 MIN_REQUESTS = 2000  # per latency run, for a p99 that rests on at least 20 requests
+WARM_UP_RETRIES = 3  # longer warm-up runs when a busy machine completed no request
 MAX_LATENCY_SECONDS = 10.0  # the duration is raised up to this for MIN_REQUESTS (runtime stays < 5 min)
 # wrk leaves a request slower than this out of the latency histogram and counts it as a
 # socket error (timeout): generous, so a slow answer under overload still counts in p99.
@@ -681,8 +682,17 @@ def warm_up(bench: Bench, args: argparse.Namespace, failures: list[str]) -> tupl
     for chain in PATHS:
         for connections, threads in ((64, 2), (1, 1)):
             run = bench.run(chain, threads, connections, seconds)
+            for _ in range(WARM_UP_RETRIES):
+                if run.requests:
+                    break
+                # On a machine this busy, wrk cut every request at the end of the run: the
+                # path is not warm yet, so warm it longer. A path that answers badly
+                # completes requests and is reported below.
+                print(f"  {chain.key} c={connections}: no request completed in {seconds:g} s; warming again")
+                run = bench.run(chain, threads, connections, seconds * 4)
             if run.problems:
-                failures.append(f"warm-up {chain.label} c={connections}: {'; '.join(run.problems)}")
+                problems = "; ".join(run.problems)
+                failures.append(f"warm-up {chain.label} c={connections} ({run.requests} requests): {problems}")
             slowest[connections] = min(slowest[connections], run.rps)
     durations = {}
     for connections, rate in slowest.items():
