@@ -43,6 +43,7 @@ import argparse
 import contextlib
 import importlib.util
 import json
+import math
 import os
 import re
 import resource
@@ -122,7 +123,7 @@ MOCK_COMPLETION = {
 }
 
 MIN_REQUESTS = 2000  # per latency run, for a p99 that rests on at least 20 requests
-WARM_UP_RETRIES = 3  # longer warm-up runs when a busy machine completed no request
+EMPTY_RUN_RETRIES = 3  # longer runs when a busy machine completed no request in one
 MAX_LATENCY_SECONDS = 10.0  # the duration is raised up to this for MIN_REQUESTS (runtime stays < 5 min)
 # wrk leaves a request slower than this out of the latency histogram and counts it as a
 # socket error (timeout): generous, so a slow answer under overload still counts in p99.
@@ -499,6 +500,20 @@ class Bench:
             readers["data_plane"] = lambda: _cpu_seconds(front)
         return readers
 
+    def run_completing(self, chain: Chain, threads: int, connections: int, seconds: float) -> Run:
+        """A run in which at least one request completed: on a machine busy
+        enough that wrk cut every request at the end of a run, the run
+        measured nothing and is made again, longer (and says so). A path that
+        answers badly completes requests, and its problems are reported."""
+        run = self.run(chain, threads, connections, seconds)
+        for _ in range(EMPTY_RUN_RETRIES):
+            if run.requests:
+                break
+            seconds *= 4
+            print(f"  {chain.key} c={connections}: no request completed; running again for {seconds:g} s", flush=True)
+            run = self.run(chain, threads, connections, seconds)
+        return run
+
     def run(self, chain: Chain, threads: int, connections: int, seconds: float) -> Run:
         service = self.services[chain.key]
         url = f"http://127.0.0.1:{service.port}{ROUTE}"
@@ -600,7 +615,8 @@ class Results:
 
     def ratio(self, scenario: Scenario, chain: Chain) -> float:
         pairs = zip(self.of(scenario, chain), self.of(scenario, DIRECT), strict=True)
-        return _median([run.rps / direct.rps for run, direct in pairs])
+        # A direct run that completed nothing even when run longer has no ratio (its problem is reported).
+        return _median([run.rps / direct.rps if direct.rps else math.nan for run, direct in pairs])
 
 
 CPU_GROUPS = ("gateway", "data_plane", "mock", "wrk")
@@ -681,15 +697,7 @@ def warm_up(bench: Bench, args: argparse.Namespace, failures: list[str]) -> tupl
     slowest = {1: float("inf"), 64: float("inf")}
     for chain in PATHS:
         for connections, threads in ((64, 2), (1, 1)):
-            run = bench.run(chain, threads, connections, seconds)
-            for _ in range(WARM_UP_RETRIES):
-                if run.requests:
-                    break
-                # On a machine this busy, wrk cut every request at the end of the run: the
-                # path is not warm yet, so warm it longer. A path that answers badly
-                # completes requests and is reported below.
-                print(f"  {chain.key} c={connections}: no request completed in {seconds:g} s; warming again")
-                run = bench.run(chain, threads, connections, seconds * 4)
+            run = bench.run_completing(chain, threads, connections, seconds)
             if run.problems:
                 problems = "; ".join(run.problems)
                 failures.append(f"warm-up {chain.label} c={connections} ({run.requests} requests): {problems}")
@@ -720,7 +728,7 @@ def measure(bench: Bench, scenarios: Sequence[Scenario], rounds: int, failures: 
         print(f"round {index + 1}/{rounds} ({time.monotonic() - started:.0f} s into the rounds) ...", flush=True)
         for scenario in scenarios:
             for chain in order:
-                run = bench.run(chain, scenario.threads, scenario.connections, scenario.seconds)
+                run = bench.run_completing(chain, scenario.threads, scenario.connections, scenario.seconds)
                 results.add(scenario, chain, run)
                 status = f"{run.requests:6d} requests, p50 {run.p50_ms:7.2f} ms, p99 {run.p99_ms:7.2f} ms"
                 print(f"  {scenario.key:<10} {chain.key:<9} {run.rps:6.0f} req/s  {status}", flush=True)
