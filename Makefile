@@ -111,9 +111,9 @@ destroy: setup ## Stop the local task, destroy ai-gateway-local and stop the emu
 	$(PY) -m tools.emulator stop $(LOCAL_ENV)
 	rm -f .tools/local-outputs.json
 
-token: setup ## Print a machine token of ENV=<env>'s M2M client (SHOW_SECRET=1 adds its id and secret, on stderr)
-	@test -n "$(ENV)" || { echo "usage: make token ENV=<environment>" >&2; exit 2; }
-	@$(WITH_MIRROR) $(PY) -m tools.token $(ENV) $(if $(SHOW_SECRET),--show-secret)
+token: setup ## Print a machine token of ENV=<env>'s TEAM=<team> (how to get one on stderr; SHOW_SECRET=1 adds the secret)
+	@test -n "$(ENV)" || { echo "usage: make token ENV=<environment> [TEAM=<team>]" >&2; exit 2; }
+	@$(WITH_MIRROR) $(PY) -m tools.token $(ENV) $(if $(TEAM),--team $(TEAM)) $(if $(SHOW_SECRET),--show-secret)
 
 bootstrap: setup ## Create the state bucket and lock table of ENV=<env> (AWS credentials from your shell)
 	@test -n "$(ENV)" || { echo "usage: make bootstrap ENV=<environment>" >&2; exit 2; }

@@ -229,6 +229,8 @@ def _unknown_key_message(loc: tuple[int | str, ...]) -> str:
 def _dotted(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
+        if part == "[key]":  # pydantic's marker of a bad name in a table of named tables: the name is the field
+            continue
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "(top level)"
 

@@ -47,10 +47,11 @@ from cdktf_cdktf_provider_aws.s3_object import S3Object
 from constructs import Construct
 
 from aigw.data_plane.bundle import Bundle, pack
-from aigw.data_plane.config import AzureTarget, DataPlaneConfig, DataPlaneRuntime
+from aigw.data_plane.config import AzureTarget, DataPlaneConfig, DataPlaneRuntime, TeamBudget, TeamLimits
 from aigw.data_plane.contract import BUNDLE_KEY_PREFIX
 from aigw.data_plane.render import bundle_files
 from aigw.settings import EnvironmentSettings
+from aigw.settings.clients import ClientSettings
 from modules.context import StackContext
 from modules.grants import Statement, deny_insecure_transport, grant_object_read, policy_document
 from modules.kms import customer_managed_key
@@ -59,8 +60,6 @@ from modules.kms import customer_managed_key
 # and abandoned uploads are cleaned up after these many days.
 NONCURRENT_DAYS = 30
 ABORT_INCOMPLETE_UPLOAD_DAYS = 7
-# The team of the stack's one machine client, until clients are configured per team.
-DEFAULT_TEAM = "default"
 
 
 def data_plane_config(settings: EnvironmentSettings, environment: str) -> DataPlaneConfig:
@@ -68,12 +67,32 @@ def data_plane_config(settings: EnvironmentSettings, environment: str) -> DataPl
     the task role) only for authenticated (JWT) clients."""
     gateway, jwt = settings.gateway, settings.edge.enable_jwt_auth
     azure = gateway.azure
+    teams = {team: team_limits(client) for team, client in settings.teams.items()}
     return DataPlaneConfig(
         org_keys=tuple(gateway.provider_keys) if jwt else (),
         azure=AzureTarget(azure.resource_name, azure.deployment_id, azure.api_version) if azure else None,
         max_body_mib=gateway.max_request_body_mib,
         bedrock_region=settings.region if jwt else None,
         environment=environment,
+        teams=teams,
+    )
+
+
+def team_limits(client: ClientSettings) -> TeamLimits:
+    budget = client.budget
+    return TeamLimits(
+        requests_per_minute=client.requests_per_minute,
+        max_concurrent_requests=client.max_concurrent_requests,
+        max_tokens=client.max_tokens,
+        budget=TeamBudget(
+            tokens=budget.tokens,
+            period=budget.period,
+            alert_at_percent=budget.alert_at_percent,
+            mode=budget.mode,
+            unknown_usage_tokens=budget.unknown_usage_tokens,
+        )
+        if budget
+        else None,
     )
 
 

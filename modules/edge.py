@@ -110,6 +110,8 @@ class JwtIssuer:
     issuer: str
     jwks_endpoint: str
     required_scope: str
+    # The app clients admitted (the `client_id` claim): no other client of the pool.
+    client_ids: list[str]
 
 
 @dataclass(frozen=True)
@@ -150,16 +152,20 @@ def forward_actions(edge: EdgeSettings, target_group_arn: str, jwt: JwtIssuer) -
     """What the serving listener does with a request for the gateway, as the
     action blocks a listener's default action and a listener rule share:
     forward, preceded with JWT auth by ALB-native validation (hashicorp/aws
-    >= 6.22) of the signature against the pool's JWKS, iss/exp/nbf/iat, and
-    the invoke scope."""
+    >= 6.22) of the signature against the pool's JWKS, iss/exp/nbf/iat, the
+    invoke scope, and a `client_id` that is one of the stack's app clients
+    (another client of the same pool gets a 401 here)."""
     if not edge.enable_jwt_auth:
         return [{"type": "forward", "target_group_arn": target_group_arn}]
-    claim = {"name": "scope", "format": "space-separated-values", "values": [jwt.required_scope]}
+    claims = [
+        {"name": "scope", "format": "space-separated-values", "values": [jwt.required_scope]},
+        {"name": "client_id", "format": "single-string", "values": list(jwt.client_ids)},
+    ]
     return [
         {
             "type": "jwt-validation",
             "order": 1,
-            "jwt_validation": {"issuer": jwt.issuer, "jwks_endpoint": jwt.jwks_endpoint, "additional_claim": [claim]},
+            "jwt_validation": {"issuer": jwt.issuer, "jwks_endpoint": jwt.jwks_endpoint, "additional_claim": claims},
         },
         {"type": "forward", "order": 2, "target_group_arn": target_group_arn},
     ]

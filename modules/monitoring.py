@@ -23,7 +23,7 @@ from constructs import Construct
 from aigw.settings import LoadBalancerType, ObservabilitySettings
 from modules.context import StackContext
 from modules.dashboard import Watched, dashboard_body
-from modules.observability import SAVED_QUERIES, ObservabilityOutputs
+from modules.observability import METRICS_NAMESPACE, SAVED_QUERIES, ObservabilityOutputs
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,9 @@ class MonitoredService:
     min_tasks: int
     # The second target group of a blue/green, canary or linear deployment.
     alternate_target_group_arn_suffix: str | None = None
+    # Teams with a token budget (an alarm each on its alert), and whether any team is counted in the shared store.
+    budget_teams: tuple[str, ...] = ()
+    counts_limits: bool = False
 
 
 class Monitoring(Construct):
@@ -174,6 +177,47 @@ class Monitoring(Construct):
             alarm_actions=actions,
             ok_actions=actions,
         )
+        for team in watched.budget_teams:
+            CloudwatchMetricAlarm(
+                self,
+                f"alarm-budget-{team}",
+                alarm_name=f"{prefix}-budget-alert-{team}",
+                alarm_description=f"Team {team} passed its budget's alert threshold (clients.{team}.budget)",
+                namespace=METRICS_NAMESPACE,
+                metric_name="BudgetAlerts",
+                # The data plane counts an alert with no provider, model or status (aigw/telemetry.lua).
+                dimensions={"provider": "none", "model": "none", "team": team, "status": "0"},
+                statistic="Sum",
+                period=300,
+                evaluation_periods=1,
+                threshold=0,
+                comparison_operator="GreaterThanThreshold",
+                treat_missing_data="notBreaching",
+                alarm_actions=actions,
+            )
+        if watched.counts_limits:
+            CloudwatchMetricAlarm(
+                self,
+                "alarm-limits-unavailable",
+                alarm_name=f"{prefix}-limits-unavailable",
+                alarm_description="Requests were let through without their team's limits: the shared store was "
+                "unavailable (limits fail open)",
+                metric_query=[
+                    CloudwatchMetricAlarmMetricQuery(
+                        id="unavailable",
+                        expression=f'SELECT SUM(LimitsUnavailable) FROM SCHEMA("{METRICS_NAMESPACE}", model, '
+                        "provider, status, team)",
+                        period=300,
+                        return_data=True,
+                    )
+                ],
+                evaluation_periods=1,
+                threshold=0,
+                comparison_operator="GreaterThanThreshold",
+                treat_missing_data="notBreaching",
+                alarm_actions=actions,
+                ok_actions=actions,
+            )
         CloudwatchMetricAlarm(
             self,
             "alarm-running-tasks",

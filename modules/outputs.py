@@ -46,7 +46,8 @@ OUTPUTS: tuple[StackOutput, ...] = (
                 "edge.access_logs is off)", lambda w: w.edge.access_logs_bucket),
     StackOutput("vpc_id", "ID of the VPC", lambda w: w.network.vpc_id),
     StackOutput("cognito_user_pool_id", "ID of the Cognito user pool of M2M clients", lambda w: w.auth.user_pool_id),
-    StackOutput("cognito_client_id", "ID of the M2M app client", lambda w: w.auth.client_id),
+    StackOutput("cognito_client_ids", "App client id of each team (`[clients.<team>]`; `default` without them)",
+                lambda w: w.auth.client_ids),
     StackOutput("cognito_token_endpoint", "OAuth2 token endpoint (client_credentials grant)",
                 lambda w: w.auth.token_endpoint),
     StackOutput("cognito_scopes", "OAuth2 scopes of the gateway's resource server", lambda w: w.auth.scopes),
@@ -61,6 +62,6 @@ OUTPUTS: tuple[StackOutput, ...] = (
     StackOutput("provider_secret_arns", "Secrets Manager ARNs of the provider API keys (values set by operators)",
                 lambda w: w.compute.provider_secret_arns),
     StackOutput("dashboard_name", "Name of the CloudWatch dashboard", lambda w: w.dashboard_name),
-    StackOutput("cognito_client_secret", "Secret of the M2M app client (sensitive: `cdktf output` hides it)",
-                lambda w: w.auth.client_secret, sensitive=True),
+    StackOutput("cognito_client_secrets", "App client secret of each team (sensitive: `cdktf output` hides it; "
+                "`make token TEAM=<team>` reads it)", lambda w: w.auth.client_secrets, sensitive=True),
 )  # fmt: skip

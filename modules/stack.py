@@ -20,13 +20,14 @@ from aigw.environments import Environment
 from modules.auth import Auth
 from modules.compute import Compute
 from modules.context import PROJECT, StackContext
-from modules.data_plane import DEFAULT_TEAM, DataPlane, data_plane_config
+from modules.data_plane import DataPlane, data_plane_config
 from modules.deployment import DeploymentTraffic, production_listener
 from modules.edge import Edge
 from modules.monitoring import MonitoredService, Monitoring
 from modules.network import INTERFACE_ENDPOINTS, Network
 from modules.observability import Observability
 from modules.outputs import OUTPUTS, Wiring
+from modules.shared_store import SharedStore
 
 # Every service the stack calls, pointed at the emulator when one is configured.
 EMULATED_SERVICES: tuple[str, ...] = (
@@ -134,7 +135,7 @@ class GatewayStack(TerraformStack):
             interface_endpoints=INTERFACE_ENDPOINTS
             + (("ssmmessages",) if settings.gateway.enable_execute_command else ()),
         ).outputs
-        auth = Auth(self, "auth", context=context).outputs
+        auth = Auth(self, "auth", context=context, teams=settings.teams).outputs
         edge = Edge(
             self,
             "edge",
@@ -156,11 +157,20 @@ class GatewayStack(TerraformStack):
                 listener=production_listener(edge, https=settings.edge.https),
                 vpc_id=network.vpc_id,
             ).outputs
+        store = (
+            SharedStore(self, "shared-store", settings=settings.shared_store, context=context, network=network)
+            if settings.needs_shared_store
+            else None
+        )
         data_plane = DataPlane(
             self,
             "data-plane",
             config=data_plane_config(settings, environment.name),
-            runtime=DataPlaneRuntime(teams={auth.client_id: DEFAULT_TEAM}),
+            runtime=DataPlaneRuntime(
+                teams={client_id: team for team, client_id in auth.client_ids.items()},
+                store_host=store.outputs.host if store else None,
+                store_port=store.outputs.port if store else None,
+            ),
             context=context,
         ).outputs
         compute = Compute(
@@ -176,6 +186,8 @@ class GatewayStack(TerraformStack):
             traffic_shifting=traffic_shifting,
             wait_for=edge.listeners,
         ).outputs
+        if store:
+            store.admit(compute.task_security_group_id)
         monitoring = Monitoring(
             self,
             "monitoring",
@@ -192,6 +204,8 @@ class GatewayStack(TerraformStack):
                 cluster_name=compute.cluster_name,
                 service_name=compute.service_name,
                 min_tasks=settings.gateway.minimum_tasks,
+                budget_teams=tuple(team for team, client in sorted(settings.clients.items()) if client.budget),
+                counts_limits=settings.needs_shared_store,
             ),
         )
 

@@ -55,6 +55,8 @@ from tests.gateway_runtime import GATEWAY_NODE, GATEWAY_SERVER
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS_DIR = Path(__file__).resolve().parent / "harness"
 INTERCEPT = HARNESS_DIR / "intercept.cjs"
+# lua-resty-redis as the data plane image bundles it (pinned: tests/harness/lua/pins.json).
+HARNESS_LUA = HARNESS_DIR / "lua"
 SYSTEM_PATH = f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"
 START_TIMEOUT_SECONDS = 30
 REQUEST_TIMEOUT_SECONDS = 20
@@ -100,14 +102,19 @@ class TaskDefinition:
 
     def resolved_environment(self, container: str, references: Mapping[str, str]) -> dict[str, str]:
         """The container's environment with the Terraform references in it
-        replaced by the values Terraform would write (``references``: resource
-        type -> value of its ``id``, e.g. the Cognito app client's id). A
-        reference left unresolved is an error, never passed on."""
+        replaced by the values Terraform would write (``references``: a whole
+        expression such as ``aws_x.name.endpoint[0].port`` -> its value, or a
+        resource type -> the value of the ``id`` of any resource of it, e.g.
+        the Cognito app client's id). A reference left unresolved is an error,
+        never passed on."""
         environment = self.environment(container)
         for name, value in environment.items():
-            for reference in re.findall(r"\$\{([a-z0-9_]+)\.[A-Za-z0-9_-]+\.id\}", value):
-                if reference in references:
-                    value = re.sub(r"\$\{" + reference + r"\.[A-Za-z0-9_-]+\.id\}", references[reference], value)
+            for expression in re.findall(r"\$\{([^}]+)\}", value):
+                kind = re.fullmatch(r"([a-z0-9_]+)\.[A-Za-z0-9_-]+\.id", expression)
+                if expression in references:
+                    value = value.replace("${" + expression + "}", references[expression])
+                elif kind and kind[1] in references:
+                    value = value.replace("${" + expression + "}", references[kind[1]])
             if "${" in value:
                 raise RuntimeError(f"{container}: {name} has a Terraform reference the harness cannot resolve: {value}")
             environment[name] = value
@@ -298,6 +305,7 @@ def start_data_plane_process(
     credentials_uri: str = "",
     credentials_token: str = "",
     references: Mapping[str, str] | None = None,
+    store_ca: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start the data plane container's command with its environment (the
     environment file included, as ECS sets it); returns the process (which
@@ -305,8 +313,10 @@ def start_data_plane_process(
     the harness sets: nginx's home, the Debian prelude, loopback ports for
     the listener, the gateway and the collector, the credentials endpoint
     (a full URI on loopback, as the AWS SDKs allow, instead of ECS's, and the
-    token the SDKs then send with it), and the values of the Terraform
-    references in its environment (``references``)."""
+    token the SDKs then send with it), the values of the Terraform
+    references in its environment (``references``), the CA of a test shared
+    store (``store_ca``), and where the image's lua-resty-redis is (a copy
+    pinned to the image's version, tests/harness/lua)."""
     environment = task.resolved_environment(DATA_PLANE_CONTAINER, references or {})
     port = free_port()
     home.mkdir(parents=True)
@@ -324,7 +334,10 @@ def start_data_plane_process(
         "AIGW_LISTEN": f"127.0.0.1:{port}",
         "AIGW_GATEWAY_ADDRESS": f"127.0.0.1:{gateway_port}",
         "AIGW_OTLP_ADDRESS": f"127.0.0.1:{otlp_port}",
+        "LUA_PATH": f"{HARNESS_LUA}/?.lua;;",
     }
+    if store_ca is not None:
+        env["AIGW_STORE_CA"] = str(store_ca)
     if credentials_uri:
         env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = credentials_uri
     if credentials_token:
@@ -399,11 +412,15 @@ class GatewayHarness:
         *,
         otlp_port: int = 9,
         credentials_uri: str = "",
+        references: Mapping[str, str] | None = None,
+        store_ca: Path | None = None,
     ) -> RunningDataPlane:
+        """``references``: more (or other) values of Terraform references than the harness's."""
         home = self.workdir / f"data-plane-{name}"
         process, port = start_data_plane_process(
             task or self.task, key_values, home, self.gateway_port, otlp_port=otlp_port,
-            credentials_uri=credentials_uri, references=self.references,
+            credentials_uri=credentials_uri, references={**self.references, **(references or {})},
+            store_ca=store_ca,
         )  # fmt: skip
         self.processes.append(process)
         wait_until_answering(

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from aigw.data_plane.config import AzureTarget, DataPlaneConfig
+from aigw.data_plane.config import AzureTarget, DataPlaneConfig, TeamLimits
 from aigw.data_plane.render import LUA_DIR, SOURCE_DIR, settings_document
 from tests import processes
 
@@ -34,6 +34,8 @@ SPEC_CONFIG = DataPlaneConfig(
     azure=AzureTarget("example-openai", "gpt-4o", "2024-10-21"),
     bedrock_region="us-east-1",
     environment="spec",
+    # The teams the specs' runtime settings name (none counted in a store: limits_spec.lua gives its own).
+    teams={"search": TeamLimits(max_tokens=4096), "billing-eu": TeamLimits(), "default": TeamLimits()},
 )
 
 

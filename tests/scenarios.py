@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from aigw.environments import Environment
 from aigw.settings import AzureSettings, BackendSettings, EdgeSettings, EnvironmentSettings
+from aigw.settings.clients import BudgetSettings, ClientSettings
 
 CERTIFICATE_ARN = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
 DIGEST = "sha256:" + "0" * 64
@@ -88,6 +89,20 @@ def scenario_settings() -> dict[str, EnvironmentSettings]:
             base_settings,
             edge={"certificate_arn": CERTIFICATE_ARN, "enable_jwt_auth": True, "allowed_cidrs": ["0.0.0.0/0"]},
             gateway={"provider_keys": ["openai", "anthropic", "google", "azure"], "azure": ORG_KEYS_AZURE},
+        ),
+        # Three teams: the default client kept, one rate- and concurrency-limited, one with a capped, shadowed budget.
+        "teams": vary(
+            base_settings,
+            edge={"certificate_arn": CERTIFICATE_ARN, "enable_jwt_auth": True, "allowed_cidrs": ["0.0.0.0/0"]},
+            gateway={"provider_keys": ["openai", "anthropic", "google", "azure"], "azure": ORG_KEYS_AZURE},
+            clients={
+                "default": ClientSettings(scopes=["invoke", "admin"]),
+                "search": ClientSettings(requests_per_minute=3, max_concurrent_requests=2, token_validity_minutes=15),
+                "batch": ClientSettings(
+                    max_tokens=64, budget=BudgetSettings(tokens=100, alert_at_percent=50, mode="shadow")
+                ),
+            },
+            shared_store={"max_data_storage_gb": 2, "snapshot_retention_days": 7},
         ),
         # HTTPS without JWT auth, two client ranges.
         "https": vary(

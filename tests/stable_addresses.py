@@ -30,6 +30,7 @@ STATEFUL_TYPES: tuple[str, ...] = (
     "aws_secretsmanager_secret",
     "aws_cloudwatch_log_group",
     "aws_s3_bucket",
+    "aws_elasticache_serverless_cache",
 )
 
 

@@ -49,10 +49,25 @@ def test_client_access_tokens_last_one_hour(scenarios: dict[str, StackDoc]) -> N
     )
 
 
-def test_client_may_ask_for_the_resource_servers_scopes(scenarios: dict[str, StackDoc]) -> None:
+def test_the_default_client_may_ask_for_both_scopes_as_it_always_could(scenarios: dict[str, StackDoc]) -> None:
     stack = scenarios["base"]
-    server = stack.resource("aws_cognito_resource_server")
-    stack.resource("aws_cognito_user_pool_client", {"allowed_oauth_scopes": server.ref("scope_identifiers")})
+    client = stack.resource("aws_cognito_user_pool_client")
+    assert client["allowed_oauth_scopes"] == ["https://gateway.internal/invoke", "https://gateway.internal/admin"]
+    # The scopes exist before a client names them.
+    assert stack.resource("aws_cognito_resource_server").address in client["depends_on"]
+
+
+def test_each_team_has_its_own_client_with_its_scopes_and_token_validity(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["teams"]
+    default = stack.resource("aws_cognito_user_pool_client", {"name": "aigw-teams-m2m"})
+    search = stack.resource("aws_cognito_user_pool_client", {"name": "aigw-teams-team-search"})
+    batch = stack.resource("aws_cognito_user_pool_client", {"name": "aigw-teams-team-batch"})
+    assert default.name.startswith("auth_m2m-client_")  # the default team keeps the one client's address
+    assert search["allowed_oauth_scopes"] == ["https://gateway.internal/invoke"]
+    assert (search["access_token_validity"], search["token_validity_units"]) == (15, [{"access_token": "minutes"}])
+    assert (batch["access_token_validity"], batch["token_validity_units"]) == (1, [{"access_token": "hours"}])
+    for client in (default, search, batch):
+        assert client["generate_secret"] is True and client["allowed_oauth_flows"] == ["client_credentials"]
 
 
 def test_hosted_domain_is_unique_per_account(scenarios: dict[str, StackDoc]) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from aigw.data_plane.contract import CREDENTIALS_REFRESH_SECONDS
-from modules.data_plane import DEFAULT_TEAM
+from aigw.settings.clients import DEFAULT_TEAM
 from tests.aws_mocks import BedrockRuntimeMock, CredentialsEndpoint, OtlpRecorder
 from tests.gateway_fixtures import CLIENT, CLIENT_ID, CLIENT_JWT, ORG_KEYS
 from tests.gateway_harness import GatewayHarness, Response, RunningDataPlane, chat, request
@@ -196,14 +196,27 @@ def test_usage_of_a_stream_comes_from_its_final_usage_chunk(org_data_plane: Runn
     assert (line["input_tokens"], line["output_tokens"]) == (usage["prompt_tokens"], usage["completion_tokens"])
 
 
-def test_a_stream_without_a_usage_chunk_logs_no_tokens(org_data_plane: RunningDataPlane) -> None:
-    # The data plane does not add stream_options.include_usage for the client.
+@pytest.mark.parametrize("stream_options", [None, {"include_usage": False}, {"include_obfuscation": False}])
+def test_a_stream_is_always_asked_for_its_usage_and_the_client_gets_the_stream_it_asked_for(
+    org_data_plane: RunningDataPlane, mocks: dict[str, MockProvider], stream_options: dict[str, bool] | None
+) -> None:
+    # A client cannot keep its tokens from being counted by not asking for them.
     trace = new_trace()
     headers = {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT}
-    response = chat(org_data_plane.base_url, headers, stream=True)
-    assert not [event for event in stream_events(response) if event.get("usage")]
+    extra = {"stream_options": stream_options} if stream_options is not None else {}
+    response = chat(org_data_plane.base_url, headers, stream=True, **extra)
+    (received,) = mocks["openai"].requests
+    asked = json.loads(received.body)["stream_options"]
+    assert asked == {**(stream_options or {}), "include_usage": True}
+    # The provider's usage chunk (and the "usage": null of every other chunk) is not what this client
+    # asked for: its stream is the chunks of the answer, then [DONE], as without the question.
+    text = response.body.decode()
+    assert '"usage"' not in text and text.rstrip().endswith("data: [DONE]")
+    events = stream_events(response)
+    assert events and all(event["choices"] for event in events)
+    assert "".join(e["choices"][0]["delta"].get("content", "") for e in events) == mocks["openai"].reply_text
     line = org_data_plane.access_line(trace)
-    assert (line["input_tokens"], line["output_tokens"]) == (None, None)
+    assert line["input_tokens"] and line["output_tokens"], line
 
 
 def test_usage_of_a_streamed_anthropic_message_comes_from_start_and_delta_events(

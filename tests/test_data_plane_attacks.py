@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from aigw.data_plane.policy import ANTHROPIC_BETAS, FORWARDED_HEADERS
-from modules.data_plane import DEFAULT_TEAM
+from aigw.settings.clients import DEFAULT_TEAM
 from tests.aws_mocks import CredentialsEndpoint, OtlpRecorder
 from tests.gateway_fixtures import (
     CLIENT,
@@ -793,11 +793,16 @@ def test_identity_headers_without_the_token_are_refused(
     assert harness.interception.outbound() == []
 
 
-def test_a_token_of_another_client_names_that_client_and_no_team(org_data_plane: RunningDataPlane) -> None:
+def test_a_token_of_another_client_is_refused_and_logged_with_that_client_and_no_team(
+    org_data_plane: RunningDataPlane, mocks: dict[str, MockProvider]
+) -> None:
+    # The load balancer admits only the stack's clients; one that reached a task anyway goes no further.
     trace = new_trace()
     headers = {"x-portkey-provider": "openai", "x-amzn-trace-id": trace,
                "Authorization": f"Bearer {jwt_for('9zz9otherclient')}"}  # fmt: skip
-    assert chat(org_data_plane.base_url, headers).status == 200
+    response = chat(org_data_plane.base_url, headers)
+    assert response.status == 403 and response.json()["error"]["rule"] == "identity"
+    assert mocks["openai"].requests == []
     assert (org_data_plane.access_line(trace)["client_id"], org_data_plane.access_line(trace)["team"]) == (
         "9zz9otherclient", "")  # fmt: skip
 

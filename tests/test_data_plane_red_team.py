@@ -792,9 +792,9 @@ def test_held_team_comes_only_from_the_client_id(org_data_plane: RunningDataPlan
                               "custom:team": "default"})  # fmt: skip
     reply = post(org_data_plane, "/v1/chat/completions", CHAT, {"Authorization": token, "x-amzn-trace-id": trace,
                  "x-portkey-provider": "openai", "x-portkey-metadata": '{"team":"default","_user":"x"}'})  # fmt: skip
-    assert status(reply) == 200
+    assert status(reply) == 403  # a client of no team, whatever its claims and headers say
     line = org_data_plane.access_line(trace)
-    assert (line["client_id"], line["team"]) == ("otherclient1", "")
+    assert (line["client_id"], line["team"], line["rule"]) == ("otherclient1", "", "identity")
 
 
 @pytest.mark.parametrize(("provider", "key"), [("google", "GOOGLE_API_KEY"), ("azure-openai", "AZURE_API_KEY")])

@@ -141,9 +141,20 @@ def test_jwt_validation_trusts_only_the_stacks_user_pool(scenarios: dict[str, St
 
 def test_jwt_validation_requires_the_invoke_scope(scenarios: dict[str, StackDoc]) -> None:
     validate, _ = default_actions(scenarios["secure"], 443)
-    assert validate["jwt_validation"]["additional_claim"] == [
+    assert validate["jwt_validation"]["additional_claim"][0] == (
         {"name": "scope", "format": "space-separated-values", "values": ["https://gateway.internal/invoke"]}
-    ]
+    )
+
+
+@pytest.mark.parametrize("name", ["secure", "teams"])
+def test_jwt_validation_admits_only_the_stacks_app_clients(scenarios: dict[str, StackDoc], name: str) -> None:
+    # Another app client of the same pool (a token it gets for the invoke scope) is refused at the edge.
+    stack = scenarios[name]
+    validate, _ = default_actions(stack, 443)
+    clients = sorted(client.ref("id") for client in stack.resources("aws_cognito_user_pool_client"))
+    (claim,) = [c for c in validate["jwt_validation"]["additional_claim"] if c["name"] == "client_id"]
+    assert claim["format"] == "single-string"
+    assert sorted(claim["values"]) == clients and len(clients) == (3 if name == "teams" else 1)
 
 
 # -- WAF ----------------------------------------------------------------------
@@ -248,7 +259,9 @@ def test_waf_without_a_waf_log_group_is_refused() -> None:
     context = StackContext(
         environment="waf", region="us-east-1", account_id="123456789012", partition="aws", deletion_protection=True
     )
-    jwt = JwtIssuer(issuer="https://issuer", jwks_endpoint="https://issuer/jwks", required_scope="invoke")
+    jwt = JwtIssuer(
+        issuer="https://issuer", jwks_endpoint="https://issuer/jwks", required_scope="invoke", client_ids=["c1"]
+    )
     # WHEN the edge is built THEN it refuses, naming the missing log group
     with pytest.raises(ValueError, match=r"^WAF is enabled but observability created no WAF log group$"):
         Edge(

@@ -17,8 +17,6 @@ OUTPUT_SOURCES: dict[str, tuple[str, str, str | None]] = {
     "alb_dns_name": ("aws_lb", "dns_name", None),
     "vpc_id": ("aws_vpc", "id", None),
     "cognito_user_pool_id": ("aws_cognito_user_pool", "id", None),
-    "cognito_client_id": ("aws_cognito_user_pool_client", "id", None),
-    "cognito_client_secret": ("aws_cognito_user_pool_client", "client_secret", None),
     "ecr_repository_url": ("aws_ecr_repository", "repository_url", "/gateway"),
     "data_plane_ecr_repository_url": ("aws_ecr_repository", "repository_url", "/data-plane"),
     "ecs_cluster_name": ("aws_ecs_cluster", "name", None),
@@ -48,9 +46,29 @@ def test_gateway_url_scheme_follows_the_certificate(dev: StackDoc, prod: StackDo
     assert prod.outputs["gateway_url"]["value"].startswith("https://")
 
 
-def test_only_the_client_secret_output_is_sensitive(env_stack: StackDoc) -> None:
+def test_client_outputs_map_the_default_team_to_the_one_client(env_stack: StackDoc) -> None:
+    (client,) = env_stack.resources("aws_cognito_user_pool_client")
+    assert env_stack.outputs["cognito_client_ids"]["value"] == {"default": client.ref("id")}
+    assert env_stack.outputs["cognito_client_secrets"]["value"] == {"default": client.ref("client_secret")}
+
+
+def test_client_outputs_map_each_team_to_its_own_client(scenarios: dict[str, StackDoc]) -> None:
+    stack = scenarios["teams"]
+    clients = {
+        client["name"].removeprefix("aigw-teams-"): client for client in stack.resources("aws_cognito_user_pool_client")
+    }
+    assert sorted(clients) == ["m2m", "team-batch", "team-search"]
+    clients["default"] = clients.pop("m2m")
+    ids = {team.removeprefix("team-"): client.ref("id") for team, client in clients.items()}
+    secrets = {team.removeprefix("team-"): client.ref("client_secret") for team, client in clients.items()}
+    assert stack.outputs["cognito_client_ids"]["value"] == ids
+    assert stack.outputs["cognito_client_secrets"]["value"] == secrets
+    assert stack.outputs["cognito_client_secrets"]["sensitive"] is True
+
+
+def test_only_the_client_secrets_output_is_sensitive(env_stack: StackDoc) -> None:
     sensitive = {name for name, output in env_stack.outputs.items() if output.get("sensitive")}
-    assert sensitive == {"cognito_client_secret"}
+    assert sensitive == {"cognito_client_secrets"}
 
 
 def test_state_lives_in_the_configured_s3_bucket_encrypted_and_locked(scenarios: dict[str, StackDoc]) -> None:
@@ -85,12 +103,14 @@ def test_extra_tags_join_the_default_tags(scenarios: dict[str, StackDoc]) -> Non
                             "ManagedBy": "cdktf"}  # fmt: skip
 
 
-@pytest.mark.parametrize("name", ["base", "secure"])
-def test_only_the_sensitive_output_refers_to_the_client_secret(scenarios: dict[str, StackDoc], name: str) -> None:
+@pytest.mark.parametrize("name", ["base", "secure", "teams"])
+def test_only_the_sensitive_output_refers_to_the_client_secrets(scenarios: dict[str, StackDoc], name: str) -> None:
     stack = scenarios[name]
-    secret = stack.resource("aws_cognito_user_pool_client").ref("client_secret")
-    assert json.dumps(stack.document).count(secret) == 1
-    assert [o.get("sensitive") for o in stack.outputs.values() if o["value"] == secret] == [True]
+    for client in stack.resources("aws_cognito_user_pool_client"):
+        secret = client.ref("client_secret")
+        assert json.dumps(stack.document).count(secret) == 1
+        holders = [o.get("sensitive") for o in stack.outputs.values() if secret in json.dumps(o["value"])]
+        assert holders == [True]
 
 
 # Attributes that name a resource in its account and region (or account-wide, for IAM);

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT
 from tests.mock_providers import LoopbackServer, RecordedRequest, Reply
 from tools import token
 
@@ -44,10 +45,11 @@ def endpoint() -> Iterator[TokenEndpoint]:
         yield server
 
 
-def outputs_file(tmp_path: Path, token_endpoint: str) -> Path:
+def outputs_file(tmp_path: Path, token_endpoint: str, team: str = "default") -> Path:
     outputs = {
-        "cognito_client_id": CLIENT_ID,
-        "cognito_client_secret": SECRET,
+        "gateway_url": "https://gateway.example.com",
+        "cognito_client_ids": {team: CLIENT_ID, "other": "7other0client"},
+        "cognito_client_secrets": {team: SECRET, "other": "not-" + SECRET},
         "cognito_token_endpoint": token_endpoint,
         "cognito_scopes": ["https://gateway.internal/invoke", "https://gateway.internal/admin"],
     }
@@ -63,6 +65,9 @@ def test_prints_only_the_token(endpoint: TokenEndpoint, tmp_path: Path, capsys: 
     assert captured.out == ISSUED + "\n"
     assert SECRET not in captured.out + captured.err
     assert [r.path for r in endpoint.requests] == ["/oauth2/token"]
+    # How to do it without make, on stderr: the team's client id, the secret as a variable.
+    assert f'curl -s -u "{CLIENT_ID}:$CLIENT_SECRET" -d grant_type=client_credentials' in captured.err
+    assert "https://gateway.example.com/v1/chat/completions" in captured.err
 
 
 def test_the_secret_is_printed_only_when_asked(
@@ -113,3 +118,30 @@ def test_a_redirect_is_refused_and_the_secret_goes_nowhere_else(endpoint: TokenE
     finally:
         redirecting.stop()
     assert endpoint.requests == []
+
+
+def test_a_team_gets_a_token_of_its_own_client(
+    endpoint: TokenEndpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIGW_ENV_DIR", str(ROOT / "examples" / "multi-team"))
+    path = outputs_file(tmp_path, f"{endpoint.base_url}/oauth2/token", team="search")
+    assert token.main(["teams", "--team", "search", "--outputs-json", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ISSUED + "\n" and "team search: app client " + CLIENT_ID in captured.err
+    # A team the environment does not configure is refused, even where the outputs name it.
+    assert token.main(["teams", "--team", "other", "--outputs-json", str(path)]) == 2
+
+
+@pytest.mark.parametrize(("team", "problem"), [(None, "more than one team"), ("nobody", "no team 'nobody'")])
+def test_an_environment_with_several_teams_needs_one_named(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    team: str | None,
+    problem: str,
+) -> None:
+    monkeypatch.setenv("AIGW_ENV_DIR", str(ROOT / "examples" / "multi-team"))
+    path = outputs_file(tmp_path, "https://unused")
+    assert token.main(["teams", *(["--team", team] if team else []), "--outputs-json", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert problem in err and "name one of batch, default, search with TEAM=<team>" in err

@@ -1,13 +1,16 @@
-"""A machine token for an environment's M2M client: ``make token ENV=<env>``
-(``python -m tools.token <env> [--outputs-json FILE] [--show-secret]``).
+"""A machine token of one team's app client: ``make token ENV=<env> [TEAM=<team>]``
+(``python -m tools.token <env> [--team T] [--outputs-json FILE] [--show-secret]``).
 
 Reads the stack's outputs with ``terraform output -json`` in
 ``cdktf.out/stacks/ai-gateway-<env>`` (the client secret is a sensitive
 output: Terraform gives it to this command, never to the terminal), then
 asks the Cognito token endpoint for a ``client_credentials`` token with the
 gateway's invoke scope, and prints only the token, so that
-``TOKEN=$(make -s token ENV=prod)`` works. The client id and secret go to
-standard error only with ``--show-secret`` (``SHOW_SECRET=1`` for make).
+``TOKEN=$(make -s token ENV=prod TEAM=search)`` works. How the team gets a
+token itself and calls the gateway with it goes to standard error, with the
+secret as a variable; the client id and secret themselves go there only with
+``--show-secret`` (``SHOW_SECRET=1`` for make). The team may be left out when
+the environment has one (``default`` without ``[clients]`` tables).
 
 An environment with JWT auth off (dev, local) has no token to give: its
 clients send their own provider key; this says so and exits 1.
@@ -87,6 +90,7 @@ def request_token(token_endpoint: str, client_id: str, client_secret: str, scope
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("environment")
+    parser.add_argument("--team", help="the team ([clients.<team>]); needed when the environment has several")
     parser.add_argument("--outputs-json", type=Path, help="the stack's outputs (`terraform output -json`) from a file")
     parser.add_argument("--show-secret", action="store_true", help="also print the client id and secret (stderr)")
     args = parser.parse_args(argv)
@@ -94,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         environment = environment_named(args.environment)
     except ConfigError as error:
         print("\n".join(error.lines), file=sys.stderr)
+        return 2
+    teams = sorted(environment.settings.teams)
+    team = args.team or (teams[0] if len(teams) == 1 else None)
+    if team not in teams:
+        problem = f"no team {args.team!r}" if args.team else "more than one team"
+        print(f"{environment.path}: {problem}; name one of {', '.join(teams)} with TEAM=<team>", file=sys.stderr)
         return 2
     if not environment.settings.edge.enable_jwt_auth:
         print(
@@ -111,15 +121,34 @@ def main(argv: list[str] | None = None) -> int:
         scopes = [s for s in outputs["cognito_scopes"] if s.endswith(INVOKE_SCOPE_SUFFIX)]
         if len(scopes) != 1:
             raise TokenError(f"cognito_scopes {outputs['cognito_scopes']} has no single invoke scope")
-        client_id, secret = outputs["cognito_client_id"], outputs["cognito_client_secret"]
+        client_id, secret = outputs["cognito_client_ids"][team], outputs["cognito_client_secrets"][team]
         token = request_token(outputs["cognito_token_endpoint"], client_id, secret, scopes[0])
     except (TokenError, KeyError) as error:
         print(f"make token: {error}", file=sys.stderr)
         return 1
+    print(how(environment.stack_name, team, client_id, outputs, scopes[0]), file=sys.stderr)
     if args.show_secret:
         print(f"client id: {client_id}\nclient secret: {secret}", file=sys.stderr)
     print(token)
     return 0
+
+
+def how(stack: str, team: str, client_id: str, outputs: dict[str, Any], scope: str) -> str:
+    """How the team gets a token itself and calls the gateway with it (no secret in it)."""
+    return "\n".join(
+        [
+            f"team {team}: app client {client_id}; its secret: terraform output -json cognito_client_secrets "
+            f"(in cdktf.out/stacks/{stack}), or SHOW_SECRET=1",
+            "get a token (valid for the team's token_validity_minutes):",
+            f'  TOKEN=$(curl -s -u "{client_id}:$CLIENT_SECRET" -d grant_type=client_credentials -d scope={scope} \\',
+            f"    {outputs['cognito_token_endpoint']} | jq -r .access_token)",
+            "call the gateway with it:",
+            f'  curl -s {outputs.get("gateway_url", "<gateway_url>")}/v1/chat/completions -H "Authorization: Bearer '
+            '$TOKEN" -H "x-portkey-provider: openai" \\',
+            "    -H 'content-type: application/json' "
+            """-d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'""",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,30 @@ class AzureTarget:
 
 
 @dataclass(frozen=True)
+class TeamBudget:
+    tokens: int
+    period: str
+    alert_at_percent: int
+    mode: str
+    unknown_usage_tokens: int
+
+
+@dataclass(frozen=True)
+class TeamLimits:
+    """What the data plane enforces for one team (from `[clients.<team>]`)."""
+
+    requests_per_minute: int | None = None
+    max_concurrent_requests: int | None = None
+    max_tokens: int | None = None
+    budget: TeamBudget | None = None
+
+    @property
+    def counted(self) -> bool:
+        """Whether its requests are counted in the shared store."""
+        return any(v is not None for v in (self.requests_per_minute, self.max_concurrent_requests, self.budget))
+
+
+@dataclass(frozen=True)
 class DataPlaneConfig:
     """How the data plane treats a request.
 
@@ -43,6 +67,11 @@ class DataPlaneConfig:
     telemetry: bool = True
     routes: Mapping[str, frozenset[str]] = field(default_factory=lambda: INFERENCE_ROUTES)
     metric_models: tuple[str, ...] = ()
+    teams: Mapping[str, TeamLimits] = field(default_factory=dict)
+
+    @property
+    def uses_store(self) -> bool:
+        return any(limits.counted for limits in self.teams.values())
 
     def __post_init__(self) -> None:
         unknown = set(self.org_keys) - set(PROVIDER_SLUGS)
@@ -77,8 +106,15 @@ class DataPlaneRuntime:
     reference) to the team it belongs to."""
 
     teams: Mapping[str, str] = field(default_factory=dict)
+    # The shared store's address (the serverless cache's endpoint), when a team is counted.
+    store_host: str | None = None
+    store_port: str | None = None
 
     def to_json(self) -> str:
         """The task definition's value of AIGW_DATA_PLANE_RUNTIME (references
-        inside are interpolated by Terraform; client ids are letters and digits)."""
-        return json.dumps({"teams": dict(self.teams)}, sort_keys=True, separators=(",", ":"))
+        inside are interpolated by Terraform; client ids are letters and digits,
+        the store's host a DNS name and its port a number)."""
+        document: dict[str, object] = {"teams": dict(self.teams)}
+        if self.store_host is not None:
+            document["store"] = {"host": self.store_host, "port": self.store_port}
+        return json.dumps(document, sort_keys=True, separators=(",", ":"))

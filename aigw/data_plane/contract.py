@@ -46,6 +46,7 @@ HARNESS_VARIABLES: tuple[str, ...] = (
     "AIGW_LISTEN",
     "AIGW_GATEWAY_ADDRESS",
     "AIGW_OTLP_ADDRESS",
+    "AIGW_STORE_CA",
 )
 # Where the bundles live in their bucket: <prefix><sha256>.env.
 BUNDLE_KEY_PREFIX = "data-plane/"

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from aigw.data_plane.config import DataPlaneConfig
+from aigw.data_plane.config import DataPlaneConfig, TeamLimits
 from aigw.data_plane.contract import (
     ALB_IDLE_TIMEOUT_SECONDS,
     CLIENT_KEEPALIVE_SECONDS,
@@ -61,13 +62,44 @@ SOURCE_DIR = Path(__file__).resolve().parent.parent.parent / "config" / "data-pl
 LUA_DIR = SOURCE_DIR / "lua"
 TEMPLATE_DIR = SOURCE_DIR / "templates"
 START_COMMAND_FILE = SOURCE_DIR / "start.sh"
+# Amazon's root CAs, which the shared store's certificate chains to (bundled when a team is counted).
+STORE_CA_SOURCE = SOURCE_DIR / "store-ca.pem"
+STORE_CA_FILE = "store-ca.pem"
 
 MAX_USAGE_BODY_BYTES = 1024 * 1024  # answers read for their usage (larger: usage not logged)
 MAX_EVENT_BYTES = 256 * 1024
 USAGE_TAIL_BYTES = 64 * 1024  # of a larger answer, where its top-level usage is read
 MAX_QUEUED_SPANS = 10_000
-METRIC_NAMES: dict[str, str] = {"requests": "Requests", "input": "InputTokens", "output": "OutputTokens"}
+METRIC_NAMES: dict[str, str] = {
+    "requests": "Requests",
+    "input": "InputTokens",
+    "output": "OutputTokens",
+    # Requests let through without their limits because the shared store was unavailable.
+    "unavailable": "LimitsUnavailable",
+    # A team's budget passing its alert threshold.
+    "alerts": "BudgetAlerts",
+}
 ERROR_LOCATION = "/_aigw/errors"
+# The routes whose answers are generated tokens (a team's max_tokens cap applies).
+GENERATING_ROUTES: tuple[str, ...] = ("/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/responses")
+# Streams that report usage only when the request asks (stream_options.include_usage):
+# OpenAI-shaped completions to the providers whose gateway config passes stream_options on.
+STREAM_USAGE_ROUTES: tuple[str, ...] = ("/v1/chat/completions", "/v1/completions")
+STREAM_USAGE_PROVIDERS: tuple[str, ...] = ("openai", "azure-openai")
+# How the data plane talks to the shared store: TLS verified against Amazon's
+# roots (shipped in the bundle as store-ca.pem), short timeouts (a slow store
+# must not slow every request: limits fail open), a per-worker breaker, and
+# how long a request's in-flight entry outlives a task that died mid-request.
+STORE_OPTIONS: dict[str, Any] = {
+    "tls": True,
+    "connect_timeout_ms": 100,
+    "send_timeout_ms": 100,
+    "read_timeout_ms": 200,
+    "pool_size": 32,
+    "idle_ms": 60_000,
+    "breaker_seconds": 5,
+    "inflight_stale_seconds": UPSTREAM_TIMEOUT_SECONDS + 60,
+}
 # nginx variables the Lua code sets for upstream headers (declared in the configuration).
 LUA_HEADER_VARIABLES: dict[str, str] = {
     "x-portkey-azure-resource-name": "aigw_azure_resource_name",
@@ -143,6 +175,7 @@ def server_config(config: DataPlaneConfig) -> str:
         headers=_upstream_headers(),
         accel_headers=ACCEL_HEADERS,
         upstream_timeout=UPSTREAM_TIMEOUT_SECONDS,
+        uses_store=config.uses_store,
     )
 
 
@@ -157,12 +190,25 @@ def main_config(config: DataPlaneConfig) -> str:
 def entrypoint(config: DataPlaneConfig) -> str:
     """The data plane's start (templates/entrypoint.sh.j2), run once the bundle is verified."""
     return _TEMPLATES.get_template("entrypoint.sh.j2").render(
-        listen=DATA_PLANE_PORT, gateway=f"127.0.0.1:{GATEWAY_PORT}"
+        listen=DATA_PLANE_PORT,
+        gateway=f"127.0.0.1:{GATEWAY_PORT}",
+        uses_store=config.uses_store,
+        store_ca=STORE_CA_FILE,
     )
 
 
 def _set(values: Any) -> dict[str, bool]:
     return dict.fromkeys(sorted(values), True)
+
+
+def _team_limits(limits: TeamLimits) -> dict[str, Any]:
+    document: dict[str, Any] = {"counted": limits.counted}
+    for name in ("requests_per_minute", "max_concurrent_requests", "max_tokens"):
+        if getattr(limits, name) is not None:
+            document[name] = getattr(limits, name)
+    if limits.budget is not None:
+        document["budget"] = asdict(limits.budget)
+    return document
 
 
 def settings_document(config: DataPlaneConfig) -> dict[str, Any]:
@@ -217,6 +263,11 @@ def settings_document(config: DataPlaneConfig) -> dict[str, Any]:
             "metric_names": METRIC_NAMES,
             "metric_models": _set(config.all_metric_models),
         },
+        "team_limits": {team: _team_limits(limits) for team, limits in sorted(config.teams.items())},
+        "generating_routes": _set(GENERATING_ROUTES),
+        "stream_usage_routes": _set(STREAM_USAGE_ROUTES),
+        "stream_usage_providers": _set(STREAM_USAGE_PROVIDERS),
+        "store": STORE_OPTIONS if config.uses_store else None,
         "usage": {
             "max_body_bytes": MAX_USAGE_BODY_BYTES,
             "max_event_bytes": MAX_EVENT_BYTES,
@@ -233,7 +284,9 @@ def lua_files() -> dict[str, bytes]:
 def bundle_files(config: DataPlaneConfig) -> dict[str, bytes]:
     """Every file of the bundle, by its path under the data plane's home."""
     settings = json.dumps(settings_document(config), sort_keys=True, indent=1) + "\n"
+    store_files = {STORE_CA_FILE: STORE_CA_SOURCE.read_bytes()} if config.uses_store else {}
     return {
+        **store_files,
         "nginx.conf": main_config(config).encode(),
         "server.conf": server_config(config).encode(),
         "settings.json": settings.encode(),

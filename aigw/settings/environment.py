@@ -12,6 +12,14 @@ from typing import Annotated
 from pydantic import Field, field_validator
 
 from aigw.settings.backend import BackendSettings
+from aigw.settings.clients import (
+    ALL_SCOPES,
+    DEFAULT_TEAM,
+    ClientSettings,
+    SharedStoreSettings,
+    TeamName,
+    team_count_problems,
+)
 from aigw.settings.common import Problem, Section, valid_region
 from aigw.settings.edge import INTERNET_FACING_DEFAULT_CIDRS, EdgeSettings, world_open
 from aigw.settings.emulator import EmulatorSettings
@@ -27,12 +35,16 @@ REMOVED_KEYS: dict[str, str] = {
     "network.num_az": 'removed; list the zones instead, e.g. availability_zones = ["us-east-1a", "us-east-1b"] '
     "(its length is the number of zones; default: the region's first two zones where this project knows them)",
     "gateway.proxy_image": "renamed to gateway.data_plane_image (the data plane is one component with one name)",
+    "features.enable_multi_client": "replaced by one [clients.<team>] table per consuming team (each gets its own "
+    "Cognito app client, scopes and limits; see the configuration reference)",
 }
 
 ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 _TAG_KEY = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
 
-SECTION_NAMES: tuple[str, ...] = ("backend", "network", "gateway", "edge", "observability", "emulator", "features")
+SECTION_NAMES: tuple[str, ...] = (
+    "backend", "network", "gateway", "edge", "observability", "emulator", "shared_store", "features",
+)  # fmt: skip
 
 Tags = dict[Annotated[str, Field(pattern=_TAG_KEY.pattern)], Annotated[str, Field(max_length=256)]]
 
@@ -63,6 +75,15 @@ class EnvironmentSettings(Section):
     edge: EdgeSettings = Field(default_factory=EdgeSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     emulator: EmulatorSettings = Field(default_factory=EmulatorSettings)
+    clients: dict[TeamName, ClientSettings] = Field(
+        default_factory=dict,
+        description="The consuming teams, one `[clients.<team>]` table each (the configuration reference has an "
+        "example). Each gets its own Cognito app client; the load balancer admits only their tokens, and the "
+        "data plane logs, counts and limits each request under its team. Renaming a team replaces its client "
+        "(new id and secret). Needs `edge.enable_jwt_auth`; at most 10. Default: none: one client, team "
+        "`default`, with no limits (a `[clients.default]` table keeps that client).",
+    )
+    shared_store: SharedStoreSettings = Field(default_factory=SharedStoreSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
 
     @field_validator("region")
@@ -122,8 +143,20 @@ class EnvironmentSettings(Section):
             raise ValueError(f"no availability zones for {self.region}; validation should have refused this")
         return zones
 
+    @property
+    def teams(self) -> dict[str, ClientSettings]:
+        """The consuming teams: the [clients] tables, or the one default client
+        as it always was (both scopes, one-hour tokens, no limits)."""
+        return dict(self.clients) if self.clients else {DEFAULT_TEAM: ClientSettings(scopes=list(ALL_SCOPES))}
+
+    @property
+    def needs_shared_store(self) -> bool:
+        return any(client.limited for client in self.clients.values())
+
     def problems(self) -> Iterator[Problem]:
         yield from cross_section_problems(self)
+        for problem in team_count_problems(self.clients):
+            yield Problem("clients", problem.message, frozenset({"clients"}))
         for name in SECTION_NAMES:
             section: Section = getattr(self, name)
             for problem in section.problems():

@@ -64,6 +64,7 @@ def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             frozenset({"gateway", "edge"}),
         )
     yield from _public_access_problems(env)
+    yield from _client_problems(env)
     yield from _load_balancer_capability_problems(env)
     yield from _deployment_problems(env)
     certificate = re.match(ACM_ARN, env.edge.certificate_arn)
@@ -73,6 +74,34 @@ def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             f"the certificate is in {certificate['region']} but the load balancer is in {env.region}; "
             "ACM certificates must be in the load balancer's region",
             frozenset({"edge", "region"}),
+        )
+
+
+def _client_problems(env: EnvironmentSettings) -> Iterator[Problem]:
+    """Teams need JWT auth (the load balancer is what proves who calls), and
+    their counters need a store the target can create."""
+    if env.clients and not env.edge.enable_jwt_auth:
+        yield Problem(
+            "clients",
+            "teams are told apart by the client id of the token the load balancer validates; turn on "
+            "edge.enable_jwt_auth or remove the [clients] tables",
+            frozenset({"clients", "edge"}),
+        )
+    if "shared_store" in env.model_fields_set and not env.needs_shared_store:
+        yield Problem(
+            "shared_store",
+            "no team has requests_per_minute, max_concurrent_requests or a budget, so no store is created; "
+            "remove this table",
+            frozenset({"clients", "shared_store"}),
+        )
+    if env.needs_shared_store and env.emulator.endpoint:
+        limited = ", ".join(name for name, client in env.clients.items() if client.limited)
+        yield Problem(
+            "clients",
+            f"the limits of {limited} are counted in ElastiCache Serverless, which the emulator (moto) does not "
+            "emulate; deploy limits to AWS, or remove requests_per_minute, max_concurrent_requests and budget "
+            "here (the harness tests them against a real Redis)",
+            frozenset({"clients", "emulator"}),
         )
 
 

@@ -38,9 +38,40 @@ describe("settings", function()
         { runtime = '{"teams":{"abc def":"a"}}', problem = "teams: a key is not a client id" },
         { runtime = '{"teams":{"abc":"Team A"}}', problem = "teams: the team of abc is not a team name" },
         { runtime = '{"teams":{"abc":7}}', problem = "teams: the team of abc is not a team name" },
+        { runtime = '{"teams":{"abc":"ops"}}', problem = "teams: abc belongs to ops, which settings.json does not know" },
+        { runtime = '{"teams":{},"store":{"host":"h","port":6379}}',
+          problem = "the runtime settings name a store settings.json does not use" },
     }) do
         it("refuses runtime settings " .. case.runtime .. " (the start fails closed)", function()
             local settings, err = settings_loader.parse(shipped_text(), case.runtime)
+            assert.is_true(settings == nil)
+            assert.equal(case.problem, err)
+        end)
+    end
+
+    local function with_store()
+        local document = cjson.decode(shipped_text())
+        document.store = { tls = true, connect_timeout_ms = 100 }
+        return cjson.encode(document)
+    end
+
+    it("joins the store's address to its options", function()
+        local settings = assert(settings_loader.parse(with_store(),
+            '{"teams":{},"store":{"host":"aigw-x.serverless.use1.cache.amazonaws.com","port":"6379"}}'))
+        assert.same({ host = "aigw-x.serverless.use1.cache.amazonaws.com", port = 6379, tls = true,
+            connect_timeout_ms = 100 }, settings.store)
+    end)
+
+    for _, case in ipairs({
+        { runtime = '{"teams":{}}', problem = "the runtime settings lack the store's address" },
+        { runtime = '{"teams":{},"store":{"host":"a b","port":6379}}', problem = "the store's host is not a host name" },
+        { runtime = '{"teams":{},"store":{"host":"${aws_x.y.endpoint}","port":6379}}',
+          problem = "the store's host is not a host name" },
+        { runtime = '{"teams":{},"store":{"host":"h","port":"${aws_x.y.port}"}}', problem = "the store's port is not a port" },
+        { runtime = '{"teams":{},"store":{"host":"h","port":70000}}', problem = "the store's port is not a port" },
+    }) do
+        it("refuses a store address " .. case.runtime .. " (the start fails closed)", function()
+            local settings, err = settings_loader.parse(with_store(), case.runtime)
             assert.is_true(settings == nil)
             assert.equal(case.problem, err)
         end)

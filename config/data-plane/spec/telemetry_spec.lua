@@ -73,8 +73,43 @@ describe("telemetry.record and drain", function()
             assert.equal(1, #metric.sum.dataPoints)
             sums[metric.name] = metric.sum.dataPoints[1].asInt
         end
-        assert.same({ Requests = "2", InputTokens = "8", OutputTokens = "10" }, sums)
+        assert.same({ Requests = "2", InputTokens = "8", OutputTokens = "10", LimitsUnavailable = "0",
+            BudgetAlerts = "0" }, sums)
         assert.same({}, telemetry.drain(settings, 1003))
+    end)
+
+    local function sums_of(payload)
+        local sums = {}
+        for _, metric in ipairs(cjson.decode(payload).resourceMetrics[1].scopeMetrics[1].metrics) do
+            for _, point in ipairs(metric.sum.dataPoints) do
+                local team
+                for _, attribute in ipairs(point.attributes) do
+                    if attribute.key == "team" then team = attribute.value.stringValue end
+                end
+                sums[metric.name .. "/" .. team] = point.asInt
+            end
+        end
+        return sums
+    end
+
+    it("counts the requests let through while the limits' store was unavailable", function()
+        telemetry.drain(settings, 0)
+        telemetry.record(request({ provider = "openai", client_id = "4mq0client0a", team = "search",
+            limits_unavailable = true }), settings)
+        telemetry.record(request({ provider = "openai", client_id = "4mq0client0a", team = "search" }), settings)
+        local sums = sums_of(telemetry.drain(settings, 1002)[2][2])
+        assert.equal("2", sums["Requests/search"])
+        assert.equal("1", sums["LimitsUnavailable/search"])
+    end)
+
+    it("counts a budget alert under its team", function()
+        telemetry.drain(settings, 0)
+        telemetry.budget_alert("search", settings)
+        local payloads = telemetry.drain(settings, 1002)
+        assert.equal(1, #payloads)  -- no span: it is not a request
+        local sums = sums_of(payloads[1][2])
+        assert.equal("1", sums["BudgetAlerts/search"])
+        assert.equal("0", sums["Requests/search"])
     end)
 
     it("writes only printable text into span attributes", function()

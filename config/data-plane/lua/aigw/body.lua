@@ -114,7 +114,27 @@ function _M.check(body, route, provider, settings)
         return nil, refusal.new(403, "remote-tool", what .. " makes the provider call a host the request names; "
             .. "not offered")
     end
-    return { model = model }
+    return { model = model, max_tokens = _M.max_tokens(document), stream = document.stream == true,
+             stream_options = document.stream_options }
+end
+
+local OUTPUT_BOUNDS = { "max_tokens", "max_completion_tokens", "max_output_tokens" }
+
+-- The most output tokens the body asks for: the largest of the fields a
+-- provider may read it from; nil when one of them is not a whole number
+-- from 1 up (a bound that cannot be read is no bound) or none is there.
+function _M.max_tokens(document)
+    local largest
+    for _, field in ipairs(OUTPUT_BOUNDS) do
+        local value = document[field]
+        if value ~= nil then
+            if type(value) ~= "number" or value < 1 or value ~= math.floor(value) or value > 1e9 then
+                return nil
+            end
+            if not largest or value > largest then largest = value end
+        end
+    end
+    return largest
 end
 
 return _M

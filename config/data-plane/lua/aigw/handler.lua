@@ -12,10 +12,12 @@ local body = require "aigw.body"
 local credentials = require "aigw.credentials"
 local identity = require "aigw.identity"
 local keys = require "aigw.keys"
+local limits = require "aigw.limits"
 local redact = require "aigw.redact"
 local refusal = require "aigw.refusal"
 local request = require "aigw.request"
 local settings_loader = require "aigw.settings"
+local stream_usage = require "aigw.stream_usage"
 local telemetry = require "aigw.telemetry"
 local text = require "aigw.text"
 local usage = require "aigw.usage"
@@ -30,6 +32,7 @@ local settings
 local org_keys = {}          -- provider slug -> the organisation's key
 local credentials_url = ""   -- the task role's credentials endpoint (Bedrock)
 local otlp = {}              -- the collector's OTLP/HTTP address
+local store                  -- the shared store of the teams' counters (nil: no team is counted)
 -- Per worker.
 local role                   -- the task role's credentials, cached (credentials.lua)
 local role_sets = {}         -- the last few sets it handed out, masked in answers too
@@ -38,6 +41,8 @@ local redactor               -- masks every credential this worker holds
 local LARGE_BODY = 8 * 1024 * 1024
 local CREDENTIALS_UNAVAILABLE = refusal.new(503, "credentials",
     "the task role's credentials are unavailable; try again")
+-- The load balancer admits only the stack's app clients; this holds should another reach the task.
+local UNKNOWN_CLIENT = refusal.new(403, "identity", "the token's client is not one of the configured teams")
 
 local function fail(message)
     error("aigw: " .. message, 0)
@@ -68,6 +73,7 @@ function _M.init(prefix)
         end
     end
     otlp.host, otlp.port = otlp_address(settings.telemetry.otlp_host, settings.telemetry.otlp_port)
+    store = settings.store
 end
 
 function _M.credentials_url()
@@ -107,6 +113,7 @@ local function refuse(ctx, decision)
     ctx.rule = decision.rule
     ngx.status = decision.status
     ngx.header["Content-Type"] = "application/json"
+    if decision.retry_after then ngx.header["Retry-After"] = tostring(decision.retry_after) end
     ngx.say(cjson.encode(refusal.body(decision)))
     return ngx.exit(decision.status)
 end
@@ -139,10 +146,39 @@ local function identify(ctx)
     ctx.client_id, ctx.team = who.client_id, who.team
     ngx_var.aigw_client_id = who.client_id
     ngx_var.aigw_team = who.team or ""
+    if not who.team then return UNKNOWN_CLIENT end
+    ctx.limits = settings.team_limits[who.team]
     return nil
 end
 
--- Stage 3 (limits, routing, cache and guardrails join before it): where the
+-- A team's cap on the output tokens one request may ask for.
+local function team_caps(ctx, route, checked)
+    local cap = ctx.limits and ctx.limits.max_tokens
+    ctx.max_tokens = checked.max_tokens
+    if not cap or not settings.generating_routes[route] then return nil end
+    if not checked.max_tokens or checked.max_tokens > cap then
+        return refusal.new(400, "max-tokens", "team " .. ctx.team .. " may ask for at most " .. cap
+            .. " output tokens per request: set max_tokens (or max_completion_tokens, max_output_tokens) to "
+            .. cap .. " or less")
+    end
+    return nil
+end
+
+-- An OpenAI-shaped stream reports usage only when asked: ask on every one,
+-- and strip what the client did not ask for from its stream (stream_usage.lua).
+local function ask_for_stream_usage(ctx, route, provider, data, checked)
+    if not (checked.stream and settings.stream_usage_routes[route] and settings.stream_usage_providers[provider]) then
+        return
+    end
+    if stream_usage.asked(checked.stream_options) then return end
+    local asking = stream_usage.ask(data, checked.stream_options)
+    if asking then
+        ngx_req.set_body_data(asking)
+        ctx.strip_usage = true
+    end
+end
+
+-- Stage 3 (routing, cache and guardrails join before it): where the
 -- request goes and with which credentials.
 local function choose_upstream(ctx)
     local headers, route = ctx.headers, ngx_var.uri
@@ -184,6 +220,9 @@ local function choose_upstream(ctx)
             collectgarbage()  -- give a large body's decoded tables back now, not at the next cycle
         end
         if not checked then return decision end
+        decision = team_caps(ctx, route, checked)
+        if decision then return decision end
+        ask_for_stream_usage(ctx, route, provider, data, checked)
         if checked.model then
             ctx.model = checked.model
             ngx_var.aigw_model = text.clean(checked.model)
@@ -211,7 +250,27 @@ local function choose_upstream(ctx)
     return nil
 end
 
-local STAGES = { check_request, identify, choose_upstream }
+-- Stage 4, last (a request refused earlier is not counted): the team's
+-- limits, in the shared store.
+local function check_limits(ctx)
+    local team_limits = ctx.limits
+    if not (team_limits and team_limits.counted and store) then return nil end
+    local state = {}
+    ctx.limits_state = state
+    local decision = limits.admit(store, ctx.team, team_limits, ngx_var.request_id, ngx.now(), state)
+    if state.unavailable then
+        ngx.log(ngx.WARN, "aigw: limits: store unavailable (", state.unavailable, "); team ", ctx.team,
+            "'s request let through uncounted")
+        ngx_var.aigw_limit = "limits-unavailable"
+    elseif state.shadow then
+        ngx_var.aigw_limit = "budget_shadow"
+        ngx.log(ngx.WARN, "aigw: budget_shadow: team ", ctx.team, " is over its budget (",
+            state.budget_used, " tokens used); let through (shadow mode)")
+    end
+    return decision
+end
+
+local STAGES = { check_request, identify, choose_upstream, check_limits }
 
 function _M.access()
     local ctx = ngx.ctx
@@ -246,6 +305,10 @@ function _M.header_filter()
     end
     ctx.usage = usage.new(ngx.header["Content-Type"], settings.usage)
     ctx.redaction = { lines = ctx.usage.streaming }
+    if ctx.strip_usage and ctx.usage.streaming then
+        ctx.stripping = stream_usage.new_filter()
+        ngx.header["Content-Length"] = nil
+    end
 end
 
 function _M.body_filter()
@@ -254,6 +317,7 @@ function _M.body_filter()
     if not reader then return end
     local chunk, eof = ngx.arg[1], ngx.arg[2]
     reader:feed(chunk)
+    if ctx.stripping then chunk = stream_usage.filter(ctx.stripping, chunk, eof) end
     ngx.arg[1] = redactor:filter(ctx.redaction, chunk, eof)
     if eof then
         local found = reader:finish()
@@ -267,9 +331,47 @@ function _M.body_filter()
     end
 end
 
+local function settle(premature, team, state, tokens)
+    if premature then return end
+    local team_limits = settings.team_limits[team]
+    local total, err = limits.settle(store, team, team_limits, state, tokens, ngx.now())
+    if err then
+        ngx.log(ngx.WARN, "aigw: limits: store unavailable (", err, "); team ", team, "'s ", tokens,
+            " tokens not counted")
+        return
+    end
+    local budget = team_limits.budget
+    if budget and total and limits.crossed_alert(budget, total, tokens) then
+        ngx.log(ngx.WARN, "aigw: budget_alert: team ", team, " has used ", total, " of its ", budget.tokens,
+            " tokens this ", budget.period, " (alert at ", budget.alert_at_percent, " %)")
+        if settings.telemetry.enabled then telemetry.budget_alert(team, settings) end
+    end
+end
+
+-- What a counted request owes the store once it ends: its slot and its tokens.
+local function settle_limits(ctx)
+    local state = ctx.limits_state
+    if not state then return end
+    local budget = ctx.limits.budget
+    local tokens = 0
+    -- An answer (2xx) counts its usage, or when that is unknown its bound;
+    -- an error answer from the provider used no tokens it reported.
+    if budget and ctx.upstream then
+        local status = ngx.status
+        if (status >= 200 and status < 300) or ctx.input_tokens or ctx.output_tokens then
+            tokens = limits.tokens_to_count(budget, ctx.input_tokens, ctx.output_tokens, ctx.max_tokens)
+        end
+    end
+    if state.inflight_id or tokens > 0 then
+        local ok, err = ngx.timer.at(0, settle, ctx.team, state, tokens)
+        if not ok then ngx.log(ngx.ERR, "aigw: limits: cannot settle (", err, ")") end
+    end
+end
+
 function _M.log()
-    if not settings.telemetry.enabled then return end
     local ctx = ngx.ctx
+    settle_limits(ctx)
+    if not settings.telemetry.enabled then return end
     telemetry.record({
         route = settings.routes[ngx_var.uri] and ngx_var.uri or "unmatched",
         status = ngx.status,
@@ -281,6 +383,7 @@ function _M.log()
         client_config = ctx.client_config,
         input_tokens = ctx.input_tokens,
         output_tokens = ctx.output_tokens,
+        limits_unavailable = ctx.limits_state and ctx.limits_state.unavailable and true,
         amzn_trace = ngx_var.http_x_amzn_trace_id,
         started = ngx_req.start_time(),
         ended = ngx.now(),

@@ -45,6 +45,26 @@ local function teams_of(runtime)
     return teams
 end
 
+-- The shared store: its options from settings.json joined with its address
+-- from the runtime settings (the cache's endpoint, known once it exists).
+local function store_of(options, address)
+    if options == nil or options == cjson.null then
+        if address ~= nil then return nil, "the runtime settings name a store settings.json does not use" end
+        return nil
+    end
+    if type(address) ~= "table" then return nil, "the runtime settings lack the store's address" end
+    local host, port = address.host, tonumber(address.port)
+    if type(host) ~= "string" or not host:find("^[%w][%w.-]*$") or #host > 253 then
+        return nil, "the store's host is not a host name"
+    end
+    if not port or port < 1 or port > 65535 or port ~= math.floor(port) then
+        return nil, "the store's port is not a port"
+    end
+    local store = { host = host, port = port }
+    for key, value in pairs(options) do store[key] = value end
+    return store
+end
+
 -- The settings from the text of settings.json and of the runtime settings
 -- (nil or "" when the task carries none). Returns the settings or nil and
 -- what is wrong.
@@ -69,7 +89,17 @@ function _M.parse(text, runtime_text)
     end
     local teams, err = teams_of(runtime)
     if not teams then return nil, err end
+    if type(settings.team_limits) ~= "table" then return nil, "settings.json has no team_limits" end
+    for client_id, team in pairs(teams) do
+        if type(settings.team_limits[team]) ~= "table" then
+            return nil, "teams: " .. client_id .. " belongs to " .. team .. ", which settings.json does not know"
+        end
+    end
     settings.teams = teams
+    local store
+    store, err = store_of(settings.store, runtime.store)
+    if err then return nil, err end
+    settings.store = store
     -- Texts of refusals, built once from the settings (never from a request).
     settings.route_list = concat(sorted_keys(settings.routes), ", ")
     settings.route_help = {}

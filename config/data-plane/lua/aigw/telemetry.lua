@@ -64,9 +64,21 @@ local function attribute(key, value)
     return { key = key, value = { stringValue = text.clean(value) } }
 end
 
+-- The counter of the dimensions of `request`, created at zero.
+local function counter_of(request, settings)
+    local d = _M.dimensions(request, settings)
+    local key = concat({ d.provider, d.model, d.team, d.status }, "\31")
+    local counter = counters[key]
+    if not counter then
+        counter = { dimensions = d, requests = 0, input = 0, output = 0, unavailable = 0, alerts = 0 }
+        counters[key] = counter
+    end
+    return counter
+end
+
 -- Queues the span and counts of one finished request:
 -- request = { route, status, provider, model, client_id, team, rule,
--- client_config, input_tokens, output_tokens, amzn_trace, started, ended }.
+-- client_config, input_tokens, output_tokens, limits_unavailable, amzn_trace, started, ended }.
 function _M.record(request, settings)
     local telemetry = settings.telemetry
     local trace, linked = _M.trace_id(request.amzn_trace, request.ended)
@@ -94,16 +106,17 @@ function _M.record(request, settings)
             status = { code = request.status >= 500 and 2 or 1 },
         }
     end
-    local d = _M.dimensions(request, settings)
-    local key = concat({ d.provider, d.model, d.team, d.status }, "\31")
-    local counter = counters[key]
-    if not counter then
-        counter = { dimensions = d, requests = 0, input = 0, output = 0 }
-        counters[key] = counter
-    end
+    local counter = counter_of(request, settings)
     counter.requests = counter.requests + 1
     counter.input = counter.input + (request.input_tokens or 0)
     counter.output = counter.output + (request.output_tokens or 0)
+    if request.limits_unavailable then counter.unavailable = counter.unavailable + 1 end
+end
+
+-- Counts a team's budget passing its alert threshold (settled after the request's log phase).
+function _M.budget_alert(team, settings)
+    local counter = counter_of({ team = team }, settings)
+    counter.alerts = counter.alerts + 1
 end
 
 local function resource(settings)
@@ -125,7 +138,7 @@ function _M.drain(settings, now)
         local batch = counters
         counters = {}
         local time = format("%d", now * 1e9)
-        local points = { requests = {}, input = {}, output = {} }
+        local points = { requests = {}, input = {}, output = {}, unavailable = {}, alerts = {} }
         for _, counter in pairs(batch) do
             local d = counter.dimensions
             local attributes = { attribute("provider", d.provider), attribute("model", d.model),
@@ -136,7 +149,8 @@ function _M.drain(settings, now)
         end
         local metrics = {}
         for name, metric in pairs(settings.telemetry.metric_names) do
-            metrics[#metrics + 1] = { name = metric, unit = name == "requests" and "1" or "{token}",
+            local tokens = name == "input" or name == "output"
+            metrics[#metrics + 1] = { name = metric, unit = tokens and "{token}" or "1",
                 sum = { dataPoints = points[name], aggregationTemporality = 1, isMonotonic = true } }
         end
         payloads[#payloads + 1] = { "/v1/metrics", cjson.encode({ resourceMetrics = { { resource = resource(settings),
