@@ -16,12 +16,16 @@ replaced. One run starts, on 127.0.0.1 only:
   renders prod's container environment as that commit did, and its start
   command runs under Debian's nginx as that commit's harness ran it;
 - the data plane: prod's synthesized task with its bundle, started with
-  tests.gateway_harness.start_data_plane_process (JWT auth on, org keys injected).
+  tests.gateway_harness.start_data_plane_process (JWT auth on, org keys injected);
+- the data plane with limits: prod with one team whose requests per minute,
+  requests in flight and token budget are all counted (limits too high to
+  trip), its counters in a TLS-only redis-server on loopback standing in for
+  ElastiCache Serverless (tests/tls_store.py).
 
-Three paths, each POST /v1/chat/completions with x-portkey-provider: openai and
+Four paths, each POST /v1/chat/completions with x-portkey-provider: openai and
 the fixture client JWT: direct (wrk -> gateway -> mock), baseline (wrk -> the
-previous data plane -> gateway -> mock) and data plane (wrk -> data plane ->
-gateway -> mock).
+previous data plane -> gateway -> mock), data plane (wrk -> data plane ->
+gateway -> mock) and limits (the same, with two store scripts per request).
 Per round and scenario the paths run one after the other (A B C, the order
 rotated each round) to spread machine noise; reported values are medians over
 rounds, added latencies and throughput ratios are paired within a round.
@@ -60,8 +64,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from aigw.data_plane.contract import DATA_PLANE_PORT, GATEWAY_CONTAINER, GATEWAY_PORT
+from aigw.data_plane.contract import (
+    DATA_PLANE_CONTAINER,
+    DATA_PLANE_PORT,
+    GATEWAY_CONTAINER,
+    GATEWAY_PORT,
+    RUNTIME_VARIABLE,
+)
 from bench.synth import process_tree
+from tests import tls_store
 from tests.gateway_fixtures import CLIENT_JWT, ORG_KEYS, REFERENCES
 from tests.gateway_harness import (
     INTERCEPT,
@@ -146,7 +157,10 @@ class Chain:
 DIRECT = Chain("direct", "direct (wrk -> gateway)")
 BASELINE = Chain("baseline", f"baseline (the data plane of {BASELINE_COMMIT})")
 DATAPLANE = Chain("dataplane", "data plane (nginx + ngx_lua)")
-PATHS = (DIRECT, BASELINE, DATAPLANE)
+LIMITS = Chain("limits", "data plane, team limits in the store")
+PATHS = (DIRECT, BASELINE, DATAPLANE, LIMITS)
+# The team of the limits path: everything counted, nothing ever tripped.
+LIMITS_TEAM = "bench"
 
 
 @dataclass(frozen=True)
@@ -398,28 +412,52 @@ def start_baseline(processes: Processes, home: Path, gateway: Service, sink: Ser
     return Service("baseline", process, port, log, access_log=run / "stdout.log")
 
 
-def start_dataplane(processes: Processes, home: Path, task: TaskDefinition, gateway: Service, sink: Service) -> Service:
+def start_dataplane(
+    processes: Processes,
+    home: Path,
+    task: TaskDefinition,
+    gateway: Service,
+    sink: Service,
+    store: tls_store.Store | None = None,
+) -> Service:
+    """The data plane of ``task``; with ``store``, its counters go there."""
+    references = dict(REFERENCES)
+    if store is not None:
+        runtime = json.loads(task.environment(DATA_PLANE_CONTAINER)[RUNTIME_VARIABLE])
+        references[runtime["store"]["host"][2:-1]] = "127.0.0.1"
+        references[runtime["store"]["port"][2:-1]] = str(store.port)
     process, port = start_data_plane_process(
-        task, ORG_KEYS, home, gateway.port, otlp_port=sink.port, references=REFERENCES
-    )
+        task, ORG_KEYS, home, gateway.port, otlp_port=sink.port, references=references,
+        store_ca=store.ca if store else None,
+    )  # fmt: skip
     processes.started.append(process)
     wait_until_answering(f"http://127.0.0.1:{port}/health", process, "the data plane", home / "stderr.log")
-    return Service("dataplane", process, port, home / "stderr.log", access_log=home / "stdout.log")
+    name = LIMITS.key if store else DATAPLANE.key
+    return Service(name, process, port, home / "stderr.log", access_log=home / "stdout.log")
 
 
-def synthesize_prod(outdir: Path) -> TaskDefinition:
-    """environments/prod.toml's task definition, synthesized as the tests do."""
+def synthesize_prod(outdir: Path) -> tuple[TaskDefinition, TaskDefinition]:
+    """environments/prod.toml's task definition, synthesized as the tests do,
+    and prod's with one team whose limits are all counted (never tripped)."""
     import aigw.fast_import
 
     # Before cdktf is imported: its jsii runtime starts then (bench/synth.py sets the same).
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     aigw.fast_import.install()
-    from aigw.environments import load_environments
+    from aigw.environments import Environment, load_environments
+    from aigw.settings.clients import BudgetSettings, ClientSettings
     from modules.stack import synthesize
 
     (prod,) = [e for e in load_environments() if e.name == "prod"]
-    synthesize([prod], outdir)
-    return TaskDefinition.from_stack(outdir / "stacks" / prod.stack_name / "cdk.tf.json")
+    team = ClientSettings(
+        requests_per_minute=1_000_000, max_concurrent_requests=100_000, budget=BudgetSettings(tokens=10**12)
+    )
+    counted = prod.settings.model_copy(update={"clients": {LIMITS_TEAM: team}})
+    limited = Environment("prod-limits", prod.path, counted)
+    synthesize([prod, limited], outdir)
+    return tuple(  # type: ignore[return-value]
+        TaskDefinition.from_stack(outdir / "stacks" / e.stack_name / "cdk.tf.json") for e in (prod, limited)
+    )
 
 
 # --------------------------------------------------------------------- wrk
@@ -498,6 +536,9 @@ class Bench:
         if chain is not DIRECT:
             front = self.services[chain.key].process.pid
             readers["data_plane"] = lambda: _cpu_seconds(front)
+        if chain is LIMITS:
+            store = self.services["store"].process.pid
+            readers["store"] = lambda: _cpu_seconds(store)
         return readers
 
     def run_completing(self, chain: Chain, threads: int, connections: int, seconds: float) -> Run:
@@ -554,14 +595,16 @@ def check_access_log(service: Service) -> list[str]:
     complete = data[: data.rfind(b"\n") + 1]
     service.access_offset += len(complete)
     statuses: dict[int, int] = {}
-    no_usage = 0
+    no_usage = uncounted = 0
     for line in complete.splitlines():
         if not line.startswith(b"{"):
             continue
         entry = json.loads(line)
         statuses[entry["status"]] = statuses.get(entry["status"], 0) + 1
-        if service.name == "dataplane" and entry["status"] == 200 and entry.get("input_tokens") != MOCK_PROMPT_TOKENS:
-            no_usage += 1
+        if service.name in ("dataplane", "limits") and entry["status"] == 200:
+            no_usage += entry.get("input_tokens") != MOCK_PROMPT_TOKENS
+        # The limits path must measure counting, never the store failing open.
+        uncounted += service.name == "limits" and entry.get("limit") != ""
     problems = []
     bad = {status: n for status, n in statuses.items() if status not in (200, 499)}
     if bad:
@@ -570,6 +613,8 @@ def check_access_log(service: Service) -> list[str]:
         problems.append("no 200 in the access log")
     if no_usage:
         problems.append(f"{no_usage} access lines without the answer's token usage")
+    if uncounted:
+        problems.append(f"{uncounted} requests not counted in the store (limits failed open)")
     return problems
 
 
@@ -619,7 +664,7 @@ class Results:
         return _median([run.rps / direct.rps if direct.rps else math.nan for run, direct in pairs])
 
 
-CPU_GROUPS = ("gateway", "data_plane", "mock", "wrk")
+CPU_GROUPS = ("gateway", "data_plane", "store", "mock", "wrk")
 
 
 def print_scenario(results: Results, scenario: Scenario, rounds: int) -> None:
@@ -675,16 +720,20 @@ def targets(results: Results, scenarios: Sequence[Scenario]) -> list[tuple[str, 
 
 def start_services(processes: Processes, workdir: Path) -> Bench:
     print("synthesizing environments/prod.toml ...", flush=True)
-    task = synthesize_prod(workdir / "synth")
+    task, limited_task = synthesize_prod(workdir / "synth")
     mock, sink = start_mock(processes, workdir / "mock")
     gateway = start_gateway(processes, workdir / "gateway", task, mock, sink)
     baseline = start_baseline(processes, workdir / "baseline", gateway, sink)
     dataplane = start_dataplane(processes, workdir / "dataplane", task, gateway, sink)
-    services = {DIRECT.key: gateway, BASELINE.key: baseline, DATAPLANE.key: dataplane}
+    store = tls_store.start(workdir / "store")
+    processes.started.append(store.process)
+    limits = start_dataplane(processes, workdir / "limits", limited_task, gateway, sink, store)
+    services = {DIRECT.key: gateway, BASELINE.key: baseline, DATAPLANE.key: dataplane, LIMITS.key: limits}
     preflight(services)
     script = workdir / "request.lua"
     write_wrk_script(script)
-    return Bench({**services, "mock": mock}, script)
+    store_service = Service("store", store.process, store.port, store.workdir / "redis.log")
+    return Bench({**services, "mock": mock, "store": store_service}, script)
 
 
 def warm_up(bench: Bench, args: argparse.Namespace, failures: list[str]) -> tuple[Scenario, ...]:
@@ -749,7 +798,7 @@ def print_cpu_bound_estimate(results: Results, saturation: Scenario) -> None:
     per round. Less exposed to scheduling noise than the measured ratio."""
     direct = results.of(saturation, DIRECT)
     costs, shares = [f"gateway {_median([r.cpu_us_per_request('gateway') for r in direct]):.0f} us"], []
-    for chain in (BASELINE, DATAPLANE):
+    for chain in (BASELINE, DATAPLANE, LIMITS):
         runs = results.of(saturation, chain)
         costs.append(f"{chain.key} {_median([r.cpu_us_per_request('data_plane') for r in runs]):.0f} us")
         share = _median(
@@ -788,6 +837,17 @@ def report(results: Results, scenarios: Sequence[Scenario], rounds: int, seconds
     if other > OTHER_LOAD_WARNING:
         print(f"WARNING: other processes kept {other:.2f} cores busy during the runs (median): the figures are noisy")
     print_cpu_bound_estimate(results, scenarios[-1])
+    print("what the team's limits add to the data plane (two store scripts per request, median paired by round):")
+    for scenario in scenarios:
+        pairs = list(zip(results.of(scenario, LIMITS), results.of(scenario, DATAPLANE), strict=True))
+        p50 = _median([a.p50_ms - b.p50_ms for a, b in pairs])
+        p99 = _median([a.p99_ms - b.p99_ms for a, b in pairs])
+        cpu = _median([a.cpu_us_per_request("data_plane") - b.cpu_us_per_request("data_plane") for a, b in pairs])
+        store = _median([a.cpu_us_per_request("store") for a, _ in pairs])
+        print(
+            f"  c={scenario.connections}: {p50:+.2f} ms p50, {p99:+.2f} ms p99, {cpu:+.0f} us data-plane CPU and "
+            f"{store:.0f} us store CPU per request"
+        )
     checks = targets(results, scenarios)
     print("targets (data plane vs direct gateway):")
     for text, met in checks:
@@ -828,7 +888,7 @@ def main(argv: list[str] | None = None) -> int:
             processes.stop_all()
         checks = report(results, scenarios, args.rounds, time.monotonic() - started)
         print(f"gateway (Node) resident memory: {rss_started:.0f} MiB after start-up, {rss_ended:.0f} MiB at the end")
-        for chain in (BASELINE, DATAPLANE):
+        for chain in (BASELINE, DATAPLANE, LIMITS):
             lines = log_tail(bench.services[chain.key].log, 1_000_000).splitlines()
             warnings = [line for line in lines if re.search(r"\[(warn|error|crit|alert|emerg)\]", line)]
             if warnings:

@@ -28,7 +28,7 @@ from tests import processes
 # Before any test imports a provider binding (AIGW_STOCK_PROVIDER_IMPORT=1 turns it off).
 fast_import.install()
 
-pytest_plugins = ["tests.gateway_fixtures"]
+pytest_plugins = ["tests.gateway_fixtures", "tests.team_fixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -24,6 +24,12 @@ def test_the_data_plane_benchmark_runs_every_path_to_a_report() -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "BENCHMARK FAILED" not in result.stdout
-    for path in ("direct (wrk -> gateway)", "baseline (the data plane of", "data plane (nginx + ngx_lua)"):
+    for path in (
+        "direct (wrk -> gateway)",
+        "baseline (the data plane of",
+        "data plane (nginx + ngx_lua)",
+        "data plane, team limits in the store",
+    ):
         rows = re.findall(rf"^  {re.escape(path)}.*$", result.stdout, re.M)
         assert len(rows) == 3, (path, rows)  # one row in each scenario's table
+    assert len(re.findall(r"^  c=\d+: [+-][\d.]+ ms p50, .* store CPU per request$", result.stdout, re.M)) == 3

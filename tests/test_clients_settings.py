@@ -129,3 +129,9 @@ def test_every_problem_of_a_bad_file_in_one_run_with_exit_2_and_nothing_written(
     }
     assert fields == {"clients.Search", "clients.chat.requests_per_minute", "clients.chat.scopes"}, result.stderr
     assert not outdir.exists()
+
+
+def test_jwt_auth_without_any_provider_key_is_refused_before_synthesis(tmp_path: Path) -> None:
+    # Found by the attack run: it passed validation and then failed inside synthesis.
+    lines = problems(tmp_path, JWT.replace("[edge]", "[gateway]\nprovider_keys = []\n\n[edge]"))
+    assert any("test.toml: gateway.provider_keys: empty while edge.enable_jwt_auth is on" in line for line in lines)

@@ -7,158 +7,17 @@ the serverless cache is), with the image's lua-resty-redis
 
 from __future__ import annotations
 
-import json
-import subprocess
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from aigw.data_plane.contract import DATA_PLANE_CONTAINER, RUNTIME_VARIABLE
-from tests.gateway_fixtures import ORG_KEYS, stack_file
-from tests.gateway_harness import GatewayHarness, RunningDataPlane, TaskDefinition, free_port, request
+from tests.gateway_harness import RunningDataPlane
 from tests.mock_providers import MockProvider
+from tests.team_fixtures import CHAT, call, client_id_of
+from tests.tls_store import Store
 
 pytestmark = pytest.mark.gateway
-
-CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
-
-
-def fake_jwt(client_id: str) -> str:
-    import base64
-
-    def part(value: dict[str, str]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
-
-    return f"{part({'alg': 'RS256'})}.{part({'client_id': client_id, 'scope': 'https://gateway.internal/invoke'})}.c2ln"
-
-
-def client_id_of(team: str) -> str:
-    return f"client0{team.replace('-', '0')}0id"
-
-
-@dataclass
-class Store:
-    """A redis-server with TLS only, its certificate from a test CA."""
-
-    port: int
-    ca: Path
-    process: subprocess.Popen[bytes]
-    workdir: Path
-
-    def cli(self, *args: str) -> str:
-        command = ["redis-cli", "--tls", "--cacert", str(self.ca), "-h", "127.0.0.1", "-p", str(self.port), *args]
-        return subprocess.run(command, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def start_again(self) -> None:
-        self.process = _redis(self.workdir, self.port)
-        _wait_for(self)
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def _certificates(directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=aigw test store CA",
-             "-keyout", "ca.key", "-out", "ca.pem", cwd=directory)  # fmt: skip
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key",
-             "-out", "server.csr", cwd=directory)  # fmt: skip
-    (directory / "san.ext").write_text("subjectAltName=DNS:127.0.0.1,IP:127.0.0.1\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-             "-days", "2", "-extfile", "san.ext", "-out", "server.pem", cwd=directory)  # fmt: skip
-
-
-def _redis(directory: Path, port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-         "--tls-cert-file", str(directory / "server.pem"), "--tls-key-file", str(directory / "server.key"),
-         "--tls-ca-cert-file", str(directory / "ca.pem"), "--tls-auth-clients", "no",
-         "--save", "", "--appendonly", "no", "--dir", str(directory)],
-        stdout=(directory / "redis.log").open("ab"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-
-
-def _wait_for(store: Store) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if store.cli("PING") == "PONG":
-                return
-        except subprocess.CalledProcessError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"redis-server did not answer: {(store.workdir / 'redis.log').read_text()[-2000:]}")
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    directory = tmp_path_factory.mktemp("store")
-    _certificates(directory)
-    port = free_port()
-    running = Store(port, directory / "ca.pem", _redis(directory, port), directory)
-    _wait_for(running)
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def teams_task(scenarios_outdir: Path) -> TaskDefinition:
-    return TaskDefinition.from_stack(stack_file(scenarios_outdir, "teams"))
-
-
-def references(task: TaskDefinition, store: Store) -> dict[str, str]:
-    """Terraform's values for the teams' client ids and the store's address."""
-    runtime = json.loads(task.environment(DATA_PLANE_CONTAINER)[RUNTIME_VARIABLE])
-    values = {expression[2:-1]: client_id_of(team) for expression, team in runtime["teams"].items()}
-    values[runtime["store"]["host"][2:-1]] = "127.0.0.1"
-    values[runtime["store"]["port"][2:-1]] = str(store.port)
-    return values
-
-
-@pytest.fixture(scope="module")
-def two_tasks(
-    harness: GatewayHarness, teams_task: TaskDefinition, store: Store
-) -> tuple[RunningDataPlane, RunningDataPlane]:
-    """Two data planes (two tasks) of the teams' stack, one store."""
-    values = references(teams_task, store)
-    return (
-        harness.start_data_plane(ORG_KEYS, "teams-1", task=teams_task, references=values, store_ca=store.ca),
-        harness.start_data_plane(ORG_KEYS, "teams-2", task=teams_task, references=values, store_ca=store.ca),
-    )
-
-
-@pytest.fixture
-def fresh_store(store: Store) -> Store:
-    """No counts of earlier tests (and the store up)."""
-    if store.process.poll() is not None:
-        store.start_again()
-    store.cli("FLUSHALL")
-    return store
-
-
-def call(
-    data_plane: RunningDataPlane, team: str, body: dict[str, Any] | None = None
-) -> tuple[int, dict[str, str], Any, str]:
-    """A chat completion as ``team``: status, headers, the answer (JSON, or the
-    text of a stream) and the trace id its access line carries."""
-    trace = f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
-    headers = {"Authorization": f"Bearer {fake_jwt(client_id_of(team))}", "x-portkey-provider": "openai",
-               "x-amzn-trace-id": trace}  # fmt: skip
-    response = request(f"{data_plane.base_url}/v1/chat/completions", body or CHAT, headers)
-    streamed = response.headers.get("content-type", "").startswith("text/event-stream")
-    return response.status, response.headers, response.body.decode() if streamed else response.json(), trace
 
 
 def test_a_teams_rate_limit_holds_across_two_tasks_and_not_for_other_teams(
@@ -287,16 +146,16 @@ def test_limits_fail_open_when_the_store_dies_mid_run_and_each_such_request_is_l
     fresh_store.stop()
     try:
         log_before = task.file("stderr.log")
-        results = [call(task, "search") for _ in range(6)]  # more than the 3 a minute
-        assert [status for status, *_ in results] == [200] * 6
+        results = [call(task, "search") for _ in range(12)]  # more than the 3 a minute
+        assert [status for status, *_ in results] == [200] * 12
         for _, _, _, trace in results:
             line = task.access_line(trace)
             assert (line["team"], line["limit"]) == ("search", "limits-unavailable"), line
         log = task.file("stderr.log")[len(log_before) :]
-        assert log.count("limits: store unavailable") == 6, log
-        # The breaker: after a failure a worker leaves the store alone for a while, so a dead
-        # store costs one failed connection per worker, not one per request.
-        assert log.count("store skipped after a recent failure") >= 6 - 2, log
+        assert log.count("limits: store unavailable") == 12, log
+        # The breaker: after 3 failures in a row a worker leaves the store alone for a while, so a
+        # dead store costs a few failed connections per worker, not one per request (2 workers).
+        assert log.count("store skipped after recent failures") >= 12 - 2 * 3, log
     finally:
         fresh_store.start_again()
     # Back: counting resumes (the breaker closes within its 5 s).

@@ -84,21 +84,27 @@ ERROR_LOCATION = "/_aigw/errors"
 GENERATING_ROUTES: tuple[str, ...] = ("/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/responses")
 # Streams that report usage only when the request asks (stream_options.include_usage):
 # OpenAI-shaped completions to the providers whose gateway config passes stream_options on.
-STREAM_USAGE_ROUTES: tuple[str, ...] = ("/v1/chat/completions", "/v1/completions")
-STREAM_USAGE_PROVIDERS: tuple[str, ...] = ("openai", "azure-openai")
+# Checked in the 1.15.2 build: Azure's `complete` config has no stream_options (the gateway drops it).
+STREAM_USAGE: dict[str, tuple[str, ...]] = {
+    "/v1/chat/completions": ("openai", "azure-openai"),
+    "/v1/completions": ("openai",),
+}
 # How the data plane talks to the shared store: TLS verified against Amazon's
 # roots (shipped in the bundle as store-ca.pem), short timeouts (a slow store
 # must not slow every request: limits fail open), a per-worker breaker, and
 # how long a request's in-flight entry outlives a task that died mid-request.
 STORE_OPTIONS: dict[str, Any] = {
     "tls": True,
-    "connect_timeout_ms": 100,
-    "send_timeout_ms": 100,
-    "read_timeout_ms": 200,
+    "connect_timeout_ms": 250,
+    "handshake_timeout_ms": 1000,
+    "send_timeout_ms": 200,
+    "read_timeout_ms": 250,
     "pool_size": 32,
     "idle_ms": 60_000,
     "breaker_seconds": 5,
     "inflight_stale_seconds": UPSTREAM_TIMEOUT_SECONDS + 60,
+    # A client gone (499) keeps its slot this long: the gateway's call goes on without it.
+    "abandoned_hold_seconds": 60,
 }
 # nginx variables the Lua code sets for upstream headers (declared in the configuration).
 LUA_HEADER_VARIABLES: dict[str, str] = {
@@ -265,8 +271,7 @@ def settings_document(config: DataPlaneConfig) -> dict[str, Any]:
         },
         "team_limits": {team: _team_limits(limits) for team, limits in sorted(config.teams.items())},
         "generating_routes": _set(GENERATING_ROUTES),
-        "stream_usage_routes": _set(STREAM_USAGE_ROUTES),
-        "stream_usage_providers": _set(STREAM_USAGE_PROVIDERS),
+        "stream_usage": {route: _set(providers) for route, providers in STREAM_USAGE.items()},
         "store": STORE_OPTIONS if config.uses_store else None,
         "usage": {
             "max_body_bytes": MAX_USAGE_BODY_BYTES,

@@ -46,8 +46,10 @@ class BudgetSettings(Section):
         le=10**12,
         description="Tokens (input + output, as the provider reports them) the team may use per period. Checked "
         "before each request: once the period's total reaches it, requests are refused with 429 until the "
-        "period resets. A request already running completes, so the total can pass the budget by the "
-        "requests in flight (at most `max_concurrent_requests` of them, each at most `max_tokens`). Required.",
+        "period resets. A request already running completes, so the total can pass the budget by the tokens "
+        "of the requests in flight: their output (bounded by `max_tokens`) and their input (bounded only by the "
+        "body limit); see docs/data-plane.md. A request whose usage stays unknown counts its bound, never "
+        "zero. Required.",
     )
     period: Literal["day", "month"] = Field(
         "day", description="When the total resets: `day` (00:00 UTC) or `month` (the 1st, 00:00 UTC). Default: `day`."
@@ -70,8 +72,9 @@ class BudgetSettings(Section):
         4096,
         ge=1,
         le=10**7,
-        description="What a request whose usage cannot be known (an answer cut off, a provider that reported "
-        "none) counts against the budget when it named no `max_tokens`: never zero. Default: 4096.",
+        description="The output a request whose usage cannot be known (an answer cut off, a client gone, a "
+        "provider that reported none) counts against the budget when it named no `max_tokens` (plus its input, "
+        "estimated from its body): never zero. Default: 4096.",
     )
 
 
@@ -110,8 +113,9 @@ class ClientSettings(Section):
         le=1_000_000,
         description="The most output tokens one request may ask for: on the generating routes (chat "
         "completions, completions, messages, responses) a request must name `max_tokens`, "
-        "`max_completion_tokens` or `max_output_tokens` of at most this, or it is refused with 400 (no provider "
-        "default stands in: they differ by provider and model). With `budget`, the hard bound on how far one "
+        "`max_completion_tokens` or `max_output_tokens` so that it times the answers asked for (`n`, "
+        "`best_of`) is at most this, or it is refused with 400 (no provider default stands in: they differ by "
+        "provider and model). With `budget`, the hard bound on how far one "
         "request can pass it. Default: none.",
     )
     budget: BudgetSettings | None = Field(None, description="The team's token budget. Default: none.")

@@ -49,6 +49,13 @@ def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             "or remove this key (the secrets are still created)",
             frozenset({"gateway", "edge"}),
         )
+    if env.edge.enable_jwt_auth and not env.gateway.provider_keys:
+        yield Problem(
+            "gateway.provider_keys",
+            "empty while edge.enable_jwt_auth is on: authenticated clients are served with the organisation's "
+            "keys (and Bedrock through the task role beside them), so list at least one provider",
+            frozenset({"gateway", "edge"}),
+        )
     if "azure" in env.gateway.provider_keys and env.gateway.azure is None:
         yield Problem(
             "gateway.azure",

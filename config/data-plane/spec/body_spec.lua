@@ -24,18 +24,24 @@ end
 
 describe("body.check", function()
     it("passes a chat request and returns its model", function()
-        assert.same({ model = "gpt-4o", stream = false }, check(messages()))
+        assert.same({ model = "gpt-4o", stream = false, choices = 1 }, check(messages()))
     end)
 
     it("passes a request without a model", function()
-        assert.same({ stream = false }, check({ input = "x" }, "/v1/moderations"))
+        assert.same({ stream = false, choices = 1 }, check({ input = "x" }, "/v1/moderations"))
     end)
 
     it("returns whether it streams, its stream options and the most output tokens it asks for", function()
-        assert.same({ model = "gpt-4o", stream = true, stream_options = { include_usage = false }, max_tokens = 900 },
-            check(messages({ stream = true, stream_options = { include_usage = false }, max_tokens = 10,
-                max_completion_tokens = 900 })))
+        assert.same({ model = "gpt-4o", stream = true, stream_options = { include_usage = false }, max_tokens = 900,
+            choices = 4 }, check(messages({ stream = true, stream_options = { include_usage = false }, max_tokens = 10,
+                max_completion_tokens = 900, n = 2, best_of = 4 })))
     end)
+
+    for _, count in ipairs({ 0, 1.5, "2", true }) do
+        it("reads no answer count from n = " .. tostring(count), function()
+            assert.is_nil(check(messages({ n = count })).choices)
+        end)
+    end
 
     for _, bound in ipairs({ 0, -1, 1.5, "100", true, 2e9 }) do
         it("reads no bound from an output-token field of " .. tostring(bound), function()

@@ -59,17 +59,33 @@ describe("limits.rate_retry_after", function()
     end)
 end)
 
-describe("limits.tokens_to_count", function()
+describe("limits.bound", function()
     local budget = { unknown_usage_tokens = 4096 }
 
-    it("counts the usage the answer reported", function()
-        assert.same({ 30, true }, { limits.tokens_to_count(budget, 10, 20, 512) })
-        assert.same({ 10, true }, { limits.tokens_to_count(budget, 10, nil, 512) })
+    it("is the output asked for, times the answers, plus the input estimated from the body", function()
+        assert.equal(512 * 3 + 250, limits.bound(budget, 512, 3, 1000))
+        assert.equal(4096 + 1, limits.bound(budget, nil, nil, 3))
+    end)
+end)
+
+describe("limits.tokens_to_count", function()
+    it("counts the usage the answer reported, whatever the status", function()
+        assert.equal(30, limits.tokens_to_count(10, 20, 900, true, 200))
+        assert.equal(10, limits.tokens_to_count(10, nil, 900, true, 499))
     end)
 
-    it("never counts unknown usage as zero: the request's bound, else the team's default", function()
-        assert.same({ 512, false }, { limits.tokens_to_count(budget, nil, nil, 512) })
-        assert.same({ 4096, false }, { limits.tokens_to_count(budget, nil, nil, nil) })
+    it("never counts unknown usage as zero once the provider may have worked", function()
+        for _, status in ipairs({ 200, 408, 499, 500, 502, 504 }) do
+            assert.equal(900, limits.tokens_to_count(nil, nil, 900, true, status))
+        end
+    end)
+
+    it("counts nothing when the gateway was not called or the answer was a refusal", function()
+        assert.equal(0, limits.tokens_to_count(nil, nil, 900, false, 413))
+        assert.equal(0, limits.tokens_to_count(nil, nil, 900, false, 502))
+        for _, status in ipairs({ 400, 401, 403, 404, 429 }) do
+            assert.equal(0, limits.tokens_to_count(nil, nil, 900, true, status))
+        end
     end)
 end)
 

@@ -114,11 +114,29 @@ function _M.check(body, route, provider, settings)
         return nil, refusal.new(403, "remote-tool", what .. " makes the provider call a host the request names; "
             .. "not offered")
     end
-    return { model = model, max_tokens = _M.max_tokens(document), stream = document.stream == true,
-             stream_options = document.stream_options }
+    return { model = model, max_tokens = _M.max_tokens(document), choices = _M.choices(document),
+             stream = document.stream == true, stream_options = document.stream_options }
 end
 
 local OUTPUT_BOUNDS = { "max_tokens", "max_completion_tokens", "max_output_tokens" }
+-- Fields that ask for several answers, each up to the output bound.
+local CHOICE_COUNTS = { "n", "best_of" }
+
+-- How many answers the body asks for (1 when it names none); nil when a
+-- count is not a whole number from 1 (a count that cannot be read is no bound).
+function _M.choices(document)
+    local most = 1
+    for _, field in ipairs(CHOICE_COUNTS) do
+        local value = document[field]
+        if value ~= nil then
+            if type(value) ~= "number" or value < 1 or value ~= math.floor(value) or value > 1e6 then
+                return nil
+            end
+            if value > most then most = value end
+        end
+    end
+    return most
+end
 
 -- The most output tokens the body asks for: the largest of the fields a
 -- provider may read it from; nil when one of them is not a whole number

@@ -154,12 +154,12 @@ end
 -- A team's cap on the output tokens one request may ask for.
 local function team_caps(ctx, route, checked)
     local cap = ctx.limits and ctx.limits.max_tokens
-    ctx.max_tokens = checked.max_tokens
+    ctx.max_tokens, ctx.choices = checked.max_tokens, checked.choices
     if not cap or not settings.generating_routes[route] then return nil end
-    if not checked.max_tokens or checked.max_tokens > cap then
+    if not checked.max_tokens or not checked.choices or checked.max_tokens * checked.choices > cap then
         return refusal.new(400, "max-tokens", "team " .. ctx.team .. " may ask for at most " .. cap
-            .. " output tokens per request: set max_tokens (or max_completion_tokens, max_output_tokens) to "
-            .. cap .. " or less")
+            .. " output tokens per request: set max_tokens (or max_completion_tokens, max_output_tokens) so "
+            .. "that it times the choices asked for (n, best_of) is " .. cap .. " or less")
     end
     return nil
 end
@@ -167,9 +167,8 @@ end
 -- An OpenAI-shaped stream reports usage only when asked: ask on every one,
 -- and strip what the client did not ask for from its stream (stream_usage.lua).
 local function ask_for_stream_usage(ctx, route, provider, data, checked)
-    if not (checked.stream and settings.stream_usage_routes[route] and settings.stream_usage_providers[provider]) then
-        return
-    end
+    local providers = settings.stream_usage[route]
+    if not (checked.stream and providers and providers[provider]) then return end
     if stream_usage.asked(checked.stream_options) then return end
     local asking = stream_usage.ask(data, checked.stream_options)
     if asking then
@@ -255,9 +254,21 @@ end
 local function check_limits(ctx)
     local team_limits = ctx.limits
     if not (team_limits and team_limits.counted and store) then return nil end
+    -- An upload's body is read before it is counted: nginx refusing it later
+    -- (too large, a bad chunk) would end the request where nothing settles.
+    if settings.multipart_routes[ngx_var.uri] then ngx_req.read_body() end
     local state = {}
     ctx.limits_state = state
     local decision = limits.admit(store, ctx.team, team_limits, ngx_var.request_id, ngx.now(), state)
+    if decision then return decision end
+    -- What the log phase settles, in variables: they outlive an internal
+    -- redirect (nginx's own error pages), which clears ngx.ctx.
+    ngx_var.aigw_settle_team = ctx.team
+    ngx_var.aigw_settle_slot = state.inflight_id or ""
+    if team_limits.budget then
+        ngx_var.aigw_settle_bound = limits.bound(team_limits.budget, ctx.max_tokens, ctx.choices,
+            not settings.multipart_routes[ngx_var.uri] and tonumber(ngx_var.content_length) or 0)
+    end
     if state.unavailable then
         ngx.log(ngx.WARN, "aigw: limits: store unavailable (", state.unavailable, "); team ", ctx.team,
             "'s request let through uncounted")
@@ -267,7 +278,7 @@ local function check_limits(ctx)
         ngx.log(ngx.WARN, "aigw: budget_shadow: team ", ctx.team, " is over its budget (",
             state.budget_used, " tokens used); let through (shadow mode)")
     end
-    return decision
+    return nil
 end
 
 local STAGES = { check_request, identify, choose_upstream, check_limits }
@@ -331,13 +342,20 @@ function _M.body_filter()
     end
 end
 
-local function settle(premature, team, state, tokens)
-    if premature then return end
+-- Settles one request with the store, in a timer (the log phase cannot
+-- reach it): tried again a few times, never skipped by the admission
+-- breaker, and tried even when the worker is exiting: a slot left behind
+-- would hold the team's concurrency until it goes stale.
+local SETTLE_RETRY_SECONDS = { 1, 3 }
+
+local function settle(premature, team, slot, hold, tokens, attempt)
     local team_limits = settings.team_limits[team]
-    local total, err = limits.settle(store, team, team_limits, state, tokens, ngx.now())
+    local total, err = limits.settle(store, team, team_limits, slot, hold, tokens, ngx.now())
     if err then
-        ngx.log(ngx.WARN, "aigw: limits: store unavailable (", err, "); team ", team, "'s ", tokens,
-            " tokens not counted")
+        local again = not premature and SETTLE_RETRY_SECONDS[attempt]
+        if again and ngx.timer.at(again, settle, team, slot, hold, tokens, attempt + 1) then return end
+        ngx.log(ngx.WARN, "aigw: limits: store unavailable (", err, "); team ", team, "'s slot and ", tokens,
+            " tokens not settled")
         return
     end
     local budget = team_limits.budget
@@ -348,24 +366,34 @@ local function settle(premature, team, state, tokens)
     end
 end
 
--- What a counted request owes the store once it ends: its slot and its tokens.
+-- What a counted request owes the store once it ends, from the variables
+-- check_limits set (ctx is gone after an internal redirect): its slot, and
+-- its tokens: the usage the answer reported, or when that is unknown and the
+-- gateway was called (the provider may have worked: an answer cut off, a
+-- client gone, a timeout), the request's bound; nothing for a request the
+-- provider refused outright. A client gone (499) keeps its slot a while: the
+-- gateway's call to the provider goes on without it.
 local function settle_limits(ctx)
-    local state = ctx.limits_state
-    if not state then return end
-    local budget = ctx.limits.budget
+    local team = ngx_var.aigw_settle_team
+    if team == "" or not settings.team_limits[team] then return end
+    ngx_var.aigw_settle_team = ""
+    local status, called = ngx.status, ngx_var.upstream_addr ~= nil and ngx_var.upstream_addr ~= ""
     local tokens = 0
-    -- An answer (2xx) counts its usage, or when that is unknown its bound;
-    -- an error answer from the provider used no tokens it reported.
-    if budget and ctx.upstream then
-        local status = ngx.status
-        if (status >= 200 and status < 300) or ctx.input_tokens or ctx.output_tokens then
-            tokens = limits.tokens_to_count(budget, ctx.input_tokens, ctx.output_tokens, ctx.max_tokens)
-        end
+    if settings.team_limits[team].budget then
+        tokens = limits.tokens_to_count(ctx.input_tokens, ctx.output_tokens, tonumber(ngx_var.aigw_settle_bound),
+            called, status)
     end
-    if state.inflight_id or tokens > 0 then
-        local ok, err = ngx.timer.at(0, settle, ctx.team, state, tokens)
+    local slot = ngx_var.aigw_settle_slot
+    local hold = slot ~= "" and called and status == 499
+    if slot ~= "" or tokens > 0 then
+        local ok, err = ngx.timer.at(0, settle, team, slot, hold, tokens, 1)
         if not ok then ngx.log(ngx.ERR, "aigw: limits: cannot settle (", err, ")") end
     end
+end
+
+-- The log phase of a request nginx redirected to one of its own error pages.
+function _M.log_redirected()
+    settle_limits(ngx.ctx)
 end
 
 function _M.log()

@@ -57,14 +57,21 @@ end
 return {0, current, last, used}
 ]]
 
--- KEYS: in flight, budget total. ARGV: request id ('' if not counted), tokens
--- (0: none), seconds the total lives. Returns the budget total after.
+-- KEYS: in flight, budget total. ARGV: request id ('' if not counted), the
+-- score that holds its slot a while longer ('' frees it now), tokens (0:
+-- none), seconds the total lives. Returns the budget total after.
 local SETTLE = [[
-if ARGV[1] ~= '' then redis.call('ZREM', KEYS[1], ARGV[1]) end
-local tokens = tonumber(ARGV[2])
+if ARGV[1] ~= '' then
+  if ARGV[2] ~= '' then
+    redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[2]), ARGV[1])
+  else
+    redis.call('ZREM', KEYS[1], ARGV[1])
+  end
+end
+local tokens = tonumber(ARGV[3])
 if tokens > 0 then
   local total = redis.call('INCRBY', KEYS[2], tokens)
-  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
   return total
 end
 return 0
@@ -79,8 +86,10 @@ end
 local SCRIPTS = { admit = { text = ADMIT, sha = hex(ngx.sha1_bin(ADMIT)) },
                   settle = { text = SETTLE, sha = hex(ngx.sha1_bin(SETTLE)) } }
 
--- Per worker: when the store may be tried again after a failure.
-local down_until = 0
+-- Per worker: failures in a row, and when the store may be tried again after
+-- BREAKER_FAILURES of them.
+local failures, down_until = 0, 0
+local BREAKER_FAILURES = 3
 
 -- The store's keys of a team for a request at `now` (seconds).
 function _M.keys(team, now, period)
@@ -123,12 +132,15 @@ end
 local function connect(store)
     local redis = require "resty.redis"
     local red = redis:new()
-    red:set_timeouts(store.connect_timeout_ms, store.send_timeout_ms, store.read_timeout_ms)
+    -- A new connection's TLS handshake gets longer than a command: a burst of
+    -- them (a task starting under load) must not look like a dead store.
+    red:set_timeouts(store.connect_timeout_ms, store.handshake_timeout_ms, store.handshake_timeout_ms)
     local ok, err = red:connect(store.host, store.port, {
         ssl = store.tls, ssl_verify = store.tls, server_name = store.tls and store.host or nil,
         pool = "aigw-store", pool_size = store.pool_size,
     })
     if not ok then return nil, err end
+    red:set_timeouts(store.connect_timeout_ms, store.send_timeout_ms, store.read_timeout_ms)
     return red
 end
 
@@ -144,9 +156,8 @@ local function run(red, script, keys, args)
     return res, err
 end
 
--- Runs `script` in the store: its result, or nil and why (the breaker opens).
-local function call(store, script, keys, args, now)
-    if now < down_until then return nil, "store skipped after a recent failure" end
+-- Runs `script` in the store: its result, or nil and why.
+local function call(store, script, keys, args)
     local red, err = connect(store)
     local res
     if red then
@@ -157,15 +168,24 @@ local function call(store, script, keys, args, now)
             red:close()
         end
     end
-    if not res then
-        down_until = now + store.breaker_seconds
-        return nil, tostring(err)
-    end
+    if not res then return nil, tostring(err) end
     return res
 end
 
-function _M.reset_breaker()
-    down_until = 0
+-- An admission: skipped while the breaker is open; BREAKER_FAILURES failures
+-- in a row open it for store.breaker_seconds.
+local function call_guarded(store, script, keys, args, now)
+    if now < down_until then return nil, "store skipped after recent failures" end
+    local res, err = call(store, script, keys, args)
+    if res then
+        failures = 0
+        return res
+    end
+    failures = failures + 1
+    if failures >= BREAKER_FAILURES then
+        failures, down_until = 0, now + store.breaker_seconds
+    end
+    return nil, err
 end
 
 local function over(status, rule, message, retry_after)
@@ -184,7 +204,7 @@ function _M.admit(store, team, limits, request_id, now, state)
     local now_ms = floor(now * 1000)
     local into = now_ms % MINUTE_MS
     local refuses = budget and budget.mode == "enforce"
-    local res, err = call(store, SCRIPTS.admit,
+    local res, err = call_guarded(store, SCRIPTS.admit,
         { keys.rate, keys.last_rate, keys.inflight, keys.budget },
         { now_ms, into, limits.requests_per_minute or 0, limits.max_concurrent_requests or 0,
           store.inflight_stale_seconds * 1000, request_id, budget and budget.tokens or 0, refuses and "1" or "0" },
@@ -212,28 +232,40 @@ function _M.admit(store, team, limits, request_id, now, state)
     return nil
 end
 
--- The tokens a finished request counts against the budget: its usage, or
--- when that is unknown, what it asked for at most, or the team's default.
-function _M.tokens_to_count(budget, input_tokens, output_tokens, max_tokens)
-    if input_tokens or output_tokens then
-        return (input_tokens or 0) + (output_tokens or 0), true
-    end
-    return max_tokens or budget.unknown_usage_tokens, false
+-- What a request counts against the budget when its usage stays unknown:
+-- the output it may ask for (its max_tokens, or the team's default, times
+-- the answers it asks for) plus its input, estimated from its JSON body's
+-- bytes (about 4 per token; an over-estimate for JSON).
+function _M.bound(budget, max_tokens, choices, body_bytes)
+    return (max_tokens or budget.unknown_usage_tokens) * (choices or 1) + ceil((body_bytes or 0) / 4)
 end
 
--- After the request (in a timer: the log phase cannot reach the store): frees
--- its in-flight slot and adds its tokens to the budget. Returns the budget
--- total after, or nil and why.
-function _M.settle(store, team, limits, state, tokens, now)
+-- The tokens a finished request counts: its usage when the answer reported
+-- any; else its bound when the gateway was called and the answer was not a
+-- refusal (a 4xx other than a timeout, 408, or a client gone, 499), since the
+-- provider may have worked; else none. Never zero for usage that is unknown.
+function _M.tokens_to_count(input_tokens, output_tokens, bound, called, status)
+    if input_tokens or output_tokens then
+        return (input_tokens or 0) + (output_tokens or 0)
+    end
+    local refused = status >= 400 and status < 500 and status ~= 408 and status ~= 499
+    if called and bound and not refused then return bound end
+    return 0
+end
+
+-- After the request: frees its in-flight slot (`hold`: keeps it for
+-- store.abandoned_hold_seconds more, for a client gone while the provider
+-- works on) and adds its tokens to the budget. Returns the budget total
+-- after (0 without tokens), or nil and why. Not behind the breaker.
+function _M.settle(store, team, limits, slot, hold, tokens, now)
     local budget = limits.budget
-    if not state.inflight_id and not (budget and tokens > 0) then return nil end
     local keys = _M.keys(team, now, budget and budget.period)
     local life = budget and ceil(_M.period_left(now, budget.period)) + 3600 or 1
-    -- While the breaker is open this is skipped too: a slot left behind goes
-    -- stale after store.inflight_stale_seconds, and the tokens go uncounted
-    -- (limits fail open; docs/data-plane.md).
-    return call(store, SCRIPTS.settle, { keys.inflight, keys.budget },
-        { state.inflight_id or "", budget and tokens or 0, life }, now)
+    local held = ""
+    if slot ~= "" and hold then
+        held = floor((now - store.inflight_stale_seconds + store.abandoned_hold_seconds) * 1000)
+    end
+    return call(store, SCRIPTS.settle, { keys.inflight, keys.budget }, { slot, held, budget and tokens or 0, life })
 end
 
 -- Whether the total crossed the alert threshold with this request's tokens
