@@ -60,9 +60,10 @@ setup: ## Install Python (pipenv, .venv), Node (cdktf-cli, Node 22, gateway) and
 # Debian packages the local harness, the Lua unit tests and the benchmark run:
 # nginx with ngx_lua, LuaJIT's lua-resty-core and cjson (the data plane's code;
 # the image is OpenResty, which has them built in), busted (the Lua tests),
-# BusyBox (the tools of the image's Alpine, which run its start command) and
-# wrk. Installed only when missing.
-SYSTEM_PACKAGES := nginx-light libnginx-mod-http-lua lua-resty-core lua-cjson lua-busted busybox wrk
+# BusyBox (the tools of the image's Alpine, which run its start command),
+# wrk, and redis-server and openssl (the stand-in for the teams' shared store,
+# over TLS). Installed only when missing.
+SYSTEM_PACKAGES := nginx-light libnginx-mod-http-lua lua-resty-core lua-cjson lua-busted busybox wrk redis-server openssl
 system-deps: ## Install the harness's Debian packages when missing (apt-get; needs root)
 	@missing=""; for package in $(SYSTEM_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "ok installed" || missing="$$missing $$package"; done; \

@@ -439,7 +439,8 @@ class GatewayHarness:
 
 
 def system_tools_missing() -> list[str]:
-    missing = [tool for tool in ("nginx", "busybox") if shutil.which(tool, path=SYSTEM_PATH) is None]
+    tools = ("nginx", "busybox", "redis-server", "redis-cli", "openssl")
+    missing = [tool for tool in tools if shutil.which(tool, path=SYSTEM_PATH) is None]
     lua = [Path("/usr/lib/nginx/modules/ngx_http_lua_module.so"), Path("/usr/share/lua/5.1/resty/core.lua")]
     return missing + [str(path) for path in lua if not path.exists()]
 
