@@ -206,6 +206,8 @@ def _unknown_key_message(loc: tuple[int | str, ...]) -> str:
     model: type[BaseModel] | None = EnvironmentSettings
     keyed = False
     for part in loc[:-1]:
+        if isinstance(part, int):  # an item of a list of tables (``list[X]``): same model
+            continue
         if keyed:  # the name of one table in a table of named tables (``dict[str, X]``): same model
             keyed = False
             continue

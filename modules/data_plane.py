@@ -47,11 +47,20 @@ from cdktf_cdktf_provider_aws.s3_object import S3Object
 from constructs import Construct
 
 from aigw.data_plane.bundle import Bundle, pack
-from aigw.data_plane.config import AzureTarget, DataPlaneConfig, DataPlaneRuntime, TeamBudget, TeamLimits
+from aigw.data_plane.config import (
+    AzureTarget,
+    DataPlaneConfig,
+    DataPlaneRuntime,
+    Route,
+    RouteTarget,
+    TeamBudget,
+    TeamLimits,
+)
 from aigw.data_plane.contract import BUNDLE_KEY_PREFIX
 from aigw.data_plane.render import bundle_files
 from aigw.settings import EnvironmentSettings
 from aigw.settings.clients import ClientSettings
+from aigw.settings.routing import RouteSettings, provider_slug
 from modules.context import StackContext
 from modules.grants import Statement, deny_insecure_transport, grant_object_read, policy_document
 from modules.kms import customer_managed_key
@@ -75,6 +84,22 @@ def data_plane_config(settings: EnvironmentSettings, environment: str) -> DataPl
         bedrock_region=settings.region if jwt else None,
         environment=environment,
         teams=teams,
+        routing={name: route_config(route) for name, route in settings.routing.items()},
+        default_route=next((name for name, route in settings.routing.items() if route.default), None),
+    )
+
+
+def route_config(route: RouteSettings) -> Route:
+    codes = route.on_status_codes
+    retry_codes = route.retry_on_status_codes
+    return Route(
+        strategy=route.strategy,
+        targets=tuple(RouteTarget(provider_slug(t.provider), t.model, t.weight) for t in route.targets),
+        on_status_codes=tuple(codes) if codes is not None else None,
+        retry_attempts=route.retry_attempts,
+        retry_on_status_codes=tuple(retry_codes) if retry_codes is not None else None,
+        skip_after_failures=route.skip_after_failures,
+        skip_seconds=route.skip_seconds,
     )
 
 

@@ -301,6 +301,18 @@ def grant_metrics_in_namespace(namespace: str) -> Statement:
     }
 
 
+def grant_parameters_read(parameter_arns: Sequence[str]) -> list[Statement]:
+    """Read exactly these SSM parameters (String: no key to decrypt)."""
+    return [
+        {
+            "Sid": "ReadRoutingConfigs",
+            "Effect": "Allow",
+            "Action": ["ssm:GetParameter", "ssm:GetParameters"],
+            "Resource": list(parameter_arns),
+        }
+    ]
+
+
 def grant_object_read(bucket_arn: str, key_prefix: str, *, kms_key_arn: str, region: str) -> list[Statement]:
     """Read the objects under ``key_prefix`` of one bucket (and where it is),
     decrypting only through S3: what ECS needs to fetch an environment file."""

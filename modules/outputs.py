@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from modules.compute import ComputeOutputs
     from modules.edge import EdgeOutputs
     from modules.network import NetworkOutputs
+    from modules.routing import RoutingOutputs
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Wiring:
     auth: AuthOutputs
     compute: ComputeOutputs
     dashboard_name: str
+    routing: RoutingOutputs | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,10 @@ OUTPUTS: tuple[StackOutput, ...] = (
     StackOutput("provider_secret_arns", "Secrets Manager ARNs of the provider API keys (values set by operators)",
                 lambda w: w.compute.provider_secret_arns),
     StackOutput("dashboard_name", "Name of the CloudWatch dashboard", lambda w: w.dashboard_name),
+    StackOutput("routing_config_parameters", "SSM parameter of each route's config, without credentials "
+                "(`[routing.<name>]`; empty without routes)", lambda w: w.routing.parameters if w.routing else {}),
+    StackOutput("routing_read_policy_arn", "Managed policy that reads exactly those parameters, to attach to "
+                "clients' roles (empty without routes)", lambda w: w.routing.read_policy_arn if w.routing else ""),
     StackOutput("cognito_client_secrets", "App client secret of each team (sensitive: `cdktf output` hides it; "
                 "`make token TEAM=<team>` reads it)", lambda w: w.auth.client_secrets, sensitive=True),
 )  # fmt: skip

@@ -27,6 +27,7 @@ from modules.monitoring import MonitoredService, Monitoring
 from modules.network import INTERFACE_ENDPOINTS, Network
 from modules.observability import Observability
 from modules.outputs import OUTPUTS, Wiring
+from modules.routing import RouteDiscovery, RoutingOutputs
 from modules.shared_store import SharedStore
 
 # Every service the stack calls, pointed at the emulator when one is configured.
@@ -162,10 +163,17 @@ class GatewayStack(TerraformStack):
             if settings.needs_shared_store
             else None
         )
+        data_plane_settings = data_plane_config(settings, environment.name)
+        routing: RoutingOutputs | None = None
+        if data_plane_settings.default_route is not None:
+            routing = RouteDiscovery(
+                self, "routing", routes=dict(data_plane_settings.routing),
+                default=data_plane_settings.default_route, context=context,
+            ).outputs  # fmt: skip
         data_plane = DataPlane(
             self,
             "data-plane",
-            config=data_plane_config(settings, environment.name),
+            config=data_plane_settings,
             runtime=DataPlaneRuntime(
                 teams={client_id: team for team, client_id in auth.client_ids.items()},
                 store_host=store.outputs.host if store else None,
@@ -210,8 +218,9 @@ class GatewayStack(TerraformStack):
         )
 
         wiring = Wiring(
-            network=network, edge=edge, auth=auth, compute=compute, dashboard_name=monitoring.dashboard_name
-        )
+            network=network, edge=edge, auth=auth, compute=compute, dashboard_name=monitoring.dashboard_name,
+            routing=routing,
+        )  # fmt: skip
         for output in OUTPUTS:
             # `sensitive` only where true (None: the key is not written at all).
             TerraformOutput(

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from aigw.environments import Environment
 from aigw.settings import AzureSettings, BackendSettings, EdgeSettings, EnvironmentSettings
 from aigw.settings.clients import BudgetSettings, ClientSettings
+from aigw.settings.routing import RouteSettings, RouteTarget
 
 CERTIFICATE_ARN = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
 DIGEST = "sha256:" + "0" * 64
@@ -23,6 +24,47 @@ DATA_PLANE_DIGEST = "sha256:" + "1" * 64
 EMULATOR_ENDPOINT = "http://127.0.0.1:4566"
 # The Azure deployment of the data-plane scenario ("org-keys"), which the gateway tier runs.
 ORG_KEYS_AZURE = AzureSettings(resource_name="example-openai", deployment_id="gpt-4o", api_version="2024-10-21")
+
+
+def _targets(*targets: str) -> list[RouteTarget]:
+    """Targets from ``provider`` or ``provider:weight`` or ``provider=model``."""
+    built = []
+    for target in targets:
+        provider, _, model = target.partition("=")
+        provider, _, weight = provider.partition(":")
+        fields = {"provider": provider, "model": model or None, "weight": int(weight) if weight else None}
+        built.append(RouteTarget.model_validate(fields))
+    return built
+
+
+# The "routing" scenario's routes: one per behaviour a test drives (a
+# target's failures count per route, so tests that fail one do not trip another).
+ROUTES: dict[str, RouteSettings] = {
+    # The default: OpenAI (its model forced), then Anthropic; never skipped in these tests.
+    "chat": RouteSettings(
+        strategy="fallback", default=True, skip_after_failures=100,
+        targets=_targets("openai=gpt-4o-mini", "anthropic=claude-haiku-4-5"),
+    ),
+    # Fallback on 503 only.
+    "on-503": RouteSettings(
+        strategy="fallback", on_status_codes=[503], skip_after_failures=100, targets=_targets("openai", "google"),
+    ),
+    # One target, retried twice on 503 only.
+    "retrying": RouteSettings(
+        strategy="single", retry_attempts=2, retry_on_status_codes=[503], targets=_targets("openai"),
+    ),
+    # Three quarters to OpenAI, a quarter to Google.
+    "spread": RouteSettings(strategy="loadbalance", targets=_targets("openai:3", "google:1"), skip_after_failures=100),
+    # Bedrock (the task role), then Azure (its deployment).
+    "aws-first": RouteSettings(
+        strategy="fallback", skip_after_failures=100,
+        targets=_targets("bedrock=anthropic.claude-3-haiku-20240307-v1:0", "azure"),
+    ),
+    # Skipped after two failures in a row, for two seconds.
+    "skipping": RouteSettings(
+        strategy="fallback", skip_after_failures=2, skip_seconds=2, targets=_targets("anthropic", "openai"),
+    ),
+}  # fmt: skip
 
 
 def vary(settings: EnvironmentSettings, **changes: Any) -> EnvironmentSettings:
@@ -103,6 +145,13 @@ def scenario_settings() -> dict[str, EnvironmentSettings]:
                 ),
             },
             shared_store={"max_data_storage_gb": 2, "snapshot_retention_days": 7},
+        ),
+        # Named routes over the org keys and Bedrock (tests/test_routing.py runs them through the real gateway).
+        "routing": vary(
+            base_settings,
+            edge={"certificate_arn": CERTIFICATE_ARN, "enable_jwt_auth": True, "allowed_cidrs": ["0.0.0.0/0"]},
+            gateway={"provider_keys": ["openai", "anthropic", "google", "azure"], "azure": ORG_KEYS_AZURE},
+            routing=ROUTES,
         ),
         # HTTPS without JWT auth, two client ranges.
         "https": vary(

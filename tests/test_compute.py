@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from aigw.data_plane.render import METRIC_NAMES, START_COMMAND_FILE
+from aigw.data_plane.render import METRIC_NAMES, ROUTE_METRIC_NAME, START_COMMAND_FILE
 from security.stackdoc import Res, StackDoc
 from tests.scenarios import DATA_PLANE_DIGEST, DIGEST
 
@@ -321,13 +321,16 @@ def test_the_collector_declares_the_metric_dimensions_the_data_plane_bounds(scen
     # each set of values a billed custom metric.
     emf = collector_config(scenarios["base"])["exporters"]["awsemf"]
     assert emf["dimension_rollup_option"] == "NoDimensionRollup"
-    (declaration,) = emf["metric_declarations"]
+    declaration, routed = emf["metric_declarations"]
     assert declaration["dimensions"] == [["provider", "model", "team", "status"]]
     names = [re.compile(selector) for selector in declaration["metric_name_selectors"]]
     for metric in METRIC_NAMES.values():
         assert [n for n in names if n.search(metric)], metric
     assert not [n for n in names if n.search(f"x{next(iter(METRIC_NAMES.values()))}")]
     assert not [(n, m) for n in names for m in METRIC_NAMES.values() if n.search(f"{m}Total")]
+    # Requests on a named route: per route (a configured name), serving provider and status.
+    assert routed["dimensions"] == [["route", "provider", "status"]]
+    assert routed["metric_name_selectors"] == [f"^{ROUTE_METRIC_NAME}$"]
 
 
 def test_only_the_data_plane_feeds_the_collector_metrics(scenarios: dict[str, StackDoc]) -> None:

@@ -57,8 +57,10 @@ def without_ecs_native_deployment(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def without_jwt(environment: Environment) -> Environment:
+    """The environment without JWT auth (provider 5.100 has no ALB JWT validation), and so without the
+    routes, which fill in the organisation's keys only for authenticated clients."""
     edge = environment.settings.edge.model_copy(update={"enable_jwt_auth": False})
-    settings = environment.settings.model_copy(update={"edge": edge})
+    settings = environment.settings.model_copy(update={"edge": edge, "routing": {}})
     return Environment(f"{environment.name}-nojwt", environment.path, settings)
 
 

@@ -49,6 +49,28 @@ class TeamLimits:
 
 
 @dataclass(frozen=True)
+class RouteTarget:
+    """One provider of a route: its gateway slug and the model it forces (None: the request's)."""
+
+    provider: str
+    model: str | None = None
+    weight: int | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    """A named routing config (from `[routing.<name>]`); aigw/data_plane/routing.py renders it."""
+
+    strategy: str
+    targets: tuple[RouteTarget, ...]
+    on_status_codes: tuple[int, ...] | None = None
+    retry_attempts: int = 0
+    retry_on_status_codes: tuple[int, ...] | None = None
+    skip_after_failures: int = 3
+    skip_seconds: int = 30
+
+
+@dataclass(frozen=True)
 class DataPlaneConfig:
     """How the data plane treats a request.
 
@@ -68,6 +90,9 @@ class DataPlaneConfig:
     routes: Mapping[str, frozenset[str]] = field(default_factory=lambda: INFERENCE_ROUTES)
     metric_models: tuple[str, ...] = ()
     teams: Mapping[str, TeamLimits] = field(default_factory=dict)
+    # Named routing configs, and the one that applies when a request names no provider, config or route.
+    routing: Mapping[str, Route] = field(default_factory=dict)
+    default_route: str | None = None
 
     @property
     def uses_store(self) -> bool:
@@ -81,6 +106,17 @@ class DataPlaneConfig:
             raise ValueError("an Azure org key needs an AzureTarget (resource, deployment, API version)")
         if self.bedrock_region is not None and not self.org_keys:
             raise ValueError("Bedrock signs with the task role: offered only with JWT auth (org keys)")
+        if self.routing and not self.org_keys:
+            raise ValueError("routes fill in org keys: offered only with JWT auth")
+        if (self.default_route is None) != (not self.routing) or (
+            self.default_route is not None and self.default_route not in self.routing
+        ):
+            raise ValueError(f"the default route {self.default_route!r} is not one of {sorted(self.routing)}")
+        offered = set(self.offered_providers)
+        for name, route in self.routing.items():
+            missing = {target.provider for target in route.targets} - offered
+            if missing:
+                raise ValueError(f"route {name} names providers that are not offered: {sorted(missing)}")
 
     @property
     def injects_keys(self) -> bool:

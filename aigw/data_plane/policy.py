@@ -65,7 +65,9 @@ FORWARDED_HEADERS: tuple[str, ...] = (
     "x-amzn-trace-id",
 )
 # Headers the data plane reads to decide (besides the forwarded ones).
-DECIDING_HEADERS: tuple[str, ...] = ("authorization", "x-api-key", "x-portkey-provider", "x-portkey-config")
+DECIDING_HEADERS: tuple[str, ...] = (
+    "authorization", "x-api-key", "x-portkey-provider", "x-portkey-config", "x-aigw-route",
+)  # fmt: skip
 # Each header the data plane reads or forwards must appear once: nginx passes
 # the first of a repeated header on, while a check could have read another.
 SINGLE_HEADERS: tuple[str, ...] = tuple(sorted(set(FORWARDED_HEADERS) | set(DECIDING_HEADERS)))

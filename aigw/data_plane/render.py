@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from aigw.data_plane.config import DataPlaneConfig, TeamLimits
+from aigw.data_plane.config import DataPlaneConfig, Route, TeamLimits
 from aigw.data_plane.contract import (
     ALB_IDLE_TIMEOUT_SECONDS,
     CLIENT_KEEPALIVE_SECONDS,
@@ -57,6 +57,7 @@ from aigw.data_plane.policy import (
     key_variable,
     refusal,
 )
+from aigw.data_plane.routing import portkey_config
 
 SOURCE_DIR = Path(__file__).resolve().parent.parent.parent / "config" / "data-plane"
 LUA_DIR = SOURCE_DIR / "lua"
@@ -79,6 +80,10 @@ METRIC_NAMES: dict[str, str] = {
     # A team's budget passing its alert threshold.
     "alerts": "BudgetAlerts",
 }
+# Requests on a named route, per route, serving provider and status.
+ROUTE_METRIC_NAME = "RoutedRequests"
+# The task's record of failing route targets (nginx shared memory; a few hundred bytes per target).
+ROUTING_DICT_SIZE = "1m"
 ERROR_LOCATION = "/_aigw/errors"
 # The routes whose answers are generated tokens (a team's max_tokens cap applies).
 GENERATING_ROUTES: tuple[str, ...] = ("/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/responses")
@@ -182,6 +187,7 @@ def server_config(config: DataPlaneConfig) -> str:
         accel_headers=ACCEL_HEADERS,
         upstream_timeout=UPSTREAM_TIMEOUT_SECONDS,
         uses_store=config.uses_store,
+        routing_dict_size=ROUTING_DICT_SIZE if config.routing else None,
     )
 
 
@@ -215,6 +221,16 @@ def _team_limits(limits: TeamLimits) -> dict[str, Any]:
     if limits.budget is not None:
         document["budget"] = asdict(limits.budget)
     return document
+
+
+def _route(route: Route) -> dict[str, Any]:
+    return {
+        "strategy": route.strategy,
+        "config": portkey_config(route),
+        "targets": [{"provider": target.provider, "model": target.model} for target in route.targets],
+        "skip_after_failures": route.skip_after_failures,
+        "skip_seconds": route.skip_seconds,
+    }
 
 
 def settings_document(config: DataPlaneConfig) -> dict[str, Any]:
@@ -267,12 +283,17 @@ def settings_document(config: DataPlaneConfig) -> dict[str, Any]:
             "flush_seconds": TELEMETRY_FLUSH_SECONDS,
             "max_queued_spans": MAX_QUEUED_SPANS,
             "metric_names": METRIC_NAMES,
+            "route_metric_name": ROUTE_METRIC_NAME,
             "metric_models": _set(config.all_metric_models),
         },
         "team_limits": {team: _team_limits(limits) for team, limits in sorted(config.teams.items())},
         "generating_routes": _set(GENERATING_ROUTES),
         "stream_usage": {route: _set(providers) for route, providers in STREAM_USAGE.items()},
         "store": STORE_OPTIONS if config.uses_store else None,
+        "routing": {
+            "default": config.default_route,
+            "configs": {name: _route(route) for name, route in sorted(config.routing.items())},
+        },
         "usage": {
             "max_body_bytes": MAX_USAGE_BODY_BYTES,
             "max_event_bytes": MAX_EVENT_BYTES,

@@ -27,6 +27,7 @@ from aigw.settings.features import FeatureSettings
 from aigw.settings.gateway import DEFAULT_REQUESTS_PER_TARGET, AutoscalingPlan, GatewaySettings
 from aigw.settings.network import NetworkSettings, default_zones
 from aigw.settings.observability import ObservabilitySettings
+from aigw.settings.routing import RouteName, RouteSettings, routing_problems
 from aigw.settings.rules import cross_section_problems
 from aigw.versions import parse_constraint
 
@@ -37,6 +38,8 @@ REMOVED_KEYS: dict[str, str] = {
     "gateway.proxy_image": "renamed to gateway.data_plane_image (the data plane is one component with one name)",
     "features.enable_multi_client": "replaced by one [clients.<team>] table per consuming team (each gets its own "
     "Cognito app client, scopes and limits; see the configuration reference)",
+    "features.enable_fallback_routing": "replaced by [routing.<name>] tables (named routing configs, one of them "
+    "the default; see the configuration reference)",
 }
 
 ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
@@ -84,6 +87,15 @@ class EnvironmentSettings(Section):
         "`default`, with no limits (a `[clients.default]` table keeps that client).",
     )
     shared_store: SharedStoreSettings = Field(default_factory=SharedStoreSettings)
+    routing: dict[RouteName, RouteSettings] = Field(
+        default_factory=dict,
+        description="Named routing configs over the organisation's providers, one `[routing.<name>]` table each "
+        "(the configuration reference has a fallback and a loadbalance example). The default applies to requests "
+        "that name no provider, config or route; a client picks another with `x-aigw-route: <name>`. The data "
+        "plane fills in each target's credentials per request (none is written into a config) and publishes "
+        "each config, without credentials, as an SSM parameter. Needs `edge.enable_jwt_auth`; at most 20. "
+        "Default: none (clients name a provider or send their own config).",
+    )
     features: FeatureSettings = Field(default_factory=FeatureSettings)
 
     @field_validator("region")
@@ -153,10 +165,20 @@ class EnvironmentSettings(Section):
     def needs_shared_store(self) -> bool:
         return any(client.limited for client in self.clients.values())
 
+    def _routing_problems(self) -> Iterator[Problem]:
+        for name, route in self.routing.items():
+            for problem in route.problems():
+                yield Problem(f"routing.{name}.{problem.field}", problem.message, frozenset({"routing"}))
+        keys = list(self.gateway.provider_keys)
+        for field, message in routing_problems(self.routing, keys, self.edge.enable_jwt_auth):
+            path = f"routing.{field}" if field else "routing"
+            yield Problem(path, message, frozenset({"routing", "edge", "gateway"}))
+
     def problems(self) -> Iterator[Problem]:
         yield from cross_section_problems(self)
         for problem in team_count_problems(self.clients):
             yield Problem("clients", problem.message, frozenset({"clients"}))
+        yield from self._routing_problems()
         for name in SECTION_NAMES:
             section: Section = getattr(self, name)
             for problem in section.problems():

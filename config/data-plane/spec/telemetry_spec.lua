@@ -112,6 +112,34 @@ describe("telemetry.record and drain", function()
         assert.equal("0", sums["Requests/search"])
     end)
 
+    it("counts requests on a named route once more, per route, serving provider and status", function()
+        telemetry.drain(settings, 0)
+        telemetry.record(request({ provider = "openai", routing = "chat", client_id = "4mq0client0a",
+            team = "search" }), settings)
+        telemetry.record(request({ provider = "openai", routing = "chat", client_id = "4mq0client0a",
+            team = "search" }), settings)
+        telemetry.record(request({ provider = "anthropic", client_id = "4mq0client0a", team = "search" }), settings)
+        local payloads = telemetry.drain(settings, 1002)
+        local spans = cjson.decode(payloads[1][2]).resourceSpans[1].scopeSpans[1].spans
+        local routes = {}
+        for _, span in ipairs(spans) do
+            for _, attribute in ipairs(span.attributes) do
+                if attribute.key == "aigw.route" then routes[#routes + 1] = attribute.value.stringValue end
+            end
+        end
+        assert.same({ "chat", "chat", "" }, routes)
+        local routed
+        for _, metric in ipairs(cjson.decode(payloads[2][2]).resourceMetrics[1].scopeMetrics[1].metrics) do
+            if metric.name == "RoutedRequests" then routed = metric end
+        end
+        assert.equal(1, #routed.sum.dataPoints)
+        local point = routed.sum.dataPoints[1]
+        assert.equal("2", point.asInt)
+        local dimensions = {}
+        for _, attribute in ipairs(point.attributes) do dimensions[attribute.key] = attribute.value.stringValue end
+        assert.same({ route = "chat", provider = "openai", status = "200" }, dimensions)
+    end)
+
     it("writes only printable text into span attributes", function()
         telemetry.record(request({ provider = "openai", model = "gpt\255\n", rule = "model" }), settings)
         local payload = telemetry.drain(settings, 1002)[1][2]

@@ -27,15 +27,15 @@ local function stored(field)
 end
 
 -- The first field in `value` that refers to a stored object, or nil.
-local function stored_reference(value, depth, provider, settings)
+-- urls: { { pattern, provider }, ... } of the providers the request may reach.
+local function stored_reference(value, depth, urls, settings)
     if type(value) ~= "table" then
         -- URLs the provider reads as its own stored objects (Bedrock's s3:// with
         -- the task role; Google's gs:// and Files API URIs with the organisation's key).
-        local urls = settings.stored_object_urls[provider]
-        if urls and type(value) == "string" then
+        if urls[1] and type(value) == "string" then
             local lowered = lower(value)
-            for _, pattern in ipairs(urls) do
-                if find(lowered, pattern) then return "a URL of an object stored at " .. provider end
+            for _, url in ipairs(urls) do
+                if find(lowered, url[1]) then return "a URL of an object stored at " .. url[2] end
             end
         end
         return nil
@@ -53,7 +53,7 @@ local function stored_reference(value, depth, provider, settings)
                 return key .. ".id"
             end
         end
-        local found = stored_reference(item, depth + 1, provider, settings)
+        local found = stored_reference(item, depth + 1, urls, settings)
         if found then return found end
     end
     return nil
@@ -83,9 +83,11 @@ local function tool_problem(document, settings)
     return nil
 end
 
--- Checks the text of a JSON body for `route` and `provider`. Returns
--- { model = <the body's model or nil> }, or nil and the refusal.
-function _M.check(body, route, provider, settings)
+-- Checks the text of a JSON body for `route` and the providers it may
+-- reach: targets = { { provider = <slug>, model = <whether the body's model
+-- reaches it> }, ... }. Returns what the data plane reads from it ({ model,
+-- max_tokens, choices, stream, stream_options }), or nil and the refusal.
+function _M.check_targets(body, route, targets, settings)
     if type(body) ~= "string" or not find(body, "^%s*{") then return nil, NOT_AN_OBJECT end
     if containers(body) > settings.max_body_containers then
         return nil, refusal.new(413, "body", "the request body holds more than " .. settings.max_body_containers
@@ -95,10 +97,23 @@ function _M.check(body, route, provider, settings)
     if type(document) ~= "table" then return nil, NOT_AN_OBJECT end
     local model = document.model
     if model ~= nil then
-        local pattern = settings.model_patterns[provider] or settings.model_patterns.default
-        if type(model) ~= "string" or not re_find(model, pattern, "jo") then
-            return nil, refusal.new(400, "model", "model must match " .. pattern .. " for " .. provider)
+        for _, target in ipairs(targets) do
+            local provider = target.provider
+            local pattern = target.model and (settings.model_patterns[provider] or settings.model_patterns.default)
+            if pattern and (type(model) ~= "string" or not re_find(model, pattern, "jo")) then
+                return nil, refusal.new(400, "model", "model must match " .. pattern .. " for " .. provider)
+            end
         end
+    end
+    local urls = targets.urls
+    if not urls then  -- built once per targets table (the handler keeps them)
+        urls = {}
+        for _, target in ipairs(targets) do
+            for _, pattern in ipairs(settings.stored_object_urls[target.provider] or {}) do
+                urls[#urls + 1] = { pattern, target.provider }
+            end
+        end
+        targets.urls = urls
     end
     local top_level = settings.stored_object_top_level[route]
     if top_level then
@@ -106,7 +121,7 @@ function _M.check(body, route, provider, settings)
             if document[key] ~= nil then return nil, stored(key) end
         end
     end
-    local field = stored_reference(document, 0, provider, settings)
+    local field = stored_reference(document, 0, urls, settings)
     if field then return nil, stored(field) end
     local kind, what = tool_problem(document, settings)
     if kind == "stored" then return nil, stored(what) end
@@ -116,6 +131,23 @@ function _M.check(body, route, provider, settings)
     end
     return { model = model, max_tokens = _M.max_tokens(document), choices = _M.choices(document),
              stream = document.stream == true, stream_options = document.stream_options }
+end
+
+-- Checks the text of a JSON body for `route` and one `provider` (check_targets).
+local single_targets = {}  -- provider -> its targets table, built once
+
+-- The targets table of a request to one provider (check_targets).
+function _M.targets_of(provider)
+    local targets = single_targets[provider]
+    if not targets then
+        targets = { { provider = provider, model = true } }
+        single_targets[provider] = targets
+    end
+    return targets
+end
+
+function _M.check(body, route, provider, settings)
+    return _M.check_targets(body, route, _M.targets_of(provider), settings)
 end
 
 local OUTPUT_BOUNDS = { "max_tokens", "max_completion_tokens", "max_output_tokens" }

@@ -16,6 +16,7 @@ local limits = require "aigw.limits"
 local redact = require "aigw.redact"
 local refusal = require "aigw.refusal"
 local request = require "aigw.request"
+local routing = require "aigw.routing"
 local settings_loader = require "aigw.settings"
 local stream_usage = require "aigw.stream_usage"
 local telemetry = require "aigw.telemetry"
@@ -33,6 +34,7 @@ local org_keys = {}          -- provider slug -> the organisation's key
 local credentials_url = ""   -- the task role's credentials endpoint (Bedrock)
 local otlp = {}              -- the collector's OTLP/HTTP address
 local store                  -- the shared store of the teams' counters (nil: no team is counted)
+local skipped                -- the task's record of failing route targets (ngx.shared; nil: no routes)
 -- Per worker.
 local role                   -- the task role's credentials, cached (credentials.lua)
 local role_sets = {}         -- the last few sets it handed out, masked in answers too
@@ -74,6 +76,10 @@ function _M.init(prefix)
     end
     otlp.host, otlp.port = otlp_address(settings.telemetry.otlp_host, settings.telemetry.otlp_port)
     store = settings.store
+    for _, route in pairs(settings.routing.configs) do
+        route.body_targets = routing.body_targets(route)
+    end
+    skipped = ngx.shared.aigw_routing
 end
 
 function _M.credentials_url()
@@ -166,9 +172,8 @@ end
 
 -- An OpenAI-shaped stream reports usage only when asked: ask on every one,
 -- and strip what the client did not ask for from its stream (stream_usage.lua).
-local function ask_for_stream_usage(ctx, route, provider, data, checked)
-    local providers = settings.stream_usage[route]
-    if not (checked.stream and providers and providers[provider]) then return end
+local function ask_for_stream_usage(ctx, reports_when_asked, data, checked)
+    if not (checked.stream and reports_when_asked) then return end
     if stream_usage.asked(checked.stream_options) then return end
     local asking = stream_usage.ask(data, checked.stream_options)
     if asking then
@@ -177,10 +182,87 @@ local function ask_for_stream_usage(ctx, route, provider, data, checked)
     end
 end
 
--- Stage 3 (routing, cache and guardrails join before it): where the
--- request goes and with which credentials.
+-- The JSON body (in memory or in nginx's file), checked for the providers it
+-- may reach (body.check_targets), the team's caps applied, usage asked for.
+local function check_body(ctx, route, targets, reports_when_asked)
+    ngx_req.read_body()
+    local data = ngx_req.get_body_data()
+    if not data then
+        local file = ngx_req.get_body_file()
+        if file then
+            local handle = io.open(file, "rb")
+            if handle then
+                data = handle:read("*a")
+                handle:close()
+            end
+        end
+    end
+    local checked, decision = body.check_targets(data, route, targets, settings)
+    if data and #data > LARGE_BODY then
+        collectgarbage()  -- give a large body's decoded tables back now, not at the next cycle
+    end
+    if not checked then return decision end
+    decision = team_caps(ctx, route, checked)
+    if decision then return decision end
+    ask_for_stream_usage(ctx, reports_when_asked, data, checked)
+    if checked.model then
+        ctx.model = checked.model
+        ngx_var.aigw_model = text.clean(checked.model)
+    end
+    return nil
+end
+
+-- The fields of a route's target that carry its credentials: the
+-- organisation's key (and Azure's deployment), or the task role's
+-- credentials for Bedrock.
+local function target_credentials(provider)
+    if provider == "bedrock" then
+        local set = task_role()
+        if not set then return nil, CREDENTIALS_UNAVAILABLE end
+        return { aws_access_key_id = set.access_key_id, aws_secret_access_key = set.secret_access_key,
+                 aws_session_token = set.session_token, aws_region = settings.bedrock_region }
+    end
+    local fields = { api_key = org_keys[provider] }
+    if provider == "azure-openai" then
+        fields.resource_name = settings.azure.resource_name
+        fields.deployment_id = settings.azure.deployment_id
+        fields.api_version = settings.azure.api_version
+    end
+    return fields
+end
+
+-- A request on a named route ([routing.<name>]): the gateway gets the
+-- route's config with the credentials of the targets not skipped.
+local function choose_route(ctx, name)
+    local route, uri = settings.routing.configs[name], ngx_var.uri
+    local missing = routing.unoffered(route, ctx.providers_here)
+    if missing then
+        return refusal.new(400, "route", "route " .. name .. " sends to " .. missing .. ", which " .. uri
+            .. " does not offer; offered there: " .. settings.route_help[uri])
+    end
+    ctx.route_name, ctx.route = name, route
+    ngx_var.aigw_route = name
+    if not settings.multipart_routes[uri] then
+        local decision = check_body(ctx, uri, route.body_targets, routing.all_in(route, settings.stream_usage[uri]))
+        if decision then return decision end
+    end
+    local chosen = routing.available(name, route, skipped)
+    local config, decision = routing.build(route, chosen, target_credentials)
+    if not config then return decision end
+    ctx.chosen = chosen
+    ngx_var.aigw_config = config
+    ngx_var.aigw_upstream_path = uri
+    return nil
+end
+
+-- Stage 3 (cache and guardrails join before it): where the request goes
+-- and with which credentials: a named route, the client's own config, or
+-- the one provider it names.
 local function choose_upstream(ctx)
     local headers, route = ctx.headers, ngx_var.uri
+    local route_name, refused = routing.select(headers, settings.routing)
+    if refused then return refused end
+    if route_name then return choose_route(ctx, route_name) end
     local client_config = headers["x-portkey-config"]
     if client_config and client_config ~= "" then
         local _, decision = request.client_config(client_config, settings)
@@ -201,31 +283,9 @@ local function choose_upstream(ctx)
     ngx_var.aigw_provider = provider
     ngx_var.aigw_provider_name = provider
     if not settings.multipart_routes[route] then
-        ngx_req.read_body()
-        local data = ngx_req.get_body_data()
-        if not data then
-            local file = ngx_req.get_body_file()
-            if file then
-                local handle = io.open(file, "rb")
-                if handle then
-                    data = handle:read("*a")
-                    handle:close()
-                end
-            end
-        end
-        local checked
-        checked, decision = body.check(data, route, provider, settings)
-        if data and #data > LARGE_BODY then
-            collectgarbage()  -- give a large body's decoded tables back now, not at the next cycle
-        end
-        if not checked then return decision end
-        decision = team_caps(ctx, route, checked)
+        local reports = settings.stream_usage[route]
+        decision = check_body(ctx, route, body.targets_of(provider), reports and reports[provider])
         if decision then return decision end
-        ask_for_stream_usage(ctx, route, provider, data, checked)
-        if checked.model then
-            ctx.model = checked.model
-            ngx_var.aigw_model = text.clean(checked.model)
-        end
     end
     if provider == "bedrock" then
         local set = task_role()
@@ -310,8 +370,22 @@ function _M.header_filter()
             ngx.log(ngx.WARN, "aigw: dropped a response header carrying a credential")
         end
     end
-    local option = ngx.header["x-portkey-last-used-option-index"]
-    if type(option) == "string" and option:find("^%d+$") and #option <= 4 then
+    local option = routing.option(ngx.header["x-portkey-last-used-option-index"])
+    if ctx.route then
+        -- The gateway counts the targets it was given; the log names the route's own.
+        local served = routing.served(option, ctx.chosen)
+        if served then
+            local target = ctx.route.targets[served]
+            ngx_var.aigw_option = served - 1
+            ctx.provider = target.provider
+            ngx_var.aigw_provider_name = target.provider
+            if target.model then
+                ctx.model = target.model
+                ngx_var.aigw_model = text.clean(target.model)
+            end
+            routing.record(ctx.route_name, ctx.route, ctx.chosen, served, ngx.status, skipped)
+        end
+    elseif option then
         ngx_var.aigw_option = option
     end
     ctx.usage = usage.new(ngx.header["Content-Type"], settings.usage)
@@ -409,6 +483,7 @@ function _M.log()
         team = ctx.team,
         rule = ctx.rule,
         client_config = ctx.client_config,
+        routing = ctx.route_name,
         input_tokens = ctx.input_tokens,
         output_tokens = ctx.output_tokens,
         limits_unavailable = ctx.limits_state and ctx.limits_state.unavailable and true,

@@ -5,7 +5,7 @@
 -- teams). Loaded once per nginx master; a problem refuses the start.
 local cjson = require "cjson.safe"
 
-local type, pairs, ipairs, concat, sort = type, pairs, ipairs, table.concat, table.sort
+local type, pairs, ipairs, next, concat, sort = type, pairs, ipairs, next, table.concat, table.sort
 
 local _M = {}
 
@@ -75,7 +75,8 @@ function _M.parse(text, runtime_text)
                             "stored_object_fields", "stored_object_top_level", "stored_object_tool_fields",
                             "stored_object_types", "stored_object_id_holders", "stored_object_urls",
                             "config_values", "remote_tools",
-                            "multipart_routes", "single_headers", "anthropic_betas", "telemetry", "usage" }) do
+                            "multipart_routes", "single_headers", "anthropic_betas", "telemetry", "usage",
+                            "routing" }) do
         if type(settings[name]) ~= "table" then return nil, "settings.json has no " .. name end
     end
     for _, name in ipairs({ "max_headers", "max_body_depth", "max_body_containers", "max_config_calls" }) do
@@ -109,6 +110,21 @@ function _M.parse(text, runtime_text)
     settings.config_help = "allowed keys: " .. concat(sorted_keys(settings.config_keys), ", ")
         .. "; providers: " .. concat(sorted_keys(settings.config_providers), ", ")
     settings.beta_help = concat(sorted_keys(settings.anthropic_betas), ", ")
+    local routing = settings.routing
+    if type(routing.configs) ~= "table" then return nil, "settings.json has no routing configs" end
+    if routing.default == cjson.null then routing.default = nil end
+    if routing.default ~= nil and not routing.configs[routing.default] then
+        return nil, "settings.json: the default route is not one of the routes"
+    end
+    if (routing.default == nil) ~= (next(routing.configs) == nil) then
+        return nil, "settings.json: routes without a default, or a default without routes"
+    end
+    for _, route in pairs(routing.configs) do
+        for _, target in ipairs(route.targets) do
+            if target.model == cjson.null then target.model = nil end
+        end
+    end
+    routing.help = concat(sorted_keys(routing.configs), ", ")
     return settings
 end
 

@@ -7,7 +7,9 @@
 -- provider: an offered provider, "config" (the client's own routing config)
 -- or "none"; model: a model named in the settings, else "other" ("none" when
 -- the request named none); team: a configured team, "unmapped" (a client
--- without a team) or "none"; status: an HTTP status.
+-- without a team) or "none"; status: an HTTP status. Requests on a named
+-- route ([routing.<name>]) are counted once more, per route (a configured
+-- name), provider (the target that served, else "none") and status.
 local cjson = require "cjson.safe"
 local text = require "aigw.text"
 
@@ -17,7 +19,7 @@ local floor, random = math.floor, math.random
 local _M = {}
 
 -- Per worker: spans waiting for the next flush, and metric sums by dimensions.
-local spans, counters = {}, {}
+local spans, counters, route_counters = {}, {}, {}
 
 local function random_hex(bytes)
     local parts = {}
@@ -76,9 +78,21 @@ local function counter_of(request, settings)
     return counter
 end
 
+-- Counts a request on a named route (only configured names reach here).
+local function count_routed(request, settings)
+    local d = _M.dimensions(request, settings)
+    local key = request.routing .. "\31" .. d.provider .. "\31" .. d.status
+    local counter = route_counters[key]
+    if not counter then
+        counter = { route = request.routing, provider = d.provider, status = d.status, requests = 0 }
+        route_counters[key] = counter
+    end
+    counter.requests = counter.requests + 1
+end
+
 -- Queues the span and counts of one finished request:
--- request = { route, status, provider, model, client_id, team, rule,
--- client_config, input_tokens, output_tokens, limits_unavailable, amzn_trace, started, ended }.
+-- request = { route, status, provider, model, client_id, team, rule, client_config,
+-- routing (the named route), input_tokens, output_tokens, limits_unavailable, amzn_trace, started, ended }.
 function _M.record(request, settings)
     local telemetry = settings.telemetry
     local trace, linked = _M.trace_id(request.amzn_trace, request.ended)
@@ -86,7 +100,7 @@ function _M.record(request, settings)
         attribute("http.route", request.route), attribute("http.response.status_code", request.status),
         attribute("gen_ai.system", request.provider or ""), attribute("gen_ai.request.model", request.model or ""),
         attribute("aigw.client_id", request.client_id or ""), attribute("aigw.team", request.team or ""),
-        attribute("aigw.rule", request.rule or ""),
+        attribute("aigw.rule", request.rule or ""), attribute("aigw.route", request.routing or ""),
     }
     if request.input_tokens then
         attributes[#attributes + 1] = attribute("gen_ai.usage.input_tokens", request.input_tokens)
@@ -111,6 +125,7 @@ function _M.record(request, settings)
     counter.input = counter.input + (request.input_tokens or 0)
     counter.output = counter.output + (request.output_tokens or 0)
     if request.limits_unavailable then counter.unavailable = counter.unavailable + 1 end
+    if request.routing then count_routed(request, settings) end
 end
 
 -- Counts a team's budget passing its alert threshold (settled after the request's log phase).
@@ -134,9 +149,9 @@ function _M.drain(settings, now)
         payloads[#payloads + 1] = { "/v1/traces", cjson.encode({ resourceSpans = { { resource = resource(settings),
             scopeSpans = { { scope = { name = "aigw.dataplane" }, spans = batch } } } } }) }
     end
-    if next(counters) then
-        local batch = counters
-        counters = {}
+    if next(counters) or next(route_counters) then
+        local batch, routed = counters, route_counters
+        counters, route_counters = {}, {}
         local time = format("%d", now * 1e9)
         local points = { requests = {}, input = {}, output = {}, unavailable = {}, alerts = {} }
         for _, counter in pairs(batch) do
@@ -150,8 +165,20 @@ function _M.drain(settings, now)
         local metrics = {}
         for name, metric in pairs(settings.telemetry.metric_names) do
             local tokens = name == "input" or name == "output"
-            metrics[#metrics + 1] = { name = metric, unit = tokens and "{token}" or "1",
-                sum = { dataPoints = points[name], aggregationTemporality = 1, isMonotonic = true } }
+            if next(points[name]) then
+                metrics[#metrics + 1] = { name = metric, unit = tokens and "{token}" or "1",
+                    sum = { dataPoints = points[name], aggregationTemporality = 1, isMonotonic = true } }
+            end
+        end
+        local route_points = {}
+        for _, counter in pairs(routed) do
+            route_points[#route_points + 1] = { timeUnixNano = time, asInt = tostring(counter.requests),
+                attributes = { attribute("route", counter.route), attribute("provider", counter.provider),
+                               attribute("status", tostring(counter.status)) } }
+        end
+        if route_points[1] then
+            metrics[#metrics + 1] = { name = settings.telemetry.route_metric_name, unit = "1",
+                sum = { dataPoints = route_points, aggregationTemporality = 1, isMonotonic = true } }
         end
         payloads[#payloads + 1] = { "/v1/metrics", cjson.encode({ resourceMetrics = { { resource = resource(settings),
             scopeMetrics = { { scope = { name = "aigw.dataplane" }, metrics = metrics } } } } }) }
