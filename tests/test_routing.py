@@ -286,3 +286,30 @@ def test_the_span_and_a_metric_carry_the_route(routed: RunningDataPlane, quiet_o
     assert point.attributes["route"] == "spread" and point.attributes["status"] == "200"
     assert point.attributes["provider"] in {"openai", "google"}
     assert [span.attributes["aigw.route"] for span in quiet_otlp.spans()] == ["spread"]
+
+
+def test_a_routed_request_body_is_checked_for_every_target(routed: RunningDataPlane, harness: GatewayHarness) -> None:
+    response, _ = call(routed, "on-503", model="../../v1beta/tunedModels/x")  # Google's pattern refuses it
+    assert response.status == 400, response.body
+    assert response.json()["error"]["rule"] == "model"
+    assert harness.interception.outbound() == []
+
+
+def test_a_stream_on_a_route_whose_targets_all_report_when_asked_is_asked_for_usage(
+    routed: RunningDataPlane, mocks: dict[str, MockProvider]
+) -> None:
+    response, line = call(routed, "retrying", stream=True)
+    assert response.status == 200
+    (received,) = mocks["openai"].requests
+    assert json.loads(received.body)["stream_options"] == {"include_usage": True}
+    assert '"usage"' not in response.body.decode()  # the client did not ask: it gets none
+    assert line["input_tokens"] and line["output_tokens"], line
+
+
+def test_a_stream_on_a_route_with_a_target_that_reports_unasked_is_passed_as_sent(
+    routed: RunningDataPlane, mocks: dict[str, MockProvider]
+) -> None:
+    response, _ = call(routed, "chat", stream=True)  # openai, then anthropic (which reports usage unasked)
+    assert response.status == 200
+    (received,) = mocks["openai"].requests
+    assert "stream_options" not in json.loads(received.body)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+from aigw.data_plane.config import Route, RouteTarget
+from aigw.data_plane.routing import portkey_config
 from security.stackdoc import StackDoc
 from tests.scenarios import ROUTES
 
@@ -66,3 +68,8 @@ def test_without_routes_there_is_no_parameter_and_no_policy(scenarios: dict[str,
     assert stack.resources("aws_ssm_parameter") == []
     assert not [p for p in stack.resources("aws_iam_policy") if p["name"].endswith("-routing-read")]
     assert stack.outputs["routing_config_parameters"]["value"] == {}
+
+
+def test_a_loadbalance_target_without_a_weight_weighs_one() -> None:
+    route = Route(strategy="loadbalance", targets=(RouteTarget("openai"), RouteTarget("google", weight=3)))
+    assert [target["weight"] for target in portkey_config(route)["targets"]] == [1, 3]

@@ -65,11 +65,11 @@ def test_a_fallback_a_loadbalance_and_a_single_route_are_valid(tmp_path: Path) -
          "'openai', 'anthropic', 'google', 'azure' or 'bedrock'"),
         (SPREAD.replace("weight = 1", "weight = 0"), "routing.spread.targets[1].weight", "greater than or equal to 1"),
         (SPREAD.replace("weight = 1", "weight = 1.5"), "routing.spread.targets[1].weight", "valid integer"),
-        (FALLBACK.replace("[429, 500, 503]", "[400, 500]"), "routing.chat.on_status_codes", "only 408, 429 and 5xx"),
+        (FALLBACK.replace("[429, 500, 503]", "[400, 500]"), "routing.chat.on_status_codes", "only 429 and 5xx"),
         (FALLBACK.replace("[429, 500, 503]", "[500, 500]"), "routing.chat.on_status_codes", "twice"),
         (FALLBACK.replace("retry_attempts = 1", "retry_attempts = 6"), "routing.chat.retry_attempts", "5"),
         (FALLBACK.replace("retry_on_status_codes = [503]", "retry_on_status_codes = [404]"),
-         "routing.chat.retry_on_status_codes", "only 408, 429 and 5xx"),
+         "routing.chat.retry_on_status_codes", "only 429 and 5xx"),
         (FALLBACK.replace('model = "gpt-4o-mini"', 'model = "gpt/../../x?key=1"').replace(
             'provider = "openai"', 'provider = "google"'), "routing.chat.targets[0].model", "not a model name google"),
         (FALLBACK.replace('model = "anthropic.claude-3-5-sonnet-20240620-v1:0"',
@@ -139,3 +139,36 @@ def test_a_route_may_not_make_more_than_sixteen_upstream_calls_but_may_make_sixt
     ok = f'[routing.wide]\nstrategy = "fallback"\ndefault = true\nretry_attempts = 1\n{eight}'
     assert problems(tmp_path, JWT + ok) == []
     assert problems(tmp_path, JWT + ok.replace("retry_attempts = 1", "retry_attempts = 2")) != []
+
+
+def test_429_and_5xx_may_trigger_a_fallback_and_a_retry(tmp_path: Path) -> None:
+    text = FALLBACK.replace("[429, 500, 503]", "[429, 599]").replace(
+        "retry_on_status_codes = [503]", "retry_on_status_codes = [429]"
+    )
+    assert problems(tmp_path, JWT + text) == []
+
+
+def test_at_most_twenty_routes(tmp_path: Path) -> None:
+    def single(name: str, default: bool = False) -> str:
+        return (
+            f'[routing.{name}]\nstrategy = "single"\ndefault = {str(default).lower()}\n'
+            f'[[routing.{name}.targets]]\nprovider = "openai"\n'
+        )
+
+    twenty = single("r0", default=True) + "".join(single(f"r{i}") for i in range(1, 20))
+    assert problems(tmp_path, JWT + twenty) == []
+    lines = problems(tmp_path, JWT + twenty + single("r20"))
+    assert any(line.startswith("test.toml: routing: 21 routes: at most 20") for line in lines), lines
+
+
+def test_a_route_name_has_at_most_32_characters(tmp_path: Path) -> None:
+    assert problems(tmp_path, JWT + FALLBACK.replace("routing.chat", "routing." + "a" * 32)) == []
+    long = "a" * 33
+    lines = problems(tmp_path, JWT + FALLBACK.replace("routing.chat", f"routing.{long}"))
+    assert any(line.startswith(f"test.toml: routing.{long}: ") and "not a route name" in line for line in lines)
+
+
+def test_a_route_has_at_most_eight_targets(tmp_path: Path) -> None:
+    targets = "".join('[[routing.wide.targets]]\nprovider = "openai"\n' for _ in range(9))
+    lines = problems(tmp_path, JWT + f'[routing.wide]\nstrategy = "loadbalance"\ndefault = true\n{targets}')
+    assert any(line.startswith("test.toml: routing.wide.targets: ") and "at most 8" in line for line in lines), lines

@@ -23,11 +23,13 @@ MAX_ROUTES = 20
 MAX_TARGETS = 8
 # The gateway's own default retry codes (1.15.2: 429, 500, 502, 503, 504).
 GATEWAY_RETRY_CODES: tuple[int, ...] = (429, 500, 502, 503, 504)
-# Codes that may trigger a retry or a fallback: the provider is busy, failing
-# or timed out. Any other 4xx answers the request itself (a bad body, a model
-# it lacks): sending it again, or to the next provider, would repeat it, and a
-# client could make every target look failing with bad requests.
-TRIGGER_CODES = frozenset({408, 429, *range(500, 600)})
+# Codes that may trigger a retry or a fallback: the provider is busy or
+# failing. Any other 4xx answers the request itself (a bad body, a model it
+# lacks): sending it again, or to the next provider, would repeat it. Not 408
+# either: the gateway answers 408 when the client's own x-portkey-request-timeout
+# runs out, so a client could make every target look failing, or multiply the
+# calls of one request by the retries, with a 1 ms timeout.
+TRIGGER_CODES = frozenset({429, *range(500, 600)})
 # Bedrock signs with the task role; the others are organisation keys (`gateway.provider_keys`).
 BEDROCK = "bedrock"
 TargetProvider = Literal["openai", "anthropic", "google", "azure", "bedrock"]
@@ -62,8 +64,9 @@ def _trigger_codes(codes: list[int]) -> list[int]:
     wrong = [code for code in codes if code not in TRIGGER_CODES]
     if wrong:
         raise ValueError(
-            f"{wrong!r}: only 408, 429 and 5xx may trigger a retry or a fallback (another 4xx answers the request "
-            "itself: the next attempt would fail the same way, and a client could make a provider look failing)"
+            f"{wrong!r}: only 429 and 5xx may trigger a retry or a fallback (another 4xx answers the request itself, "
+            "or is a timeout the client chose: the next attempt would fail the same way, and a client could make a "
+            "provider look failing)"
         )
     return codes
 
@@ -120,7 +123,7 @@ class RouteSettings(Section):
     )
     on_status_codes: TriggerCodes | None = Field(
         None,
-        description="`fallback` only: the codes that move a request to the next target: 408, 429 and 5xx. "
+        description="`fallback` only: the codes that move a request to the next target: 429 and 5xx. "
         "Default: 429, 500, 502, 503, 504.",
     )
     retry_attempts: int = Field(
@@ -132,7 +135,7 @@ class RouteSettings(Section):
     )
     retry_on_status_codes: TriggerCodes | None = Field(
         None,
-        description="The codes that are retried (needs `retry_attempts`): 408, 429 and 5xx. "
+        description="The codes that are retried (needs `retry_attempts`): 429 and 5xx. "
         "Default: 429, 500, 502, 503, 504.",
     )
     skip_after_failures: int = Field(
@@ -140,8 +143,8 @@ class RouteSettings(Section):
         ge=1,
         le=100,
         description="`fallback` and `loadbalance`: a target that answers this many requests in a row with 429 or "
-        "5xx is skipped for `skip_seconds` (counted per task), then tried again; one more failure skips it again. "
-        "When every target is skipped, all are tried. Default: 3.",
+        "5xx (no 2xx between them) is skipped for `skip_seconds` (counted per task), then tried again; one more "
+        "failure skips it again. When every target is skipped, all are tried. Default: 3.",
     )
     skip_seconds: int = Field(
         30, ge=1, le=3600, description="How long a failing target is skipped, in seconds. Default: 30."

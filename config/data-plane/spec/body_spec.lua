@@ -95,6 +95,25 @@ describe("body.check: model", function()
     end)
 end)
 
+describe("body.check_targets", function()
+    it("refuses a stored-object URL of any target's provider, not only the first", function()
+        local document = { model = "gemini-2.5-flash", messages = { { role = "user", content = {
+            { type = "image_url", image_url = { url = "gs://org-bucket/payroll.pdf" } } } } } }
+        local targets = { { provider = "openai", model = true }, { provider = "google", model = true } }
+        local checked, decision = body.check_targets(cjson.encode(document), CHAT, targets, settings)
+        assert.is_nil(checked)
+        assert.same({ 403, "stored-object" }, { decision.status, decision.rule })
+    end)
+
+    it("takes an anthropic_version that is a version date, and nothing else", function()
+        assert.truthy(check({ model = "claude-haiku-4-5", anthropic_version = "2023-06-01" }, CHAT, "anthropic"))
+        for _, version in ipairs({ "\226\152\131", "2023-06-01\r\nx-evil: 1", "2023-06-01\n", "", "latest", 20230601,
+                                   true }) do
+            refused(400, "body", check({ model = "claude-haiku-4-5", anthropic_version = version }, CHAT, "anthropic"))
+        end
+    end)
+end)
+
 describe("body.check: stored objects", function()
     for _, case in ipairs({
         { CHAT, { messages = { { role = "user", content = { { type = "file", file = { file_id = "file-x" } } } } } }, "file_id" },

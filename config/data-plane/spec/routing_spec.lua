@@ -83,6 +83,13 @@ describe("routing.select", function()
         end
     end)
 
+    it("refuses a route name longer than 32 characters even if configured", function()
+        local long = string.rep("a", 33)
+        local _, refused = routing.select({ ["x-aigw-route"] = long },
+            { default = long, configs = { [long] = {} }, help = long })
+        assert.equal(400, refused.status)
+    end)
+
     it("refuses a route where none is configured", function()
         local _, refused = routing.select({ ["x-aigw-route"] = "chat" }, { configs = {}, help = "" })
         assert.matches("no routes are configured", refused.message, 1, true)
@@ -90,19 +97,20 @@ describe("routing.select", function()
 end)
 
 describe("routing.build", function()
+    local function key_of(provider) return "k-" .. provider end
     local function credentials_of(provider)
         if provider == "bedrock" then return { aws_access_key_id = "AKIA", aws_region = "us-east-1" } end
-        return { api_key = "key-of-" .. provider }
+        return { api_key = key_of(provider) }
     end
 
     it("fills each target's credentials into its own copy of the config", function()
         local route = fallback()
         local document = cjson.decode(routing.build(route, { 1, 2, 3 }, credentials_of))
         assert.same({ mode = "fallback", on_status_codes = { 429, 500 } }, document.strategy)
-        assert.same({ provider = "openai", api_key = "key-of-openai", override_params = { model = "gpt-4o-mini" } },
+        assert.same({ provider = "openai", api_key = key_of("openai"), override_params = { model = "gpt-4o-mini" } },
             document.targets[1])
         assert.same({ provider = "bedrock", aws_access_key_id = "AKIA", aws_region = "us-east-1" }, document.targets[2])
-        assert.same({ provider = "anthropic", api_key = "key-of-anthropic" }, document.targets[3])
+        assert.same({ provider = "anthropic", api_key = key_of("anthropic") }, document.targets[3])
         assert.is_nil(route.config.targets[1].api_key, "the rendered config stays without credentials")
     end)
 
@@ -172,6 +180,16 @@ describe("routing.record and routing.available", function()
         routing.record("chat", route, { 1, 2, 3 }, 3, 200, dict)
         routing.record("chat", route, { 1, 2, 3 }, 3, 200, dict)
         assert.same({ 3 }, routing.available("chat", route, dict))
+    end)
+
+    it("lets no 4xx end a failing target's run of failures (only an answer does)", function()
+        local dict, route = fake_dict(), fallback()
+        route.strategy = "loadbalance"
+        routing.record("chat", route, { 1, 2, 3 }, 1, 500, dict)
+        routing.record("chat", route, { 1, 2, 3 }, 1, 400, dict)
+        routing.record("chat", route, { 1, 2, 3 }, 1, 408, dict)
+        routing.record("chat", route, { 1, 2, 3 }, 1, 503, dict)
+        assert.same({ 2, 3 }, routing.available("chat", route, dict))
     end)
 
     it("resets a target's count when it answers", function()

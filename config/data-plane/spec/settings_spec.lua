@@ -10,6 +10,29 @@ local function shipped_text()
 end
 
 describe("settings", function()
+    local function with_routing(default)
+        local document = cjson.decode(shipped_text())
+        document.routing = { default = default, configs = { r = { strategy = "single", skip_after_failures = 3,
+            skip_seconds = 30, targets = { { provider = "openai", model = cjson.null } },
+            config = { strategy = { mode = "single" }, targets = { { provider = "openai" } } } } } }
+        return cjson.encode(document)
+    end
+
+    it("reads a route target without a model as nil", function()
+        local parsed = assert(settings_loader.parse(with_routing("r"), nil))
+        assert.is_nil(parsed.routing.configs.r.targets[1].model)
+        assert.equal("r", parsed.routing.help)
+    end)
+
+    it("refuses a default route that is not one of the routes, and routes without a default", function()
+        local parsed, err = settings_loader.parse(with_routing("nope"), nil)
+        assert.is_nil(parsed)
+        assert.equal("settings.json: the default route is not one of the routes", err)
+        parsed, err = settings_loader.parse(with_routing(cjson.null), nil)
+        assert.is_nil(parsed)
+        assert.equal("settings.json: routes without a default, or a default without routes", err)
+    end)
+
     it("joins the teams of the runtime settings", function()
         local settings = helper.settings('{"teams":{"4mq0client0a":"search","7x1client0b":"billing-eu"}}')
         assert.same({ ["4mq0client0a"] = "search", ["7x1client0b"] = "billing-eu" }, settings.teams)

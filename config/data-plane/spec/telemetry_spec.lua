@@ -140,6 +140,38 @@ describe("telemetry.record and drain", function()
         assert.same({ route = "chat", provider = "openai", status = "200" }, dimensions)
     end)
 
+    local function routed_points()
+        local metrics = cjson.decode(telemetry.drain(settings, 2000)[2][2]).resourceMetrics[1].scopeMetrics[1].metrics
+        for _, metric in ipairs(metrics) do
+            if metric.name == "RoutedRequests" then return metric.sum.dataPoints end
+        end
+    end
+
+    local function dimensions_of(point)
+        local dimensions = {}
+        for _, attribute in ipairs(point.attributes) do dimensions[attribute.key] = attribute.value.stringValue end
+        return dimensions
+    end
+
+    it("counts a route's statuses apart", function()
+        telemetry.drain(settings, 0)
+        for _, status in ipairs({ 200, 500 }) do
+            telemetry.record(request({ status = status, provider = "openai", routing = "chat" }), settings)
+        end
+        local statuses = {}
+        for _, point in ipairs(routed_points()) do statuses[#statuses + 1] = dimensions_of(point).status end
+        table.sort(statuses)
+        assert.same({ "200", "500" }, statuses)
+    end)
+
+    it("bounds the routed provider dimension", function()
+        telemetry.drain(settings, 0)
+        telemetry.record(request({ provider = "attacker-chosen", routing = "chat" }), settings)
+        local points = routed_points()
+        assert.equal(1, #points)
+        assert.equal("none", dimensions_of(points[1]).provider)
+    end)
+
     it("writes only printable text into span attributes", function()
         telemetry.record(request({ provider = "openai", model = "gpt\255\n", rule = "model" }), settings)
         local payload = telemetry.drain(settings, 1002)[1][2]

@@ -115,6 +115,12 @@ function _M.check_targets(body, route, targets, settings)
         end
         targets.urls = urls
     end
+    -- The gateway sends this field as Anthropic's anthropic-version header: anything but a
+    -- version date made its request fail before it left (a 500 counted against the target).
+    local version = document.anthropic_version
+    if version ~= nil and (type(version) ~= "string" or not re_find(version, "^\\d{4}-\\d{2}-\\d{2}\\z", "jo")) then
+        return nil, refusal.new(400, "body", "anthropic_version must be a version date such as 2023-06-01")
+    end
     local top_level = settings.stored_object_top_level[route]
     if top_level then
         for key in pairs(top_level) do

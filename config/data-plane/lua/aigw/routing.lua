@@ -153,7 +153,9 @@ end
 
 -- Counts what a routed answer says about its targets: in a fallback, each
 -- target before the one that served moved the request on (it failed); the
--- one that served failed when its status is a 429 or a 5xx.
+-- one that served failed when its status is a 429 or a 5xx, and answered
+-- when it is a 2xx (which ends its run of failures); any other status
+-- counts neither way.
 function _M.record(name, route, chosen, served, status, dict)
     if not dict or route.strategy == "single" or not served then return end
     if route.strategy == "fallback" then
@@ -164,7 +166,8 @@ function _M.record(name, route, chosen, served, status, dict)
     end
     if failed(status) then
         failure(dict, name, served, route)
-    else
+    elseif status >= 200 and status < 300 then
+        -- Only an answer resets the count: a 4xx a request earned says nothing of the target.
         dict:delete(counter_key(name, served))
     end
 end
