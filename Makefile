@@ -116,6 +116,10 @@ token: setup ## Print a machine token of ENV=<env>'s TEAM=<team> (how to get one
 	@test -n "$(ENV)" || { echo "usage: make token ENV=<environment> [TEAM=<team>]" >&2; exit 2; }
 	@$(WITH_MIRROR) $(PY) -m tools.token $(ENV) $(if $(TEAM),--team $(TEAM)) $(if $(SHOW_SECRET),--show-secret)
 
+prices: setup ## Write config/pricing/prices.toml into ENV=<env>'s pricing table (cost attribution; idempotent)
+	@test -n "$(ENV)" || { echo "usage: make prices ENV=<environment>" >&2; exit 2; }
+	@$(PY) -m tools.prices $(ENV)
+
 bootstrap: setup ## Create the state bucket and lock table of ENV=<env> (AWS credentials from your shell)
 	@test -n "$(ENV)" || { echo "usage: make bootstrap ENV=<environment>" >&2; exit 2; }
 	$(PY) -m tools.state_bootstrap $(ENV)

@@ -29,6 +29,8 @@ class Watched:
     # Blue/green, canary and linear deployments move the tasks between the
     # edge's target group and this one: after a deployment the edge's is idle.
     alternate_target_group_arn_suffix: str | None = None
+    # Cost attribution's metrics (lambdas/cost_attribution/handler.py): tokens, cost and latency panels.
+    cost_namespace: str | None = None
 
 
 def _query_panel(title: str, query: str, watched: Watched) -> dict[str, Any]:
@@ -98,6 +100,67 @@ def _traffic_panels(watched: Watched) -> list[dict[str, Any]]:
     ]
 
 
+COST_PERIOD_SECONDS = 3600
+LATENCY_PERIOD_SECONDS = 300
+LATENCY_PERCENTILES = ("p50", "p90", "p99")
+
+
+def _expression_panel(title: str, expressions: list[tuple[str, str]], period: int, watched: Watched) -> dict[str, Any]:
+    """A panel of metric expressions (label, expression): Metrics Insights queries or SEARCH."""
+    return {
+        "type": "metric",
+        "properties": {
+            "title": title,
+            "region": watched.region,
+            "period": period,
+            "metrics": [
+                [{"expression": expression, "id": f"e{index}", "label": label}]
+                for index, (label, expression) in enumerate(expressions)
+            ],
+        },
+    }
+
+
+def _cost_panels(namespace: str, watched: Watched) -> list[dict[str, Any]]:
+    """Cost and tokens by provider, by model and by team (Metrics Insights, summed per
+    dimension), then time to first token and total time, p50/p90/p99 per provider and model."""
+    schema = f'SCHEMA("{namespace}", Provider, Model, Team)'
+    tokens_schema = f'SCHEMA("{namespace}", Provider, Model, Team, TokenType)'
+    result: list[dict[str, Any]] = []
+    for dimension in ("Provider", "Model", "Team"):
+        cost = f"SELECT SUM(EstimatedCostUsd) FROM {schema} GROUP BY {dimension}"
+        tokens = f"SELECT SUM(TokensUsed) FROM {tokens_schema} GROUP BY {dimension}, TokenType"
+        result.append(
+            _expression_panel(
+                f"Estimated cost (USD) by {dimension.lower()}", [("", cost)], COST_PERIOD_SECONDS, watched
+            )
+        )
+        result.append(_expression_panel(f"Tokens by {dimension.lower()}", [("", tokens)], COST_PERIOD_SECONDS, watched))
+    for metric, title in (("TimeToFirstToken", "Time to first token (ms)"), ("RequestTime", "Total time (ms)")):
+        found = [
+            (
+                stat,
+                f"SEARCH('{{{namespace},Provider,Model}} MetricName=\"{metric}\"', '{stat}', {LATENCY_PERIOD_SECONDS})",
+            )
+            for stat in LATENCY_PERCENTILES
+        ]
+        result.append(
+            _expression_panel(f"{title} p50/p90/p99 by provider and model", found, LATENCY_PERIOD_SECONDS, watched)
+        )
+    result.append(
+        _expression_panel(
+            "Requests with unknown usage, lines not priced",
+            [
+                ("usage unknown", f"SELECT SUM(UsageUnknown) FROM {schema} GROUP BY Provider"),
+                ("not priced", f'SELECT SUM(UnpricedLines) FROM SCHEMA("{namespace}", Reason) GROUP BY Reason'),
+            ],
+            COST_PERIOD_SECONDS,
+            watched,
+        )
+    )
+    return result
+
+
 def panels(queries: Mapping[str, str], watched: Watched) -> list[dict[str, Any]]:
     """Every panel in reading order: the saved queries (title -> query), then
     load balancer and service health."""
@@ -122,6 +185,7 @@ def panels(queries: Mapping[str, str], watched: Watched) -> list[dict[str, Any]]
             "Average",
             watched,
         ),
+        *(_cost_panels(watched.cost_namespace, watched) if watched.cost_namespace else ()),
     ]
 
 

@@ -41,6 +41,9 @@ class MonitoredService:
     # Teams with a token budget (an alarm each on its alert), and whether any team is counted in the shared store.
     budget_teams: tuple[str, ...] = ()
     counts_limits: bool = False
+    # Cost attribution on: its dashboard panels, and a daily cost alarm per team listed here (USD).
+    cost_attribution: bool = False
+    team_daily_cost_usd: tuple[tuple[str, float], ...] = ()
 
 
 class Monitoring(Construct):
@@ -69,6 +72,7 @@ class Monitoring(Construct):
                 cluster_name=watched.cluster_name,
                 service_name=watched.service_name,
                 alternate_target_group_arn_suffix=watched.alternate_target_group_arn_suffix,
+                cost_namespace=METRICS_NAMESPACE if watched.cost_attribution else None,
             ),
         )
         dashboard = CloudwatchDashboard(
@@ -191,6 +195,25 @@ class Monitoring(Construct):
                 period=300,
                 evaluation_periods=1,
                 threshold=0,
+                comparison_operator="GreaterThanThreshold",
+                treat_missing_data="notBreaching",
+                alarm_actions=actions,
+            )
+        for team, limit in watched.team_daily_cost_usd:
+            CloudwatchMetricAlarm(
+                self,
+                f"alarm-daily-cost-{team}",
+                alarm_name=f"{prefix}-daily-cost-{team}",
+                alarm_description=f"Team {team}'s estimated cost today passed {limit} USD "
+                "(cost_attribution.team_daily_cost_alarm_usd)",
+                namespace=METRICS_NAMESPACE,
+                metric_name="EstimatedCostUsd",
+                # The cost attribution function publishes the cost by team alone too.
+                dimensions={"Team": team},
+                statistic="Sum",
+                period=86400,
+                evaluation_periods=1,
+                threshold=limit,
                 comparison_operator="GreaterThanThreshold",
                 treat_missing_data="notBreaching",
                 alarm_actions=actions,

@@ -40,6 +40,9 @@ from modules.context import StackContext
 from modules.grants import allow_cidrs, allow_subnets, grant_log_writes, policy_document, service_trust_policy
 
 INTERFACE_ENDPOINTS: tuple[str, ...] = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
+# Gateway endpoints (free, in the private route tables): S3 for image layers and the data plane's bundle;
+# DynamoDB joins for cost attribution's pricing table.
+GATEWAY_ENDPOINTS: tuple[str, ...] = ("s3",)
 # Each subnet is 1/16 of the VPC: public ones take slots 0.., private ones 8..
 SUBNET_EXTRA_BITS = 4
 PRIVATE_SLOT_OFFSET = 8
@@ -73,9 +76,11 @@ class Network(Construct):
         availability_zones: list[str],
         flow_log_group_arn: str | None,
         interface_endpoints: Sequence[str] = INTERFACE_ENDPOINTS,
+        gateway_endpoints: Sequence[str] = GATEWAY_ENDPOINTS,
     ) -> None:
         super().__init__(scope, construct_id)
         self._interface_endpoints = tuple(interface_endpoints)
+        self._gateway_endpoints = tuple(gateway_endpoints)
         if network.vpc_id is None:
             if flow_log_group_arn is None:
                 raise ValueError("a created VPC logs its flows, but observability created no flow log group")
@@ -254,21 +259,22 @@ class Network(Construct):
     def _endpoints(
         self, context: StackContext, vpc_id: str, private_route_table_ids: list[str], private_subnet_ids: list[str]
     ) -> str:
-        """The S3 gateway endpoint in the private route tables (where the stack has
-        any: an existing VPC's own route tables are its owner's, and a gateway
-        endpoint there would reroute S3 for every subnet sharing them) and the
+        """The gateway endpoints (S3, and DynamoDB with cost attribution) in the
+        private route tables (where the stack has any: an existing VPC's own
+        route tables are its owner's, and a gateway endpoint there would reroute
+        S3 for every subnet sharing them) and the
         interface endpoints with private DNS in the private subnets; returns the
         endpoints' security group, to which the caller admits the private subnets."""
         prefix = context.prefix
-        if private_route_table_ids:
+        for service in self._gateway_endpoints if private_route_table_ids else ():
             VpcEndpoint(
                 self,
-                "endpoint-s3",
+                f"endpoint-{service}",
                 vpc_id=vpc_id,
-                service_name=f"com.amazonaws.{context.region}.s3",
+                service_name=f"com.amazonaws.{context.region}.{service}",
                 vpc_endpoint_type="Gateway",
                 route_table_ids=private_route_table_ids,
-                tags={"Name": f"{prefix}-s3"},
+                tags={"Name": f"{prefix}-{service}"},
             )
         endpoint_sg_id = SecurityGroup(
             self,

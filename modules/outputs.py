@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from modules.auth import AuthOutputs
     from modules.compute import ComputeOutputs
+    from modules.cost_attribution import CostAttributionOutputs
     from modules.edge import EdgeOutputs
     from modules.network import NetworkOutputs
     from modules.routing import RoutingOutputs
@@ -27,6 +28,7 @@ class Wiring:
     compute: ComputeOutputs
     dashboard_name: str
     routing: RoutingOutputs | None = None
+    cost: CostAttributionOutputs | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,10 @@ OUTPUTS: tuple[StackOutput, ...] = (
                 "(`[routing.<name>]`; empty without routes)", lambda w: w.routing.parameters if w.routing else {}),
     StackOutput("routing_read_policy_arn", "Managed policy that reads exactly those parameters, to attach to "
                 "clients' roles (empty without routes)", lambda w: w.routing.read_policy_arn if w.routing else ""),
+    StackOutput("pricing_table_name", "DynamoDB table cost attribution prices requests from (`make prices ENV=<env>` "
+                "fills it; empty when `[cost_attribution]` is off)", lambda w: w.cost.table_name if w.cost else ""),
+    StackOutput("cost_dead_letter_queue_arn", "SQS queue of the log batches cost attribution failed to price after "
+                "its retries (empty when off)", lambda w: w.cost.dead_letter_queue_arn if w.cost else ""),
     StackOutput("cognito_client_secrets", "App client secret of each team (sensitive: `cdktf output` hides it; "
                 "`make token TEAM=<team>` reads it)", lambda w: w.auth.client_secrets, sensitive=True),
 )  # fmt: skip

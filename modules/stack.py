@@ -5,6 +5,7 @@ through their typed outputs."""
 
 from __future__ import annotations
 
+import keyword
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,12 @@ from aigw.environments import Environment
 from modules.auth import Auth
 from modules.compute import Compute
 from modules.context import PROJECT, StackContext
+from modules.cost_attribution import CostAttribution, CostAttributionOutputs
 from modules.data_plane import DataPlane, data_plane_config
 from modules.deployment import DeploymentTraffic, production_listener
 from modules.edge import Edge
 from modules.monitoring import MonitoredService, Monitoring
-from modules.network import INTERFACE_ENDPOINTS, Network
+from modules.network import GATEWAY_ENDPOINTS, INTERFACE_ENDPOINTS, Network
 from modules.observability import Observability
 from modules.outputs import OUTPUTS, Wiring
 from modules.routing import RouteDiscovery, RoutingOutputs
@@ -33,7 +35,7 @@ from modules.shared_store import SharedStore
 # Every service the stack calls, pointed at the emulator when one is configured.
 EMULATED_SERVICES: tuple[str, ...] = (
     "appautoscaling", "cloudwatch", "cognitoidp", "dynamodb", "ec2", "ecr", "ecs", "elbv2", "iam",
-    "kms", "logs", "s3", "secretsmanager", "sns", "sts", "wafv2",
+    "kms", "lambda", "logs", "s3", "secretsmanager", "sns", "sqs", "ssm", "sts", "wafv2",
 )  # fmt: skip
 
 
@@ -54,7 +56,10 @@ def emulator_provider_arguments(endpoint: str) -> dict[str, Any]:
     (the account id comes from its STS), path-style S3, no instance metadata,
     and EMULATOR_MAX_ATTEMPTS attempts per call. Credentials stay in the environment."""
     return {
-        "endpoints": [AwsProviderEndpoints(**dict.fromkeys(EMULATED_SERVICES, endpoint))],
+        # The bindings spell Terraform's `lambda` endpoint `lambda_` (a Python keyword).
+        "endpoints": [
+            AwsProviderEndpoints(**{f"{s}_" if keyword.iskeyword(s) else s: endpoint for s in EMULATED_SERVICES})
+        ],
         "max_retries": EMULATOR_MAX_ATTEMPTS,
         "skip_credentials_validation": True,
         "skip_metadata_api_check": "true",
@@ -135,6 +140,8 @@ class GatewayStack(TerraformStack):
             # ECS Exec sessions reach Session Manager (ssmmessages) privately where there are endpoints.
             interface_endpoints=INTERFACE_ENDPOINTS
             + (("ssmmessages",) if settings.gateway.enable_execute_command else ()),
+            # Cost attribution's function reads its pricing table through a DynamoDB endpoint.
+            gateway_endpoints=GATEWAY_ENDPOINTS + (("dynamodb",) if settings.cost_attribution.enabled else ()),
         ).outputs
         auth = Auth(self, "auth", context=context, teams=settings.teams).outputs
         edge = Edge(
@@ -196,6 +203,15 @@ class GatewayStack(TerraformStack):
         ).outputs
         if store:
             store.admit(compute.task_security_group_id)
+        cost: CostAttributionOutputs | None = None
+        if settings.cost_attribution.enabled:
+            cost = CostAttribution(
+                self, "cost-attribution", settings=settings.cost_attribution, context=context, network=network,
+                access_log_group_name=observability.log_group_names["access"],
+                access_log_group_arn=observability.log_group_arns["access"],
+                logs_kms_key_arn=observability.logs_kms_key_arn,
+                log_retention_days=settings.observability.log_retention_days,
+            ).outputs  # fmt: skip
         monitoring = Monitoring(
             self,
             "monitoring",
@@ -214,12 +230,14 @@ class GatewayStack(TerraformStack):
                 min_tasks=settings.gateway.minimum_tasks,
                 budget_teams=tuple(team for team, client in sorted(settings.clients.items()) if client.budget),
                 counts_limits=settings.needs_shared_store,
+                cost_attribution=settings.cost_attribution.enabled,
+                team_daily_cost_usd=tuple(sorted(settings.cost_attribution.team_daily_cost_alarm_usd.items())),
             ),
         )
 
         wiring = Wiring(
             network=network, edge=edge, auth=auth, compute=compute, dashboard_name=monitoring.dashboard_name,
-            routing=routing,
+            routing=routing, cost=cost,
         )  # fmt: skip
         for output in OUTPUTS:
             # `sensitive` only where true (None: the key is not written at all).

@@ -61,6 +61,8 @@ WILDCARD_RESOURCE_ACTIONS: dict[str, str] = {
     "elasticloadbalancing:DescribeTargetGroups": "ECS reads both target groups while it shifts traffic; no resources",
     "elasticloadbalancing:DescribeTargetHealth": "ECS waits for the new tasks' health while it shifts traffic; no "
     "resources",
+    "ec2:DescribeNetworkInterfaces": "Lambda finds a VPC function's interfaces (cost attribution); EC2 Describe* "
+    "actions have no resource-level permissions",
 }
 # The postcondition on an existing subnet (modules/network.py) that refuses one assigning public IPs.
 NO_PUBLIC_IPS_CONDITION = "${!self.map_public_ip_on_launch}"

@@ -7,7 +7,9 @@ import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT_FILES = ("main.py", "cdktf.json", "Pipfile", "Pipfile.lock", "aigw", "modules", "config", "environments")
+PROJECT_FILES = (
+    "main.py", "cdktf.json", "Pipfile", "Pipfile.lock", "aigw", "modules", "config", "environments", "lambdas", "tools",
+)  # fmt: skip
 
 
 def copy_project(destination: Path) -> Path:

@@ -132,7 +132,8 @@ def scenario_settings() -> dict[str, EnvironmentSettings]:
             edge={"certificate_arn": CERTIFICATE_ARN, "enable_jwt_auth": True, "allowed_cidrs": ["0.0.0.0/0"]},
             gateway={"provider_keys": ["openai", "anthropic", "google", "azure"], "azure": ORG_KEYS_AZURE},
         ),
-        # Three teams: the default client kept, one rate- and concurrency-limited, one with a capped, shadowed budget.
+        # Three teams: the default client kept, one rate- and concurrency-limited, one with a capped, shadowed
+        # budget; cost attribution with a daily cost alarm for one of them.
         "teams": vary(
             base_settings,
             edge={"certificate_arn": CERTIFICATE_ARN, "enable_jwt_auth": True, "allowed_cidrs": ["0.0.0.0/0"]},
@@ -145,6 +146,11 @@ def scenario_settings() -> dict[str, EnvironmentSettings]:
                 ),
             },
             shared_store={"max_data_storage_gb": 2, "snapshot_retention_days": 7},
+            cost_attribution={
+                "enabled": True,
+                "reserved_concurrency": 3,
+                "team_daily_cost_alarm_usd": {"search": 25.5},
+            },
         ),
         # Named routes over the org keys and Bedrock (tests/test_routing.py runs them through the real gateway).
         "routing": vary(

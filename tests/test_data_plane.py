@@ -11,6 +11,7 @@ import base64
 import http.client
 import json
 import re
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -365,6 +366,43 @@ def test_telemetry_carries_no_prompt_no_key_and_no_token(org_data_plane: Running
     exported = json.dumps([payload.json for payload in otlp.payloads])
     assert prompt not in exported and CLIENT_JWT not in exported
     assert not any(key in exported for key in ORG_KEYS.values())
+
+
+def test_the_time_to_first_token_is_the_streams_first_event_not_its_end(
+    org_data_plane: RunningDataPlane, mocks: dict[str, MockProvider]
+) -> None:
+    gate = threading.Event()
+    mocks["openai"].stream_gate = gate  # the first event now, the rest when the gate opens
+    trace = new_trace()
+    timer = threading.Timer(1.5, gate.set)
+    timer.start()
+    try:
+        response = chat(org_data_plane.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT},
+                        stream=True)  # fmt: skip
+    finally:
+        timer.cancel()
+        gate.set()
+    assert response.status == 200
+    line = org_data_plane.access_line(trace)
+    assert line["stream"] is True
+    assert line["time_to_first_token"] < 1.0 <= 1.5 <= line["request_time"]
+    trace = new_trace()
+    assert (
+        chat(org_data_plane.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT}).status
+        == 200
+    )
+    line = org_data_plane.access_line(trace)
+    assert line["stream"] is False and 0 <= line["time_to_first_token"] <= line["request_time"]
+
+
+def test_a_refused_request_logs_no_stream_and_no_first_token(org_data_plane: RunningDataPlane) -> None:
+    trace = new_trace()
+    assert (
+        chat(org_data_plane.base_url, {"x-portkey-provider": "mistral-ai", "x-amzn-trace-id": trace, **CLIENT}).status
+        == 403
+    )
+    line = org_data_plane.access_line(trace)
+    assert (line["stream"], line["time_to_first_token"]) == (None, None)
 
 
 # -- the log schema ----------------------------------------------------------------------------------

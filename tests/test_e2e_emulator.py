@@ -37,6 +37,7 @@ from tests.conftest import ProviderMirror
 from tests.gateway_harness import free_port
 from tests.local_task import listening_addresses, session_members
 from tests.project_copy import ROOT, copy_project
+from tools import prices
 from tools.emulator import Emulator
 from tools.state_bootstrap import bootstrap
 
@@ -160,7 +161,13 @@ def test_network_exists_as_declared(deployment: Deployment) -> None:
     assert len(nats) == 1
     endpoints = ec2.describe_vpc_endpoints(Filters=vpc_filter)["VpcEndpoints"]
     assert sorted(e["ServiceName"].removeprefix("com.amazonaws.us-east-1.") for e in endpoints) == [
-        "ecr.api", "ecr.dkr", "logs", "s3", "secretsmanager"]  # fmt: skip
+        "dynamodb",
+        "ecr.api",
+        "ecr.dkr",
+        "logs",
+        "s3",
+        "secretsmanager",
+    ]  # fmt: skip  (dynamodb: cost attribution)
     (flow,) = ec2.describe_flow_logs(Filters=[{"Name": "resource-id", "Values": [vpc["VpcId"]]}])["FlowLogs"]
     assert flow["TrafficType"] == "ALL"
     for kind in ("vpc", "subnet", "nat_gateway", "vpc_endpoint", "flow_log"):
@@ -231,7 +238,7 @@ def test_images_keys_logs_secrets_roles_and_alarms(deployment: Deployment) -> No
     aliases = {
         a["AliasName"]: a["TargetKeyId"] for a in kms.list_aliases()["Aliases"] if "aigw-local" in a["AliasName"]
     }
-    expected = {f"alias/aigw-local-{name}" for name in ("logs", "ecr", "secrets", "data-plane")}
+    expected = {f"alias/aigw-local-{name}" for name in ("logs", "ecr", "secrets", "data-plane", "cost-attribution")}
     assert set(aliases) == expected
     assert all(kms.get_key_rotation_status(KeyId=key)["KeyRotationEnabled"] for key in aliases.values())
     groups = deployment.client("logs").describe_log_groups(logGroupNamePrefix="/aigw-local/")["logGroups"]
@@ -240,7 +247,12 @@ def test_images_keys_logs_secrets_roles_and_alarms(deployment: Deployment) -> No
     assert sorted(s["Name"] for s in secrets if s["Name"].startswith("aigw-local/")) == [
         f"aigw-local/providers/{p}" for p in ("anthropic", "openai")]  # fmt: skip
     roles = {r["RoleName"] for r in deployment.client("iam").list_roles()["Roles"]}
-    assert {"aigw-local-task-execution", "aigw-local-task", "aigw-local-vpc-flow-logs"} <= roles
+    assert {
+        "aigw-local-task-execution",
+        "aigw-local-task",
+        "aigw-local-vpc-flow-logs",
+        "aigw-local-cost-attribution",
+    } <= roles
     alarms = deployment.client("cloudwatch").describe_alarms(AlarmNamePrefix="aigw-local-")["MetricAlarms"]
     assert len(alarms) == 4
     for kind in ("ecr_repository", "kms_key", "kms_alias", "cloudwatch_log_group", "secretsmanager_secret",
@@ -323,6 +335,31 @@ def test_the_deployed_task_answers_the_printed_call_on_loopback_and_stops_withou
     for _, port in listening:
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_cost_attribution_function_pricing_table_and_subscription(deployment: Deployment) -> None:
+    # moto stores the function but cannot run it (no Docker): its handler runs in-process in
+    # tests/test_cost_attribution.py; here, what the stack deployed, and `make prices` against it.
+    function = deployment.client("lambda").get_function(FunctionName="aigw-local-cost-attribution")
+    configuration = function["Configuration"]
+    assert (configuration["Runtime"], configuration["Architectures"]) == ("python3.12", ["arm64"])
+    assert configuration["DeadLetterConfig"]["TargetArn"].endswith(":aigw-local-cost-attribution-dead-letters")
+    assert configuration["LoggingConfig"]["LogGroup"] == "/aws/lambda/aigw-local-cost-attribution"
+    assert function["Concurrency"]["ReservedConcurrentExecutions"] == 5
+    (subscription,) = deployment.client("logs").describe_subscription_filters(logGroupName="/aigw-local/access")[
+        "subscriptionFilters"
+    ]
+    assert subscription["destinationArn"] == configuration["FunctionArn"]
+    assert subscription["filterPattern"] == "{ $.status >= 100 }"
+    table = deployment.client("dynamodb").describe_table(TableName="aigw-local-prices")["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    count = len(prices.load())
+    seeded = deployment.run(sys.executable, "-m", "tools.prices", "local", timeout=120)
+    assert f"aigw-local-prices: {count} written, 0 unchanged" in seeded.stdout, seeded.stdout + seeded.stderr
+    again = deployment.run(sys.executable, "-m", "tools.prices", "local", timeout=120)
+    assert f"aigw-local-prices: 0 written, {count} unchanged" in again.stdout, again.stdout + again.stderr
+    for kind in ("lambda_function", "dynamodb_table", "cloudwatch_log_subscription_filter"):
+        verified(kind)
 
 
 def test_state_lives_in_the_bucket_and_the_lock_table_was_used(deployment: Deployment) -> None:
@@ -411,4 +448,6 @@ def test_destroy_leaves_nothing_behind(deployment: Deployment) -> None:
     assert deployment.client("wafv2").list_web_acls(Scope="REGIONAL")["WebACLs"] == []
     buckets = [b["Name"] for b in deployment.client("s3").list_buckets()["Buckets"]]
     assert "aigw-local-data-plane-123456789012-us-east-1" not in buckets
+    assert deployment.client("lambda").list_functions()["Functions"] == []
+    assert "aigw-local-prices" not in deployment.client("dynamodb").list_tables()["TableNames"]
     assert state_document(deployment)["resources"] == []

@@ -14,9 +14,12 @@ that behaves like AWS, and nothing else in moto changes:
   would replace the service. They are stored on the service and returned.
 - Cognito has no DeleteResourceServer, so destroy fails. It removes the
   resource server from its pool.
-- EC2 security group rules that reference another group lose their
-  description when described, so every plan would update them. The
-  description is read from where moto stored it.
+- EC2 security group rules that reference another group, or a managed
+  prefix list, lose their description when described, so every plan would
+  update them. The description is read from where moto stored it, or kept.
+- Lambda functions lose their DeadLetterConfig and LoggingConfig, so every
+  plan would update the cost attribution function. Both are kept from the
+  create and update calls and returned.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import threading
 from typing import Any
 
 from moto.applicationautoscaling.responses import ApplicationAutoScalingResponse
+from moto.awslambda.models import LambdaFunction
 from moto.cognitoidp.responses import CognitoIdpResponse
 from moto.core.responses import ActionResult, EmptyResult
 from moto.ec2.models.security_groups import SecurityGroupRule
@@ -97,7 +101,48 @@ def _delete_resource_server(self: CognitoIdpResponse) -> EmptyResult:
 
 
 def _rule_description(self: SecurityGroupRule) -> str | None:
-    return self.ip_range.get("Description") or (self.source_group or {}).get("Description")
+    return (
+        self.ip_range.get("Description")
+        or (self.source_group or {}).get("Description")
+        or getattr(self, "_prefix_list_description", None)
+    )
+
+
+_rule_init = SecurityGroupRule.__init__
+
+
+def _rule_keeping_prefix_list_description(self: SecurityGroupRule, *args: Any, **kwargs: Any) -> None:
+    _rule_init(self, *args, **kwargs)
+    # (ec2_backend, ip_protocol, group_id, from_port, to_port, ip_range, source_group, prefix_list_id)
+    prefix_list = kwargs.get("prefix_list_id") or (args[7] if len(args) > 7 else None)
+    self._prefix_list_description = (prefix_list or {}).get("Description")  # type: ignore[attr-defined]
+
+
+# Lambda function settings moto drops: request key -> kept as given.
+_KEPT_FUNCTION_SETTINGS = ("DeadLetterConfig", "LoggingConfig")
+_function_init = LambdaFunction.__init__
+_function_configuration = LambdaFunction.get_configuration
+_function_update = LambdaFunction.update_configuration
+
+
+def _function_keeping_settings(
+    self: LambdaFunction, account_id: str, spec: dict[str, Any], *args: Any, **kwargs: Any
+) -> None:
+    _function_init(self, account_id, spec, *args, **kwargs)
+    self._kept_settings = {key: spec[key] for key in _KEPT_FUNCTION_SETTINGS if key in spec}  # type: ignore[attr-defined]
+
+
+def _function_configuration_with_settings(self: LambdaFunction, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    configuration: dict[str, Any] = _function_configuration(self, *args, **kwargs)
+    configuration.update(getattr(self, "_kept_settings", {}))
+    return configuration
+
+
+def _function_update_keeping_settings(self: LambdaFunction, config_updates: dict[str, Any]) -> dict[str, Any]:
+    kept = getattr(self, "_kept_settings", {})
+    kept.update({key: config_updates[key] for key in _KEPT_FUNCTION_SETTINGS if key in config_updates})
+    self._kept_settings = kept  # type: ignore[attr-defined]
+    return _function_update(self, config_updates)
 
 
 def install() -> None:
@@ -109,6 +154,10 @@ def install() -> None:
     EC2ContainerServiceResponse.update_service = _keeping_service_attributes(_update_service)  # type: ignore[method-assign]
     CognitoIdpResponse.delete_resource_server = _delete_resource_server  # type: ignore[attr-defined]
     SecurityGroupRule.description = property(_rule_description)  # type: ignore[assignment,method-assign]
+    SecurityGroupRule.__init__ = _rule_keeping_prefix_list_description  # type: ignore[method-assign]
+    LambdaFunction.__init__ = _function_keeping_settings  # type: ignore[method-assign]
+    LambdaFunction.get_configuration = _function_configuration_with_settings  # type: ignore[method-assign]
+    LambdaFunction.update_configuration = _function_update_keeping_settings  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

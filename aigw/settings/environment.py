@@ -21,6 +21,7 @@ from aigw.settings.clients import (
     team_count_problems,
 )
 from aigw.settings.common import Problem, Section, valid_region
+from aigw.settings.cost import CostAttributionSettings
 from aigw.settings.edge import INTERNET_FACING_DEFAULT_CIDRS, EdgeSettings, world_open
 from aigw.settings.emulator import EmulatorSettings
 from aigw.settings.features import FeatureSettings
@@ -38,6 +39,8 @@ REMOVED_KEYS: dict[str, str] = {
     "gateway.proxy_image": "renamed to gateway.data_plane_image (the data plane is one component with one name)",
     "features.enable_multi_client": "replaced by one [clients.<team>] table per consuming team (each gets its own "
     "Cognito app client, scopes and limits; see the configuration reference)",
+    "features.enable_cost_attribution": "replaced by [cost_attribution] enabled = true (with its own settings; see "
+    "the configuration reference)",
     "features.enable_fallback_routing": "replaced by [routing.<name>] tables (named routing configs, one of them "
     "the default; see the configuration reference)",
 }
@@ -46,7 +49,8 @@ ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 _TAG_KEY = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
 
 SECTION_NAMES: tuple[str, ...] = (
-    "backend", "network", "gateway", "edge", "observability", "emulator", "shared_store", "features",
+    "backend", "network", "gateway", "edge", "observability", "emulator", "shared_store", "cost_attribution",
+    "features",
 )  # fmt: skip
 
 Tags = dict[Annotated[str, Field(pattern=_TAG_KEY.pattern)], Annotated[str, Field(max_length=256)]]
@@ -96,6 +100,7 @@ class EnvironmentSettings(Section):
         "each config, without credentials, as an SSM parameter. Needs `edge.enable_jwt_auth`; at most 20. "
         "Default: none (clients name a provider or send their own config).",
     )
+    cost_attribution: CostAttributionSettings = Field(default_factory=CostAttributionSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
 
     @field_validator("region")
@@ -165,6 +170,23 @@ class EnvironmentSettings(Section):
     def needs_shared_store(self) -> bool:
         return any(client.limited for client in self.clients.values())
 
+    def _cost_problems(self) -> Iterator[Problem]:
+        cost = self.cost_attribution
+        if not cost.enabled:
+            for name in ("reserved_concurrency", "team_daily_cost_alarm_usd"):
+                if name in cost.model_fields_set:
+                    yield Problem(
+                        f"cost_attribution.{name}", "cost attribution is off: set enabled = true or remove this key",
+                        frozenset({"cost_attribution"}),
+                    )  # fmt: skip
+        unknown = sorted(set(cost.team_daily_cost_alarm_usd) - set(self.teams))
+        if unknown:
+            yield Problem(
+                "cost_attribution.team_daily_cost_alarm_usd",
+                f"{', '.join(unknown)}: not a team here (teams: {', '.join(sorted(self.teams))})",
+                frozenset({"cost_attribution", "clients"}),
+            )
+
     def _routing_problems(self) -> Iterator[Problem]:
         for name, route in self.routing.items():
             for problem in route.problems():
@@ -179,6 +201,7 @@ class EnvironmentSettings(Section):
         for problem in team_count_problems(self.clients):
             yield Problem("clients", problem.message, frozenset({"clients"}))
         yield from self._routing_problems()
+        yield from self._cost_problems()
         for name in SECTION_NAMES:
             section: Section = getattr(self, name)
             for problem in section.problems():

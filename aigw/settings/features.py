@@ -12,7 +12,6 @@ from aigw.settings.common import Problem, Section
 class FeatureSettings(Section):
     """Opt-in features (B-series). Each is refused until it is built, never silently ignored."""
 
-    enable_cost_attribution: bool = Field(False, description="Per-client cost attribution. Not built yet.")
     enable_guardrails: bool = Field(False, description="Bedrock guardrails. Not built yet.")
     enable_response_cache: bool = Field(False, description="Response cache in front of providers. Not built yet.")
 

@@ -390,6 +390,7 @@ function _M.header_filter()
     end
     ctx.usage = usage.new(ngx.header["Content-Type"], settings.usage)
     ctx.redaction = { lines = ctx.usage.streaming }
+    ngx_var.aigw_stream = ctx.usage.streaming and "true" or "false"
     if ctx.strip_usage and ctx.usage.streaming then
         ctx.stripping = stream_usage.new_filter()
         ngx.header["Content-Length"] = nil
@@ -401,6 +402,12 @@ function _M.body_filter()
     local reader = ctx.usage
     if not reader then return end
     local chunk, eof = ngx.arg[1], ngx.arg[2]
+    if not ctx.first_token and chunk ~= "" then
+        -- The answer's first bytes: for a stream, its first event (time to first token).
+        ctx.first_token = true
+        ngx.update_time()
+        ngx_var.aigw_first_token_time = string.format("%.3f", ngx.now() - ngx_req.start_time())
+    end
     reader:feed(chunk)
     if ctx.stripping then chunk = stream_usage.filter(ctx.stripping, chunk, eof) end
     ngx.arg[1] = redactor:filter(ctx.redaction, chunk, eof)

@@ -1,0 +1,1 @@
+"""Cost attribution: prices the data plane's access-log lines (handler.py)."""
