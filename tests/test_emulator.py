@@ -18,7 +18,6 @@ import pytest
 from aigw.emulator_endpoint import _derived_port, checkout_endpoint, record_path
 from aigw.environments import load_environments
 from tests import processes
-from tests.conftest import ROOT
 from tests.gateway_harness import free_port
 from tests.project_copy import copy_project
 from tools.emulator import Emulator, EmulatorError
@@ -106,9 +105,7 @@ def two_clones(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     clones = []
     for name in ("clone-a", "clone-b"):
         (tmp_path / name).mkdir()
-        clone = copy_project(tmp_path / name)
-        shutil.copytree(ROOT / "tools", clone / "tools", ignore=shutil.ignore_patterns("__pycache__"))
-        clones.append(clone)
+        clones.append(copy_project(tmp_path / name))  # tools/ among the project's files
     try:
         yield clones[0], clones[1]
     finally:
