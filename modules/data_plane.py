@@ -51,6 +51,7 @@ from aigw.data_plane.config import (
     AzureTarget,
     DataPlaneConfig,
     DataPlaneRuntime,
+    ResponseCache,
     Route,
     RouteTarget,
     TeamBudget,
@@ -86,6 +87,11 @@ def data_plane_config(settings: EnvironmentSettings, environment: str) -> DataPl
         teams=teams,
         routing={name: route_config(route) for name, route in settings.routing.items()},
         default_route=next((name for name, route in settings.routing.items() if route.default), None),
+        cache=(
+            ResponseCache(settings.response_cache.ttl_seconds, settings.response_cache.max_entry_kib * 1024)
+            if settings.response_cache.enabled
+            else None
+        ),
     )
 
 
@@ -109,6 +115,7 @@ def team_limits(client: ClientSettings) -> TeamLimits:
         requests_per_minute=client.requests_per_minute,
         max_concurrent_requests=client.max_concurrent_requests,
         max_tokens=client.max_tokens,
+        cache=client.cache,
         budget=TeamBudget(
             tokens=budget.tokens,
             period=budget.period,

@@ -373,10 +373,13 @@ class GatewayHarness:
         self.processes: list[subprocess.Popen[bytes]] = []
         self.gateway_port = free_port()
         self.interception = Interception(workdir / "intercept.jsonl")
+        # Harness-only variables of the gateway process (the CA of a test shared store).
+        self.extra_environment: dict[str, str] = {}
 
     @property
     def gateway_environment(self) -> dict[str, str]:
-        return self.task.environment(GATEWAY_CONTAINER)
+        """The gateway container's variables, with the Terraform references' test values."""
+        return self.task.resolved_environment(GATEWAY_CONTAINER, self.references)
 
     @property
     def gateway_url(self) -> str:
@@ -390,6 +393,7 @@ class GatewayHarness:
             "PATH": os.environ.get("PATH", ""),
             "HOME": str(self.workdir),
             **self.gateway_environment,
+            **self.extra_environment,
             "AIGW_INTERCEPT_MAP": json.dumps(self.upstreams),
             "AIGW_INTERCEPT_SINK": self.sink,
             "AIGW_INTERCEPT_LOG": str(self.interception.log),
@@ -452,9 +456,11 @@ def running_gateway(
     sink: str,
     references: Mapping[str, str] | None = None,
     workdir: Path | None = None,
+    extra_environment: Mapping[str, str] | None = None,
 ) -> Iterator[GatewayHarness]:
     """The gateway started, stopped on exit with every data plane. Its files go
-    to ``workdir`` (created; kept), else to a temporary directory (removed)."""
+    to ``workdir`` (created; kept), else to a temporary directory (removed).
+    ``extra_environment``: harness-only variables (a test store's CA)."""
     missing = system_tools_missing()
     if missing:
         raise RuntimeError(f"{', '.join(missing)} not installed: run `make system-deps`")
@@ -464,6 +470,7 @@ def running_gateway(
         workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(workdir, 0o755)
         harness = GatewayHarness(workdir, task, upstreams, sink, references)
+        harness.extra_environment.update(extra_environment or {})
         try:
             harness.start_gateway()
             yield harness

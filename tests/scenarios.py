@@ -159,6 +159,21 @@ def scenario_settings() -> dict[str, EnvironmentSettings]:
             gateway={"provider_keys": ["openai", "anthropic", "google", "azure"], "azure": ORG_KEYS_AZURE},
             routing=ROUTES,
         ),
+        # The response cache: teams private (default), shared (search, billing) and no-store (secret).
+        "cache": vary(
+            base_settings,
+            edge={"certificate_arn": CERTIFICATE_ARN, "enable_jwt_auth": True, "allowed_cidrs": ["0.0.0.0/0"]},
+            gateway={"provider_keys": ["openai", "anthropic", "google", "azure"], "azure": ORG_KEYS_AZURE},
+            clients={
+                "default": ClientSettings(scopes=["invoke", "admin"]),
+                "other": ClientSettings(),
+                "search": ClientSettings(cache="shared"),
+                "billing": ClientSettings(cache="shared"),
+                "secret": ClientSettings(cache="no-store"),
+            },
+            response_cache={"enabled": True, "ttl_seconds": 600, "max_entry_kib": 64},
+            routing={"chat": RouteSettings(strategy="single", default=True, targets=_targets("openai"))},
+        ),
         # HTTPS without JWT auth, two client ranges.
         "https": vary(
             base_settings,

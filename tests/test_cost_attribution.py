@@ -173,6 +173,7 @@ def test_a_streamed_request_whose_usage_never_arrived_is_usage_unknown_never_zer
         (line(status="200"), "malformed"),
         (line(input_tokens=-5), "malformed"),
         (line(input_tokens=True), "malformed"),
+        (line(cache=1), "malformed"),
         (line(time="yesterday"), "malformed"),
         (json.dumps({k: v for k, v in LINE.items() if k != "provider"}), "malformed"),
         (line(model="gpt-9-turbo"), "unknown-model"),
@@ -194,6 +195,17 @@ def test_an_unknown_model_keeps_no_name_of_its_own(table: Any) -> None:
     _, documents, _ = run(subscription_event([line(model="client-chosen-name-123")]), table)
     assert metric(documents, "Requests", Provider="openai", Model="other", Team="search") == 1
     assert "client-chosen-name-123" not in json.dumps(documents)
+
+
+def test_a_cache_hit_is_counted_and_costs_nothing(table: Any) -> None:
+    hit = line(cache="hit", input_tokens=None, output_tokens=None, time_to_first_token=0.001)
+    report, documents, logged = run(subscription_event([hit, line(cache="miss")]), table)
+    keys = {"Provider": "openai", "Model": "gpt-4o", "Team": "search"}
+    assert metric(documents, "CacheHits", **keys) == 1
+    assert metric(documents, "Requests", **keys) == 2
+    assert metric(documents, "UsageUnknown", **keys) == 0
+    assert report.cost == Decimal("2.00")  # the miss alone: 1000 x 1.00 + 500 x 2.00 per 1K
+    assert not [entry for entry in logged if entry.get("usage_unknown")]
 
 
 def test_refused_requests_cost_nothing_and_count_nowhere(table: Any) -> None:

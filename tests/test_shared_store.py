@@ -83,10 +83,11 @@ def test_the_bundle_carries_each_teams_limits_and_the_stores_ca(teams_task: Task
     bundle = teams_task.bundle()
     settings = json.loads(bundle["settings.json"])
     assert settings["team_limits"] == {
-        "default": {"counted": False},
-        "search": {"counted": True, "requests_per_minute": 3, "max_concurrent_requests": 2},
+        "default": {"counted": False, "cache": "private"},
+        "search": {"counted": True, "cache": "private", "requests_per_minute": 3, "max_concurrent_requests": 2},
         "batch": {
             "counted": True,
+            "cache": "private",
             "max_tokens": 64,
             "budget": {"tokens": 100, "period": "day", "alert_at_percent": 50, "mode": "shadow",
                        "unknown_usage_tokens": 4096},
@@ -139,3 +140,20 @@ def test_each_budgeted_team_has_an_alarm_on_its_alert_and_the_store_one_on_faili
     for name in ("base", "secure"):
         alarms = [a["alarm_name"] for a in scenarios[name].resources("aws_cloudwatch_metric_alarm")]
         assert not [a for a in alarms if "budget" in a or "limits" in a], alarms
+
+
+def test_the_response_cache_alone_creates_the_store_and_points_the_gateway_at_it(
+    scenarios: dict[str, StackDoc],
+) -> None:
+    stack = scenarios["cache"]
+    cache = stack.resource("aws_elasticache_serverless_cache")
+    (definition,) = stack.resources("aws_ecs_task_definition")
+    containers = {c["name"]: c for c in json.loads(definition["container_definitions"])}
+    gateway = {v["name"]: v["value"] for v in containers["gateway"]["environment"]}
+    assert gateway["REDIS_CONNECTION_STRING"] == (
+        f"rediss://{cache.ref('endpoint[0].address')}:{cache.ref('endpoint[0].port')}"
+    )
+    # Without a store, the gateway keeps its in-memory caches.
+    (base,) = scenarios["base"].resources("aws_ecs_task_definition")
+    base_gateway = next(c for c in json.loads(base["container_definitions"]) if c["name"] == "gateway")
+    assert "REDIS_CONNECTION_STRING" not in {v["name"] for v in base_gateway["environment"]}

@@ -41,11 +41,21 @@ class TeamLimits:
     max_concurrent_requests: int | None = None
     max_tokens: int | None = None
     budget: TeamBudget | None = None
+    # With the response cache: private, shared (one namespace with the other shared teams) or no-store.
+    cache: str = "private"
 
     @property
     def counted(self) -> bool:
         """Whether its requests are counted in the shared store."""
         return any(v is not None for v in (self.requests_per_minute, self.max_concurrent_requests, self.budget))
+
+
+@dataclass(frozen=True)
+class ResponseCache:
+    """The response cache (`[response_cache]`): how long an answer is kept and the largest one kept."""
+
+    ttl_seconds: int
+    max_entry_bytes: int
 
 
 @dataclass(frozen=True)
@@ -93,10 +103,11 @@ class DataPlaneConfig:
     # Named routing configs, and the one that applies when a request names no provider, config or route.
     routing: Mapping[str, Route] = field(default_factory=dict)
     default_route: str | None = None
+    cache: ResponseCache | None = None
 
     @property
     def uses_store(self) -> bool:
-        return any(limits.counted for limits in self.teams.values())
+        return self.cache is not None or any(limits.counted for limits in self.teams.values())
 
     def __post_init__(self) -> None:
         unknown = set(self.org_keys) - set(PROVIDER_SLUGS)
@@ -108,6 +119,8 @@ class DataPlaneConfig:
             raise ValueError("Bedrock signs with the task role: offered only with JWT auth (org keys)")
         if self.routing and not self.org_keys:
             raise ValueError("routes fill in org keys: offered only with JWT auth")
+        if self.cache is not None and not self.org_keys:
+            raise ValueError("the response cache is keyed on the validated team: offered only with JWT auth")
         if (self.default_route is None) != (not self.routing) or (
             self.default_route is not None and self.default_route not in self.routing
         ):
@@ -145,6 +158,11 @@ class DataPlaneRuntime:
     # The shared store's address (the serverless cache's endpoint), when a team is counted.
     store_host: str | None = None
     store_port: str | None = None
+
+    @property
+    def redis_url(self) -> str | None:
+        """The shared store as the gateway's REDIS_CONNECTION_STRING (TLS: rediss)."""
+        return None if self.store_host is None else f"rediss://{self.store_host}:{self.store_port}"
 
     def to_json(self) -> str:
         """The task definition's value of AIGW_DATA_PLANE_RUNTIME (references

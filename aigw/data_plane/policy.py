@@ -66,7 +66,8 @@ FORWARDED_HEADERS: tuple[str, ...] = (
 )
 # Headers the data plane reads to decide (besides the forwarded ones).
 DECIDING_HEADERS: tuple[str, ...] = (
-    "authorization", "x-api-key", "x-portkey-provider", "x-portkey-config", "x-aigw-route",
+    "authorization", "x-api-key", "x-portkey-provider", "x-portkey-config", "x-aigw-route", "cache-control",
+    "x-aigw-cache",
 )  # fmt: skip
 # Each header the data plane reads or forwards must appear once: nginx passes
 # the first of a repeated header on, while a check could have read another.

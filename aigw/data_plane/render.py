@@ -79,7 +79,17 @@ METRIC_NAMES: dict[str, str] = {
     "unavailable": "LimitsUnavailable",
     # A team's budget passing its alert threshold.
     "alerts": "BudgetAlerts",
+    # Requests that went on uncached because the response cache's store was unavailable.
+    "cache_unavailable": "CacheUnavailable",
 }
+# The routes whose answers the response cache keeps (JSON, deterministic for a
+# given body and provider: not /v1/responses, whose answers the provider may store and chain).
+CACHED_ROUTES: tuple[str, ...] = ("/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/embeddings")
+# Forwarded request headers that change the answer, and so are part of a cached answer's key.
+CACHE_KEY_HEADERS: tuple[str, ...] = (
+    "accept", "anthropic-version", "anthropic-beta", "x-portkey-anthropic-version", "x-portkey-anthropic-beta",
+    "x-portkey-strict-open-ai-compliance",
+)  # fmt: skip
 # Requests on a named route, per route, serving provider and status.
 ROUTE_METRIC_NAME = "RoutedRequests"
 # The task's record of failing route targets (nginx shared memory; a few hundred bytes per target).
@@ -214,7 +224,7 @@ def _set(values: Any) -> dict[str, bool]:
 
 
 def _team_limits(limits: TeamLimits) -> dict[str, Any]:
-    document: dict[str, Any] = {"counted": limits.counted}
+    document: dict[str, Any] = {"counted": limits.counted, "cache": limits.cache}
     for name in ("requests_per_minute", "max_concurrent_requests", "max_tokens"):
         if getattr(limits, name) is not None:
             document[name] = getattr(limits, name)
@@ -290,6 +300,16 @@ def settings_document(config: DataPlaneConfig) -> dict[str, Any]:
         "generating_routes": _set(GENERATING_ROUTES),
         "stream_usage": {route: _set(providers) for route, providers in STREAM_USAGE.items()},
         "store": STORE_OPTIONS if config.uses_store else None,
+        "cache": (
+            {
+                "ttl_seconds": config.cache.ttl_seconds,
+                "max_entry_bytes": config.cache.max_entry_bytes,
+                "routes": _set(CACHED_ROUTES),
+                "key_headers": list(CACHE_KEY_HEADERS),
+            }
+            if config.cache
+            else None
+        ),
         "routing": {
             "default": config.default_route,
             "configs": {name: _route(route) for name, route in sorted(config.routing.items())},

@@ -45,6 +45,13 @@ GATEWAY_ENVIRONMENT: dict[str, str] = {
 }
 
 
+def gateway_environment(runtime: DataPlaneRuntime) -> dict[str, str]:
+    """The gateway's variables: with a shared store, its internal caches live there too, shared by the
+    tasks (REDIS_CONNECTION_STRING, over TLS: the serverless cache speaks TLS only)."""
+    redis_url = runtime.redis_url
+    return {**GATEWAY_ENVIRONMENT, **({"REDIS_CONNECTION_STRING": redis_url} if redis_url else {})}
+
+
 @dataclass(frozen=True)
 class DataPlaneTaskInputs:
     """What the data plane container is started with: its image, its bundle
@@ -111,7 +118,9 @@ def task_containers(
         "image": gateway_image,
         "essential": True,
         "portMappings": [{"containerPort": GATEWAY_PORT, "protocol": "tcp", "name": "gateway"}],
-        "environment": [{"name": name, "value": value} for name, value in GATEWAY_ENVIRONMENT.items()],
+        "environment": [
+            {"name": name, "value": value} for name, value in gateway_environment(data_plane.runtime).items()
+        ],
         # Node's own fetch: the image has no curl, and node is always there.
         "healthCheck": health_check(
             [

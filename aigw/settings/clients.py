@@ -119,6 +119,12 @@ class ClientSettings(Section):
         "request can pass it. Default: none.",
     )
     budget: BudgetSettings | None = Field(None, description="The team's token budget. Default: none.")
+    cache: Literal["private", "shared", "no-store"] = Field(
+        "private",
+        description="With `[response_cache]`: `private` (the team's answers are cached for the team alone), "
+        "`shared` (one namespace with the other `shared` teams: they receive each other's cached answers) or "
+        "`no-store` (nothing of the team's is ever cached or served from the cache). Default: `private`.",
+    )
 
     @field_validator("scopes")
     @classmethod
@@ -138,8 +144,32 @@ class ClientSettings(Section):
         return any(limit is not None for limit in (self.requests_per_minute, self.max_concurrent_requests, self.budget))
 
 
+class ResponseCacheSettings(Section):
+    """Answers cached in the data plane, in the shared store: every task serves what any task stored."""
+
+    enabled: bool = Field(
+        False,
+        description="Cache successful, non-streamed answers of chat completions, completions, messages and "
+        "embeddings in the shared store, keyed on the team (`clients.<team>.cache`), the path, the provider or "
+        "route and the whole request body; a hit is answered by the data plane, byte for byte, without the "
+        "provider. Needs `edge.enable_jwt_auth` (the team comes from the validated token). Default: false.",
+    )
+    ttl_seconds: int = Field(
+        3600,
+        ge=1,
+        le=604_800,
+        description="How long an answer stays cached, in seconds (at most 7 days). Default: 3600.",
+    )
+    max_entry_kib: int = Field(
+        256,
+        ge=1,
+        le=10_240,
+        description="Answers larger than this (KiB) are not cached. Default: 256.",
+    )
+
+
 class SharedStoreSettings(Section):
-    """The ElastiCache Serverless (Valkey) cache of the teams' counters, created when a team has a limit."""
+    """The ElastiCache Serverless (Valkey) cache of team counters and cached answers, when either is configured."""
 
     max_data_storage_gb: int = Field(
         1, ge=1, le=5000, description="Usage limit: the most data the cache may hold, in GB. Default: 1."

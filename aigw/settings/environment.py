@@ -16,6 +16,7 @@ from aigw.settings.clients import (
     ALL_SCOPES,
     DEFAULT_TEAM,
     ClientSettings,
+    ResponseCacheSettings,
     SharedStoreSettings,
     TeamName,
     team_count_problems,
@@ -39,6 +40,8 @@ REMOVED_KEYS: dict[str, str] = {
     "gateway.proxy_image": "renamed to gateway.data_plane_image (the data plane is one component with one name)",
     "features.enable_multi_client": "replaced by one [clients.<team>] table per consuming team (each gets its own "
     "Cognito app client, scopes and limits; see the configuration reference)",
+    "features.enable_response_cache": "replaced by [response_cache] enabled = true (and clients.<team>.cache per "
+    "team; see the configuration reference)",
     "features.enable_cost_attribution": "replaced by [cost_attribution] enabled = true (with its own settings; see "
     "the configuration reference)",
     "features.enable_fallback_routing": "replaced by [routing.<name>] tables (named routing configs, one of them "
@@ -49,8 +52,8 @@ ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 _TAG_KEY = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
 
 SECTION_NAMES: tuple[str, ...] = (
-    "backend", "network", "gateway", "edge", "observability", "emulator", "shared_store", "cost_attribution",
-    "features",
+    "backend", "network", "gateway", "edge", "observability", "emulator", "shared_store", "response_cache",
+    "cost_attribution", "features",
 )  # fmt: skip
 
 Tags = dict[Annotated[str, Field(pattern=_TAG_KEY.pattern)], Annotated[str, Field(max_length=256)]]
@@ -91,6 +94,7 @@ class EnvironmentSettings(Section):
         "`default`, with no limits (a `[clients.default]` table keeps that client).",
     )
     shared_store: SharedStoreSettings = Field(default_factory=SharedStoreSettings)
+    response_cache: ResponseCacheSettings = Field(default_factory=ResponseCacheSettings)
     routing: dict[RouteName, RouteSettings] = Field(
         default_factory=dict,
         description="Named routing configs over the organisation's providers, one `[routing.<name>]` table each "
@@ -168,7 +172,7 @@ class EnvironmentSettings(Section):
 
     @property
     def needs_shared_store(self) -> bool:
-        return any(client.limited for client in self.clients.values())
+        return self.response_cache.enabled or any(client.limited for client in self.clients.values())
 
     def _cost_problems(self) -> Iterator[Problem]:
         cost = self.cost_attribution

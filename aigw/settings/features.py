@@ -13,7 +13,6 @@ class FeatureSettings(Section):
     """Opt-in features (B-series). Each is refused until it is built, never silently ignored."""
 
     enable_guardrails: bool = Field(False, description="Bedrock guardrails. Not built yet.")
-    enable_response_cache: bool = Field(False, description="Response cache in front of providers. Not built yet.")
 
     def problems(self) -> Iterator[Problem]:
         for name in type(self).model_fields:

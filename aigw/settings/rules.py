@@ -97,12 +97,12 @@ def _client_problems(env: EnvironmentSettings) -> Iterator[Problem]:
     if "shared_store" in env.model_fields_set and not env.needs_shared_store:
         yield Problem(
             "shared_store",
-            "no team has requests_per_minute, max_concurrent_requests or a budget, so no store is created; "
-            "remove this table",
-            frozenset({"clients", "shared_store"}),
+            "no team has requests_per_minute, max_concurrent_requests or a budget and the response cache is off, "
+            "so no store is created; remove this table",
+            frozenset({"clients", "shared_store", "response_cache"}),
         )
-    if env.needs_shared_store and env.emulator.endpoint:
-        limited = ", ".join(name for name, client in env.clients.items() if client.limited)
+    limited = ", ".join(name for name, client in env.clients.items() if client.limited)
+    if limited and env.emulator.endpoint:
         yield Problem(
             "clients",
             f"the limits of {limited} are counted in ElastiCache Serverless, which the emulator (moto) does not "
@@ -110,6 +110,34 @@ def _client_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             "here (the harness tests them against a real Redis)",
             frozenset({"clients", "emulator"}),
         )
+    cache = env.response_cache
+    if cache.enabled and env.emulator.endpoint:
+        yield Problem(
+            "response_cache.enabled",
+            "the response cache lives in ElastiCache Serverless, which the emulator (moto) does not emulate; "
+            "deploy it to AWS (the harness tests it against a real Redis)",
+            frozenset({"response_cache", "emulator"}),
+        )
+    if cache.enabled and not env.edge.enable_jwt_auth:
+        yield Problem(
+            "response_cache.enabled",
+            "cached answers are keyed on the team of the token the load balancer validates; without JWT auth every "
+            "client would receive the others' answers; turn on edge.enable_jwt_auth",
+            frozenset({"response_cache", "edge"}),
+        )
+    if not cache.enabled:
+        for name in ("ttl_seconds", "max_entry_kib"):
+            if name in cache.model_fields_set:
+                yield Problem(
+                    f"response_cache.{name}", "the response cache is off: set enabled = true or remove this key",
+                    frozenset({"response_cache"}),
+                )  # fmt: skip
+        for team, client in env.clients.items():
+            if "cache" in client.model_fields_set:
+                yield Problem(
+                    f"clients.{team}.cache", "the response cache is off: set response_cache.enabled or remove this key",
+                    frozenset({"clients", "response_cache"}),
+                )  # fmt: skip
 
 
 def _load_balancer_capability_problems(env: EnvironmentSettings) -> Iterator[Problem]:

@@ -15,8 +15,8 @@ Namespace `AIGateway`:
 - `TokensUsed` by Provider, Model, Team and TokenType (input, output);
 - `TimeToFirstToken` and `RequestTime` (milliseconds, each request a value,
   so percentiles hold) by Provider and Model, for answers that succeeded;
-  `CacheHits` is 0 until the data plane has a response cache (B.5) and logs
-  its hits;
+  `CacheHits` counts the requests the data plane's response cache answered
+  (`"cache": "hit"`), which cost nothing and have no usage of their own;
 - `UnpricedLines` by Reason: lines that cannot be priced (malformed, an
   unknown model, a route not priced by tokens, a client's own config), each
   also logged; they never fail the batch.
@@ -67,6 +67,7 @@ _OPTIONAL_FIELDS: dict[str, tuple[type, ...]] = {
     "output_tokens": (int,),
     "stream": (bool,),
     "time_to_first_token": (int, float),
+    "cache": (str,),
 }
 
 
@@ -101,6 +102,7 @@ class Usage:
     output_tokens: int | None
     time_to_first_token: float | None
     request_time: float
+    cache: str = ""
 
 
 class Malformed(ValueError):
@@ -139,6 +141,7 @@ def parse_line(message: str) -> Usage:
         output_tokens=line.get("output_tokens"),
         time_to_first_token=line.get("time_to_first_token"),
         request_time=float(line["request_time"]),
+        cache=line.get("cache") or "",
     )
 
 
@@ -237,6 +240,9 @@ def attribute(messages: Iterable[str], prices: PriceLookup, log: TextIO) -> Repo
         model = usage.model if price is not None else OTHER_MODEL
         totals = report.by_key[(usage.provider, model, usage.team)]
         totals.requests += 1
+        if usage.cache == "hit":
+            totals.cache_hits += 1  # answered by the data plane's cache: no provider call, no cost
+            continue
         succeeded = 200 <= usage.status < 300
         if succeeded and usage.time_to_first_token is not None:
             report.first_token_ms[(usage.provider, model)].append(round(usage.time_to_first_token * 1000, 3))

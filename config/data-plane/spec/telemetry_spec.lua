@@ -74,7 +74,7 @@ describe("telemetry.record and drain", function()
             sums[metric.name] = metric.sum.dataPoints[1].asInt
         end
         assert.same({ Requests = "2", InputTokens = "8", OutputTokens = "10", LimitsUnavailable = "0",
-            BudgetAlerts = "0" }, sums)
+            BudgetAlerts = "0", CacheUnavailable = "0" }, sums)
         assert.same({}, telemetry.drain(settings, 1003))
     end)
 
@@ -100,6 +100,16 @@ describe("telemetry.record and drain", function()
         local sums = sums_of(telemetry.drain(settings, 1002)[2][2])
         assert.equal("2", sums["Requests/search"])
         assert.equal("1", sums["LimitsUnavailable/search"])
+    end)
+
+    it("counts the requests answered uncached because the cache's store was unavailable", function()
+        telemetry.drain(settings, 0)
+        telemetry.record(request({ provider = "openai", client_id = "4mq0client0a", team = "search",
+            cache_unavailable = true }), settings)
+        telemetry.record(request({ provider = "openai", client_id = "4mq0client0a", team = "search" }), settings)
+        local sums = sums_of(telemetry.drain(settings, 1002)[2][2])
+        assert.equal("2", sums["Requests/search"])
+        assert.equal("1", sums["CacheUnavailable/search"])
     end)
 
     it("counts a budget alert under its team", function()

@@ -9,6 +9,7 @@
 -- why are in docs/gateway-contract.md and docs/data-plane.md.
 local cjson = require "cjson.safe"
 local body = require "aigw.body"
+local cache = require "aigw.cache"
 local credentials = require "aigw.credentials"
 local identity = require "aigw.identity"
 local keys = require "aigw.keys"
@@ -23,7 +24,8 @@ local telemetry = require "aigw.telemetry"
 local text = require "aigw.text"
 local usage = require "aigw.usage"
 
-local ipairs, pairs, type, tostring, tonumber, getenv = ipairs, pairs, type, tostring, tonumber, os.getenv
+local ipairs, pairs, type, tostring, tonumber, getenv, concat = ipairs, pairs, type, tostring, tonumber, os.getenv,
+    table.concat
 local ngx, ngx_var, ngx_req = ngx, ngx.var, ngx.req
 
 local _M = {}
@@ -35,6 +37,7 @@ local credentials_url = ""   -- the task role's credentials endpoint (Bedrock)
 local otlp = {}              -- the collector's OTLP/HTTP address
 local store                  -- the shared store of the teams' counters (nil: no team is counted)
 local skipped                -- the task's record of failing route targets (ngx.shared; nil: no routes)
+local provider_targets = {}  -- provider slug -> what the response cache keys its requests on
 -- Per worker.
 local role                   -- the task role's credentials, cached (credentials.lua)
 local role_sets = {}         -- the last few sets it handed out, masked in answers too
@@ -76,8 +79,18 @@ function _M.init(prefix)
     end
     otlp.host, otlp.port = otlp_address(settings.telemetry.otlp_host, settings.telemetry.otlp_port)
     store = settings.store
-    for _, route in pairs(settings.routing.configs) do
+    for name, route in pairs(settings.routing.configs) do
         route.body_targets = routing.body_targets(route)
+        -- What the response cache keys a routed request on: the route and its config.
+        route.cache_target = "route:" .. name .. ":" .. cache.sha256_hex(cache.canonical(route.config))
+    end
+    for provider in pairs(settings.providers) do
+        provider_targets[provider] = "provider:" .. provider
+    end
+    if settings.azure and provider_targets["azure-openai"] then  -- the deployment answers, not just Azure
+        local azure = settings.azure
+        provider_targets["azure-openai"] = concat({ "provider:azure-openai", azure.resource_name,
+                                                    azure.deployment_id, azure.api_version }, ":")
     end
     skipped = ngx.shared.aigw_routing
 end
@@ -182,9 +195,32 @@ local function ask_for_stream_usage(ctx, reports_when_asked, data, checked)
     end
 end
 
+local CACHE_HEADER = "x-aigw-cache"
+local BAD_CACHE_HEADER = refusal.new(400, "cache", CACHE_HEADER .. " takes one value: bypass")
+
+-- Whether the response cache applies to a request (its body decoded, going
+-- to `target`: a provider or a route), and its key. A client that asks for no
+-- cache (Cache-Control no-cache or no-store, or x-aigw-cache: bypass) is
+-- neither answered from it nor stored.
+local function cache_lookup_key(ctx, route, target, checked)
+    local config = settings.cache
+    if not (config and config.routes[route]) or checked.stream then return end
+    local team_limits = ctx.limits
+    local namespace = cache.namespace(ctx.team, team_limits and team_limits.cache)
+    if not namespace then return end
+    if cache.bypassed(ctx.headers["cache-control"], ctx.headers[CACHE_HEADER]) then
+        ctx.cache_state = "bypass"
+        return
+    end
+    local headers, values = ctx.headers, {}
+    for index, name in ipairs(config.key_headers) do values[index] = headers[name] or "" end
+    ctx.cache_key = cache.key(namespace, route, target, values, checked.document)
+end
+
 -- The JSON body (in memory or in nginx's file), checked for the providers it
--- may reach (body.check_targets), the team's caps applied, usage asked for.
-local function check_body(ctx, route, targets, reports_when_asked)
+-- may reach (body.check_targets), the team's caps applied, usage asked for,
+-- the response cache's key made (`target`: where the request goes).
+local function check_body(ctx, route, targets, reports_when_asked, target)
     ngx_req.read_body()
     local data = ngx_req.get_body_data()
     if not data then
@@ -205,6 +241,7 @@ local function check_body(ctx, route, targets, reports_when_asked)
     decision = team_caps(ctx, route, checked)
     if decision then return decision end
     ask_for_stream_usage(ctx, reports_when_asked, data, checked)
+    cache_lookup_key(ctx, route, target, checked)
     if checked.model then
         ctx.model = checked.model
         ngx_var.aigw_model = text.clean(checked.model)
@@ -243,7 +280,8 @@ local function choose_route(ctx, name)
     ctx.route_name, ctx.route = name, route
     ngx_var.aigw_route = name
     if not settings.multipart_routes[uri] then
-        local decision = check_body(ctx, uri, route.body_targets, routing.all_in(route, settings.stream_usage[uri]))
+        local decision = check_body(ctx, uri, route.body_targets, routing.all_in(route, settings.stream_usage[uri]),
+            route.cache_target)
         if decision then return decision end
     end
     local chosen = routing.available(name, route, skipped)
@@ -284,7 +322,8 @@ local function choose_upstream(ctx)
     ngx_var.aigw_provider_name = provider
     if not settings.multipart_routes[route] then
         local reports = settings.stream_usage[route]
-        decision = check_body(ctx, route, body.targets_of(provider), reports and reports[provider])
+        decision = check_body(ctx, route, body.targets_of(provider), reports and reports[provider],
+            provider_targets[provider])
         if decision then return decision end
     end
     if provider == "bedrock" then
@@ -341,7 +380,38 @@ local function check_limits(ctx)
     return nil
 end
 
-local STAGES = { check_request, identify, choose_upstream, check_limits }
+-- Stage 5, last (a hit is a request like any other for the team's limits):
+-- the response cache. A hit is answered here, byte for byte, without the
+-- gateway; the store unavailable lets the request go on uncached.
+local function check_cache(ctx)
+    local value = ctx.headers[CACHE_HEADER]
+    if value ~= nil and value ~= "bypass" then return BAD_CACHE_HEADER end
+    if ctx.cache_state then ngx_var.aigw_cache = ctx.cache_state end
+    local key = ctx.cache_key
+    if not key then return nil end
+    local entry, err = cache.get(store, key, ngx.now())
+    if entry == nil then
+        ctx.cache_key = nil
+        ctx.cache_unavailable = true
+        ngx_var.aigw_cache = "unavailable"
+        ngx.log(ngx.WARN, "aigw: cache: store unavailable (", err, "); answered uncached")
+        return nil
+    end
+    if not entry then
+        ngx_var.aigw_cache = "miss"
+        return nil
+    end
+    ctx.cache_key = nil
+    ngx_var.aigw_cache = "hit"
+    ngx.status = entry.status
+    ngx.header["Content-Type"] = entry.content_type
+    ngx.header["Content-Length"] = #entry.body
+    ngx.header[CACHE_HEADER] = "HIT"
+    ngx.print(entry.body)
+    return ngx.exit(entry.status)
+end
+
+local STAGES = { check_request, identify, choose_upstream, check_limits, check_cache }
 
 function _M.access()
     local ctx = ngx.ctx
@@ -388,6 +458,14 @@ function _M.header_filter()
     elseif option then
         ngx_var.aigw_option = option
     end
+    if ctx.cache_key then
+        ngx.header[CACHE_HEADER] = "MISS"
+        if cache.storable(ngx.status, ngx.header["Content-Type"]) then
+            ctx.cache_parts, ctx.cache_size, ctx.cache_type = {}, 0, ngx.header["Content-Type"]
+        end
+    elseif ctx.cache_state == "bypass" then
+        ngx.header[CACHE_HEADER] = "BYPASS"
+    end
     ctx.usage = usage.new(ngx.header["Content-Type"], settings.usage)
     ctx.redaction = { lines = ctx.usage.streaming }
     ngx_var.aigw_stream = ctx.usage.streaming and "true" or "false"
@@ -395,6 +473,13 @@ function _M.header_filter()
         ctx.stripping = stream_usage.new_filter()
         ngx.header["Content-Length"] = nil
     end
+end
+
+-- Stores an answer (in a timer: the body filter cannot reach the store).
+local function store_answer(premature, key, entry)
+    if premature then return end
+    local ok, err = cache.set(store, key, entry, settings.cache.ttl_seconds, ngx.now())
+    if not ok then ngx.log(ngx.WARN, "aigw: cache: answer not stored (", err, ")") end
 end
 
 function _M.body_filter()
@@ -410,7 +495,22 @@ function _M.body_filter()
     end
     reader:feed(chunk)
     if ctx.stripping then chunk = stream_usage.filter(ctx.stripping, chunk, eof) end
-    ngx.arg[1] = redactor:filter(ctx.redaction, chunk, eof)
+    local sent = redactor:filter(ctx.redaction, chunk, eof)
+    ngx.arg[1] = sent
+    local parts = ctx.cache_parts
+    if parts then
+        ctx.cache_size = ctx.cache_size + #sent
+        if ctx.cache_size > settings.cache.max_entry_bytes then
+            ctx.cache_parts = nil  -- too large to keep
+        else
+            parts[#parts + 1] = sent
+            if eof then
+                local entry = { status = 200, content_type = ctx.cache_type, body = table.concat(parts) }
+                local ok, err = ngx.timer.at(0, store_answer, ctx.cache_key, entry)
+                if not ok then ngx.log(ngx.ERR, "aigw: cache: cannot store (", err, ")") end
+            end
+        end
+    end
     if eof then
         local found = reader:finish()
         if found.input_tokens then ngx_var.aigw_input_tokens = found.input_tokens end
@@ -494,6 +594,7 @@ function _M.log()
         input_tokens = ctx.input_tokens,
         output_tokens = ctx.output_tokens,
         limits_unavailable = ctx.limits_state and ctx.limits_state.unavailable and true,
+        cache_unavailable = ctx.cache_unavailable,
         amzn_trace = ngx_var.http_x_amzn_trace_id,
         started = ngx_req.start_time(),
         ended = ngx.now(),

@@ -16,6 +16,7 @@
 -- the store alone for a few seconds instead of adding a timeout to every
 -- request.
 local refusal = require "aigw.refusal"
+local shared_store = require "aigw.store"
 
 local type, tonumber, tostring, floor, ceil, format, byte, concat =
     type, tonumber, tostring, math.floor, math.ceil, string.format, string.byte, table.concat
@@ -129,21 +130,6 @@ function _M.rate_retry_after(rate, current, last, into_ms)
     return ceil(wait_ms / 1000) < 1 and 1 or ceil(wait_ms / 1000)
 end
 
-local function connect(store)
-    local redis = require "resty.redis"
-    local red = redis:new()
-    -- A new connection's TLS handshake gets longer than a command: a burst of
-    -- them (a task starting under load) must not look like a dead store.
-    red:set_timeouts(store.connect_timeout_ms, store.handshake_timeout_ms, store.handshake_timeout_ms)
-    local ok, err = red:connect(store.host, store.port, {
-        ssl = store.tls, ssl_verify = store.tls, server_name = store.tls and store.host or nil,
-        pool = "aigw-store", pool_size = store.pool_size,
-    })
-    if not ok then return nil, err end
-    red:set_timeouts(store.connect_timeout_ms, store.send_timeout_ms, store.read_timeout_ms)
-    return red
-end
-
 local function run(red, script, keys, args)
     -- One list: in a call, only the last unpack() expands to all its values.
     local arguments = { #keys }
@@ -158,7 +144,7 @@ end
 
 -- Runs `script` in the store: its result, or nil and why.
 local function call(store, script, keys, args)
-    local red, err = connect(store)
+    local red, err = shared_store.connect(store)
     local res
     if red then
         res, err = run(red, script, keys, args)

@@ -110,6 +110,10 @@ function _M.parse(text, runtime_text)
     settings.config_help = "allowed keys: " .. concat(sorted_keys(settings.config_keys), ", ")
         .. "; providers: " .. concat(sorted_keys(settings.config_providers), ", ")
     settings.beta_help = concat(sorted_keys(settings.anthropic_betas), ", ")
+    if settings.cache == cjson.null then settings.cache = nil end
+    if settings.cache and not settings.store then
+        return nil, "settings.json: the response cache needs the shared store"
+    end
     local routing = settings.routing
     if type(routing.configs) ~= "table" then return nil, "settings.json has no routing configs" end
     if routing.default == cjson.null then routing.default = nil end

@@ -72,7 +72,8 @@ local function counter_of(request, settings)
     local key = concat({ d.provider, d.model, d.team, d.status }, "\31")
     local counter = counters[key]
     if not counter then
-        counter = { dimensions = d, requests = 0, input = 0, output = 0, unavailable = 0, alerts = 0 }
+        counter = { dimensions = d, requests = 0, input = 0, output = 0, unavailable = 0, alerts = 0,
+                    cache_unavailable = 0 }
         counters[key] = counter
     end
     return counter
@@ -92,7 +93,8 @@ end
 
 -- Queues the span and counts of one finished request:
 -- request = { route, status, provider, model, client_id, team, rule, client_config,
--- routing (the named route), input_tokens, output_tokens, limits_unavailable, amzn_trace, started, ended }.
+-- routing (the named route), input_tokens, output_tokens, limits_unavailable, cache_unavailable, amzn_trace,
+-- started, ended }.
 function _M.record(request, settings)
     local telemetry = settings.telemetry
     local trace, linked = _M.trace_id(request.amzn_trace, request.ended)
@@ -125,6 +127,7 @@ function _M.record(request, settings)
     counter.input = counter.input + (request.input_tokens or 0)
     counter.output = counter.output + (request.output_tokens or 0)
     if request.limits_unavailable then counter.unavailable = counter.unavailable + 1 end
+    if request.cache_unavailable then counter.cache_unavailable = counter.cache_unavailable + 1 end
     if request.routing then count_routed(request, settings) end
 end
 
@@ -153,7 +156,7 @@ function _M.drain(settings, now)
         local batch, routed = counters, route_counters
         counters, route_counters = {}, {}
         local time = format("%d", now * 1e9)
-        local points = { requests = {}, input = {}, output = {}, unavailable = {}, alerts = {} }
+        local points = { requests = {}, input = {}, output = {}, unavailable = {}, alerts = {}, cache_unavailable = {} }
         for _, counter in pairs(batch) do
             local d = counter.dimensions
             local attributes = { attribute("provider", d.provider), attribute("model", d.model),
