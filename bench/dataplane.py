@@ -20,12 +20,15 @@ replaced. One run starts, on 127.0.0.1 only:
 - the data plane with limits: prod with one team whose requests per minute,
   requests in flight and token budget are all counted (limits too high to
   trip), its counters in a TLS-only redis-server on loopback standing in for
-  ElastiCache Serverless (tests/tls_store.py).
+  ElastiCache Serverless (tests/tls_store.py);
+- the data plane with the response cache: prod with the same team, its
+  answers cached in the same store; every measured request is a hit.
 
-Four paths, each POST /v1/chat/completions with x-portkey-provider: openai and
+Five paths, each POST /v1/chat/completions with x-portkey-provider: openai and
 the fixture client JWT: direct (wrk -> gateway -> mock), baseline (wrk -> the
 previous data plane -> gateway -> mock), data plane (wrk -> data plane ->
-gateway -> mock) and limits (the same, with two store scripts per request).
+gateway -> mock), limits (the same, with two store scripts per request) and
+cached (wrk -> data plane -> store: a hit never reaches the gateway).
 Per round and scenario the paths run one after the other (A B C, the order
 rotated each round) to spread machine noise; reported values are medians over
 rounds, added latencies and throughput ratios are paired within a round.
@@ -38,7 +41,7 @@ are checked; any failure is printed loudly and the exit status is 2.
 
 Targets: the data plane adds at most 1 ms at p50 and 3 ms at p99 at both
 concurrencies, and keeps at least 90 % of the direct gateway's saturation
-throughput. ``--check`` makes a MISS the exit status (1).
+throughput; a response cache hit takes at most 2 ms at p50 at c=1. ``--check`` makes a MISS the exit status (1).
 """
 
 from __future__ import annotations
@@ -143,6 +146,8 @@ STOP_TIMEOUT_SECONDS = 10
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 TARGET_ADDED_P50_MS = 1.0
+# A response cache hit, on loopback, at concurrency 1: its whole latency.
+TARGET_CACHE_HIT_P50_MS = 2.0
 TARGET_ADDED_P99_MS = 3.0
 TARGET_THROUGHPUT_RATIO = 0.90
 OTHER_LOAD_WARNING = 0.2  # cores used by processes not part of the benchmark
@@ -158,7 +163,8 @@ DIRECT = Chain("direct", "direct (wrk -> gateway)")
 BASELINE = Chain("baseline", f"baseline (the data plane of {BASELINE_COMMIT})")
 DATAPLANE = Chain("dataplane", "data plane (nginx + ngx_lua)")
 LIMITS = Chain("limits", "data plane, team limits in the store")
-PATHS = (DIRECT, BASELINE, DATAPLANE, LIMITS)
+CACHED = Chain("cached", "data plane, response cache hits")
+PATHS = (DIRECT, BASELINE, DATAPLANE, LIMITS, CACHED)
 # The team of the limits path: everything counted, nothing ever tripped.
 LIMITS_TEAM = "bench"
 
@@ -422,8 +428,9 @@ def start_dataplane(
     gateway: Service,
     sink: Service,
     store: tls_store.Store | None = None,
+    name: str = DATAPLANE.key,
 ) -> Service:
-    """The data plane of ``task``; with ``store``, its counters go there."""
+    """The data plane of ``task`` (the path ``name``); with ``store``, its counters and cache go there."""
     references = dict(REFERENCES)
     if store is not None:
         runtime = json.loads(task.environment(DATA_PLANE_CONTAINER)[RUNTIME_VARIABLE])
@@ -435,20 +442,20 @@ def start_dataplane(
     )  # fmt: skip
     processes.started.append(process)
     wait_until_answering(f"http://127.0.0.1:{port}/health", process, "the data plane", home / "stderr.log")
-    name = LIMITS.key if store else DATAPLANE.key
     return Service(name, process, port, home / "stderr.log", access_log=home / "stdout.log")
 
 
-def synthesize_prod(outdir: Path) -> tuple[TaskDefinition, TaskDefinition]:
+def synthesize_prod(outdir: Path) -> tuple[TaskDefinition, TaskDefinition, TaskDefinition]:
     """environments/prod.toml's task definition, synthesized as the tests do,
-    and prod's with one team whose limits are all counted (never tripped)."""
+    prod's with one team whose limits are all counted (never tripped), and
+    prod's with the response cache (the same team, its answers cached)."""
     import aigw.fast_import
 
     # Before cdktf is imported: its jsii runtime starts then (bench/synth.py sets the same).
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     aigw.fast_import.install()
     from aigw.environments import Environment, load_environments
-    from aigw.settings.clients import BudgetSettings, ClientSettings
+    from aigw.settings.clients import BudgetSettings, ClientSettings, ResponseCacheSettings
     from modules.stack import synthesize
 
     (prod,) = [e for e in load_environments() if e.name == "prod"]
@@ -457,9 +464,13 @@ def synthesize_prod(outdir: Path) -> tuple[TaskDefinition, TaskDefinition]:
     )
     counted = prod.settings.model_copy(update={"clients": {LIMITS_TEAM: team}})
     limited = Environment("prod-limits", prod.path, counted)
-    synthesize([prod, limited], outdir)
+    caching = prod.settings.model_copy(
+        update={"clients": {LIMITS_TEAM: ClientSettings()}, "response_cache": ResponseCacheSettings(enabled=True)}
+    )
+    cached = Environment("prod-cache", prod.path, caching)
+    synthesize([prod, limited, cached], outdir)
     return tuple(  # type: ignore[return-value]
-        TaskDefinition.from_stack(outdir / "stacks" / e.stack_name / "cdk.tf.json") for e in (prod, limited)
+        TaskDefinition.from_stack(outdir / "stacks" / e.stack_name / "cdk.tf.json") for e in (prod, limited, cached)
     )
 
 
@@ -539,7 +550,7 @@ class Bench:
         if chain is not DIRECT:
             front = self.services[chain.key].process.pid
             readers["data_plane"] = lambda: _cpu_seconds(front)
-        if chain is LIMITS:
+        if chain in (LIMITS, CACHED):
             store = self.services["store"].process.pid
             readers["store"] = lambda: _cpu_seconds(store)
         return readers
@@ -606,8 +617,10 @@ def check_access_log(service: Service) -> list[str]:
         statuses[entry["status"]] = statuses.get(entry["status"], 0) + 1
         if service.name in ("dataplane", "limits") and entry["status"] == 200:
             no_usage += entry.get("input_tokens") != MOCK_PROMPT_TOKENS
-        # The limits path is meant to measure counting: a request the store did not count is reported.
+        # The limits path is meant to measure counting: a request the store did not count is reported;
+        # the cache path, hits: a request answered otherwise (a miss, the store too slow) likewise.
         uncounted += service.name == "limits" and entry.get("limit") != ""
+        uncounted += service.name == "cached" and entry.get("cache") != "hit"
     service.uncounted += uncounted
     service.logged += sum(statuses.values())
     problems = []
@@ -620,7 +633,7 @@ def check_access_log(service: Service) -> list[str]:
         problems.append(f"{no_usage} access lines without the answer's token usage")
     if uncounted and uncounted == sum(statuses.values()):
         # None counted: the store is not reached at all, so the path measures nothing of the limits.
-        problems.append(f"none of {uncounted} requests was counted in the store (limits failed open)")
+        problems.append(f"none of {uncounted} requests was counted or answered by the store (it failed open)")
     return problems
 
 
@@ -628,6 +641,11 @@ def preflight(services: Mapping[str, Service]) -> None:
     """One request per path before measuring: 200 and the mock's completion."""
     body = json.dumps(REQUEST_BODY).encode()
     for name, service in services.items():
+        if name == CACHED.key:  # the first request stores the answer every later one is a hit of
+            request(f"http://127.0.0.1:{service.port}{ROUTE}", body, REQUEST_HEADERS)
+            time.sleep(0.3)
+            check_access_log(service)  # its line, a miss, is not a measured request
+            service.uncounted = service.logged = 0
         response = request(f"http://127.0.0.1:{service.port}{ROUTE}", body, REQUEST_HEADERS)
         if response.status != 200:
             raise RuntimeError(f"{name}: preflight request answered {response.status}: {response.body[:500]!r}")
@@ -711,6 +729,10 @@ def targets(results: Results, scenarios: Sequence[Scenario]) -> list[tuple[str, 
                     f"{label}: data plane adds {added:+.2f} ms at {name} (<= {limit:g} ms; baseline {reference:+.2f})"
                 )
                 checks.append((text, added <= limit))
+            if scenario.connections == 1:
+                hit = _median([r.p50_ms for r in results.of(scenario, CACHED)])
+                text = f"{label}: a response cache hit takes {hit:.2f} ms at p50 (<= {TARGET_CACHE_HIT_P50_MS:g} ms)"
+                checks.append((text, hit <= TARGET_CACHE_HIT_P50_MS))
         else:
             ratio, reference = results.ratio(scenario, DATAPLANE), results.ratio(scenario, BASELINE)
             text = (
@@ -726,15 +748,18 @@ def targets(results: Results, scenarios: Sequence[Scenario]) -> list[tuple[str, 
 
 def start_services(processes: Processes, workdir: Path) -> Bench:
     print("synthesizing environments/prod.toml ...", flush=True)
-    task, limited_task = synthesize_prod(workdir / "synth")
+    task, limited_task, cached_task = synthesize_prod(workdir / "synth")
     mock, sink = start_mock(processes, workdir / "mock")
     gateway = start_gateway(processes, workdir / "gateway", task, mock, sink)
     baseline = start_baseline(processes, workdir / "baseline", gateway, sink)
     dataplane = start_dataplane(processes, workdir / "dataplane", task, gateway, sink)
     store = tls_store.start(workdir / "store")
     processes.started.append(store.process)
-    limits = start_dataplane(processes, workdir / "limits", limited_task, gateway, sink, store)
-    services = {DIRECT.key: gateway, BASELINE.key: baseline, DATAPLANE.key: dataplane, LIMITS.key: limits}
+    limits = start_dataplane(processes, workdir / "limits", limited_task, gateway, sink, store, LIMITS.key)
+    cached = start_dataplane(processes, workdir / "cached", cached_task, gateway, sink, store, CACHED.key)
+    services = {
+        DIRECT.key: gateway, BASELINE.key: baseline, DATAPLANE.key: dataplane, LIMITS.key: limits, CACHED.key: cached,
+    }  # fmt: skip
     preflight(services)
     script = workdir / "request.lua"
     write_wrk_script(script)
@@ -854,8 +879,19 @@ def report(results: Results, scenarios: Sequence[Scenario], rounds: int, seconds
             f"  c={scenario.connections}: {p50:+.2f} ms p50, {p99:+.2f} ms p99, {cpu:+.0f} us data-plane CPU and "
             f"{store:.0f} us store CPU per request"
         )
+    print("what a response cache hit costs (the whole request, answered by the data plane from the store):")
+    for scenario in scenarios:
+        runs = results.of(scenario, CACHED)
+        hit_p50, hit_p99 = _median([r.p50_ms for r in runs]), _median([r.p99_ms for r in runs])
+        speedup = _median([r.rps for r in runs]) / max(_median([r.rps for r in results.of(scenario, DIRECT)]), 1e-9)
+        cpu = _median([r.cpu_us_per_request("data_plane") for r in runs])
+        store = _median([r.cpu_us_per_request("store") for r in runs])
+        print(
+            f"  c={scenario.connections}: p50 {hit_p50:.2f} ms, p99 {hit_p99:.2f} ms, {speedup:.2f}x the direct "
+            f"gateway's requests per second; {cpu:.0f} us data-plane CPU and {store:.0f} us store CPU per request"
+        )
     checks = targets(results, scenarios)
-    print("targets (data plane vs direct gateway):")
+    print("targets (data plane vs direct gateway; a cache hit alone):")
     for text, met in checks:
         print(f"  {'PASS' if met else 'MISS'}  {text}")
     return checks
@@ -894,15 +930,14 @@ def main(argv: list[str] | None = None) -> int:
             processes.stop_all()
         checks = report(results, scenarios, args.rounds, time.monotonic() - started)
         print(f"gateway (Node) resident memory: {rss_started:.0f} MiB after start-up, {rss_ended:.0f} MiB at the end")
-        limits = bench.services[LIMITS.key]
-        if limits.uncounted:
-            # On this machine the store shares the cores with everything else: under saturation it can answer
-            # slower than the data plane's timeouts (250 ms), and the limits fail open, as designed.
-            print(
-                f"{LIMITS.label}: {limits.uncounted} of {limits.logged} requests let through uncounted "
-                f"({100 * limits.uncounted / max(limits.logged, 1):.1f} %: the store answered after its timeouts)"
-            )
-        for chain in (BASELINE, DATAPLANE, LIMITS):
+        # On this machine the store shares the cores with everything else: under saturation it can answer
+        # slower than the data plane's timeouts (250 ms); limits and cache then fail open, as designed.
+        for chain, what in ((LIMITS, "let through uncounted"), (CACHED, "not answered from the cache")):
+            service = bench.services[chain.key]
+            if service.uncounted:
+                share = 100 * service.uncounted / max(service.logged, 1)
+                print(f"{chain.label}: {service.uncounted} of {service.logged} requests {what} ({share:.1f} %)")
+        for chain in (BASELINE, DATAPLANE, LIMITS, CACHED):
             lines = log_tail(bench.services[chain.key].log, 1_000_000).splitlines()
             warnings = [line for line in lines if re.search(r"\[(warn|error|crit|alert|emerg)\]", line)]
             if warnings:

@@ -253,3 +253,58 @@ def test_a_cost_is_exact(input_tokens: int, output_tokens: int) -> None:
     # Integer arithmetic in thousandths of a cent: what the price list's decimals mean.
     exact = Decimal(input_tokens * 1234 + output_tokens * 5678) / Decimal(100 * 1000)
     assert PRICE.cost(input_tokens, output_tokens) == exact
+
+
+def test_a_price_in_another_currency_is_never_counted_as_usd() -> None:
+    eur = handler.Price(Decimal("1.00"), Decimal("2.00"), 1000, "EUR", "2026-01-01")
+    log = io.StringIO()
+    report = handler.attribute([line()], lambda provider, model, day: eur, log)
+    assert report.cost == 0 and report.unpriced == {"currency": 1}
+    assert json.loads(log.getvalue().splitlines()[0])["unpriced"] == "currency"
+
+
+def test_a_failed_request_without_usage_is_not_usage_unknown(table: Any) -> None:
+    failed = line(status=502, input_tokens=None, output_tokens=None)
+    _, documents, logged = run(subscription_event([failed]), table)
+    keys = {"Provider": "openai", "Model": "gpt-4o", "Team": "search"}
+    assert metric(documents, "Requests", **keys) == 1
+    assert metric(documents, "UsageUnknown", **keys) == 0
+    assert not [entry for entry in logged if entry.get("usage_unknown")]
+
+
+def test_a_price_history_over_several_pages_is_read_to_its_end() -> None:
+    common = {"model_key": "openai/gpt-4o", "per_tokens": 1000, "currency": "USD"}
+    pages = [
+        {"Items": [{**common, "effective_date": "2026-01-01", "input_price": Decimal("12.34"),
+                    "output_price": Decimal("56.78")}], "LastEvaluatedKey": {"model_key": "openai/gpt-4o"}},
+        {"Items": [{**common, "effective_date": "2026-12-05", "input_price": Decimal("1.00"),
+                    "output_price": Decimal("2.00")}]},
+    ]  # fmt: skip
+
+    class Paged:
+        def query(self, **query: Any) -> dict[str, Any]:
+            return pages[1 if "ExclusiveStartKey" in query else 0]
+
+    price = handler.PriceTable(Paged())("openai", "gpt-4o", "2026-12-05")
+    assert price is not None and (price.input_price, price.effective_date) == (Decimal("1.00"), "2026-12-05")
+
+
+def test_latency_values_go_out_at_most_100_to_a_document() -> None:
+    messages = [line(request_time=index / 1000) for index in range(250)]
+    report = handler.attribute(messages, lambda provider, model, day: PRICE, io.StringIO())
+    series = [doc["RequestTime"] for doc in handler.emf_documents(report, 0) if "RequestTime" in doc]
+    assert [len(values) for values in series] == [100, 100, 50]
+    assert [value for values in series for value in values] == [float(index) for index in range(250)]
+
+
+def test_a_boolean_is_not_a_status() -> None:
+    report = handler.attribute([line(status=True), line()], lambda provider, model, day: PRICE, io.StringIO())
+    assert report.unpriced == {"malformed": 1}
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/responses", "/v1/embeddings"]
+)
+def test_every_generating_route_and_embeddings_are_priced_by_their_tokens(path: str) -> None:
+    report = handler.attribute([line(path=path)], lambda provider, model, day: PRICE, io.StringIO())
+    assert report.cost == PRICE.cost(1000, 500) and not report.unpriced

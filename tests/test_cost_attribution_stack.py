@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -58,7 +59,7 @@ def test_the_package_is_deterministic_and_its_hash_is_what_the_stack_pins(scenar
     assert first.data == second.data
     function = scenarios["teams"].resource("aws_lambda_function")
     assert function["source_code_hash"] == base64.b64encode(hashlib.sha256(first.data).digest()).decode()
-    names = zipfile.ZipFile(__import__("io").BytesIO(first.data)).namelist()
+    names = zipfile.ZipFile(io.BytesIO(first.data)).namelist()
     assert "handler.py" in names and not [n for n in names if "test" in n or "__pycache__" in n]
 
 
@@ -167,3 +168,53 @@ def test_the_handler_folder_holds_the_function_alone() -> None:
 def test_a_folder_without_its_handler_is_never_packaged_empty(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"no handler\.py"):
         package(tmp_path / "cost_attribution")
+
+
+def test_a_package_depends_on_its_sources_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "fn"
+    for name in ("handler.py", "a.py", "z.py", "sub/__init__.py", "sub/b.py", "test_handler.py",
+                 "__pycache__/handler.cpython-312.py"):  # fmt: skip
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(f"# {name}\n")
+    first = package(folder)
+    names = zipfile.ZipFile(io.BytesIO(first.data)).namelist()
+    assert names == ["a.py", "handler.py", "sub/__init__.py", "sub/b.py", "z.py"]
+    (folder / "a.py").chmod(0o755)  # an executable bit on one machine
+    listed = Path.rglob
+    monkeypatch.setattr(Path, "rglob", lambda self, pattern: reversed(list(listed(self, pattern))))  # another order
+    assert package(folder).data == first.data
+
+
+def test_the_function_is_invoked_by_this_accounts_logs_and_encrypted_with_its_key(
+    scenarios: dict[str, StackDoc],
+) -> None:
+    stack = scenarios["teams"]
+    permission = stack.resource("aws_lambda_permission")
+    assert permission["source_account"] == "${data.aws_caller_identity.caller.account_id}"
+    function = stack.resource("aws_lambda_function")
+    assert function["kms_key_arn"] == stack.resource("aws_dynamodb_table")["server_side_encryption"]["kms_key_arn"]
+    invoke = stack.resource("aws_lambda_function_event_invoke_config")
+    assert invoke["maximum_event_age_in_seconds"] == 6 * 3600
+
+
+def test_the_daily_cost_alarm_fires_above_its_limit(scenarios: dict[str, StackDoc]) -> None:
+    alarm = scenarios["teams"].resource("aws_cloudwatch_metric_alarm", {"alarm_name": "aigw-teams-daily-cost-search"})
+    assert (alarm["comparison_operator"], alarm["evaluation_periods"], alarm["treat_missing_data"]) == (
+        "GreaterThanThreshold", 1, "notBreaching",
+    )  # fmt: skip
+
+
+def test_every_cost_and_latency_panel_groups_its_own_metric(scenarios: dict[str, StackDoc]) -> None:
+    body = json.loads(scenarios["teams"].resource("aws_cloudwatch_dashboard")["dashboard_body"])
+    widgets = {w["properties"]["title"]: w["properties"].get("metrics") for w in body["widgets"]}
+    schema = 'SCHEMA("AIGateway", Provider, Model, Team'
+    for dimension in ("Provider", "Model", "Team"):
+        assert widgets[f"Estimated cost (USD) by {dimension.lower()}"][0][0]["expression"] == (
+            f"SELECT SUM(EstimatedCostUsd) FROM {schema}) GROUP BY {dimension}"
+        )
+        assert widgets[f"Tokens by {dimension.lower()}"][0][0]["expression"] == (
+            f"SELECT SUM(TokensUsed) FROM {schema}, TokenType) GROUP BY {dimension}, TokenType"
+        )
+    for metric, title in (("TimeToFirstToken", "Time to first token (ms)"), ("RequestTime", "Total time (ms)")):
+        expressions = [m[0]["expression"] for m in widgets[f"{title} p50/p90/p99 by provider and model"]]
+        assert len(expressions) == 3 and all(f'MetricName="{metric}"' in e for e in expressions), expressions

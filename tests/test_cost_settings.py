@@ -51,3 +51,11 @@ def test_the_removed_feature_switch_says_what_replaced_it(tmp_path: Path) -> Non
         "test.toml: features.enable_cost_attribution: replaced by [cost_attribution] enabled = true (with its own "
         "settings; see the configuration reference)"
     ]
+
+
+def test_a_team_alarm_without_cost_attribution_is_named(tmp_path: Path) -> None:
+    text = VALID + "[cost_attribution]\nteam_daily_cost_alarm_usd = { default = 5 }\n"
+    assert problems(tmp_path, text) == [
+        "test.toml: cost_attribution.team_daily_cost_alarm_usd: cost attribution is off: set enabled = true or "
+        "remove this key"
+    ]

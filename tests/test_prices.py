@@ -98,3 +98,19 @@ def test_a_changed_price_is_rewritten_and_an_entry_the_list_lost_is_kept_and_nam
     assert report["only_in_table"] == ["openai/old@2024-01-01"]
     item = table.get_item(Key={"model_key": "openai/gpt-4o", "effective_date": "2025-01-01"})["Item"]
     assert str(item["input_price"]) == "2.00"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        ('"2025-01-01"', '"Jan 2025"', "prices.toml: prices[0].effective_date: 'Jan 2025' is not a date (YYYY-MM-DD)"),
+        ('"openai"', '"mistral"',
+         "prices.toml: prices[0].provider: 'mistral' is not one of openai, azure-openai, anthropic, google, bedrock"),
+    ],
+)  # fmt: skip
+def test_an_entry_of_an_unknown_provider_or_date_is_refused(tmp_path: Path, old: str, new: str, problem: str) -> None:
+    bad = tmp_path / "prices.toml"
+    bad.write_text(GOOD.replace(old, new))
+    with pytest.raises(ValueError) as raised:
+        prices.load(bad)
+    assert str(raised.value).splitlines() == [problem]
