@@ -42,7 +42,7 @@ describe("cache.namespace and cache.key", function()
     end)
 
     it("hashes the namespace, the path, the target and the body", function()
-        local body = { model = "gpt-4o" }
+        local body = '{"model":"gpt-4o"}'
         local base = cache.key("team:a", "/v1/chat/completions", "provider:openai", { "", "" }, body)
         assert.matches("^aigw:cache:%x+$", base)
         assert.equal(64, #base - #"aigw:cache:")
@@ -51,7 +51,8 @@ describe("cache.namespace and cache.key", function()
             cache.key("team:a", "/v1/completions", "provider:openai", { "", "" }, body),
             cache.key("team:a", "/v1/chat/completions", "route:chat", { "", "" }, body),
             cache.key("team:a", "/v1/chat/completions", "provider:openai", { "2023-06-01", "" }, body),
-            cache.key("team:a", "/v1/chat/completions", "provider:openai", { "", "" }, { model = "gpt-4o-mini" }),
+            cache.key("team:a", "/v1/chat/completions", "provider:openai", { "", "" }, '{"model":"gpt-4o-mini"}'),
+            cache.key("team:a", "/v1/chat/completions", "provider:openai", { "", "" }, '{"model": "gpt-4o"}'),
         }) do
             assert.are_not.equal(base, other)
         end

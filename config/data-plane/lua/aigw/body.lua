@@ -86,8 +86,7 @@ end
 -- Checks the text of a JSON body for `route` and the providers it may
 -- reach: targets = { { provider = <slug>, model = <whether the body's model
 -- reaches it> }, ... }. Returns what the data plane reads from it ({ model,
--- max_tokens, choices, stream, stream_options, document: the decoded body }),
--- or nil and the refusal.
+-- max_tokens, choices, stream, stream_options }), or nil and the refusal.
 function _M.check_targets(body, route, targets, settings)
     if type(body) ~= "string" or not find(body, "^%s*{") then return nil, NOT_AN_OBJECT end
     if containers(body) > settings.max_body_containers then
@@ -137,7 +136,7 @@ function _M.check_targets(body, route, targets, settings)
             .. "not offered")
     end
     return { model = model, max_tokens = _M.max_tokens(document), choices = _M.choices(document),
-             stream = document.stream == true, stream_options = document.stream_options, document = document }
+             stream = document.stream == true, stream_options = document.stream_options }
 end
 
 -- Checks the text of a JSON body for `route` and one `provider` (check_targets).

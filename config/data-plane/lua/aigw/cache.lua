@@ -1,12 +1,12 @@
 -- The response cache ([response_cache]), in the shared store: successful,
 -- non-streamed answers of the cached routes, keyed on the SHA-256 of the
--- normalised request: the team's namespace (its own, or "shared" for the
--- teams that share one: from the validated token, never a header), the
--- path, the provider or route the request goes to (a route with its config:
--- a changed route is another key), the forwarded headers that change the
--- answer (an Anthropic version or beta), and the whole body in a canonical form (keys sorted: the same request in another key order is the
--- same request). The entry holds the status, the content type and the body
--- bytes the client received, so a hit is byte-identical.
+-- request: the team's namespace (its own, or "shared" for the teams that
+-- share one: from the validated token, never a header), the path, the
+-- provider or route the request goes to (a route with its config: a changed
+-- route is another key), the forwarded headers that change the answer (an
+-- Anthropic version or beta), and the body's bytes as sent. The entry holds
+-- the status, the content type and the body bytes the client received, so
+-- a hit is byte-identical.
 --
 -- The store failing never fails a request: it goes on uncached (a short
 -- timeout), and a worker leaves the store alone for a few seconds after
@@ -89,9 +89,13 @@ function _M.namespace(team, mode)
 end
 
 -- The key of a request: namespace, path, where it goes, the forwarded headers
--- that change the answer (`headers`: their values in order, "" when absent), body.
-function _M.key(namespace, path, target, headers, document)
-    local material = concat({ namespace, path, target, _M.canonical(headers), _M.canonical(document) }, "\n")
+-- that change the answer (`headers`: their values in order, "" when absent),
+-- and the body's bytes as the client sent them (checked, never re-encoded:
+-- a re-encoding loses what the provider may read, such as digits past the
+-- 14th, [] versus {}, or the order of a JSON schema's properties, and costs
+-- seconds on a large body; the same request sent another way is only a miss).
+function _M.key(namespace, path, target, headers, body)
+    local material = concat({ namespace, path, target, _M.canonical(headers), body }, "\n")
     return "aigw:cache:" .. _M.sha256_hex(material)
 end
 

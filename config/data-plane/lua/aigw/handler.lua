@@ -137,6 +137,9 @@ local function refuse(ctx, decision)
     return ngx.exit(decision.status)
 end
 
+local CACHE_HEADER = "x-aigw-cache"
+local BAD_CACHE_HEADER = refusal.new(400, "cache", CACHE_HEADER .. " takes one value: bypass")
+
 -- Stage 1: the request's headers, route, method, media type and betas.
 local function check_request(ctx)
     local headers, err = ngx_req.get_headers(settings.max_headers)
@@ -149,6 +152,8 @@ local function check_request(ctx)
     ctx.providers_here = providers_here
     ok, decision = request.media_type(ngx_var.uri, headers["content-type"], settings)
     if not ok then return decision end
+    local bypass = headers[CACHE_HEADER]
+    if bypass ~= nil and bypass ~= "bypass" then return BAD_CACHE_HEADER end
     for _, name in ipairs({ "anthropic-beta", "x-portkey-anthropic-beta" }) do
         ok, decision = request.anthropic_betas(headers[name], settings)
         if not ok then return decision end
@@ -195,14 +200,11 @@ local function ask_for_stream_usage(ctx, reports_when_asked, data, checked)
     end
 end
 
-local CACHE_HEADER = "x-aigw-cache"
-local BAD_CACHE_HEADER = refusal.new(400, "cache", CACHE_HEADER .. " takes one value: bypass")
-
 -- Whether the response cache applies to a request (its body decoded, going
 -- to `target`: a provider or a route), and its key. A client that asks for no
 -- cache (Cache-Control no-cache or no-store, or x-aigw-cache: bypass) is
 -- neither answered from it nor stored.
-local function cache_lookup_key(ctx, route, target, checked)
+local function cache_lookup_key(ctx, route, target, checked, data)
     local config = settings.cache
     if not (config and config.routes[route]) or checked.stream then return end
     local team_limits = ctx.limits
@@ -214,7 +216,7 @@ local function cache_lookup_key(ctx, route, target, checked)
     end
     local headers, values = ctx.headers, {}
     for index, name in ipairs(config.key_headers) do values[index] = headers[name] or "" end
-    ctx.cache_key = cache.key(namespace, route, target, values, checked.document)
+    ctx.cache_key = cache.key(namespace, route, target, values, data)
 end
 
 -- The JSON body (in memory or in nginx's file), checked for the providers it
@@ -241,7 +243,7 @@ local function check_body(ctx, route, targets, reports_when_asked, target)
     decision = team_caps(ctx, route, checked)
     if decision then return decision end
     ask_for_stream_usage(ctx, reports_when_asked, data, checked)
-    cache_lookup_key(ctx, route, target, checked)
+    cache_lookup_key(ctx, route, target, checked, data)
     if checked.model then
         ctx.model = checked.model
         ngx_var.aigw_model = text.clean(checked.model)
@@ -384,8 +386,6 @@ end
 -- the response cache. A hit is answered here, byte for byte, without the
 -- gateway; the store unavailable lets the request go on uncached.
 local function check_cache(ctx)
-    local value = ctx.headers[CACHE_HEADER]
-    if value ~= nil and value ~= "bypass" then return BAD_CACHE_HEADER end
     if ctx.cache_state then ngx_var.aigw_cache = ctx.cache_state end
     local key = ctx.cache_key
     if not key then return nil end
@@ -458,6 +458,7 @@ function _M.header_filter()
     elseif option then
         ngx_var.aigw_option = option
     end
+    ngx.header[CACHE_HEADER] = nil  -- the data plane's header alone, never a provider's
     if ctx.cache_key then
         ngx.header[CACHE_HEADER] = "MISS"
         if cache.storable(ngx.status, ngx.header["Content-Type"]) then
