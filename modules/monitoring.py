@@ -41,6 +41,8 @@ class MonitoredService:
     # Teams with a token budget (an alarm each on its alert), and whether any team is counted in the shared store.
     budget_teams: tuple[str, ...] = ()
     counts_limits: bool = False
+    # Whether the data plane answers from the response cache (an alarm on its store failing).
+    caches_answers: bool = False
     # Cost attribution on: its dashboard panels, and a daily cost alarm per team listed here (USD).
     cost_attribution: bool = False
     team_daily_cost_usd: tuple[tuple[str, float], ...] = ()
@@ -229,6 +231,29 @@ class Monitoring(Construct):
                     CloudwatchMetricAlarmMetricQuery(
                         id="unavailable",
                         expression=f'SELECT SUM(LimitsUnavailable) FROM SCHEMA("{METRICS_NAMESPACE}", model, '
+                        "provider, status, team)",
+                        period=300,
+                        return_data=True,
+                    )
+                ],
+                evaluation_periods=1,
+                threshold=0,
+                comparison_operator="GreaterThanThreshold",
+                treat_missing_data="notBreaching",
+                alarm_actions=actions,
+                ok_actions=actions,
+            )
+        if watched.caches_answers:
+            CloudwatchMetricAlarm(
+                self,
+                "alarm-cache-unavailable",
+                alarm_name=f"{prefix}-cache-unavailable",
+                alarm_description="Requests were answered without the response cache: its store was unavailable "
+                "(the cache fails open)",
+                metric_query=[
+                    CloudwatchMetricAlarmMetricQuery(
+                        id="unavailable",
+                        expression=f'SELECT SUM(CacheUnavailable) FROM SCHEMA("{METRICS_NAMESPACE}", model, '
                         "provider, status, team)",
                         period=300,
                         return_data=True,

@@ -157,3 +157,15 @@ def test_the_response_cache_alone_creates_the_store_and_points_the_gateway_at_it
     (base,) = scenarios["base"].resources("aws_ecs_task_definition")
     base_gateway = next(c for c in json.loads(base["container_definitions"]) if c["name"] == "gateway")
     assert "REDIS_CONNECTION_STRING" not in {v["name"] for v in base_gateway["environment"]}
+
+
+def test_the_cache_has_an_alarm_on_failing_open_and_no_limits_alarm_without_limits(
+    scenarios: dict[str, StackDoc],
+) -> None:
+    stack = scenarios["cache"]
+    alarm = stack.resource("aws_cloudwatch_metric_alarm", {"alarm_name": "aigw-cache-cache-unavailable"})
+    (query,) = alarm["metric_query"]
+    assert query["expression"] == 'SELECT SUM(CacheUnavailable) FROM SCHEMA("AIGateway", model, provider, status, team)'
+    assert alarm["alarm_actions"] == [stack.resource("aws_sns_topic").ref("arn")]
+    assert stack.count("aws_cloudwatch_metric_alarm", {"alarm_name": "aigw-cache-limits-unavailable"}) == 0
+    assert scenarios["teams"].count("aws_cloudwatch_metric_alarm", {"alarm_name": "aigw-teams-cache-unavailable"}) == 0
