@@ -487,12 +487,22 @@ def test_the_gateways_own_timeout_answer_is_not_stored(
     tasks: tuple[RunningDataPlane, RunningDataPlane],  # noqa: F811
     empty_store: Store,  # noqa: F811
     mocks: dict[str, MockProvider],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # x-portkey-request-timeout is forwarded and not in the key: a 1 ms timeout makes the gateway answer 408.
-    response, line = ask(tasks[0], headers={**OPENAI, "x-portkey-request-timeout": "1"})
+    # x-portkey-request-timeout is forwarded and not in the key: a 50 ms timeout against a provider
+    # that takes 300 ms makes the gateway answer 408 (every time: a 1 ms one raced a fast mock).
+    answer = mocks["openai"].reply
+
+    def slow(recorded: Any) -> Any:
+        time.sleep(0.3)
+        return answer(recorded)
+
+    monkeypatch.setattr(mocks["openai"], "reply", slow)
+    response, line = ask(tasks[0], headers={**OPENAI, "x-portkey-request-timeout": "50"})
     assert response.status == 408 and line["cache"] == "miss"
     time.sleep(0.5)
     assert cached_keys(empty_store) == []
+    monkeypatch.undo()
     response, line = ask(tasks[0], headers=OPENAI)
     assert response.status == 200 and line["cache"] == "miss"
 
@@ -654,7 +664,7 @@ def test_a_request_refused_for_its_cache_header_is_not_counted_against_the_rate_
     mocks: dict[str, MockProvider],
 ) -> None:
     """The handler's rule: a request refused before the limits stage is not counted. The x-aigw-cache check
-    runs in the stage after the limits."""
+    ran in the stage after the limits; it runs with the request's other headers now."""
     for _ in range(2):
         status, line = ask_header_lines(limited_task, [("x-aigw-cache", "refresh")], team="capped")
         assert status == 400 and line["rule"] == "cache"
