@@ -220,40 +220,26 @@ class Monitoring(Construct):
                 treat_missing_data="notBreaching",
                 alarm_actions=actions,
             )
-        if watched.counts_limits:
+        # The data plane's stores fail open: an alarm when a request went on without one.
+        fail_open = (
+            (watched.counts_limits, "limits-unavailable", "LimitsUnavailable",
+             "Requests were let through without their team's limits: the shared store was unavailable "
+             "(limits fail open)"),
+            (watched.caches_answers, "cache-unavailable", "CacheUnavailable",
+             "Requests were answered without the response cache: its store was unavailable (the cache fails open)"),
+        )  # fmt: skip
+        for wanted, name, metric, description in fail_open:
+            if not wanted:
+                continue
             CloudwatchMetricAlarm(
                 self,
-                "alarm-limits-unavailable",
-                alarm_name=f"{prefix}-limits-unavailable",
-                alarm_description="Requests were let through without their team's limits: the shared store was "
-                "unavailable (limits fail open)",
+                f"alarm-{name}",
+                alarm_name=f"{prefix}-{name}",
+                alarm_description=description,
                 metric_query=[
                     CloudwatchMetricAlarmMetricQuery(
                         id="unavailable",
-                        expression=f'SELECT SUM(LimitsUnavailable) FROM SCHEMA("{METRICS_NAMESPACE}", model, '
-                        "provider, status, team)",
-                        period=300,
-                        return_data=True,
-                    )
-                ],
-                evaluation_periods=1,
-                threshold=0,
-                comparison_operator="GreaterThanThreshold",
-                treat_missing_data="notBreaching",
-                alarm_actions=actions,
-                ok_actions=actions,
-            )
-        if watched.caches_answers:
-            CloudwatchMetricAlarm(
-                self,
-                "alarm-cache-unavailable",
-                alarm_name=f"{prefix}-cache-unavailable",
-                alarm_description="Requests were answered without the response cache: its store was unavailable "
-                "(the cache fails open)",
-                metric_query=[
-                    CloudwatchMetricAlarmMetricQuery(
-                        id="unavailable",
-                        expression=f'SELECT SUM(CacheUnavailable) FROM SCHEMA("{METRICS_NAMESPACE}", model, '
+                        expression=f'SELECT SUM({metric}) FROM SCHEMA("{METRICS_NAMESPACE}", model, '
                         "provider, status, team)",
                         period=300,
                         return_data=True,
