@@ -691,30 +691,3 @@ def test_a_stalled_store_costs_a_bounded_wait_and_never_the_request(
     assert response.status == 200 and line["cache"] == "unavailable"
     assert took < 1.5, took
     time.sleep(0.5)
-
-
-def test_computing_the_key_of_a_large_body_with_many_keys_stays_cheap(
-    tasks: tuple[RunningDataPlane, RunningDataPlane],  # noqa: F811
-    empty_store: Store,  # noqa: F811
-) -> None:
-    """One object of many keys (no container limit applies to keys; the body limit is 50 MiB): the key sorts
-    and encodes them all, in the nginx worker, before the request may be answered. Baseline: the same body
-    refused by the last body check (a remote tool), after it was decoded and scanned but before any key.
-    Then a hit of the same size: no gateway, no provider; all its time is the data plane's."""
-    count = 600_000
-    metadata = b",".join(b'"k%07d":0' % n for n in range(count))
-    messages = json.dumps(BODY["messages"]).encode()
-    raw = b'{"model":"gpt-4o","messages":' + messages + b',"metadata":{' + metadata + b"}}"
-    refused = raw[:-1] + b',"tools":[{"type":"mcp"}]}'
-    took: dict[str, float] = {}
-    for label, body in (("refused, decoded and scanned, no key", refused), ("miss", raw), ("hit", raw)):
-        started = time.monotonic()
-        response, line = ask_raw(tasks[0], body, headers=OPENAI)
-        took[label] = round(time.monotonic() - started, 3)
-        assert response.status == (403 if body is refused else 200), response.body[:200]
-        if label == "miss":
-            wait_stored(empty_store)
-        if label == "hit":
-            assert line["cache"] == "hit"
-    print(f"{len(raw) / 2**20:.1f} MiB, {count} keys in one object: wall time {took}")
-    assert took["hit"] - took["refused, decoded and scanned, no key"] < 0.5, took
