@@ -15,13 +15,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
 
 from lambdas.cost_attribution import handler
-from tests.test_prices import pricing_table
 from tools import prices
 
 LINE = {
@@ -80,7 +80,19 @@ def subscription_event(messages: list[str], message_type: str = "DATA_MESSAGE") 
 def table(tmp_path: Path) -> Iterator[Any]:
     """The pricing table in moto's DynamoDB, as the stack creates it, filled by tools/prices.py."""
     with mock_aws():
-        created = pricing_table()
+        dynamodb = boto3.resource("dynamodb", region_name="us-east-1")
+        created = dynamodb.create_table(
+            TableName="aigw-test-prices",
+            KeySchema=[
+                {"AttributeName": "model_key", "KeyType": "HASH"},
+                {"AttributeName": "effective_date", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "model_key", "AttributeType": "S"},
+                {"AttributeName": "effective_date", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
         listed = tmp_path / "prices.toml"
         listed.write_text(PRICE_LIST)
         prices.seed(created, prices.load(listed))

@@ -60,27 +60,21 @@ def test_a_bad_price_list_exits_2_and_writes_nothing(tmp_path: Path, capsys: pyt
     assert "version: must be 1" in capsys.readouterr().err
 
 
-def pricing_table() -> Any:
-    """The pricing table as the stack creates it (modules/cost_attribution.py), in moto's DynamoDB
-    (inside mock_aws)."""
-    return boto3.resource("dynamodb", region_name="us-east-1").create_table(
-        TableName="aigw-test-prices",
-        KeySchema=[
-            {"AttributeName": "model_key", "KeyType": "HASH"},
-            {"AttributeName": "effective_date", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "model_key", "AttributeType": "S"},
-            {"AttributeName": "effective_date", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-
-
 @pytest.fixture
 def table() -> Iterator[Any]:
     with mock_aws():
-        yield pricing_table()
+        yield boto3.resource("dynamodb", region_name="us-east-1").create_table(
+            TableName="aigw-test-prices",
+            KeySchema=[
+                {"AttributeName": "model_key", "KeyType": "HASH"},
+                {"AttributeName": "effective_date", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "model_key", "AttributeType": "S"},
+                {"AttributeName": "effective_date", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
 
 
 def test_writing_the_list_twice_changes_nothing_the_second_time(table: Any) -> None:

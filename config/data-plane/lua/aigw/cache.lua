@@ -15,8 +15,8 @@ local cjson = require "cjson.safe"
 local ffi = require "ffi"
 local shared_store = require "aigw.store"
 
-local type, pairs, ipairs, next, sort, concat, format =
-    type, pairs, ipairs, next, table.sort, table.concat, string.format
+local type, pairs, ipairs, next, sort, concat, tostring, format =
+    type, pairs, ipairs, next, table.sort, table.concat, tostring, string.format
 
 local _M = {}
 
@@ -109,8 +109,30 @@ function _M.bypassed(cache_control, aigw_cache)
     return aigw_cache ~= nil
 end
 
--- This worker's breaker of the cache: three failures in a row leave the store alone a while.
-local with_store = shared_store.breaker(3)
+-- Per worker: failures in a row, and when the store may be tried again.
+local failures, down_until = 0, 0
+local BREAKER_FAILURES = 3
+
+local function with_store(store, now, work)
+    if now < down_until then return nil, "store skipped after recent failures" end
+    local red, err = shared_store.connect(store)
+    local res
+    if red then
+        res, err = work(red)
+        if res ~= nil then
+            red:set_keepalive(store.idle_ms, store.pool_size)
+        else
+            red:close()
+        end
+    end
+    if res == nil then
+        failures = failures + 1
+        if failures >= BREAKER_FAILURES then failures, down_until = 0, now + store.breaker_seconds end
+        return nil, tostring(err)
+    end
+    failures = 0
+    return res
+end
 
 -- The cached entry of `key` ({ status, content_type, body }), false on a
 -- miss, or nil and why when the store is unavailable.

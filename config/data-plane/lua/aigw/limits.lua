@@ -18,8 +18,8 @@
 local refusal = require "aigw.refusal"
 local shared_store = require "aigw.store"
 
-local type, tonumber, floor, ceil, format, byte, concat =
-    type, tonumber, math.floor, math.ceil, string.format, string.byte, table.concat
+local type, tonumber, tostring, floor, ceil, format, byte, concat =
+    type, tonumber, tostring, math.floor, math.ceil, string.format, string.byte, table.concat
 local ngx = ngx
 
 local _M = {}
@@ -87,7 +87,9 @@ end
 local SCRIPTS = { admit = { text = ADMIT, sha = hex(ngx.sha1_bin(ADMIT)) },
                   settle = { text = SETTLE, sha = hex(ngx.sha1_bin(SETTLE)) } }
 
--- Failures in a row after which a worker leaves the store alone a while (store.breaker).
+-- Per worker: failures in a row, and when the store may be tried again after
+-- BREAKER_FAILURES of them.
+local failures, down_until = 0, 0
 local BREAKER_FAILURES = 3
 
 -- The store's keys of a team for a request at `now` (seconds).
@@ -142,15 +144,34 @@ end
 
 -- Runs `script` in the store: its result, or nil and why.
 local function call(store, script, keys, args)
-    return shared_store.run(store, function(red) return run(red, script, keys, args) end)
+    local red, err = shared_store.connect(store)
+    local res
+    if red then
+        res, err = run(red, script, keys, args)
+        if res then
+            red:set_keepalive(store.idle_ms, store.pool_size)
+        else
+            red:close()
+        end
+    end
+    if not res then return nil, tostring(err) end
+    return res
 end
 
 -- An admission: skipped while the breaker is open; BREAKER_FAILURES failures
 -- in a row open it for store.breaker_seconds.
-local admission_breaker = shared_store.breaker(BREAKER_FAILURES)
-
 local function call_guarded(store, script, keys, args, now)
-    return admission_breaker(store, now, function(red) return run(red, script, keys, args) end)
+    if now < down_until then return nil, "store skipped after recent failures" end
+    local res, err = call(store, script, keys, args)
+    if res then
+        failures = 0
+        return res
+    end
+    failures = failures + 1
+    if failures >= BREAKER_FAILURES then
+        failures, down_until = 0, now + store.breaker_seconds
+    end
+    return nil, err
 end
 
 local function over(status, rule, message, retry_after)
