@@ -39,7 +39,8 @@ def _type_name(annotation: object) -> str:
         item = _type_name(args[0])
         return f"list, each {item}" if item.startswith("one of") else f"list of {item}s"
     if origin is dict:
-        return f"table of {_type_name(args[1])}s"
+        value = _type_name(args[1])
+        return f"table, each {value}" if value.startswith("one of") else f"table of {value}s"
     if origin is Annotated:
         return _type_name(args[0])
     return str(_SCALARS.get(annotation, getattr(annotation, "__name__", annotation)))  # type: ignore[call-overload]

@@ -31,6 +31,8 @@ class Watched:
     alternate_target_group_arn_suffix: str | None = None
     # Cost attribution's metrics (lambdas/cost_attribution/handler.py): tokens, cost and latency panels.
     cost_namespace: str | None = None
+    # The data plane's guardrail counts (blocked inputs and answers, checks unavailable): one panel.
+    guardrail_namespace: str | None = None
 
 
 def _query_panel(title: str, query: str, watched: Watched) -> dict[str, Any]:
@@ -161,6 +163,25 @@ def _cost_panels(namespace: str, watched: Watched) -> list[dict[str, Any]]:
     return result
 
 
+# The data plane's guardrail counts, by label, in the dimensions of all its metrics.
+GUARDRAIL_METRICS: tuple[tuple[str, str], ...] = (
+    ("inputs blocked", "GuardrailBlockedInputs"),
+    ("answers blocked", "GuardrailBlockedOutputs"),
+    ("refused: guardrail unavailable", "GuardrailUnavailable"),
+)
+
+
+def _guardrail_panel(namespace: str, watched: Watched) -> dict[str, Any]:
+    """Requests and answers the guardrail blocked, and requests refused because it could not check them."""
+    schema = f'SCHEMA("{namespace}", model, provider, status, team)'
+    return _expression_panel(
+        "Guardrail: blocked inputs and answers, checks unavailable",
+        [(label, f"SELECT SUM({metric}) FROM {schema}") for label, metric in GUARDRAIL_METRICS],
+        LATENCY_PERIOD_SECONDS,
+        watched,
+    )
+
+
 def panels(queries: Mapping[str, str], watched: Watched) -> list[dict[str, Any]]:
     """Every panel in reading order: the saved queries (title -> query), then
     load balancer and service health."""
@@ -185,6 +206,7 @@ def panels(queries: Mapping[str, str], watched: Watched) -> list[dict[str, Any]]
             "Average",
             watched,
         ),
+        *((_guardrail_panel(watched.guardrail_namespace, watched),) if watched.guardrail_namespace else ()),
         *(_cost_panels(watched.cost_namespace, watched) if watched.cost_namespace else ()),
     ]
 

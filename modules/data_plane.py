@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cdktf import AssetType, ITerraformDependable, TerraformAsset, TerraformResourceLifecycle
@@ -51,6 +52,7 @@ from aigw.data_plane.config import (
     AzureTarget,
     DataPlaneConfig,
     DataPlaneRuntime,
+    Guardrail,
     ResponseCache,
     Route,
     RouteTarget,
@@ -92,6 +94,22 @@ def data_plane_config(settings: EnvironmentSettings, environment: str) -> DataPl
             if settings.response_cache.enabled
             else None
         ),
+        guardrail=guardrail_config(settings),
+    )
+
+
+def guardrail_config(settings: EnvironmentSettings) -> Guardrail | None:
+    guardrails = settings.guardrails
+    if not guardrails.enabled:
+        return None
+    return Guardrail(
+        region=settings.region,
+        check_input=guardrails.check_input,
+        check_output=guardrails.check_output,
+        output_streams=guardrails.output_streams,
+        blocked_input_message=guardrails.blocked_input_message,
+        blocked_output_message=guardrails.blocked_output_message,
+        timeout_ms=guardrails.timeout_ms,
     )
 
 
@@ -155,6 +173,9 @@ class DataPlaneOutputs:
     bucket_name: str
     # What the task's execution role needs to read the bundle.
     read_statements: list[Statement]
+    # What the task role needs for the data plane's own calls at run time
+    # (ApplyGuardrail on the organisation's guardrail; modules/stack.py decides).
+    task_statements: list[Statement] = field(default_factory=list)
 
 
 class DataPlane(Construct):
@@ -166,6 +187,7 @@ class DataPlane(Construct):
         config: DataPlaneConfig,
         runtime: DataPlaneRuntime,
         context: StackContext,
+        task_statements: Sequence[Statement] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         bundle = pack(bundle_files(config))
@@ -254,4 +276,5 @@ class DataPlane(Construct):
             read_statements=grant_object_read(
                 bucket_arn, BUNDLE_KEY_PREFIX, kms_key_arn=key.arn, region=context.region
             ),
+            task_statements=list(task_statements),
         )

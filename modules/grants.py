@@ -203,6 +203,16 @@ def grant_bedrock_invoke(*, partition: str, region: str) -> Statement:
     }
 
 
+def grant_apply_guardrail(guardrail_arn: str) -> Statement:
+    """Apply exactly this guardrail (any of its versions: a version has no ARN of its own)."""
+    return {
+        "Sid": "ApplyOrganisationGuardrail",
+        "Effect": "Allow",
+        "Action": "bedrock:ApplyGuardrail",
+        "Resource": guardrail_arn,
+    }
+
+
 # The Session Manager channels an ECS Exec session opens from inside the task;
 # ssmmessages has no resource-level permissions, so they are granted on "*".
 ECS_EXEC_CHANNEL_ACTIONS: tuple[str, ...] = (

@@ -43,6 +43,8 @@ class MonitoredService:
     counts_limits: bool = False
     # Whether the data plane answers from the response cache (an alarm on its store failing).
     caches_answers: bool = False
+    # Whether the data plane applies the organisation's guardrail (an alarm on it being unavailable, a panel).
+    applies_guardrail: bool = False
     # Cost attribution on: its dashboard panels, and a daily cost alarm per team listed here (USD).
     cost_attribution: bool = False
     team_daily_cost_usd: tuple[tuple[str, float], ...] = ()
@@ -75,6 +77,7 @@ class Monitoring(Construct):
                 service_name=watched.service_name,
                 alternate_target_group_arn_suffix=watched.alternate_target_group_arn_suffix,
                 cost_namespace=METRICS_NAMESPACE if watched.cost_attribution else None,
+                guardrail_namespace=METRICS_NAMESPACE if watched.applies_guardrail else None,
             ),
         )
         dashboard = CloudwatchDashboard(
@@ -220,15 +223,19 @@ class Monitoring(Construct):
                 treat_missing_data="notBreaching",
                 alarm_actions=actions,
             )
-        # The data plane's stores fail open: an alarm when a request went on without one.
-        fail_open = (
+        # What the data plane depends on per request: an alarm when a request went on without it
+        # (the stores fail open) or was refused for want of it (the guardrail fails closed).
+        unavailable = (
             (watched.counts_limits, "limits-unavailable", "LimitsUnavailable",
              "Requests were let through without their team's limits: the shared store was unavailable "
              "(limits fail open)"),
             (watched.caches_answers, "cache-unavailable", "CacheUnavailable",
              "Requests were answered without the response cache: its store was unavailable (the cache fails open)"),
+            (watched.applies_guardrail, "guardrail-unavailable", "GuardrailUnavailable",
+             "Requests were refused (503) because the guardrail could not check them: ApplyGuardrail failed or "
+             "timed out (the guardrail fails closed)"),
         )  # fmt: skip
-        for wanted, name, metric, description in fail_open:
+        for wanted, name, metric, description in unavailable:
             if not wanted:
                 continue
             CloudwatchMetricAlarm(

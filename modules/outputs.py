@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from modules.compute import ComputeOutputs
     from modules.cost_attribution import CostAttributionOutputs
     from modules.edge import EdgeOutputs
+    from modules.guardrails import GuardrailOutputs
     from modules.network import NetworkOutputs
     from modules.routing import RoutingOutputs
 
@@ -29,6 +30,7 @@ class Wiring:
     dashboard_name: str
     routing: RoutingOutputs | None = None
     cost: CostAttributionOutputs | None = None
+    guardrail: GuardrailOutputs | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,10 @@ OUTPUTS: tuple[StackOutput, ...] = (
                 "fills it; empty when `[cost_attribution]` is off)", lambda w: w.cost.table_name if w.cost else ""),
     StackOutput("cost_dead_letter_queue_arn", "SQS queue of the log batches cost attribution failed to price after "
                 "its retries (empty when off)", lambda w: w.cost.dead_letter_queue_arn if w.cost else ""),
+    StackOutput("guardrail_id", "ID of the organisation's Bedrock guardrail the data plane applies (empty when "
+                "`[guardrails]` is off)", lambda w: w.guardrail.guardrail_id if w.guardrail else ""),
+    StackOutput("guardrail_version", "Its published version the tasks apply (a new one with every change to the "
+                "guardrail; empty when off)", lambda w: w.guardrail.version if w.guardrail else ""),
     StackOutput("cognito_client_secrets", "App client secret of each team (sensitive: `cdktf output` hides it; "
                 "`make token TEAM=<team>` reads it)", lambda w: w.auth.client_secrets, sensitive=True),
 )  # fmt: skip

@@ -1,7 +1,7 @@
 """The stack of one environment: provider, state backend, and the constructs
 in dependency order (observability, network, auth, edge, deployment traffic
-shifting where the strategy needs it, compute, monitoring), wired only
-through their typed outputs."""
+shifting where the strategy needs it, the organisation's guardrail where
+configured, compute, monitoring), wired only through their typed outputs."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from modules.cost_attribution import CostAttribution, CostAttributionOutputs
 from modules.data_plane import DataPlane, data_plane_config
 from modules.deployment import DeploymentTraffic, production_listener
 from modules.edge import Edge
+from modules.grants import grant_apply_guardrail
+from modules.guardrails import GuardrailOutputs, Guardrails
 from modules.monitoring import MonitoredService, Monitoring
 from modules.network import GATEWAY_ENDPOINTS, INTERFACE_ENDPOINTS, Network
 from modules.observability import Observability
@@ -170,6 +172,9 @@ class GatewayStack(TerraformStack):
             if settings.needs_shared_store
             else None
         )
+        guardrail: GuardrailOutputs | None = None
+        if settings.guardrails.enabled:
+            guardrail = Guardrails(self, "guardrails", settings=settings.guardrails, context=context).outputs
         data_plane_settings = data_plane_config(settings, environment.name)
         routing: RoutingOutputs | None = None
         if data_plane_settings.default_route is not None:
@@ -185,8 +190,12 @@ class GatewayStack(TerraformStack):
                 teams={client_id: team for team, client_id in auth.client_ids.items()},
                 store_host=store.outputs.host if store else None,
                 store_port=store.outputs.port if store else None,
+                guardrail_id=guardrail.guardrail_id if guardrail else None,
+                guardrail_version=guardrail.version if guardrail else None,
             ),
             context=context,
+            # The data plane applies the guardrail with the task role's credentials.
+            task_statements=[grant_apply_guardrail(guardrail.guardrail_arn)] if guardrail else [],
         ).outputs
         compute = Compute(
             self,
@@ -231,6 +240,7 @@ class GatewayStack(TerraformStack):
                 budget_teams=tuple(team for team, client in sorted(settings.clients.items()) if client.budget),
                 counts_limits=any(client.limited for client in settings.clients.values()),
                 caches_answers=settings.response_cache.enabled,
+                applies_guardrail=settings.guardrails.enabled,
                 cost_attribution=settings.cost_attribution.enabled,
                 team_daily_cost_usd=tuple(sorted(settings.cost_attribution.team_daily_cost_alarm_usd.items())),
             ),
@@ -238,7 +248,7 @@ class GatewayStack(TerraformStack):
 
         wiring = Wiring(
             network=network, edge=edge, auth=auth, compute=compute, dashboard_name=monitoring.dashboard_name,
-            routing=routing, cost=cost,
+            routing=routing, cost=cost, guardrail=guardrail,
         )  # fmt: skip
         for output in OUTPUTS:
             # `sensitive` only where true (None: the key is not written at all).

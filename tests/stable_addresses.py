@@ -31,6 +31,9 @@ STATEFUL_TYPES: tuple[str, ...] = (
     "aws_cloudwatch_log_group",
     "aws_s3_bucket",
     "aws_elasticache_serverless_cache",
+    # Recreated, it gets a new id and takes every published version with it,
+    # while tasks still running name the old ones (and fail closed).
+    "aws_bedrock_guardrail",
 )
 
 

@@ -345,10 +345,14 @@ def test_wrong_types_are_refused_not_coerced(tmp_path: Path) -> None:
     assert any("edge.enable_waf" in line and "valid boolean" in line for line in lines), lines
 
 
-@pytest.mark.parametrize("feature", list(EnvironmentSettings.model_fields["features"].annotation.model_fields))  # type: ignore[union-attr]
-def test_features_not_built_yet_are_refused_not_ignored(tmp_path: Path, feature: str) -> None:
-    lines = problems(tmp_path, with_section("features", f"{feature} = true"))
-    assert any(f"features.{feature}" in line and "not built" in line for line in lines), lines
+def test_the_guardrails_switch_is_refused_naming_the_table_that_replaced_it(tmp_path: Path) -> None:
+    # [features] has no switch left: each feature it gated has a table of its own.
+    assert EnvironmentSettings.model_fields["features"].annotation.model_fields == {}  # type: ignore[union-attr]
+    lines = problems(tmp_path, with_section("features", "enable_guardrails = true"))
+    assert [line[line.index("test.toml: ") :] for line in lines] == [
+        "test.toml: features.enable_guardrails: replaced by [guardrails] enabled = true (with its own settings; see "
+        "the configuration reference)"
+    ]
 
 
 def test_certificate_in_another_region_is_refused(tmp_path: Path) -> None:

@@ -59,6 +59,21 @@ class ResponseCache:
 
 
 @dataclass(frozen=True)
+class Guardrail:
+    """The organisation's Bedrock guardrail as the data plane applies it
+    (`[guardrails]`); its id and version are runtime joins (DataPlaneRuntime)."""
+
+    region: str
+    check_input: bool = True
+    check_output: bool = True
+    # Streams under output checks: "buffer" (the whole answer checked before its first event) or "refuse".
+    output_streams: str = "buffer"
+    blocked_input_message: str = "This request was blocked by the organisation's guardrail."
+    blocked_output_message: str = "The answer was blocked by the organisation's guardrail."
+    timeout_ms: int = 5000
+
+
+@dataclass(frozen=True)
 class RouteTarget:
     """One provider of a route: its gateway slug and the model it forces (None: the request's)."""
 
@@ -104,6 +119,7 @@ class DataPlaneConfig:
     routing: Mapping[str, Route] = field(default_factory=dict)
     default_route: str | None = None
     cache: ResponseCache | None = None
+    guardrail: Guardrail | None = None
 
     @property
     def uses_store(self) -> bool:
@@ -158,6 +174,9 @@ class DataPlaneRuntime:
     # The shared store's address (the serverless cache's endpoint), when a team is counted.
     store_host: str | None = None
     store_port: str | None = None
+    # The organisation's guardrail and its published version, with [guardrails].
+    guardrail_id: str | None = None
+    guardrail_version: str | None = None
 
     @property
     def redis_url(self) -> str | None:
@@ -171,4 +190,6 @@ class DataPlaneRuntime:
         document: dict[str, object] = {"teams": dict(self.teams)}
         if self.store_host is not None:
             document["store"] = {"host": self.store_host, "port": self.store_port}
+        if self.guardrail_id is not None:
+            document["guardrail"] = {"id": self.guardrail_id, "version": self.guardrail_version}
         return json.dumps(document, sort_keys=True, separators=(",", ":"))

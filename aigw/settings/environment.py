@@ -27,6 +27,7 @@ from aigw.settings.edge import INTERNET_FACING_DEFAULT_CIDRS, EdgeSettings, worl
 from aigw.settings.emulator import EmulatorSettings
 from aigw.settings.features import FeatureSettings
 from aigw.settings.gateway import DEFAULT_REQUESTS_PER_TARGET, AutoscalingPlan, GatewaySettings
+from aigw.settings.guardrails import GuardrailSettings
 from aigw.settings.network import NetworkSettings, default_zones
 from aigw.settings.observability import ObservabilitySettings
 from aigw.settings.routing import RouteName, RouteSettings, routing_problems
@@ -46,6 +47,8 @@ REMOVED_KEYS: dict[str, str] = {
     "the configuration reference)",
     "features.enable_fallback_routing": "replaced by [routing.<name>] tables (named routing configs, one of them "
     "the default; see the configuration reference)",
+    "features.enable_guardrails": "replaced by [guardrails] enabled = true (with its own settings; see the "
+    "configuration reference)",
 }
 
 ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
@@ -53,7 +56,7 @@ _TAG_KEY = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
 
 SECTION_NAMES: tuple[str, ...] = (
     "backend", "network", "gateway", "edge", "observability", "emulator", "shared_store", "response_cache",
-    "cost_attribution", "features",
+    "cost_attribution", "guardrails", "features",
 )  # fmt: skip
 
 Tags = dict[Annotated[str, Field(pattern=_TAG_KEY.pattern)], Annotated[str, Field(max_length=256)]]
@@ -105,6 +108,7 @@ class EnvironmentSettings(Section):
         "Default: none (clients name a provider or send their own config).",
     )
     cost_attribution: CostAttributionSettings = Field(default_factory=CostAttributionSettings)
+    guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
 
     @field_validator("region")

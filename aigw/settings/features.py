@@ -1,20 +1,12 @@
-"""`[features]`: opt-in features, refused until they are built."""
+"""`[features]`: the opt-in switches of the B-series. Every feature they
+gated is built and has a table of its own now ([clients], [routing],
+[cost_attribution], [response_cache], [guardrails]); a switch still written
+here is refused with where it went (REMOVED_KEYS)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from pydantic import Field
-
-from aigw.settings.common import Problem, Section
+from aigw.settings.common import Section
 
 
 class FeatureSettings(Section):
-    """Opt-in features (B-series). Each is refused until it is built, never silently ignored."""
-
-    enable_guardrails: bool = Field(False, description="Bedrock guardrails. Not built yet.")
-
-    def problems(self) -> Iterator[Problem]:
-        for name in type(self).model_fields:
-            if getattr(self, name):
-                yield Problem(name, "this feature is not built in this release yet; set it to false")
+    """Kept for the messages: every key it had moved to a table of its own (see above)."""

@@ -110,6 +110,13 @@ def _client_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             "here (the harness tests them against a real Redis)",
             frozenset({"clients", "emulator"}),
         )
+    if env.guardrails.enabled and env.emulator.endpoint:
+        yield Problem(
+            "guardrails.enabled",
+            "the emulator (moto) has no Bedrock guardrails; deploy them to AWS (the harness tests the data plane's "
+            "checks against a mock ApplyGuardrail that verifies each call's signature)",
+            frozenset({"guardrails", "emulator"}),
+        )
     cache = env.response_cache
     if cache.enabled and env.emulator.endpoint:
         yield Problem(

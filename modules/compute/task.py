@@ -112,6 +112,7 @@ class GatewayTask(Construct):
             grant_xray_write(),
             grant_metrics_in_namespace(METRICS_NAMESPACE),
             grant_log_writes([log_arns["metrics"], log_arns["otlp_logs"]], sid="CollectorLogGroups"),
+            *data_plane.task_statements,
         ]
         if exec_sessions is not None:
             task_statements += grant_ecs_exec_sessions(
