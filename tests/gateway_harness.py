@@ -306,6 +306,7 @@ def start_data_plane_process(
     credentials_token: str = "",
     references: Mapping[str, str] | None = None,
     store_ca: Path | None = None,
+    guardrail_address: str = "",
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start the data plane container's command with its environment (the
     environment file included, as ECS sets it); returns the process (which
@@ -315,8 +316,10 @@ def start_data_plane_process(
     (a full URI on loopback, as the AWS SDKs allow, instead of ECS's, and the
     token the SDKs then send with it), the values of the Terraform
     references in its environment (``references``), the CA of a test shared
-    store (``store_ca``), and where the image's lua-resty-redis is (a copy
-    pinned to the image's version, tests/harness/lua)."""
+    store or guardrail mock (``store_ca``), where that mock listens
+    (``guardrail_address``: the data plane still verifies Bedrock's name),
+    and where the image's lua-resty-redis is (a copy pinned to the image's
+    version, tests/harness/lua)."""
     environment = task.resolved_environment(DATA_PLANE_CONTAINER, references or {})
     port = free_port()
     home.mkdir(parents=True)
@@ -338,6 +341,8 @@ def start_data_plane_process(
     }
     if store_ca is not None:
         env["AIGW_STORE_CA"] = str(store_ca)
+    if guardrail_address:
+        env["AIGW_GUARDRAIL_ADDRESS"] = guardrail_address
     if credentials_uri:
         env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = credentials_uri
     if credentials_token:
@@ -418,13 +423,14 @@ class GatewayHarness:
         credentials_uri: str = "",
         references: Mapping[str, str] | None = None,
         store_ca: Path | None = None,
+        guardrail_address: str = "",
     ) -> RunningDataPlane:
         """``references``: more (or other) values of Terraform references than the harness's."""
         home = self.workdir / f"data-plane-{name}"
         process, port = start_data_plane_process(
             task or self.task, key_values, home, self.gateway_port, otlp_port=otlp_port,
             credentials_uri=credentials_uri, references={**self.references, **(references or {})},
-            store_ca=store_ca,
+            store_ca=store_ca, guardrail_address=guardrail_address,
         )  # fmt: skip
         self.processes.append(process)
         wait_until_answering(

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from aigw.environments import Environment
 from aigw.settings import AzureSettings, BackendSettings, EdgeSettings, EnvironmentSettings
 from aigw.settings.clients import BudgetSettings, ClientSettings
+from aigw.settings.guardrails import DeniedTopic
 from aigw.settings.routing import RouteSettings, RouteTarget
 
 CERTIFICATE_ARN = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
@@ -173,6 +174,43 @@ def scenario_settings() -> dict[str, EnvironmentSettings]:
             },
             response_cache={"enabled": True, "ttl_seconds": 600, "max_entry_kib": 64},
             routing={"chat": RouteSettings(strategy="single", default=True, targets=_targets("openai"))},
+        ),
+        # The organisation's guardrail, every policy in use: one filter lowered, one off, PII blocked and
+        # anonymized, two denied topics, blocked words and the profanity list, messages of its own.
+        "guardrails": vary(
+            base_settings,
+            edge={"certificate_arn": CERTIFICATE_ARN, "enable_jwt_auth": True, "allowed_cidrs": ["0.0.0.0/0"]},
+            gateway={"provider_keys": ["openai", "anthropic"]},
+            guardrails={
+                "enabled": True,
+                "content_filters": {"insults": "MEDIUM", "misconduct": "NONE"},
+                "pii": {"email": "ANONYMIZE", "us_social_security_number": "BLOCK"},
+                "denied_topics": [
+                    DeniedTopic(
+                        name="Investment advice",
+                        definition="Recommendations about buying or selling securities.",
+                        examples=["Should I buy this stock?", "Which fund will rise?"],
+                    ),
+                    DeniedTopic(name="Medical diagnosis", definition="Telling someone which illness they have."),
+                ],
+                "blocked_words": ["project-falcon", "Codename Heron"],
+                "blocked_input_message": "Refused by the Example Corp guardrail.",
+                "blocked_output_message": "The answer was withheld by the Example Corp guardrail.",
+                "output_streams": "refuse",
+                "timeout_ms": 3000,
+            },
+        ),
+        # The guardrail as the harness runs it (tests/test_guardrails.py): inputs and answers checked,
+        # streams buffered and checked whole, Bedrock offered beside the org keys.
+        "guarded": vary(
+            base_settings,
+            edge={"certificate_arn": CERTIFICATE_ARN, "enable_jwt_auth": True, "allowed_cidrs": ["0.0.0.0/0"]},
+            gateway={"provider_keys": ["openai", "anthropic", "google", "azure"], "azure": ORG_KEYS_AZURE},
+            guardrails={
+                "enabled": True,
+                "blocked_input_message": "Refused by the Example Corp guardrail.",
+                "blocked_output_message": "Withheld by the Example Corp guardrail.",
+            },
         ),
         # HTTPS without JWT auth, two client ranges.
         "https": vary(

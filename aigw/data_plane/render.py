@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from aigw.data_plane.config import DataPlaneConfig, Route, TeamLimits
+from aigw.data_plane.config import DataPlaneConfig, Guardrail, Route, TeamLimits
 from aigw.data_plane.contract import (
     ALB_IDLE_TIMEOUT_SECONDS,
     CLIENT_KEEPALIVE_SECONDS,
@@ -81,6 +81,10 @@ METRIC_NAMES: dict[str, str] = {
     "alerts": "BudgetAlerts",
     # Requests that went on uncached because the response cache's store was unavailable.
     "cache_unavailable": "CacheUnavailable",
+    # Requests and answers the guardrail blocked, and requests refused because it could not check them.
+    "guardrail_input": "GuardrailBlockedInputs",
+    "guardrail_output": "GuardrailBlockedOutputs",
+    "guardrail_unavailable": "GuardrailUnavailable",
 }
 # The routes whose answers the response cache keeps (JSON, deterministic for a
 # given body and provider: not /v1/responses, whose answers the provider may store and chain).
@@ -131,6 +135,11 @@ LUA_HEADER_VARIABLES: dict[str, str] = {
     "x-portkey-aws-session-token": "aigw_aws_session_token",
     "x-portkey-aws-region": "aigw_aws_region",
 }
+# How the data plane calls ApplyGuardrail: pooled TLS connections to the
+# region's bedrock-runtime endpoint, verified against Amazon's roots.
+GUARDRAIL_OPTIONS: dict[str, Any] = {"connect_port": 443, "pool_size": 32, "idle_ms": 60_000}
+# The subrequest that fetches an answer from the gateway whole, for the output check.
+RELAY_LOCATION = "/_aigw/relay"
 # Upstream headers that would steer nginx if the gateway relayed them.
 ACCEL_HEADERS: tuple[str, ...] = (
     "X-Accel-Redirect", "X-Accel-Expires", "X-Accel-Limit-Rate", "X-Accel-Buffering", "X-Accel-Charset",
@@ -178,6 +187,18 @@ def _upstream_headers() -> list[tuple[str, str]]:
     return sorted(headers.items())
 
 
+def relay_variables() -> list[str]:
+    """The nginx variables the upstream request is built from: a relayed
+    request (the output check) carries them into its subrequest."""
+    names = {value[1:] for _, value in _upstream_headers() if value.startswith("$aigw_")}
+    return sorted(names | {"aigw_upstream_path"})
+
+
+def verifies_aws_tls(config: DataPlaneConfig) -> bool:
+    """Whether the data plane opens TLS connections to AWS itself (the shared store, ApplyGuardrail)."""
+    return config.uses_store or config.guardrail is not None
+
+
 def server_config(config: DataPlaneConfig) -> str:
     """The http-level configuration (templates/server.conf.j2)."""
     return _TEMPLATES.get_template("server.conf.j2").render(
@@ -196,8 +217,9 @@ def server_config(config: DataPlaneConfig) -> str:
         headers=_upstream_headers(),
         accel_headers=ACCEL_HEADERS,
         upstream_timeout=UPSTREAM_TIMEOUT_SECONDS,
-        uses_store=config.uses_store,
+        uses_store=verifies_aws_tls(config),
         routing_dict_size=ROUTING_DICT_SIZE if config.routing else None,
+        relay_location=RELAY_LOCATION if config.guardrail and config.guardrail.check_output else None,
     )
 
 
@@ -205,7 +227,7 @@ def main_config(config: DataPlaneConfig) -> str:
     """The main nginx configuration (templates/nginx.conf.j2)."""
     variables = [key_variable(name) for name in config.org_keys] + list(CREDENTIALS_VARIABLES)
     return _TEMPLATES.get_template("nginx.conf.j2").render(
-        environment=[*variables, RUNTIME_VARIABLE, "AIGW_OTLP_ADDRESS"]
+        environment=[*variables, RUNTIME_VARIABLE, "AIGW_OTLP_ADDRESS", "AIGW_GUARDRAIL_ADDRESS"]
     )
 
 
@@ -214,7 +236,7 @@ def entrypoint(config: DataPlaneConfig) -> str:
     return _TEMPLATES.get_template("entrypoint.sh.j2").render(
         listen=DATA_PLANE_PORT,
         gateway=f"127.0.0.1:{GATEWAY_PORT}",
-        uses_store=config.uses_store,
+        uses_store=verifies_aws_tls(config),
         store_ca=STORE_CA_FILE,
     )
 
@@ -240,6 +262,22 @@ def _route(route: Route) -> dict[str, Any]:
         "targets": [{"provider": target.provider, "model": target.model} for target in route.targets],
         "skip_after_failures": route.skip_after_failures,
         "skip_seconds": route.skip_seconds,
+    }
+
+
+def _guardrail(guardrail: Guardrail) -> dict[str, Any]:
+    host = f"bedrock-runtime.{guardrail.region}.amazonaws.com"
+    return {
+        "host": host,
+        "connect_host": host,
+        "region": guardrail.region,
+        "check_input": guardrail.check_input,
+        "check_output": guardrail.check_output,
+        "output_streams": guardrail.output_streams,
+        "blocked_input_message": guardrail.blocked_input_message,
+        "blocked_output_message": guardrail.blocked_output_message,
+        "timeout_ms": guardrail.timeout_ms,
+        **GUARDRAIL_OPTIONS,
     }
 
 
@@ -292,7 +330,11 @@ def settings_document(config: DataPlaneConfig) -> dict[str, Any]:
             "otlp_port": OTLP_PORT,
             "flush_seconds": TELEMETRY_FLUSH_SECONDS,
             "max_queued_spans": MAX_QUEUED_SPANS,
-            "metric_names": METRIC_NAMES,
+            "metric_names": {
+                counter: name
+                for counter, name in METRIC_NAMES.items()
+                if config.guardrail is not None or not counter.startswith("guardrail_")
+            },
             "route_metric_name": ROUTE_METRIC_NAME,
             "metric_models": _set(config.all_metric_models),
         },
@@ -314,6 +356,9 @@ def settings_document(config: DataPlaneConfig) -> dict[str, Any]:
             "default": config.default_route,
             "configs": {name: _route(route) for name, route in sorted(config.routing.items())},
         },
+        "guardrail": _guardrail(config.guardrail) if config.guardrail else None,
+        "relay_variables": relay_variables(),
+        "relay_location": RELAY_LOCATION,
         "usage": {
             "max_body_bytes": MAX_USAGE_BODY_BYTES,
             "max_event_bytes": MAX_EVENT_BYTES,
@@ -330,7 +375,7 @@ def lua_files() -> dict[str, bytes]:
 def bundle_files(config: DataPlaneConfig) -> dict[str, bytes]:
     """Every file of the bundle, by its path under the data plane's home."""
     settings = json.dumps(settings_document(config), sort_keys=True, indent=1) + "\n"
-    store_files = {STORE_CA_FILE: STORE_CA_SOURCE.read_bytes()} if config.uses_store else {}
+    store_files = {STORE_CA_FILE: STORE_CA_SOURCE.read_bytes()} if verifies_aws_tls(config) else {}
     return {
         **store_files,
         "nginx.conf": main_config(config).encode(),

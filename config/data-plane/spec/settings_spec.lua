@@ -100,6 +100,43 @@ describe("settings", function()
         end)
     end
 
+    local function with_guardrail()
+        local document = cjson.decode(shipped_text())
+        document.guardrail = { host = "bedrock-runtime.us-east-1.amazonaws.com", timeout_ms = 5000 }
+        return cjson.encode(document)
+    end
+
+    it("joins the guardrail's id and published version to its options", function()
+        local settings = assert(settings_loader.parse(with_guardrail(),
+            '{"teams":{},"guardrail":{"id":"abc123def456","version":"7"}}'))
+        assert.same({ id = "abc123def456", version = "7", host = "bedrock-runtime.us-east-1.amazonaws.com",
+            timeout_ms = 5000 }, settings.guardrail)
+    end)
+
+    for _, case in ipairs({
+        { runtime = '{"teams":{}}', problem = "the runtime settings lack the guardrail's id and version" },
+        { runtime = '{"teams":{},"guardrail":{"id":"${aws_bedrock_guardrail.g.guardrail_id}","version":"1"}}',
+          problem = "the guardrail's id is not a guardrail id" },
+        { runtime = '{"teams":{},"guardrail":{"id":"abc/../x","version":"1"}}',
+          problem = "the guardrail's id is not a guardrail id" },
+        { runtime = '{"teams":{},"guardrail":{"id":"abc","version":"DRAFT"}}',
+          problem = "the guardrail's version is not a published version number" },
+        { runtime = '{"teams":{},"guardrail":{"id":"abc","version":1}}',
+          problem = "the guardrail's version is not a published version number" },
+    }) do
+        it("refuses a guardrail " .. case.runtime .. " (the start fails closed)", function()
+            local settings, err = settings_loader.parse(with_guardrail(), case.runtime)
+            assert.is_true(settings == nil)
+            assert.equal(case.problem, err)
+        end)
+    end
+
+    it("refuses a guardrail the bundle does not use", function()
+        local settings, err = settings_loader.parse(shipped_text(), '{"teams":{},"guardrail":{"id":"a","version":"1"}}')
+        assert.is_true(settings == nil)
+        assert.equal("the runtime settings name a guardrail settings.json does not use", err)
+    end)
+
     it("refuses settings that miss a table the rules read", function()
         local document = cjson.decode(shipped_text())
         document.routes = nil

@@ -12,32 +12,15 @@
 -- timeout), and a worker leaves the store alone for a few seconds after
 -- failures in a row (as the limits do).
 local cjson = require "cjson.safe"
-local ffi = require "ffi"
+local crypto = require "aigw.crypto"
 local shared_store = require "aigw.store"
 
-local type, pairs, ipairs, next, sort, concat, tostring, format =
-    type, pairs, ipairs, next, table.sort, table.concat, tostring, string.format
+local type, pairs, ipairs, next, sort, concat, tostring =
+    type, pairs, ipairs, next, table.sort, table.concat, tostring
 
 local _M = {}
 
--- SHA-256 from the OpenSSL the nginx binary links (OpenResty's, or Debian's libcrypto).
-pcall(ffi.cdef, [[
-typedef struct evp_md_st EVP_MD;
-const EVP_MD *EVP_sha256(void);
-int EVP_Digest(const void *data, size_t count, unsigned char *md, unsigned int *size, const EVP_MD *type,
-               void *impl);
-]])
-local digest = ffi.new("unsigned char[32]")
-local digest_size = ffi.new("unsigned int[1]")
-
-function _M.sha256_hex(text)
-    if ffi.C.EVP_Digest(text, #text, digest, digest_size, ffi.C.EVP_sha256(), nil) ~= 1 then
-        error("aigw: EVP_Digest failed")
-    end
-    local out = {}
-    for i = 0, 31 do out[i + 1] = format("%02x", digest[i]) end
-    return concat(out)
-end
+_M.sha256_hex = crypto.sha256_hex
 
 local function is_array(value)
     return next(value) == nil or #value > 0

@@ -11,6 +11,7 @@ local cjson = require "cjson.safe"
 local body = require "aigw.body"
 local cache = require "aigw.cache"
 local credentials = require "aigw.credentials"
+local guardrail = require "aigw.guardrail"
 local identity = require "aigw.identity"
 local keys = require "aigw.keys"
 local limits = require "aigw.limits"
@@ -38,6 +39,7 @@ local otlp = {}              -- the collector's OTLP/HTTP address
 local store                  -- the shared store of the teams' counters (nil: no team is counted)
 local skipped                -- the task's record of failing route targets (ngx.shared; nil: no routes)
 local provider_targets = {}  -- provider slug -> what the response cache keys its requests on
+local guard                  -- the organisation's guardrail (guardrail.lua; nil: none)
 -- Per worker.
 local role                   -- the task role's credentials, cached (credentials.lua)
 local role_sets = {}         -- the last few sets it handed out, masked in answers too
@@ -53,12 +55,14 @@ local function fail(message)
     error("aigw: " .. message, 0)
 end
 
--- Harness-only: the collector's address (never set by the task definition).
-local function otlp_address(default_host, default_port)
-    local override = getenv("AIGW_OTLP_ADDRESS")
+-- Harness-only: where the collector (AIGW_OTLP_ADDRESS) or the guardrail
+-- mock (AIGW_GUARDRAIL_ADDRESS) listens, on loopback (never set by the task
+-- definition; the guardrail's TLS name stays Bedrock's).
+local function loopback_override(variable, default_host, default_port)
+    local override = getenv(variable)
     if not override or override == "" then return default_host, default_port end
     local host, port = override:match("^(127%.0%.0%.1):(%d+)$")
-    if not host then fail("AIGW_OTLP_ADDRESS must be 127.0.0.1:<port>") end
+    if not host then fail(variable .. " must be 127.0.0.1:<port>") end
     return host, tonumber(port)
 end
 
@@ -77,20 +81,30 @@ function _M.init(prefix)
             credentials_url = ""
         end
     end
-    otlp.host, otlp.port = otlp_address(settings.telemetry.otlp_host, settings.telemetry.otlp_port)
+    otlp.host, otlp.port = loopback_override("AIGW_OTLP_ADDRESS", settings.telemetry.otlp_host,
+        settings.telemetry.otlp_port)
     store = settings.store
+    local checks = settings.guardrail
+    local checked_by = ""
+    if checks then
+        checks.connect_host, checks.connect_port = loopback_override("AIGW_GUARDRAIL_ADDRESS", checks.connect_host,
+            checks.connect_port)
+        guard = guardrail.new(checks)
+        -- A cached answer passed this guardrail version's output check: another version is another key.
+        checked_by = ":guardrail:" .. checks.id .. ":" .. checks.version
+    end
     for name, route in pairs(settings.routing.configs) do
         route.body_targets = routing.body_targets(route)
         -- What the response cache keys a routed request on: the route and its config.
-        route.cache_target = "route:" .. name .. ":" .. cache.sha256_hex(cache.canonical(route.config))
+        route.cache_target = "route:" .. name .. ":" .. cache.sha256_hex(cache.canonical(route.config)) .. checked_by
     end
     for provider in pairs(settings.providers) do
-        provider_targets[provider] = "provider:" .. provider
+        provider_targets[provider] = "provider:" .. provider .. checked_by
     end
     if settings.azure and provider_targets["azure-openai"] then  -- the deployment answers, not just Azure
         local azure = settings.azure
         provider_targets["azure-openai"] = concat({ "provider:azure-openai", azure.resource_name,
-                                                    azure.deployment_id, azure.api_version }, ":")
+                                                    azure.deployment_id, azure.api_version }, ":") .. checked_by
     end
     skipped = ngx.shared.aigw_routing
 end
@@ -196,6 +210,7 @@ local function ask_for_stream_usage(ctx, reports_when_asked, data, checked)
     local asking = stream_usage.ask(data, checked.stream_options)
     if asking then
         ngx_req.set_body_data(asking)
+        ctx.body = asking
         ctx.strip_usage = true
     end
 end
@@ -222,7 +237,7 @@ end
 -- The JSON body (in memory or in nginx's file), checked for the providers it
 -- may reach (body.check_targets), the team's caps applied, usage asked for,
 -- the response cache's key made (`target`: where the request goes).
-local function check_body(ctx, route, targets, reports_when_asked, target)
+local function request_body()
     ngx_req.read_body()
     local data = ngx_req.get_body_data()
     if not data then
@@ -235,6 +250,12 @@ local function check_body(ctx, route, targets, reports_when_asked, target)
             end
         end
     end
+    return data
+end
+
+local function check_body(ctx, route, targets, reports_when_asked, target)
+    local data = request_body()
+    ctx.body = data
     local checked, decision = body.check_targets(data, route, targets, settings)
     if data and #data > LARGE_BODY then
         collectgarbage()  -- give a large body's decoded tables back now, not at the next cycle
@@ -242,6 +263,7 @@ local function check_body(ctx, route, targets, reports_when_asked, target)
     if not checked then return decision end
     decision = team_caps(ctx, route, checked)
     if decision then return decision end
+    ctx.stream = checked.stream and true or false
     ask_for_stream_usage(ctx, reports_when_asked, data, checked)
     cache_lookup_key(ctx, route, target, checked, data)
     if checked.model then
@@ -382,7 +404,94 @@ local function check_limits(ctx)
     return nil
 end
 
--- Stage 5, last (a hit is a request like any other for the team's limits):
+local GUARDRAIL_UNAVAILABLE = refusal.new(503, "guardrail-unavailable",
+    "the organisation's guardrail could not check this request; try again")
+local UNREADABLE_ANSWER = refusal.new(502, "guardrail-output",
+    "the answer could not be read to check it against the organisation's guardrail")
+local RELAY_FAILED = refusal.new(502, "upstream", "the gateway's answer was cut off")
+local STREAM_REFUSED = refusal.new(400, "guardrail-stream", "streaming is off while the organisation's guardrail "
+    .. "checks answers; send the request without stream: true")
+
+-- One ApplyGuardrail call with the task role's credentials; nil and a
+-- refusal when it cannot be made or answered (the guardrail fails closed).
+local function apply_guardrail(ctx, source, texts)
+    local set = task_role()
+    local verdict, err
+    if set then
+        verdict, err = guard:apply(source, texts, set, ngx.utctime())
+    else
+        err = "the task role's credentials are unavailable"
+    end
+    if not verdict then
+        ngx.log(ngx.ERR, "aigw: guardrail: ", source, " not checked (", text.clean(err, 300), ")")
+        ctx.guardrail = "unavailable"
+        ngx_var.aigw_guardrail = "unavailable"
+        return nil, GUARDRAIL_UNAVAILABLE
+    end
+    return verdict
+end
+
+local function guardrail_blocked(ctx, direction)
+    ctx.guardrail = "blocked-" .. direction
+    ngx_var.aigw_guardrail = ctx.guardrail
+    ngx.log(ngx.WARN, "aigw: guardrail: blocked the ", direction == "input" and "request" or "answer",
+        " of team ", ctx.team or "none", " on ", ngx_var.uri)
+    local checks = settings.guardrail
+    return refusal.new(446, "guardrail-" .. direction,
+        direction == "input" and checks.blocked_input_message or checks.blocked_output_message)
+end
+
+-- Stage 5 (after the limits: a checked request costs a call, and counts):
+-- the organisation's guardrail on the request's text. A blocked request
+-- never reaches the gateway; one whose findings were only anonymized goes
+-- on masked. With output checks, a generating request is relayed (below).
+local function check_guardrail(ctx)
+    local checks = settings.guardrail
+    if not checks then return nil end
+    local uri = ngx_var.uri
+    local generating = settings.generating_routes[uri]
+    if settings.multipart_routes[uri] then
+        if not checks.check_input then return nil end
+        return refusal.new(400, "guardrail-unchecked", uri .. " is refused while the organisation's guardrail "
+            .. "checks requests: its input (an upload) cannot be checked")
+    end
+    local raw = ctx.body or request_body()
+    local document = raw and cjson.decode(raw)
+    if ctx.stream == nil and type(document) == "table" then ctx.stream = document.stream == true end
+    -- Refused before a check is spent on it.
+    if checks.check_output and generating and ctx.stream and checks.output_streams == "refuse" then
+        return STREAM_REFUSED
+    end
+    if checks.check_input then
+        local checked = type(document) == "table" and guardrail.request_text(document)
+        if not checked then
+            return refusal.new(400, "guardrail-input", "the request's body could not be read to check it")
+        end
+        if checked ~= "" then
+            local verdict, decision = apply_guardrail(ctx, "INPUT", { checked })
+            if not verdict then return decision end
+            if verdict.action == "blocked" then return guardrail_blocked(ctx, "input") end
+            if verdict.action == "anonymize" then
+                local masked = guardrail.mask(raw, verdict.masks, function(bytes)
+                    local again = cjson.decode(bytes)
+                    local text_again = type(again) == "table" and guardrail.request_text(again)
+                    return text_again and { text_again } or nil
+                end)
+                if not masked then return guardrail_blocked(ctx, "input") end
+                ngx_req.set_body_data(masked)
+                ctx.body = masked
+                ctx.guardrail = "anonymized-input"
+            else
+                ctx.guardrail = "passed"
+            end
+            ngx_var.aigw_guardrail = ctx.guardrail
+        end
+    end
+    ctx.check_answer = checks.check_output and generating or nil
+    return nil
+end
+
+-- Stage 6, last (a hit is a request like any other for the team's limits):
 -- the response cache. A hit is answered here, byte for byte, without the
 -- gateway; the store unavailable lets the request go on uncached.
 local function check_cache(ctx)
@@ -411,7 +520,81 @@ local function check_cache(ctx)
     return ngx.exit(entry.status)
 end
 
-local STAGES = { check_request, identify, choose_upstream, check_limits, check_cache }
+local STAGES = { check_request, identify, choose_upstream, check_limits, check_guardrail, check_cache }
+
+-- Token usage of an answer read here whole (a blocked one is counted too:
+-- the provider was paid for it).
+local function read_usage(ctx, content_type, answer)
+    local reader = usage.new(content_type, settings.usage)
+    reader:feed(answer)
+    local found = reader:finish()
+    if found.input_tokens then ngx_var.aigw_input_tokens = found.input_tokens end
+    if found.output_tokens then ngx_var.aigw_output_tokens = found.output_tokens end
+    ctx.input_tokens, ctx.output_tokens = found.input_tokens, found.output_tokens
+end
+
+local function first_value(value)
+    if type(value) == "table" then return value[1] end
+    return value
+end
+
+-- The output check of a successful answer: nil (it may go), or a refusal.
+-- A streamed answer was fetched whole: it is checked before its first event.
+local function check_answer(ctx, answer)
+    if answer.status ~= 200 then return nil end
+    local content_type = first_value(answer.header["Content-Type"]) or ""
+    local texts_of = content_type:find("text/event-stream", 1, true) and guardrail.stream_texts
+        or guardrail.answer_texts
+    local texts = texts_of(answer.body)
+    if not texts then return UNREADABLE_ANSWER end
+    if not texts[1] then return nil end
+    local verdict, decision = apply_guardrail(ctx, "OUTPUT", texts)
+    if not verdict then return decision end
+    if verdict.action == "blocked" then return guardrail_blocked(ctx, "output") end
+    if verdict.action == "anonymize" then
+        local masked = guardrail.mask(answer.body, verdict.masks, texts_of)
+        if not masked then return guardrail_blocked(ctx, "output") end
+        answer.body = masked
+        ctx.guardrail = ctx.guardrail == "anonymized-input" and "anonymized" or "anonymized-output"
+    else
+        ctx.guardrail = ctx.guardrail or "passed"
+    end
+    ngx_var.aigw_guardrail = ctx.guardrail
+    return nil
+end
+
+-- Response headers of a relayed answer that belong to its own connection.
+local HOP_BY_HOP = { connection = true, ["keep-alive"] = true, ["transfer-encoding"] = true,
+                     ["content-length"] = true, te = true, trailer = true, upgrade = true,
+                     ["proxy-connection"] = true }
+
+-- A request whose answer is checked: fetched whole from the gateway by a
+-- subrequest (the same upstream request), checked, then sent on from here;
+-- the filters below treat it as any answer (masking, usage, the cache).
+local function relay(ctx)
+    local variables = {}
+    for _, name in ipairs(settings.relay_variables) do variables[name] = ngx_var[name] end
+    local answer = ngx.location.capture(settings.relay_location, {
+        method = ngx.HTTP_POST, always_forward_body = true, ctx = { relay = variables },
+    })
+    ctx.relayed = true
+    if answer.truncated then return refuse(ctx, RELAY_FAILED) end
+    local content_type = first_value(answer.header["Content-Type"])
+    local decision = check_answer(ctx, answer)
+    if decision then
+        read_usage(ctx, content_type, answer.body)
+        ctx.cache_key = nil
+        return refuse(ctx, decision)
+    end
+    ctx.upstream = true
+    ngx.status = answer.status
+    for name, value in pairs(answer.header) do
+        if not HOP_BY_HOP[name:lower()] then ngx.header[name] = value end
+    end
+    ngx.header["Content-Length"] = #answer.body
+    ngx.print(answer.body)
+    return ngx.exit(answer.status)
+end
 
 function _M.access()
     local ctx = ngx.ctx
@@ -421,7 +604,15 @@ function _M.access()
         local decision = stage(ctx)
         if decision then return refuse(ctx, decision) end
     end
+    if ctx.check_answer then return relay(ctx) end
     ctx.upstream = true
+end
+
+-- The relay's subrequest: the upstream request's variables, from the parent.
+function _M.relay_rewrite()
+    local variables = ngx.is_subrequest and ngx.ctx.relay
+    if type(variables) ~= "table" then return ngx.exit(404) end
+    for name, value in pairs(variables) do ngx_var[name] = value end
 end
 
 function _M.header_filter()
@@ -559,7 +750,8 @@ local function settle_limits(ctx)
     local team = ngx_var.aigw_settle_team
     if team == "" or not settings.team_limits[team] then return end
     ngx_var.aigw_settle_team = ""
-    local status, called = ngx.status, ngx_var.upstream_addr ~= nil and ngx_var.upstream_addr ~= ""
+    local status = ngx.status
+    local called = ctx.relayed or (ngx_var.upstream_addr ~= nil and ngx_var.upstream_addr ~= "")
     local tokens = 0
     if settings.team_limits[team].budget then
         tokens = limits.tokens_to_count(ctx.input_tokens, ctx.output_tokens, tonumber(ngx_var.aigw_settle_bound),
@@ -596,6 +788,7 @@ function _M.log()
         output_tokens = ctx.output_tokens,
         limits_unavailable = ctx.limits_state and ctx.limits_state.unavailable and true,
         cache_unavailable = ctx.cache_unavailable,
+        guardrail = ctx.guardrail,
         amzn_trace = ngx_var.http_x_amzn_trace_id,
         started = ngx_req.start_time(),
         ended = ngx.now(),

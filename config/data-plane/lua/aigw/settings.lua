@@ -65,6 +65,26 @@ local function store_of(options, address)
     return store
 end
 
+-- The guardrail: its options from settings.json joined with its id and
+-- published version from the runtime settings (the guardrail's resources).
+local function guardrail_of(options, joined)
+    if options == nil or options == cjson.null then
+        if joined ~= nil then return nil, "the runtime settings name a guardrail settings.json does not use" end
+        return nil
+    end
+    if type(joined) ~= "table" then return nil, "the runtime settings lack the guardrail's id and version" end
+    local id, version = joined.id, joined.version
+    if type(id) ~= "string" or not id:find("^[%w]+$") or #id > 64 then
+        return nil, "the guardrail's id is not a guardrail id"
+    end
+    if type(version) ~= "string" or not version:find("^%d+$") or #version > 8 then
+        return nil, "the guardrail's version is not a published version number"
+    end
+    local guardrail = { id = id, version = version }
+    for key, value in pairs(options) do guardrail[key] = value end
+    return guardrail
+end
+
 -- The settings from the text of settings.json and of the runtime settings
 -- (nil or "" when the task carries none). Returns the settings or nil and
 -- what is wrong.
@@ -101,6 +121,10 @@ function _M.parse(text, runtime_text)
     store, err = store_of(settings.store, runtime.store)
     if err then return nil, err end
     settings.store = store
+    local guardrail
+    guardrail, err = guardrail_of(settings.guardrail, runtime.guardrail)
+    if err then return nil, err end
+    settings.guardrail = guardrail
     -- Texts of refusals, built once from the settings (never from a request).
     settings.route_list = concat(sorted_keys(settings.routes), ", ")
     settings.route_help = {}

@@ -73,7 +73,7 @@ local function counter_of(request, settings)
     local counter = counters[key]
     if not counter then
         counter = { dimensions = d, requests = 0, input = 0, output = 0, unavailable = 0, alerts = 0,
-                    cache_unavailable = 0 }
+                    cache_unavailable = 0, guardrail_input = 0, guardrail_output = 0, guardrail_unavailable = 0 }
         counters[key] = counter
     end
     return counter
@@ -91,9 +91,14 @@ local function count_routed(request, settings)
     counter.requests = counter.requests + 1
 end
 
+-- What the guardrail did (ctx.guardrail) -> the counter it adds to.
+local GUARDRAIL_COUNTERS = { ["blocked-input"] = "guardrail_input", ["blocked-output"] = "guardrail_output",
+                       unavailable = "guardrail_unavailable" }
+
 -- Queues the span and counts of one finished request:
 -- request = { route, status, provider, model, client_id, team, rule, client_config,
--- routing (the named route), input_tokens, output_tokens, limits_unavailable, cache_unavailable, amzn_trace,
+-- routing (the named route), input_tokens, output_tokens, limits_unavailable, cache_unavailable, guardrail
+-- (what the guardrail did: passed, blocked-input, blocked-output, anonymized-*, unavailable), amzn_trace,
 -- started, ended }.
 function _M.record(request, settings)
     local telemetry = settings.telemetry
@@ -103,6 +108,7 @@ function _M.record(request, settings)
         attribute("gen_ai.system", request.provider or ""), attribute("gen_ai.request.model", request.model or ""),
         attribute("aigw.client_id", request.client_id or ""), attribute("aigw.team", request.team or ""),
         attribute("aigw.rule", request.rule or ""), attribute("aigw.route", request.routing or ""),
+        attribute("aigw.guardrail", request.guardrail or ""),
     }
     if request.input_tokens then
         attributes[#attributes + 1] = attribute("gen_ai.usage.input_tokens", request.input_tokens)
@@ -128,6 +134,8 @@ function _M.record(request, settings)
     counter.output = counter.output + (request.output_tokens or 0)
     if request.limits_unavailable then counter.unavailable = counter.unavailable + 1 end
     if request.cache_unavailable then counter.cache_unavailable = counter.cache_unavailable + 1 end
+    local guarded = GUARDRAIL_COUNTERS[request.guardrail]
+    if guarded then counter[guarded] = counter[guarded] + 1 end
     if request.routing then count_routed(request, settings) end
 end
 
@@ -156,7 +164,8 @@ function _M.drain(settings, now)
         local batch, routed = counters, route_counters
         counters, route_counters = {}, {}
         local time = format("%d", now * 1e9)
-        local points = { requests = {}, input = {}, output = {}, unavailable = {}, alerts = {}, cache_unavailable = {} }
+        local points = { requests = {}, input = {}, output = {}, unavailable = {}, alerts = {}, cache_unavailable = {},
+                         guardrail_input = {}, guardrail_output = {}, guardrail_unavailable = {} }
         for _, counter in pairs(batch) do
             local d = counter.dimensions
             local attributes = { attribute("provider", d.provider), attribute("model", d.model),

@@ -1,0 +1,286 @@
+"""The organisation's guardrail ([guardrails]) in the data plane, in front of
+the real gateway: the "guarded" scenario (tests/scenarios.py) with a mock
+ApplyGuardrail over TLS that verifies every call's SigV4 signature against
+the task role's credentials (tests/guardrail_mock.py). What is proven: a
+blocked request never reaches the provider; a blocked answer, streamed or
+not, never reaches the client; anonymized text is masked where it goes; the
+guardrail failing refuses (fails closed); and each outcome is logged and
+counted, never with the checked text."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aigw.data_plane.contract import DATA_PLANE_CONTAINER, RUNTIME_VARIABLE
+from tests.aws_mocks import CredentialsEndpoint, OtlpRecorder
+from tests.gateway_fixtures import ORG_KEYS, stack_file
+from tests.gateway_harness import GatewayHarness, Response, RunningDataPlane, TaskDefinition, request
+from tests.guardrail_mock import BLOCK_MARKER, ApplyGuardrailMock
+from tests.mock_providers import MockProvider
+from tests.team_fixtures import client_id_of, fake_jwt
+
+pytestmark = pytest.mark.gateway
+
+GUARDRAIL_ID = "gr0example01"
+GUARDRAIL_VERSION = "3"
+INPUT_MESSAGE = "Refused by the Example Corp guardrail."
+OUTPUT_MESSAGE = "Withheld by the Example Corp guardrail."
+
+
+@pytest.fixture(scope="module")
+def guardrail(
+    tmp_path_factory: pytest.TempPathFactory, credentials: CredentialsEndpoint
+) -> Iterator[ApplyGuardrailMock]:
+    mock = ApplyGuardrailMock(tmp_path_factory.mktemp("guardrail"), "us-east-1", credentials)
+    mock.path = f"/guardrail/{GUARDRAIL_ID}/version/{GUARDRAIL_VERSION}/apply"
+    mock.start()
+    yield mock
+    mock.stop()
+
+
+@pytest.fixture(scope="module")
+def guarded_task(scenarios_outdir: Path) -> TaskDefinition:
+    return TaskDefinition.from_stack(stack_file(scenarios_outdir, "guarded"))
+
+
+def guardrail_references(task: TaskDefinition) -> dict[str, str]:
+    """Terraform's values for the team's client id and the guardrail's id and published version."""
+    runtime = json.loads(task.environment(DATA_PLANE_CONTAINER)[RUNTIME_VARIABLE])
+    values = {expression[2:-1]: client_id_of(team) for expression, team in runtime["teams"].items()}
+    values[runtime["guardrail"]["id"][2:-1]] = GUARDRAIL_ID
+    values[runtime["guardrail"]["version"][2:-1]] = GUARDRAIL_VERSION
+    return values
+
+
+@pytest.fixture(scope="module")
+def data_plane(
+    harness: GatewayHarness,
+    guarded_task: TaskDefinition,
+    guardrail: ApplyGuardrailMock,
+    credentials: CredentialsEndpoint,
+    otlp: OtlpRecorder,
+) -> RunningDataPlane:
+    return harness.start_data_plane(
+        ORG_KEYS, "guarded", task=guarded_task, references=guardrail_references(guarded_task),
+        store_ca=guardrail.ca, guardrail_address=guardrail.address, credentials_uri=credentials.full_uri,
+        otlp_port=otlp.port,
+    )  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def fresh_guardrail(guardrail: ApplyGuardrailMock, mocks: dict[str, MockProvider]) -> Iterator[None]:
+    guardrail.clear()
+    yield
+    guardrail.clear()
+    for mock in mocks.values():
+        mock.reply_text = mock.default_reply_text
+
+
+def ask(
+    data_plane: RunningDataPlane,
+    body: dict[str, Any],
+    path: str = "/v1/chat/completions",
+    provider: str = "openai",
+) -> tuple[Response, dict[str, Any]]:
+    trace = f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
+    headers = {"Authorization": f"Bearer {fake_jwt(client_id_of('default'))}", "x-amzn-trace-id": trace,
+               "x-portkey-provider": provider}  # fmt: skip
+    response = request(f"{data_plane.base_url}{path}", body, headers)
+    return response, data_plane.access_line(trace)
+
+
+def chat(content: str, **extra: Any) -> dict[str, Any]:
+    return {"model": "gpt-4o", "messages": [{"role": "user", "content": content}], **extra}
+
+
+def error_of(response: Response) -> dict[str, Any]:
+    return json.loads(response.body)["error"]  # type: ignore[no-any-return]
+
+
+def test_a_blocked_request_never_reaches_the_provider(
+    data_plane: RunningDataPlane, guardrail: ApplyGuardrailMock, mocks: dict[str, MockProvider]
+) -> None:
+    response, line = ask(data_plane, chat(f"tell me about {BLOCK_MARKER}"))
+    assert response.status == 446
+    assert error_of(response) == {"message": INPUT_MESSAGE, "type": "aigw_refused", "rule": "guardrail-input"}
+    assert mocks["openai"].requests == []
+    (call,) = guardrail.calls
+    assert call.source == "INPUT" and call.check.verified and call.action == "GUARDRAIL_INTERVENED"
+    assert any(BLOCK_MARKER in text for text in call.texts)
+    assert (line["guardrail"], line["rule"], line["team"]) == ("blocked-input", "guardrail-input", "default")
+    assert BLOCK_MARKER not in data_plane.access_log.read_text()
+
+
+def test_a_passing_request_and_answer_are_checked_with_the_task_roles_signature_and_sent_unchanged(
+    data_plane: RunningDataPlane, guardrail: ApplyGuardrailMock, mocks: dict[str, MockProvider]
+) -> None:
+    response, line = ask(data_plane, chat("what is 2 + 2?"))
+    assert response.status == 200, response.body
+    assert json.loads(response.body)["choices"][0]["message"]["content"] == mocks["openai"].default_reply_text
+    assert [call.source for call in guardrail.calls] == ["INPUT", "OUTPUT"]
+    assert all(call.check.verified for call in guardrail.calls)
+    assert all(call.check.session_token for call in guardrail.calls)  # the task role's session, not a key
+    assert guardrail.calls[1].texts == (mocks["openai"].default_reply_text,)
+    assert line["guardrail"] == "passed" and line["input_tokens"] is not None
+    assert len(mocks["openai"].requests) == 1
+
+
+def test_text_a_client_hides_in_an_unusual_field_is_checked_too(
+    data_plane: RunningDataPlane, mocks: dict[str, MockProvider]
+) -> None:
+    body = chat("hello", metadata={"note": BLOCK_MARKER})
+    response, _ = ask(data_plane, body)
+    assert response.status == 446 and mocks["openai"].requests == []
+    anthropic = {"model": "claude-3-5-haiku-20241022", "max_tokens": 20, "system": BLOCK_MARKER,
+                 "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}  # fmt: skip
+    response, _ = ask(data_plane, anthropic, "/v1/messages", "anthropic")
+    assert response.status == 446 and mocks["anthropic"].requests == []
+
+
+def test_a_blocked_answer_is_replaced_and_its_tokens_still_logged(
+    data_plane: RunningDataPlane, guardrail: ApplyGuardrailMock, mocks: dict[str, MockProvider]
+) -> None:
+    mocks["openai"].reply_text = f"Sure, here is how to buy {BLOCK_MARKER}."
+    response, line = ask(data_plane, chat("hi"))
+    assert response.status == 446
+    assert error_of(response) == {"message": OUTPUT_MESSAGE, "type": "aigw_refused", "rule": "guardrail-output"}
+    assert BLOCK_MARKER.encode() not in response.body
+    assert len(mocks["openai"].requests) == 1
+    assert [call.source for call in guardrail.calls] == ["INPUT", "OUTPUT"]
+    assert line["guardrail"] == "blocked-output" and line["output_tokens"] is not None
+
+
+def test_a_streamed_answer_is_checked_whole_before_its_first_event_and_a_blocked_one_sends_nothing(
+    data_plane: RunningDataPlane, guardrail: ApplyGuardrailMock, mocks: dict[str, MockProvider]
+) -> None:
+    # The mock streams word by word: the marker's words arrive in separate events.
+    mocks["openai"].reply_text = f"one two {BLOCK_MARKER} three"
+    response, line = ask(data_plane, chat("hi", stream=True))
+    assert response.status == 446 and b"data:" not in response.body
+    assert error_of(response)["rule"] == "guardrail-output"
+    (output,) = guardrail.calls_from("OUTPUT")
+    assert output.texts == (f"one two {BLOCK_MARKER} three",)
+    assert line["guardrail"] == "blocked-output"
+
+
+def test_a_clean_stream_is_delivered_whole_as_server_sent_events(
+    data_plane: RunningDataPlane, mocks: dict[str, MockProvider]
+) -> None:
+    mocks["openai"].reply_text = "one two three"
+    response, line = ask(data_plane, chat("hi", stream=True))
+    assert response.status == 200 and response.headers["content-type"].startswith("text/event-stream")
+    events = [json.loads(part[6:]) for part in response.body.decode().split("\n\n") if part.startswith("data: {")]
+    text = "".join(choice["delta"].get("content") or "" for e in events for choice in e["choices"])
+    assert text == "one two three"
+    assert response.body.rstrip().endswith(b"data: [DONE]")
+    # The first token reached the client only once the whole answer had passed.
+    assert line["stream"] is True and line["time_to_first_token"] is not None
+    assert line["output_tokens"] is not None
+
+
+def test_an_anonymized_request_reaches_the_provider_masked(
+    data_plane: RunningDataPlane, mocks: dict[str, MockProvider]
+) -> None:
+    response, line = ask(data_plane, chat("write to alice@example.com about the meeting"))
+    assert response.status == 200
+    (sent,) = mocks["openai"].requests
+    assert b"alice@example.com" not in sent.body
+    assert json.loads(sent.body)["messages"][0]["content"] == "write to {EMAIL} about the meeting"
+    assert line["guardrail"] == "anonymized-input"
+
+
+def test_an_anonymized_answer_reaches_the_client_masked(
+    data_plane: RunningDataPlane, mocks: dict[str, MockProvider]
+) -> None:
+    mocks["openai"].reply_text = "Write to bob@example.org today."
+    response, line = ask(data_plane, chat("whom should I write to?"))
+    assert response.status == 200
+    assert json.loads(response.body)["choices"][0]["message"]["content"] == "Write to {EMAIL} today."
+    assert int(response.headers["content-length"]) == len(response.body)
+    assert line["guardrail"] == "anonymized-output"
+
+
+def test_an_e_mail_within_one_streamed_event_is_masked_in_place(
+    data_plane: RunningDataPlane, mocks: dict[str, MockProvider]
+) -> None:
+    # The mock streams word by word: one event holds the address, so it is masked in place (one split
+    # across events cannot be, and blocks: config/data-plane/spec/guardrail_spec.lua).
+    mocks["openai"].reply_text = "mail carol@example.net now"
+    response, _ = ask(data_plane, chat("hi", stream=True))
+    assert response.status == 200 and b"carol@example.net" not in response.body and b"{EMAIL}" in response.body
+
+
+@pytest.mark.parametrize("status", [429, 500, 403])
+def test_the_guardrail_failing_refuses_the_request_before_the_provider(
+    data_plane: RunningDataPlane, guardrail: ApplyGuardrailMock, mocks: dict[str, MockProvider], status: int
+) -> None:
+    guardrail.fail_with = status
+    response, line = ask(data_plane, chat("what is 2 + 2?"))
+    assert response.status == 503 and error_of(response)["rule"] == "guardrail-unavailable"
+    assert mocks["openai"].requests == []
+    assert line["guardrail"] == "unavailable"
+
+
+def test_uploads_are_refused_while_inputs_are_checked(data_plane: RunningDataPlane) -> None:
+    trace = f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
+    headers = {"Authorization": f"Bearer {fake_jwt(client_id_of('default'))}", "x-amzn-trace-id": trace,
+               "x-portkey-provider": "openai", "content-type": "multipart/form-data; boundary=x"}  # fmt: skip
+    body = b'--x\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n--x--\r\n'
+    response = request(f"{data_plane.base_url}/v1/audio/transcriptions", body, headers)
+    assert response.status == 400 and error_of(response)["rule"] == "guardrail-unchecked"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_the_relay_location_is_not_reachable_from_outside(
+    data_plane: RunningDataPlane, mocks: dict[str, MockProvider], method: str
+) -> None:
+    headers = {"Authorization": f"Bearer {fake_jwt(client_id_of('default'))}", "x-portkey-provider": "openai"}
+    response = request(f"{data_plane.base_url}/_aigw/relay", chat("hi") if method == "POST" else None, headers,
+                       method=method)  # fmt: skip
+    assert response.status == 404 and error_of(response)["rule"] == "http-404"  # nginx's own: an internal location
+    assert mocks["openai"].requests == []
+
+
+def test_blocks_and_failures_are_counted_by_team(
+    data_plane: RunningDataPlane, guardrail: ApplyGuardrailMock, otlp: OtlpRecorder
+) -> None:
+    ask(data_plane, chat(BLOCK_MARKER))
+    guardrail.fail_with = 500
+    ask(data_plane, chat("hi"))
+    deadline = time.monotonic() + 10
+    wanted = {"GuardrailBlockedInputs", "GuardrailUnavailable"}
+    while time.monotonic() < deadline:
+        seen = {p.name for p in otlp.metric_points() if p.name in wanted and p.value and
+                p.attributes.get("team") == "default"}  # fmt: skip
+        if seen == wanted:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no points above 0 for {wanted}")
+
+
+def test_streams_are_refused_when_so_configured_and_plain_requests_still_checked(
+    harness: GatewayHarness,
+    scenarios_outdir: Path,
+    guardrail: ApplyGuardrailMock,
+    credentials: CredentialsEndpoint,
+    mocks: dict[str, MockProvider],
+) -> None:
+    """The "guardrails" scenario: output_streams = "refuse"."""
+    task = TaskDefinition.from_stack(stack_file(scenarios_outdir, "guardrails"))
+    refusing = harness.start_data_plane(
+        ORG_KEYS, "guardrails-refuse", task=task, references=guardrail_references(task),
+        store_ca=guardrail.ca, guardrail_address=guardrail.address, credentials_uri=credentials.full_uri,
+    )  # fmt: skip
+    response, line = ask(refusing, chat("hi", stream=True))
+    assert response.status == 400 and error_of(response)["rule"] == "guardrail-stream"
+    assert mocks["openai"].requests == [] and line["rule"] == "guardrail-stream"
+    response, _ = ask(refusing, chat("hi"))
+    assert response.status == 200
+    assert [call.source for call in guardrail.calls] == ["INPUT", "OUTPUT"]
