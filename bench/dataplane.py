@@ -55,7 +55,6 @@ import os
 import re
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -85,6 +84,7 @@ from tests.gateway_harness import (
     log_tail,
     request,
     start_data_plane_process,
+    stop_process,
     system_tools_missing,
     wait_until_answering,
 )
@@ -142,7 +142,6 @@ MAX_LATENCY_SECONDS = 10.0  # the duration is raised up to this for MIN_REQUESTS
 # wrk leaves a request slower than this out of the latency histogram and counts it as a
 # socket error (timeout): generous, so a slow answer under overload still counts in p99.
 WRK_TIMEOUT = "60s"
-STOP_TIMEOUT_SECONDS = 10
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 TARGET_ADDED_P50_MS = 1.0
@@ -226,16 +225,6 @@ def _rss_mib(pid: int) -> float:
     return 0.0
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT_SECONDS)
-
-
 @dataclass
 class Service:
     name: str
@@ -263,7 +252,7 @@ class Processes:
     def stop_all(self) -> None:
         for process in reversed(self.started):
             with contextlib.suppress(Exception):
-                _stop(process)
+                stop_process(process)
 
 
 def _nginx_user() -> str:

@@ -99,7 +99,7 @@ class DeploymentTraffic(Construct):
             protocol="HTTP",
             target_type="ip",
             vpc_id=vpc_id,
-            deregistration_delay="60",
+            deregistration_delay=edge.deregistration_delay,
             health_check=data_plane_health_check(),
         )
         alternate_arn, listener_arn = alternate.arn, listener.arn

@@ -124,6 +124,8 @@ class EdgeOutputs:
     load_balancer_security_group_id: str
     target_group_arn: str
     target_group_arn_suffix: str
+    # How long a deregistered target keeps its requests in flight (every target group of the service).
+    deregistration_delay: str
     base_url: str
     # The access-log bucket (empty when access logs are off).
     access_logs_bucket: str
@@ -193,9 +195,11 @@ class Edge(Construct):
         network: NetworkOutputs,
         jwt: JwtIssuer,
         waf_log_group_arn: str | None,
+        drain_seconds: int,
     ) -> None:
         """``allowed_cidrs``: what the listeners admit, resolved from the settings
-        (``EnvironmentSettings.load_balancer_cidrs``)."""
+        (``EnvironmentSettings.load_balancer_cidrs``); ``drain_seconds``: the
+        target group's deregistration delay (``gateway.drain_seconds``)."""
         super().__init__(scope, construct_id)
         prefix = context.prefix
         kind = edge.load_balancer_type
@@ -251,7 +255,7 @@ class Edge(Construct):
             protocol=kind.target_protocol,
             target_type="ip",
             vpc_id=network.vpc_id,
-            deregistration_delay="60",
+            deregistration_delay=str(drain_seconds),
             preserve_client_ip=resources.preserve_client_ip,
             # An HTTP check through the data plane behind either type.
             health_check=data_plane_health_check(),
@@ -271,6 +275,7 @@ class Edge(Construct):
             load_balancer_security_group_id=lb_sg_id,
             target_group_arn=target_group.arn,
             target_group_arn_suffix=target_group.arn_suffix,
+            deregistration_delay=str(drain_seconds),
             base_url=f"{'https' if edge.https else 'http'}://{edge.gateway_host or dns_name}",
             access_logs_bucket=logs.bucket_name,
             listeners=listeners,

@@ -155,6 +155,7 @@ class GatewayStack(TerraformStack):
             network=network,
             jwt=auth.jwt_issuer,
             waf_log_group_arn=observability.waf_log_group_arn,
+            drain_seconds=settings.gateway.drain_seconds,
         ).outputs
         traffic_shifting = None
         if settings.gateway.deployment.advanced:

@@ -201,13 +201,18 @@ def wait_for_line(log: Path, text: str, process: subprocess.Popen[bytes], what: 
     raise RuntimeError(f"{what} did not print {text!r} within {START_TIMEOUT_SECONDS} s:\n{log_tail(log)}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (a data plane then drains, as in ECS), then after 10 s SIGKILL to
+    its whole session: a data plane's nginx is its start script's child."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
+            if os.getpgid(process.pid) == process.pid:
+                os.killpg(process.pid, signal.SIGKILL)
+            else:
+                process.kill()
             process.wait(timeout=10)
 
 
@@ -355,6 +360,7 @@ def start_data_plane_process(
         env=env,
         stdout=(home / "stdout.log").open("wb"),
         stderr=(home / "stderr.log").open("wb"),
+        start_new_session=True,  # nginx is the start script's child: stopped as one group
     )
     return process, port
 
@@ -445,7 +451,7 @@ class GatewayHarness:
 
     def stop(self) -> None:
         for process in reversed(self.processes):
-            _stop(process)
+            stop_process(process)
 
 
 def system_tools_missing() -> list[str]:

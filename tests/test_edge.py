@@ -273,4 +273,5 @@ def test_waf_without_a_waf_log_group_is_refused() -> None:
             network=network,
             jwt=jwt,
             waf_log_group_arn=None,
+            drain_seconds=300,
         )

@@ -64,7 +64,12 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "canary": {
         "gateway": {"deployment": {"strategy": "canary", "canary_percent": 12.5, "canary_bake_time_minutes": 15}}
     },
-    "linear": {"gateway": {"deployment": {"strategy": "linear", "linear_step_percent": 20, "bake_time_minutes": 30}}},
+    "linear": {
+        "gateway": {
+            "deployment": {"strategy": "linear", "linear_step_percent": 20, "bake_time_minutes": 30},
+            "drain_seconds": 900,
+        }
+    },
 }
 # What a created VPC brings that an existing one's owner keeps.
 CREATED_NETWORK_TYPES = ("aws_vpc", "aws_subnet", "aws_internet_gateway", "aws_flow_log", "aws_default_security_group")
@@ -531,3 +536,26 @@ def test_guide_production_example_translates_alb_autoscaling_and_blue_green(stac
     # gateway_deployment_configuration: enable_blue_green = true.
     assert service(stack)["deployment_configuration"] == {"strategy": "BLUE_GREEN", "bake_time_in_minutes": "15"}
     assert set(listener_rules(stack)) == {"production-rule", "test-rule"}
+
+
+# -- draining: no stream cut by a deployment, within gateway.drain_seconds ------------
+def test_target_groups_keep_requests_in_flight_for_the_drain_time(options: dict[str, Template]) -> None:
+    assert primary_group(options["base"])["deregistration_delay"] == "300"  # the default
+    linear = options["linear"]
+    assert primary_group(linear)["deregistration_delay"] == "900"
+    assert alternate_group(linear)["deregistration_delay"] == "900"  # the deployment's other group too
+
+
+def test_the_data_plane_and_the_gateway_get_fargates_longest_stop_timeout(options: dict[str, Template]) -> None:
+    from aigw.data_plane.config import DataPlaneConfig
+    from aigw.data_plane.contract import DRAIN_TIMEOUT_SECONDS
+    from aigw.data_plane.render import main_config
+
+    task = options["base"].resource("aws_ecs_task_definition")
+    containers = {c["name"]: c for c in json.loads(task["container_definitions"])}
+    assert containers["data-plane"]["stopTimeout"] == containers["gateway"]["stopTimeout"] == 120
+    # The gateway stops after the data plane: the data plane depends on it.
+    assert {"containerName": "gateway", "condition": "HEALTHY"} in containers["data-plane"]["dependsOn"]
+    # nginx's own bound on finishing in flight ends inside the stop timeout.
+    assert f"worker_shutdown_timeout {DRAIN_TIMEOUT_SECONDS}s;" in main_config(DataPlaneConfig())
+    assert DRAIN_TIMEOUT_SECONDS < 120

@@ -15,6 +15,12 @@ UPSTREAM_TIMEOUT_SECONDS = 300
 ALB_IDLE_TIMEOUT_SECONDS = 300
 CLIENT_KEEPALIVE_SECONDS = ALB_IDLE_TIMEOUT_SECONDS + 50
 UPSTREAM_KEEPALIVE_CONNECTIONS = 32
+# How long ECS waits for a container to exit on its own once told to stop
+# (Fargate's maximum); the data plane finishes what is in flight within it.
+STOP_TIMEOUT_SECONDS = 120
+# nginx's own bound on finishing in flight once it is shutting down gracefully:
+# inside the stop timeout, with time left for the gateway behind it.
+DRAIN_TIMEOUT_SECONDS = STOP_TIMEOUT_SECONDS - 10
 # The ADOT collector's OTLP/HTTP receiver in the same task.
 OTLP_HOST, OTLP_PORT = "127.0.0.1", 4318
 TELEMETRY_FLUSH_SECONDS = 1

@@ -20,6 +20,7 @@ from aigw.data_plane.contract import (
     CREDENTIALS_REFRESH_SECONDS,
     CREDENTIALS_VARIABLES,
     DATA_PLANE_PORT,
+    DRAIN_TIMEOUT_SECONDS,
     GATEWAY_PORT,
     HEALTH_PATH,
     OTLP_HOST,
@@ -227,7 +228,8 @@ def main_config(config: DataPlaneConfig) -> str:
     """The main nginx configuration (templates/nginx.conf.j2)."""
     variables = [key_variable(name) for name in config.org_keys] + list(CREDENTIALS_VARIABLES)
     return _TEMPLATES.get_template("nginx.conf.j2").render(
-        environment=[*variables, RUNTIME_VARIABLE, "AIGW_OTLP_ADDRESS", "AIGW_GUARDRAIL_ADDRESS"]
+        environment=[*variables, RUNTIME_VARIABLE, "AIGW_OTLP_ADDRESS", "AIGW_GUARDRAIL_ADDRESS"],
+        drain_timeout=DRAIN_TIMEOUT_SECONDS,
     )
 
 

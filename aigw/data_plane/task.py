@@ -25,6 +25,7 @@ from aigw.data_plane.contract import (
     KEY_VARIABLES_VARIABLE,
     RUNTIME_VARIABLE,
     SHA256_VARIABLE,
+    STOP_TIMEOUT_SECONDS,
 )
 from aigw.data_plane.policy import key_variable
 from aigw.data_plane.render import start_command
@@ -111,7 +112,10 @@ def task_containers(
             start_period=10,
         ),
         "logConfiguration": awslogs(log_groups["access"], DATA_PLANE_CONTAINER),
+        # Stopping, ECS stops the data plane first (it depends on the gateway): it finishes
+        # what is in flight (entrypoint.sh: SIGTERM -> nginx's graceful shutdown), then the gateway stops.
         "dependsOn": [{"containerName": GATEWAY_CONTAINER, "condition": "HEALTHY"}],
+        "stopTimeout": STOP_TIMEOUT_SECONDS,
     }
     gateway_container = {
         "name": GATEWAY_CONTAINER,
@@ -133,6 +137,8 @@ def task_containers(
         ),
         "logConfiguration": awslogs(log_groups["gateway"], GATEWAY_CONTAINER),
         "dependsOn": [{"containerName": COLLECTOR_CONTAINER, "condition": "START"}],
+        # Told to stop only once the data plane has exited: nothing of its is in flight any more.
+        "stopTimeout": STOP_TIMEOUT_SECONDS,
     }
     collector_container = {
         "name": COLLECTOR_CONTAINER,

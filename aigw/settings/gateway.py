@@ -113,6 +113,16 @@ class GatewaySettings(Section):
         description="Largest request body the data plane accepts, in MiB (larger: a JSON 413). Admits OpenAI's "
         "25 MB audio uploads and 50 MB image edits. Default: 50.",
     )
+    drain_seconds: int = Field(
+        300,
+        ge=0,
+        le=3600,
+        description="How long requests and streams in flight may go on when their task is replaced (a "
+        "deployment, scale-in): the target groups' deregistration delay, during which the load balancer sends "
+        "the task nothing new. ECS then stops the data plane, which finishes what is still in flight for up to "
+        "its stop timeout (Fargate's maximum, 120 s) before the gateway stops. A stream longer than this may be "
+        "cut. Default: 300.",
+    )
     collector_image: str = Field(
         "amazon/aws-otel-collector:v0.43.3",
         description="ADOT collector sidecar image. Default: `amazon/aws-otel-collector:v0.43.3`.",
