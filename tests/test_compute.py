@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from aigw.data_plane.contract import IN_FLIGHT_DIMENSION, REQUESTS_IN_FLIGHT_METRIC, STREAMS_IN_FLIGHT_METRIC
 from aigw.data_plane.render import METRIC_NAMES, ROUTE_METRIC_NAME, START_COMMAND_FILE
 from security.stackdoc import Res, StackDoc
 from tests.scenarios import DATA_PLANE_DIGEST, DIGEST
@@ -321,7 +322,7 @@ def test_the_collector_declares_the_metric_dimensions_the_data_plane_bounds(scen
     # each set of values a billed custom metric.
     emf = collector_config(scenarios["base"])["exporters"]["awsemf"]
     assert emf["dimension_rollup_option"] == "NoDimensionRollup"
-    declaration, routed = emf["metric_declarations"]
+    declaration, routed, in_flight = emf["metric_declarations"]
     assert declaration["dimensions"] == [["provider", "model", "team", "status"]]
     names = [re.compile(selector) for selector in declaration["metric_name_selectors"]]
     for metric in METRIC_NAMES.values():
@@ -331,6 +332,9 @@ def test_the_collector_declares_the_metric_dimensions_the_data_plane_bounds(scen
     # Requests on a named route: per route (a configured name), serving provider and status.
     assert routed["dimensions"] == [["route", "provider", "status"]]
     assert routed["metric_name_selectors"] == [f"^{ROUTE_METRIC_NAME}$"]
+    # Each task's gauges of what it has in flight: the environment only (autoscaling averages them over the tasks).
+    assert in_flight["dimensions"] == [[IN_FLIGHT_DIMENSION]]
+    assert in_flight["metric_name_selectors"] == [f"^{STREAMS_IN_FLIGHT_METRIC}$", f"^{REQUESTS_IN_FLIGHT_METRIC}$"]
 
 
 def test_only_the_data_plane_feeds_the_collector_metrics(scenarios: dict[str, StackDoc]) -> None:

@@ -64,6 +64,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "canary": {
         "gateway": {"deployment": {"strategy": "canary", "canary_percent": 12.5, "canary_bake_time_minutes": 15}}
     },
+    "streams": {"gateway": {"streams_per_task": 250}},
     "linear": {
         "gateway": {
             "deployment": {"strategy": "linear", "linear_step_percent": 20, "bake_time_minutes": 30},
@@ -90,7 +91,8 @@ def policies(stack: Template) -> dict[str, dict[str, Any]]:
     found = {}
     for policy in stack.resources("aws_appautoscaling_policy"):
         configuration = policy["target_tracking_scaling_policy_configuration"]
-        found[configuration["predefined_metric_specification"]["predefined_metric_type"]] = configuration
+        if "predefined_metric_specification" in configuration:
+            found[configuration["predefined_metric_specification"]["predefined_metric_type"]] = configuration
     return found
 
 
@@ -559,3 +561,24 @@ def test_the_data_plane_and_the_gateway_get_fargates_longest_stop_timeout(option
     # nginx's own bound on finishing in flight ends inside the stop timeout.
     assert f"worker_shutdown_timeout {DRAIN_TIMEOUT_SECONDS}s;" in main_config(DataPlaneConfig())
     assert DRAIN_TIMEOUT_SECONDS < 120
+
+
+# -- autoscaling on streams in flight -----------------------------------------------
+def stream_policy(stack: Template) -> dict[str, Any]:
+    (policy,) = [p for p in stack.resources("aws_appautoscaling_policy") if p["name"].endswith("-streams")]
+    return policy["target_tracking_scaling_policy_configuration"]  # type: ignore[no-any-return]
+
+
+def test_streams_per_task_tracks_the_data_planes_gauge_averaged_over_the_tasks(options: dict[str, Template]) -> None:
+    configuration = stream_policy(options["streams"])
+    assert configuration["target_value"] == 250
+    assert configuration["customized_metric_specification"] == {
+        "metric_name": "StreamsInFlight",
+        "namespace": "AIGateway",
+        "statistic": "Average",
+        "dimensions": [{"name": "environment", "value": "streams"}],
+    }
+    assert (configuration["scale_in_cooldown"], configuration["scale_out_cooldown"]) == (120, 60)
+    # Beside the others, not instead of them.
+    assert {"ECSServiceAverageCPUUtilization"} <= set(policies(options["streams"]))
+    assert not [p for p in options["base"].resources("aws_appautoscaling_policy") if p["name"].endswith("-streams")]

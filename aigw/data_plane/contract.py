@@ -25,6 +25,13 @@ DRAIN_TIMEOUT_SECONDS = STOP_TIMEOUT_SECONDS - 10
 OTLP_HOST, OTLP_PORT = "127.0.0.1", 4318
 TELEMETRY_FLUSH_SECONDS = 1
 SERVICE_NAME = "ai-gateway-data-plane"
+# What the data plane has in flight, per task (gauges, every few seconds, with
+# the environment's name as their one dimension): the service can scale on
+# the average over its tasks (gateway.streams_per_task).
+STREAMS_IN_FLIGHT_METRIC = "StreamsInFlight"
+REQUESTS_IN_FLIGHT_METRIC = "RequestsInFlight"
+IN_FLIGHT_DIMENSION = "environment"
+IN_FLIGHT_REPORT_SECONDS = 10
 # Credentials are fetched again this long before they expire (as the AWS SDKs do).
 CREDENTIALS_REFRESH_SECONDS = 300
 

@@ -153,6 +153,7 @@ class EnvironmentSettings(Section):
             cpu_target_percent=gateway.cpu_target_percent,
             memory_target_percent=gateway.memory_target_percent,
             requests_per_target=requests,
+            streams_per_task=gateway.streams_per_task,
             scale_in_cooldown_seconds=gateway.scale_in_cooldown_seconds,
             scale_out_cooldown_seconds=gateway.scale_out_cooldown_seconds,
         )

@@ -21,7 +21,7 @@ DEFAULT_REQUESTS_PER_TARGET = 1000
 # [gateway] keys that only mean something with autoscaling on.
 AUTOSCALING_KEYS: tuple[str, ...] = (
     "min_capacity", "max_capacity", "cpu_target_percent", "memory_target_percent", "requests_per_target",
-    "scale_in_cooldown_seconds", "scale_out_cooldown_seconds",
+    "streams_per_task", "scale_in_cooldown_seconds", "scale_out_cooldown_seconds",
 )  # fmt: skip
 
 # Valid task sizes on Fargate (CPU units -> allowed memory MiB), per the ECS
@@ -139,8 +139,8 @@ class GatewaySettings(Section):
     enable_autoscaling: bool = Field(
         True,
         description="Target-tracking autoscaling of the task count between min_capacity and max_capacity, on CPU "
-        "and, where set, memory and requests per task. Off: the service runs desired_count tasks and the "
-        "scaling keys (min_capacity to scale_out_cooldown_seconds) are refused. Default: true.",
+        "and, where set, memory, requests and streams in flight per task. Off: the service runs desired_count "
+        "tasks and the scaling keys (min_capacity to scale_out_cooldown_seconds) are refused. Default: true.",
     )
     min_capacity: int = Field(1, description="Autoscaling floor, 1 to 100. Default: 1.")
     max_capacity: int = Field(3, description="Autoscaling ceiling, 1 to 100, at least min_capacity. Default: 3.")
@@ -161,6 +161,15 @@ class GatewaySettings(Section):
         description="Target load balancer requests per task per minute (ALBRequestCountPerTarget); only with an "
         "Application Load Balancer and a rolling deployment (under blue/green, canary and linear the production "
         "target group alternates). Default: 1000 where it applies, otherwise no request policy.",
+    )
+    streams_per_task: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="Target streams in flight per task (the data plane's StreamsInFlight, averaged over the "
+        "tasks): a policy that sees how many completions are open, which requests per minute cannot (a "
+        "two-minute stream counts once). Measure a task's saturation point first (`make bench`) and set this "
+        "below it. Default: none (no stream policy).",
     )
     scale_in_cooldown_seconds: int = Field(
         SCALE_IN_COOLDOWN_SECONDS,
@@ -282,5 +291,6 @@ class AutoscalingPlan:
     cpu_target_percent: int
     memory_target_percent: int | None
     requests_per_target: int | None
+    streams_per_task: int | None
     scale_in_cooldown_seconds: int
     scale_out_cooldown_seconds: int

@@ -15,6 +15,8 @@ from cdktf import ITerraformDependable, TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.appautoscaling_policy import (
     AppautoscalingPolicy,
     AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration,
+    AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecification,
+    AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationDimensions,
     AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification,
 )
 from cdktf_cdktf_provider_aws.appautoscaling_target import AppautoscalingTarget
@@ -44,7 +46,12 @@ from cdktf_cdktf_provider_aws.ecs_service import (
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from constructs import Construct
 
-from aigw.data_plane.contract import DATA_PLANE_CONTAINER, DATA_PLANE_PORT
+from aigw.data_plane.contract import (
+    DATA_PLANE_CONTAINER,
+    DATA_PLANE_PORT,
+    IN_FLIGHT_DIMENSION,
+    STREAMS_IN_FLIGHT_METRIC,
+)
 from aigw.settings import AutoscalingPlan, GatewaySettings
 from modules.compute.exec_sessions import ExecSessionLogging
 from modules.context import StackContext
@@ -52,6 +59,7 @@ from modules.deployment import TrafficShifting
 from modules.edge import EdgeOutputs
 from modules.grants import allow_from, allow_https_egress
 from modules.network import NetworkOutputs
+from modules.observability import METRICS_NAMESPACE
 
 # Immutable in EC2: changing it replaces the tasks' security group, which fails
 # (or cuts traffic) while tasks use it. Kept as first deployed.
@@ -233,11 +241,12 @@ class GatewayService(Construct):
         self.cluster_name = cluster_name
         self.service_name = service.name
         if autoscaling:
-            self._autoscaling(prefix, autoscaling, edge)
+            self._autoscaling(prefix, autoscaling, edge, context.environment)
 
-    def _autoscaling(self, prefix: str, plan: AutoscalingPlan, edge: EdgeOutputs) -> None:
-        """Target tracking between the plan's bounds: CPU always, memory and
-        requests per task where the plan has a target for them."""
+    def _autoscaling(self, prefix: str, plan: AutoscalingPlan, edge: EdgeOutputs, environment: str) -> None:
+        """Target tracking between the plan's bounds: CPU always, memory,
+        requests and streams in flight per task where the plan has a target
+        for them."""
         target = AppautoscalingTarget(
             self,
             "scaling-target",
@@ -270,6 +279,32 @@ class GatewayService(Construct):
                     scale_out_cooldown=plan.scale_out_cooldown_seconds,
                     predefined_metric_specification=AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification(
                         predefined_metric_type=metric, resource_label=resource_label
+                    ),
+                ),
+            )
+        if plan.streams_per_task is not None:
+            # The data plane's gauge of each task, averaged over the tasks reporting.
+            AppautoscalingPolicy(
+                self,
+                "scale-on-streams",
+                name=f"{prefix}-streams",
+                policy_type="TargetTrackingScaling",
+                service_namespace=target.service_namespace,
+                resource_id=target.resource_id,
+                scalable_dimension=target.scalable_dimension,
+                target_tracking_scaling_policy_configuration=AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration(
+                    target_value=plan.streams_per_task,
+                    scale_in_cooldown=plan.scale_in_cooldown_seconds,
+                    scale_out_cooldown=plan.scale_out_cooldown_seconds,
+                    customized_metric_specification=AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecification(
+                        metric_name=STREAMS_IN_FLIGHT_METRIC,
+                        namespace=METRICS_NAMESPACE,
+                        statistic="Average",
+                        dimensions=[
+                            AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationDimensions(
+                                name=IN_FLIGHT_DIMENSION, value=environment
+                            )
+                        ],
                     ),
                 ),
             )

@@ -38,6 +38,7 @@ local credentials_url = ""   -- the task role's credentials endpoint (Bedrock)
 local otlp = {}              -- the collector's OTLP/HTTP address
 local store                  -- the shared store of the teams' counters (nil: no team is counted)
 local skipped                -- the task's record of failing route targets (ngx.shared; nil: no routes)
+local in_flight              -- what the task has in flight: requests to the gateway, streams (ngx.shared)
 local provider_targets = {}  -- provider slug -> what the response cache keys its requests on
 local guard                  -- the organisation's guardrail (guardrail.lua; nil: none)
 -- Per worker.
@@ -107,6 +108,26 @@ function _M.init(prefix)
                                                     azure.deployment_id, azure.api_version }, ":") .. checked_by
     end
     skipped = ngx.shared.aigw_routing
+    in_flight = ngx.shared.aigw_in_flight
+end
+
+-- What the task has in flight, counted across its workers: a request from
+-- when it goes to the gateway, a stream from its first byte back, each until
+-- its log phase (variables, not ngx.ctx: they outlive an internal redirect).
+local function enter(kind, variable)
+    in_flight:incr(kind, 1, 0)
+    ngx_var[variable] = "1"
+end
+
+local function leave()
+    if ngx_var.aigw_in_flight == "1" then
+        ngx_var.aigw_in_flight = ""
+        in_flight:incr("requests", -1, 0)
+    end
+    if ngx_var.aigw_streaming == "1" then
+        ngx_var.aigw_streaming = ""
+        in_flight:incr("streams", -1, 0)
+    end
 end
 
 function _M.credentials_url()
@@ -604,6 +625,7 @@ function _M.access()
         local decision = stage(ctx)
         if decision then return refuse(ctx, decision) end
     end
+    enter("requests", "aigw_in_flight")
     if ctx.check_answer then return relay(ctx) end
     ctx.upstream = true
 end
@@ -661,6 +683,7 @@ function _M.header_filter()
     ctx.usage = usage.new(ngx.header["Content-Type"], settings.usage)
     ctx.redaction = { lines = ctx.usage.streaming }
     ngx_var.aigw_stream = ctx.usage.streaming and "true" or "false"
+    if ctx.usage.streaming and ngx.status == 200 then enter("streams", "aigw_streaming") end
     if ctx.strip_usage and ctx.usage.streaming then
         ctx.stripping = stream_usage.new_filter()
         ngx.header["Content-Length"] = nil
@@ -767,11 +790,13 @@ end
 
 -- The log phase of a request nginx redirected to one of its own error pages.
 function _M.log_redirected()
+    leave()
     settle_limits(ngx.ctx)
 end
 
 function _M.log()
     local ctx = ngx.ctx
+    leave()
     settle_limits(ctx)
     if not settings.telemetry.enabled then return end
     telemetry.record({
@@ -818,6 +843,24 @@ local function flush(premature)
     end
 end
 
+-- The task's gauges, from one worker: each second when they changed, else
+-- every report_seconds (a steady load is still seen, an idle task costs little).
+local reported = { requests = -1, streams = -1, at = 0 }
+
+local function report_in_flight(premature)
+    if premature then return end
+    local requests = math.max(in_flight:get("requests") or 0, 0)
+    local streams = math.max(in_flight:get("streams") or 0, 0)
+    local now = ngx.now()
+    if requests == reported.requests and streams == reported.streams
+            and now - reported.at < settings.telemetry.in_flight.report_seconds then
+        return
+    end
+    reported.requests, reported.streams, reported.at = requests, streams, now
+    local payload = telemetry.in_flight_payload(settings, now, requests, streams)
+    post(payload[1], payload[2])
+end
+
 local function fetch_credentials()
     local response = ngx.location.capture("/_aigw/credentials", { method = ngx.HTTP_GET })
     return response.status, response.body
@@ -829,6 +872,9 @@ function _M.init_worker()
     rebuild_redactor()
     if settings.telemetry.enabled then
         ngx.timer.every(settings.telemetry.flush_seconds, flush)
+        if ngx.worker.id() == 0 then
+            ngx.timer.every(settings.telemetry.flush_seconds, report_in_flight)
+        end
     end
 end
 

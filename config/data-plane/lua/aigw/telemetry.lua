@@ -150,6 +150,20 @@ local function resource(settings)
                             attribute("deployment.environment", settings.environment) } }
 end
 
+-- The task's gauges of what it has in flight (one worker reports them).
+function _M.in_flight_payload(settings, now, requests, streams)
+    local names = settings.telemetry.in_flight
+    local time = format("%d", now * 1e9)
+    local attributes = { attribute(names.dimension, settings.environment) }
+    local function gauge(name, value)
+        return { name = name, unit = "1", gauge = { dataPoints = { {
+            attributes = attributes, timeUnixNano = time, asInt = tostring(floor(value)) } } } }
+    end
+    return { "/v1/metrics", cjson.encode({ resourceMetrics = { { resource = resource(settings),
+        scopeMetrics = { { scope = { name = "aigw.dataplane" },
+            metrics = { gauge(names.requests, requests), gauge(names.streams, streams) } } } } } }) }
+end
+
 -- Takes what is queued and returns the OTLP payloads to send:
 -- { { path, body }, ... } (empty when nothing is queued).
 function _M.drain(settings, now)
