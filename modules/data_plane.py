@@ -95,6 +95,7 @@ def data_plane_config(settings: EnvironmentSettings, environment: str) -> DataPl
             else None
         ),
         guardrail=guardrail_config(settings),
+        max_in_flight=gateway.requests_in_flight_cap,
     )
 
 

@@ -212,6 +212,16 @@ def scenario_settings() -> dict[str, EnvironmentSettings]:
                 "blocked_output_message": "Withheld by the Example Corp guardrail.",
             },
         ),
+        # A task that takes at most 10 requests in flight (tests/test_in_flight.py).
+        "saturating": vary(
+            base_settings,
+            edge={"certificate_arn": CERTIFICATE_ARN, "enable_jwt_auth": True, "allowed_cidrs": ["0.0.0.0/0"]},
+            gateway={
+                "provider_keys": ["openai", "anthropic", "google", "azure"],
+                "azure": ORG_KEYS_AZURE,
+                "max_requests_in_flight": 10,
+            },
+        ),
         # HTTPS without JWT auth, two client ranges.
         "https": vary(
             base_settings,

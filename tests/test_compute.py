@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ import yaml
 from aigw.data_plane.contract import IN_FLIGHT_DIMENSION, REQUESTS_IN_FLIGHT_METRIC, STREAMS_IN_FLIGHT_METRIC
 from aigw.data_plane.render import METRIC_NAMES, ROUTE_METRIC_NAME, START_COMMAND_FILE
 from security.stackdoc import Res, StackDoc
+from tests.gateway_fixtures import stack_file
+from tests.gateway_harness import TaskDefinition
 from tests.scenarios import DATA_PLANE_DIGEST, DIGEST
 
 CONTAINERS = ("data-plane", "gateway", "adot-collector")
@@ -604,3 +607,12 @@ def test_request_tracking_counts_the_load_balancers_requests_to_the_target_group
         label
         == f"{stack.resource('aws_lb').ref('arn_suffix')}/{stack.resource('aws_lb_target_group').ref('arn_suffix')}"
     )
+
+
+@pytest.mark.parametrize(("scenario", "bound"), [("base", 500), ("tuned", 2000), ("saturating", 10)])
+def test_a_tasks_bound_on_requests_in_flight_follows_its_cpu_unless_set(
+    scenarios_outdir: Path, scenario: str, bound: int
+) -> None:
+    """About 1,000 per vCPU (base: 512 CPU units, tuned: 2048), or gateway.max_requests_in_flight."""
+    settings = json.loads(TaskDefinition.from_stack(stack_file(scenarios_outdir, scenario)).bundle()["settings.json"])
+    assert settings["max_in_flight"] == bound

@@ -10,13 +10,16 @@ import http.client
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from aigw.data_plane.contract import DATA_PLANE_CONTAINER, RUNTIME_VARIABLE
 from tests.aws_mocks import CredentialsEndpoint, MetricPoint, OtlpRecorder
-from tests.gateway_fixtures import CLIENT, ORG_KEYS
-from tests.gateway_harness import GatewayHarness
+from tests.gateway_fixtures import CLIENT, CLIENT_ID, ORG_KEYS, stack_file
+from tests.gateway_harness import GatewayHarness, TaskDefinition, chat
 from tests.mock_providers import MockProvider
 
 pytestmark = pytest.mark.gateway
@@ -27,6 +30,11 @@ def collector() -> Iterator[OtlpRecorder]:
     recorder = OtlpRecorder().start()
     yield recorder
     recorder.stop()
+
+
+def runtime_teams(task: TaskDefinition) -> list[str]:
+    """The Terraform references of the task's team client ids."""
+    return list(json.loads(task.environment(DATA_PLANE_CONTAINER)[RUNTIME_VARIABLE])["teams"])
 
 
 def gauges(collector: OtlpRecorder) -> list[tuple[int, int]]:
@@ -79,3 +87,44 @@ def test_streams_in_flight_rise_with_open_streams_and_fall_when_they_end(
         for connection in connections:
             connection.close()
     wait_for(collector, (0, 0), after=busy + 1)
+
+
+def test_past_its_bound_a_task_answers_503_with_retry_after_at_once_and_takes_requests_again_after(
+    harness: GatewayHarness,
+    scenarios_outdir: Path,
+    mocks: dict[str, MockProvider],
+    credentials: CredentialsEndpoint,
+) -> None:
+    """The "saturating" scenario: gateway.max_requests_in_flight = 10."""
+    task = TaskDefinition.from_stack(stack_file(scenarios_outdir, "saturating"))
+    references = {expression[2:-1]: CLIENT_ID for expression in runtime_teams(task)}
+    data_plane = harness.start_data_plane(
+        ORG_KEYS, "saturating", task=task, references=references, credentials_uri=credentials.full_uri
+    )
+    gate = threading.Event()
+    mocks["openai"].stream_gate = gate
+    connections = [http.client.HTTPConnection("127.0.0.1", data_plane.port, timeout=30) for _ in range(10)]
+    try:
+        responses = []
+        for connection in connections:
+            body = json.dumps({"model": "mock", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+            connection.request("POST", "/v1/chat/completions", body, {
+                "content-type": "application/json", "x-portkey-provider": "openai", **CLIENT,
+            })  # fmt: skip
+            response = connection.getresponse()
+            assert response.status == 200 and response.read1(65536)
+            responses.append(response)
+        trace = f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
+        refused = chat(data_plane.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT})
+        assert refused.status == 503 and refused.headers["retry-after"] == "1"
+        assert json.loads(refused.body)["error"]["rule"] == "saturated"
+        assert data_plane.access_line(trace)["rule"] == "saturated"
+        assert len(mocks["openai"].requests) == 10  # the refused one never reached the gateway
+        gate.set()
+        for response in responses:
+            assert b"[DONE]" in response.read()
+    finally:
+        gate.set()
+        for connection in connections:
+            connection.close()
+    assert chat(data_plane.base_url, {"x-portkey-provider": "openai", **CLIENT}).status == 200

@@ -582,3 +582,11 @@ def test_streams_per_task_tracks_the_data_planes_gauge_averaged_over_the_tasks(o
     # Beside the others, not instead of them.
     assert {"ECSServiceAverageCPUUtilization"} <= set(policies(options["streams"]))
     assert not [p for p in options["base"].resources("aws_appautoscaling_policy") if p["name"].endswith("-streams")]
+
+
+# -- limits set on purpose ------------------------------------------------------------
+def test_the_data_plane_and_the_gateway_may_open_65536_files(options: dict[str, Template]) -> None:
+    task = options["base"].resource("aws_ecs_task_definition")
+    containers = {c["name"]: c for c in json.loads(task["container_definitions"])}
+    for name in ("data-plane", "gateway"):
+        assert containers[name]["ulimits"] == [{"name": "nofile", "softLimit": 65536, "hardLimit": 65536}], name

@@ -120,6 +120,8 @@ class DataPlaneConfig:
     default_route: str | None = None
     cache: ResponseCache | None = None
     guardrail: Guardrail | None = None
+    # Requests the task takes to the gateway at once; past it, 503 with Retry-After.
+    max_in_flight: int = 1000
 
     @property
     def uses_store(self) -> bool:

@@ -15,6 +15,9 @@ UPSTREAM_TIMEOUT_SECONDS = 300
 ALB_IDLE_TIMEOUT_SECONDS = 300
 CLIENT_KEEPALIVE_SECONDS = ALB_IDLE_TIMEOUT_SECONDS + 50
 UPSTREAM_KEEPALIVE_CONNECTIONS = 32
+# The containers' open-files limit (ulimit nofile, soft and hard): sockets
+# included, the data plane and the gateway hold two per request in flight.
+OPEN_FILES = 65_536
 # How long ECS waits for a container to exit on its own once told to stop
 # (Fargate's maximum); the data plane finishes what is in flight within it.
 STOP_TIMEOUT_SECONDS = 120

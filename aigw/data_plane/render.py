@@ -25,6 +25,7 @@ from aigw.data_plane.contract import (
     HEALTH_PATH,
     IN_FLIGHT_DIMENSION,
     IN_FLIGHT_REPORT_SECONDS,
+    OPEN_FILES,
     OTLP_HOST,
     OTLP_PORT,
     REQUESTS_IN_FLIGHT_METRIC,
@@ -143,6 +144,9 @@ LUA_HEADER_VARIABLES: dict[str, str] = {
 # How the data plane calls ApplyGuardrail: pooled TLS connections to the
 # region's bedrock-runtime endpoint, verified against Amazon's roots.
 GUARDRAIL_OPTIONS: dict[str, Any] = {"connect_port": 443, "pool_size": 32, "idle_ms": 60_000}
+# nginx's connections per worker and open files per process, below the
+# containers' nofile limit (task definition: OPEN_FILES).
+WORKER_CONNECTIONS = 16_384
 # The subrequest that fetches an answer from the gateway whole, for the output check.
 RELAY_LOCATION = "/_aigw/relay"
 # Upstream headers that would steer nginx if the gateway relayed them.
@@ -234,6 +238,8 @@ def main_config(config: DataPlaneConfig) -> str:
     return _TEMPLATES.get_template("nginx.conf.j2").render(
         environment=[*variables, RUNTIME_VARIABLE, "AIGW_OTLP_ADDRESS", "AIGW_GUARDRAIL_ADDRESS"],
         drain_timeout=DRAIN_TIMEOUT_SECONDS,
+        open_files=OPEN_FILES,
+        worker_connections=WORKER_CONNECTIONS,
     )
 
 
@@ -369,6 +375,7 @@ def settings_document(config: DataPlaneConfig) -> dict[str, Any]:
             "configs": {name: _route(route) for name, route in sorted(config.routing.items())},
         },
         "guardrail": _guardrail(config.guardrail) if config.guardrail else None,
+        "max_in_flight": config.max_in_flight,
         "relay_variables": relay_variables(),
         "relay_location": RELAY_LOCATION,
         "usage": {

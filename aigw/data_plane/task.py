@@ -23,6 +23,7 @@ from aigw.data_plane.contract import (
     GATEWAY_PORT,
     HEALTH_PATH,
     KEY_VARIABLES_VARIABLE,
+    OPEN_FILES,
     RUNTIME_VARIABLE,
     SHA256_VARIABLE,
     STOP_TIMEOUT_SECONDS,
@@ -116,6 +117,7 @@ def task_containers(
         # what is in flight (entrypoint.sh: SIGTERM -> nginx's graceful shutdown), then the gateway stops.
         "dependsOn": [{"containerName": GATEWAY_CONTAINER, "condition": "HEALTHY"}],
         "stopTimeout": STOP_TIMEOUT_SECONDS,
+        "ulimits": [{"name": "nofile", "softLimit": OPEN_FILES, "hardLimit": OPEN_FILES}],
     }
     gateway_container = {
         "name": GATEWAY_CONTAINER,
@@ -139,6 +141,7 @@ def task_containers(
         "dependsOn": [{"containerName": COLLECTOR_CONTAINER, "condition": "START"}],
         # Told to stop only once the data plane has exited: nothing of its is in flight any more.
         "stopTimeout": STOP_TIMEOUT_SECONDS,
+        "ulimits": [{"name": "nofile", "softLimit": OPEN_FILES, "hardLimit": OPEN_FILES}],
     }
     collector_container = {
         "name": COLLECTOR_CONTAINER,

@@ -123,6 +123,16 @@ class GatewaySettings(Section):
         "its stop timeout (Fargate's maximum, 120 s) before the gateway stops. A stream longer than this may be "
         "cut. Default: 300.",
     )
+    max_requests_in_flight: int | None = Field(
+        None,
+        ge=10,
+        le=100_000,
+        description="Requests (streams included) one task's data plane takes to the gateway at once; past it, "
+        "a JSON 503 with Retry-After (rule `saturated`, logged and counted) instead of a queue that overflows "
+        "the gateway's listen queue into resets and timeouts. Default: about 1,000 per vCPU (`cpu` * 1000 / "
+        "1024): one vCPU holds about 500 typical streams (README: Performance), so this bounds the wait, not "
+        "the throughput.",
+    )
     collector_image: str = Field(
         "amazon/aws-otel-collector:v0.43.3",
         description="ADOT collector sidecar image. Default: `amazon/aws-otel-collector:v0.43.3`.",
@@ -239,6 +249,13 @@ class GatewaySettings(Section):
         if len(set(values)) != len(values):
             raise ValueError(f"{values} lists a provider twice")
         return values
+
+    @property
+    def requests_in_flight_cap(self) -> int:
+        """``max_requests_in_flight``, or its default for the task's CPU."""
+        if self.max_requests_in_flight is not None:
+            return self.max_requests_in_flight
+        return self.cpu * 1000 // 1024
 
     def problems(self) -> Iterator[Problem]:
         if self.server_mode != "gateway":

@@ -112,11 +112,12 @@ function _M.init(prefix)
 end
 
 -- What the task has in flight, counted across its workers: a request from
--- when it goes to the gateway, a stream from its first byte back, each until
--- its log phase (variables, not ngx.ctx: they outlive an internal redirect).
+-- its first check on, a stream from its first byte back, each until its log
+-- phase (variables, not ngx.ctx: they outlive an internal redirect).
 local function enter(kind, variable)
-    in_flight:incr(kind, 1, 0)
+    local count = in_flight:incr(kind, 1, 0)
     ngx_var[variable] = "1"
+    return count
 end
 
 local function leave()
@@ -541,7 +542,19 @@ local function check_cache(ctx)
     return ngx.exit(entry.status)
 end
 
-local STAGES = { check_request, identify, choose_upstream, check_limits, check_guardrail, check_cache }
+-- Stage 2 (before anything is spent on it): the task's bound on requests in
+-- flight. Past it, the gateway would only queue them into its listen queue
+-- until connections reset and time out: a 503 to try again (another task,
+-- or this one in a second) is the honest answer, counted and logged.
+local SATURATED = refusal.new(503, "saturated", "this gateway task is at its limit of requests in flight; try again")
+SATURATED.retry_after = 1
+
+local function admit(_)
+    if enter("requests", "aigw_in_flight") > settings.max_in_flight then return SATURATED end
+    return nil
+end
+
+local STAGES = { check_request, admit, identify, choose_upstream, check_limits, check_guardrail, check_cache }
 
 -- Token usage of an answer read here whole (a blocked one is counted too:
 -- the provider was paid for it).
@@ -625,7 +638,6 @@ function _M.access()
         local decision = stage(ctx)
         if decision then return refuse(ctx, decision) end
     end
-    enter("requests", "aigw_in_flight")
     if ctx.check_answer then return relay(ctx) end
     ctx.upstream = true
 end
