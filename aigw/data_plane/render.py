@@ -147,6 +147,9 @@ GUARDRAIL_OPTIONS: dict[str, Any] = {"connect_port": 443, "pool_size": 32, "idle
 # nginx's connections per worker and open files per process, below the
 # containers' nofile limit (task definition: OPEN_FILES).
 WORKER_CONNECTIONS = 16_384
+# The routes whose answers the output check reads: the generated text, and an
+# image's rewritten prompt (the image itself is not checked).
+CHECKED_ANSWER_ROUTES: tuple[str, ...] = (*GENERATING_ROUTES, "/v1/images/generations")
 # The subrequest that fetches an answer from the gateway whole, for the output check.
 RELAY_LOCATION = "/_aigw/relay"
 # Upstream headers that would steer nginx if the gateway relayed them.
@@ -289,6 +292,7 @@ def _guardrail(guardrail: Guardrail) -> dict[str, Any]:
         "blocked_input_message": guardrail.blocked_input_message,
         "blocked_output_message": guardrail.blocked_output_message,
         "timeout_ms": guardrail.timeout_ms,
+        "answer_routes": _set(CHECKED_ANSWER_ROUTES),
         **GUARDRAIL_OPTIONS,
     }
 

@@ -27,36 +27,71 @@ end)
 
 describe("guardrail.request_text", function()
     local function text(json) return guardrail.request_text(cjson.decode(json)) end
+    local function lines(checked)
+        local found = {}
+        for line in checked:gmatch("[^\n]+") do found[line] = true end
+        return found
+    end
 
-    it("reads every message's text, string or parts, and the system prompt", function()
+    it("reads every message's text, string or parts, and the system prompt, messages in their order", function()
         local checked = text('{"model":"gpt-4o","system":"be terse","messages":[{"role":"user","content":"hello"},'
             .. '{"role":"user","content":[{"type":"text","text":"world"}]}]}')
-        local lines = {}
-        for line in checked:gmatch("[^\n]+") do lines[line] = true end
-        assert.same({ ["be terse"] = true, hello = true, world = true }, lines)
-        assert.truthy(checked:find("hello\nworld", 1, true))  -- messages in their order
+        local found = lines(checked)
+        assert.is_true(found["be terse"] and found.hello and found.world)
+        assert.truthy(checked:find("hello\n", 1, true) < checked:find("world", 1, true))
     end)
 
-    it("checks text a client hides in an unusual field, but not structure or inline binary", function()
-        local checked = text('{"model":"m","metadata":{"note":"hidden words"},"tools":[{"type":"function",'
-            .. '"function":{"name":"f","description":"a tool"}}],"messages":[{"role":"user","content":[{"type":'
-            .. '"image_url","image_url":{"url":"data:image/png;base64,AAAA"}},{"type":"input_audio","input_audio":'
-            .. '{"data":"UklGR","format":"wav"}}]}]}')
-        assert.truthy(checked:find("hidden words", 1, true))
-        assert.truthy(checked:find("a tool", 1, true))
-        assert.is_nil(checked:find("gpt", 1, true))
-        assert.is_nil(checked:find("base64", 1, true))
-        assert.is_nil(checked:find("UklGR", 1, true))
-        assert.is_nil(checked:find("user", 1, true))
+    it("checks every string and every key, whatever field a client puts text in", function()
+        local found = lines(text('{"model":"m","metadata":{"note":"hidden words","type":"in a type"},"tools":[{'
+            .. '"type":"function","function":{"name":"f","description":"a tool","parameters":{"type":"object",'
+            .. '"properties":{"status":{"type":"string","description":"in a schema"}}}}}],'
+            .. '"messages":[{"role":"user","content":"hi","name":"a name"}],"id":"in an id","a key chosen":1}'))
+        for _, wanted in ipairs({ "hidden words", "in a type", "a tool", "in a schema", "a name", "in an id",
+                                  "a key chosen" }) do
+            assert.is_true(found[wanted], wanted)
+        end
     end)
 
-    it("refuses to read a body nested deeper than any model reads", function()
-        assert.is_nil(text(string.rep("[", 120) .. '"x"' .. string.rep("]", 120)))
+    it("leaves out only binary the provider reads as binary: base64 image sources and data URLs", function()
+        local checked = text('{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":'
+            .. '"data:image/png;base64,QUJDRA=="}},{"type":"image","source":{"type":"base64","media_type":'
+            .. '"image/png","data":"RUZHSA=="}}]}]}')
+        assert.is_nil(checked:find("QUJDRA", 1, true))
+        assert.is_nil(checked:find("RUZHSA", 1, true))
+    end)
+
+    it("checks text dressed as a data URL, and a text document's data", function()
+        assert.truthy(text('{"messages":[{"role":"user","content":"data:;base64, forbidden words"}]}')
+            :find("forbidden words", 1, true))
+        assert.truthy(text('{"messages":[{"role":"user","content":[{"type":"document","source":{"type":"text",'
+            .. '"media_type":"text/plain","data":"plain words"}}]}]}'):find("plain words", 1, true))
+        assert.truthy(text('{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":'
+            .. '"data:text/plain;base64,d29yZHM= and words"}}]}]}'):find("and words", 1, true))
+    end)
+
+    it("refuses what it cannot read: files, audio, binary documents, token ids, deep nesting", function()
+        for _, case in ipairs({
+            { '{"messages":[{"role":"user","content":[{"type":"file","file":{"file_data":"JVBER"}}]}]}', "a file or audio" },
+            { '{"input":[{"role":"user","content":[{"type":"input_file","file_data":"JVBER"}]}]}', "a file or audio" },
+            { '{"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"UklG",'
+                .. '"format":"wav"}}]}]}', "a file or audio" },
+            { '{"messages":[{"role":"user","content":[{"type":"document","source":{"type":"base64",'
+                .. '"media_type":"application/pdf","data":"JVBER"}}]}]}', "a document (PDF, URL or file)" },
+            { '{"messages":[{"role":"user","content":[{"type":"document","source":{"type":"url","url":'
+                .. '"https://example.com/a.pdf"}}]}]}', "a document (PDF, URL or file)" },
+            { '{"model":"m","prompt":[101,102]}', "a prompt as token ids" },
+            { '{"model":"m","input":[[101,102]]}', "a prompt as token ids" },
+            { string.rep("[", 120) .. '"x"' .. string.rep("]", 120), "nested too deep" },
+        }) do
+            local checked, why = text(case[1])
+            assert.is_nil(checked, case[1])
+            assert.equal(case[2], why)
+        end
     end)
 end)
 
 describe("guardrail.stream_texts", function()
-    it("joins a stream's deltas per choice, so a word split across events is checked whole", function()
+    it("joins a stream's generated text per choice, so a word split across events is checked whole", function()
         local events = {
             'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"forbid"}}]}',
             'data: {"id":"c","choices":[{"index":1,"delta":{"content":"other"}}]}',
@@ -64,18 +99,34 @@ describe("guardrail.stream_texts", function()
             "data: [DONE]", "",
         }
         local texts = guardrail.stream_texts(table.concat(events, "\n\n"))
-        assert.same({ "forbidden", "other" }, texts)
+        assert.equal("forbidden", texts[1])
+        assert.equal("other", texts[2])
     end)
 
-    it("reads Anthropic's content block deltas", function()
+    it("keeps other strings of an event out of the joined text (Azure's filter results between the pieces)", function()
+        local function chunk(content)
+            return 'data: {"choices":[{"index":0,"delta":{"content":"' .. content .. '"},"content_filter_results":'
+                .. '{"hate":{"filtered":false,"severity":"safe"}}}]}\n\n'
+        end
+        local texts = guardrail.stream_texts(chunk("forbid") .. chunk("den"))
+        assert.equal("forbidden", texts[1])
+    end)
+
+    it("reads Anthropic's content block deltas and the Responses API's", function()
         local body = 'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":'
             .. '{"type":"text_delta","text":"Hel"}}\n\nevent: content_block_delta\ndata: {"type":'
             .. '"content_block_delta","index":0,"delta":{"type":"text_delta","text":"lo"}}\n\n'
-        assert.same({ "Hello" }, guardrail.stream_texts(body))
+        assert.equal("Hello", guardrail.stream_texts(body)[1])
+        local responses = 'data: {"type":"response.output_text.delta","item_id":"msg_1","output_index":0,'
+            .. '"content_index":0,"delta":"Hel"}\n\ndata: {"type":"response.output_text.delta","item_id":"msg_1",'
+            .. '"output_index":0,"content_index":0,"delta":"lo"}\n\n'
+        assert.equal("Hello", guardrail.stream_texts(responses)[1])
     end)
 
-    it("refuses a stream with an event it cannot read", function()
+    it("refuses a stream with an event it cannot read, or an answer with no event at all", function()
         assert.is_nil(guardrail.stream_texts('data: {"choices":[{"delta":{"content":"a"}}]}\n\ndata: {not json\n\n'))
+        assert.is_nil(guardrail.stream_texts('{"choices":[{"message":{"content":"a JSON answer"}}]}'))
+        assert.same({}, guardrail.stream_texts(""))
     end)
 end)
 

@@ -6,11 +6,17 @@
 -- output hook on a stream and would need the task role's credentials in the
 -- config; checking here covers streams and keeps them in the data plane.
 --
--- What is checked is every string of the JSON body or answer except the
--- ones that are structure (ids, roles, types, model names, finish reasons)
--- or inline binary (base64 images and audio): text a client hides in an
--- unusual field is checked too. A streamed answer is read as its events'
--- strings, joined per choice or content block.
+-- What is checked: every string of the JSON body or answer, and every
+-- object key, whatever field holds it (a client or a model chooses field
+-- names too: a tool's schema, a tool call's input); only binary is left
+-- out, where the provider reads it as binary: a base64 image source, an
+-- image's data URL, a generated image's b64_json. Content that is binary
+-- and could carry text the guardrail cannot read (a document or file, audio,
+-- a prompt as token ids) is refused while inputs are checked (`unchecked`).
+-- A streamed answer is read per part (a choice, a content block, a tool
+-- call): the fields that carry generated text are joined as they arrived,
+-- so a word split across events is checked whole; every other string is
+-- checked on its own.
 --
 -- ApplyGuardrail is called over TLS (verified against Amazon's roots) on a
 -- pooled connection, signed with SigV4. Its verdict: NONE passes; any
@@ -28,65 +34,121 @@ local setmetatable = setmetatable
 local _M = {}
 local mt = { __index = _M }
 
--- Keys whose values are structure, not text a model reads or writes (their
--- whole value is skipped: `usage` and `logprobs` are tables).
-local STRUCTURE = {
-    model = true, role = true, type = true, id = true, object = true, tool_call_id = true, tool_use_id = true,
-    call_id = true, media_type = true, encoding_format = true, detail = true, data = true, signature = true,
-    finish_reason = true, stop_reason = true, stop_sequence = true, system_fingerprint = true,
-    service_tier = true, status = true, usage = true, logprobs = true, top_logprobs = true, format = true,
-    voice = true, quality = true, size = true, style = true, response_format_type = true,
-}
--- Fields that number a streamed part: its text is joined per part.
+-- Tables of numbers and of tokens that repeat the text (logprobs): not read.
+local SKIPPED = { usage = true, logprobs = true, top_logprobs = true }
+-- Fields of a streamed event that carry generated text, joined per part.
+local TEXT_FIELDS = { content = true, text = true, refusal = true, arguments = true, partial_json = true,
+                      thinking = true, delta = true }
+-- Fields that number a streamed part.
 local PART_INDEXES = { "index", "output_index", "content_index" }
+-- Parts whose content is binary that may carry text: refused while inputs are checked.
+local UNCHECKED_TYPES = { file = true, input_file = true, input_audio = true }
 local MAX_DEPTH = 100
 local MAX_RESPONSE_BYTES = 1024 * 1024
 
-local function inline_binary(value)
-    return sub(value, 1, 5) == "data:" and find(value, ";base64,", 1, true) ~= nil
+-- A data URL of an image in base64: binary the provider decodes as an image.
+local function image_data_url(value)
+    return type(value) == "string" and find(value, "^data:image/[%w.+-]+;base64,[%w+/=%s]*$") ~= nil
+end
+
+-- Why a part cannot be checked, or nil.
+local function unchecked(value, key)
+    if UNCHECKED_TYPES[value.type] or value.file_data ~= nil or value.input_audio ~= nil then
+        return "a file or audio"
+    end
+    local source = value.source
+    if value.type == "document" and type(source) == "table" and source.type ~= "text" and source.type ~= "content" then
+        return "a document (PDF, URL or file)"
+    end
+    if (key == "prompt" or key == "input") and type(value[1]) == "number" then return "a prompt as token ids" end
+    return nil
 end
 
 local function sorted_keys(object)
     local keys = {}
-    for key in pairs(object) do
-        if type(key) == "string" then keys[#keys + 1] = key end
+    for name in pairs(object) do
+        if type(name) == "string" then keys[#keys + 1] = name end
     end
     sort(keys)
     return keys
 end
 
--- Calls sink(part, text) for each text string of a decoded JSON value;
--- false when it is nested deeper than anything a model reads.
-local function collect(value, part, depth, sink)
+-- Walks a decoded JSON value: sink(part, text, joined) for each string
+-- (joined: a generated-text field of a streamed part) and each object key.
+-- Returns false and why when it cannot be checked.
+local function collect(value, key, part, depth, sink)
     local kind = type(value)
     if kind == "string" then
-        if value ~= "" and not inline_binary(value) then sink(part, value) end
+        if value ~= "" then sink(part, value, TEXT_FIELDS[key]) end
         return true
     end
     if kind ~= "table" or value == cjson.null then return true end
-    if depth > MAX_DEPTH then return false end
+    if depth > MAX_DEPTH then return false, "nested too deep" end
+    local why = unchecked(value, key)
+    if why then return false, why end
     for _, name in ipairs(PART_INDEXES) do
         local index = value[name]
         if type(index) == "number" then part = part .. "/" .. name .. tostring(index) end
     end
     if #value > 0 then
         for _, item in ipairs(value) do
-            if not collect(item, part, depth + 1, sink) then return false end
+            local ok, err = collect(item, key, part, depth + 1, sink)
+            if not ok then return false, err end
         end
         return true
     end
-    for _, key in ipairs(sorted_keys(value)) do
-        if not STRUCTURE[key] and not collect(value[key], part, depth + 1, sink) then return false end
+    local binary_data = value.type == "base64"  -- an image's base64 source (a document's is refused above)
+    for _, name in ipairs(sorted_keys(value)) do
+        sink(part, name, false)
+        local item = value[name]
+        local binary = (name == "data" and binary_data) or name == "b64_json"
+            or (name == "url" and image_data_url(item))
+        if not (SKIPPED[name] or binary) then
+            local ok, err = collect(item, name, part, depth + 1, sink)
+            if not ok then return false, err end
+        end
     end
     return true
 end
 
--- The text of a decoded request body, as one string (its strings in order,
--- one per line), or nil when it is nested too deep to read.
+-- Texts to check, from a sink's parts: each part's joined generated text,
+-- then every other string once, one per line.
+local function gather()
+    local parts, order, others, seen = {}, {}, {}, {}
+    local function sink(part, text, joined)
+        if joined then
+            local list = parts[part]
+            if not list then
+                list = {}
+                parts[part] = list
+                order[#order + 1] = part
+            end
+            list[#list + 1] = text
+        elseif not seen[text] then
+            seen[text] = true
+            others[#others + 1] = text
+        end
+    end
+    local function texts()
+        local out = {}
+        for _, part in ipairs(order) do out[#out + 1] = concat(parts[part]) end
+        if others[1] then out[#out + 1] = concat(others, "\n") end
+        return out
+    end
+    return sink, texts
+end
+
+-- The text of a decoded request body, as one string (every string and key,
+-- one per line), or nil and why it cannot be checked.
 function _M.request_text(document)
-    local pieces = {}
-    local ok = collect(document, "", 0, function(_, text) pieces[#pieces + 1] = text end)
-    if not ok then return nil end
+    local pieces, seen = {}, {}
+    local ok, err = collect(document, nil, "", 0, function(_, text)
+        if not seen[text] then
+            seen[text] = true
+            pieces[#pieces + 1] = text
+        end
+    end)
+    if not ok then return nil, err end
     return concat(pieces, "\n")
 end
 
@@ -99,30 +161,24 @@ function _M.answer_texts(body)
     return text == "" and {} or { text }
 end
 
--- The texts of a streamed answer (server-sent events): each part's strings
--- joined as they arrived (a part: a choice, a content block, a tool call).
+-- The texts of a streamed answer (server-sent events); nil when an event
+-- cannot be read, or a non-empty answer has none.
 function _M.stream_texts(body)
-    local parts, order = {}, {}
-    local function sink(part, text)
-        local list = parts[part]
-        if not list then
-            list = {}
-            parts[part] = list
-            order[#order + 1] = part
-        end
-        list[#list + 1] = text
-    end
+    local sink, texts = gather()
+    local events = 0
     for line in body:gmatch("[^\n]+") do
         local payload = match(line, "^data:%s?(.-)\r?$")
         if payload and payload ~= "" and payload ~= "[DONE]" then
             local event = cjson.decode(payload)
             if type(event) ~= "table" then return nil end
-            if not collect(event, "", 0, sink) then return nil end
+            if not collect(event, nil, "", 0, sink) then return nil end
+            events = events + 1
+        elseif payload == "[DONE]" then
+            events = events + 1
         end
     end
-    local texts = {}
-    for _, part in ipairs(order) do texts[#texts + 1] = concat(parts[part]) end
-    return texts
+    if events == 0 and find(body, "%S") then return nil end
+    return texts()
 end
 
 -- The ApplyGuardrail request body.
@@ -240,9 +296,9 @@ function _M.new(settings)
         path = "/guardrail/" .. settings.id .. "/version/" .. settings.version .. "/apply" }, mt)
 end
 
-local function read_body(sock, length, chunked)
+local function read_body(sock, length, chunked, limit)
     if length then
-        if length > MAX_RESPONSE_BYTES then return nil, "answer too large" end
+        if length > limit then return nil, "answer too large" end
         return sock:receive(length)
     end
     if not chunked then return nil, "answer without a length" end
@@ -258,7 +314,7 @@ local function read_body(sock, length, chunked)
             return concat(parts)
         end
         size = size + chunk
-        if size > MAX_RESPONSE_BYTES then return nil, "answer too large" end
+        if size > limit then return nil, "answer too large" end
         local data
         data, err = sock:receive(chunk)
         if not data then return nil, err end
@@ -325,7 +381,8 @@ function _M:apply(source, texts, credentials, utc)
         end
     end
     local answer
-    answer, err = read_body(sock, length, chunked)
+    -- Its answer may repeat the text (masked): room for twice what was sent.
+    answer, err = read_body(sock, length, chunked, math.max(MAX_RESPONSE_BYTES, 2 * #body + 65536))
     if not answer then
         sock:close()
         return nil, "body: " .. tostring(err)

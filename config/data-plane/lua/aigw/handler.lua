@@ -92,7 +92,8 @@ function _M.init(prefix)
             checks.connect_port)
         guard = guardrail.new(checks)
         -- A cached answer passed this guardrail version's output check: another version is another key.
-        checked_by = ":guardrail:" .. checks.id .. ":" .. checks.version
+        -- An answer cached while answers were not checked is another key too.
+        checked_by = ":guardrail:" .. checks.id .. ":" .. checks.version .. (checks.check_output and ":out" or "")
     end
     for name, route in pairs(settings.routing.configs) do
         route.body_targets = routing.body_targets(route)
@@ -471,7 +472,7 @@ local function check_guardrail(ctx)
     local checks = settings.guardrail
     if not checks then return nil end
     local uri = ngx_var.uri
-    local generating = settings.generating_routes[uri]
+    local answered = checks.answer_routes[uri]  -- its answer is checked (with check_output)
     if settings.multipart_routes[uri] then
         if not checks.check_input then return nil end
         return refusal.new(400, "guardrail-unchecked", uri .. " is refused while the organisation's guardrail "
@@ -479,15 +480,23 @@ local function check_guardrail(ctx)
     end
     local raw = ctx.body or request_body()
     local document = raw and cjson.decode(raw)
-    if ctx.stream == nil and type(document) == "table" then ctx.stream = document.stream == true end
+    if type(document) == "table" then
+        -- As the gateway reads it (JavaScript's truthiness): stream: 1 streams too.
+        local stream = document.stream
+        ctx.stream = stream ~= nil and stream ~= false and stream ~= cjson.null and stream ~= 0 and stream ~= ""
+    end
     -- Refused before a check is spent on it.
-    if checks.check_output and generating and ctx.stream and checks.output_streams == "refuse" then
+    if checks.check_output and answered and ctx.stream and checks.output_streams == "refuse" then
         return STREAM_REFUSED
     end
     if checks.check_input then
-        local checked = type(document) == "table" and guardrail.request_text(document)
-        if not checked then
+        if type(document) ~= "table" then
             return refusal.new(400, "guardrail-input", "the request's body could not be read to check it")
+        end
+        local checked, why = guardrail.request_text(document)
+        if not checked then
+            return refusal.new(400, "guardrail-unchecked", "the organisation's guardrail checks every request, and "
+                .. "this one holds " .. why .. ", which it cannot check")
         end
         if checked ~= "" then
             local verdict, decision = apply_guardrail(ctx, "INPUT", { checked })
@@ -509,7 +518,7 @@ local function check_guardrail(ctx)
             ngx_var.aigw_guardrail = ctx.guardrail
         end
     end
-    ctx.check_answer = checks.check_output and generating or nil
+    ctx.check_answer = checks.check_output and answered or nil
     return nil
 end
 
