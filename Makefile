@@ -141,9 +141,10 @@ lint: setup ## Ruff lint and format check, mypy (strict) over our packages
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-bench: setup system-deps bench/.venv-peer/.installed ## Benchmarks: synth (stock vs fast vs AWS CDK peer) and the data plane's overhead (wrk)
+bench: setup system-deps bench/.venv-peer/.installed ## Benchmarks: synth (stock vs fast vs AWS CDK peer), the data plane's overhead (wrk), streams held per core
 	$(PY) -m bench.synth --runs 3
 	$(PY) -m bench.dataplane --rounds 3
+	$(PY) -m bench.concurrency
 
 bench/.venv-peer/.installed: bench/requirements-peer.txt
 	python3 -m venv bench/.venv-peer

@@ -33,3 +33,12 @@ def test_the_data_plane_benchmark_runs_every_path_to_a_report() -> None:
         rows = re.findall(rf"^  {re.escape(path)}.*$", result.stdout, re.M)
         assert len(rows) == 3, (path, rows)  # one row in each scenario's table
     assert len(re.findall(r"^  c=\d+: [+-][\d.]+ ms p50, .* store CPU per request$", result.stdout, re.M)) == 3
+
+
+def test_the_concurrency_benchmark_runs_every_path_to_a_report() -> None:
+    command = [sys.executable, "-m", "bench.concurrency", "--quick"]
+    result = processes.run(command, cwd=ROOT, env=os.environ, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for path in ("mock alone", "direct", "data plane"):
+        rows = re.findall(rf"^ +\d+ {re.escape(path)} +completed +\d+ .*$", result.stdout, re.M)
+        assert len(rows) == 2, (path, result.stdout[-2000:])  # one row per step

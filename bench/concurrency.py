@@ -1,0 +1,489 @@
+"""Concurrency benchmark: ``.venv/bin/python -m bench.concurrency``.
+
+How many streaming completions one core holds, through the data plane and
+without it. On 127.0.0.1 only:
+
+- the task's processes on core 0: the gateway as tests/gateway_harness.py
+  runs it (prod's synthesized task, Node 20, tests/harness/intercept.cjs
+  mapping the providers to the mock) and prod's data plane
+  (tests.gateway_harness.start_data_plane_process, JWT auth on, org keys
+  injected, its bound on requests in flight as prod sets it);
+- on core 1: a mock provider (Debian nginx + ngx_lua, one worker) that
+  streams a completion of ``--chunks`` events ``--pacing-ms`` apart (OpenAI's
+  chat.completion.chunk, or Anthropic's messages events with ``--shape
+  anthropic``), then usage and the end; and this process, the load generator
+  (asyncio, raw HTTP/1.1): each of N users holds one keep-alive connection and
+  starts its next stream as the last one ends.
+
+Steps of N users (``--steps``, default 250, 500, 1,000, 2,000, 4,000) ramp in
+over ``--ramp`` seconds and hold for ``--hold``; each step runs against the
+mock alone (the generator's own floor: it must not be the bottleneck), the
+gateway alone (direct) and the data plane in front of it. Per step and path,
+over the hold: streams completed and failed (by cause: a 503 with
+Retry-After is the data plane refusing past its bound, explained; resets,
+timeouts and refused connections are not), the streams receiving chunks,
+time to first byte p50/p99, the delay added between chunks over the mock's
+pacing p50/p99/max, each process's CPU (cores busy) and resident memory, and
+the CPU per completed stream. Numbers are printed, never asserted (the
+suite runs ``--quick`` only to prove it still runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aigw.data_plane.contract import GATEWAY_CONTAINER
+from bench.dataplane import CLOCK_TICKS, Processes, Service, start_dataplane, synthesize_prod
+from bench.synth import process_tree
+from tests.gateway_fixtures import CLIENT_JWT
+from tests.gateway_harness import (
+    DEBIAN_PRELUDE,
+    INTERCEPT,
+    SYSTEM_PATH,
+    TaskDefinition,
+    free_port,
+    system_tools_missing,
+    wait_until_answering,
+)
+from tests.gateway_runtime import GATEWAY_NODE, GATEWAY_SERVER
+
+TASK_CORE, LOAD_CORE = 0, 1
+STREAM_TIMEOUT_SECONDS = 30.0  # no byte for this long: the stream counts as timed out
+PATHS = ("mock alone", "direct", "data plane")
+SHAPES = {
+    "openai": ("/v1/chat/completions", "openai", "api.openai.com"),
+    "anthropic": ("/v1/messages", "anthropic", "api.anthropic.com"),
+}
+
+
+# ------------------------------------------------------------------ the mock
+def _mock_lua(chunks: int, pacing_ms: int) -> str:
+    """Two content handlers: OpenAI's chat.completion.chunk stream and Anthropic's messages stream."""
+    return f"""
+        local chunks, pause = {chunks}, {pacing_ms} / 1000
+        local function openai()
+            ngx.header["Content-Type"] = "text/event-stream"
+            local head = '{{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1767225600,'
+                .. '"model":"gpt-4o-mini-2024-07-18","choices":[{{"index":0,"delta":{{"content":"'
+            for i = 1, chunks do
+                ngx.print("data: ", head, "word", i, ' "}},"finish_reason":null}}]}}\\n\\n')
+                ngx.flush(true)
+                ngx.sleep(pause)
+            end
+            ngx.print('data: {{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1767225600,'
+                .. '"model":"gpt-4o-mini-2024-07-18","choices":[],"usage":{{"prompt_tokens":9,'
+                .. '"completion_tokens":' .. chunks .. ',"total_tokens":' .. (9 + chunks) .. '}}}}\\n\\n',
+                "data: [DONE]\\n\\n")
+        end
+        local function anthropic()
+            ngx.header["Content-Type"] = "text/event-stream"
+            ngx.print('event: message_start\\ndata: {{"type":"message_start","message":{{"id":"msg_bench",'
+                .. '"type":"message","role":"assistant","model":"claude-3-5-haiku-20241022","content":[],'
+                .. '"stop_reason":null,"usage":{{"input_tokens":9,"output_tokens":1}}}}}}\\n\\n',
+                'event: content_block_start\\ndata: {{"type":"content_block_start","index":0,'
+                .. '"content_block":{{"type":"text","text":""}}}}\\n\\n')
+            for i = 1, chunks do
+                ngx.print('event: content_block_delta\\ndata: {{"type":"content_block_delta","index":0,'
+                    .. '"delta":{{"type":"text_delta","text":"word', i, ' "}}}}\\n\\n')
+                ngx.flush(true)
+                ngx.sleep(pause)
+            end
+            ngx.print('event: content_block_stop\\ndata: {{"type":"content_block_stop","index":0}}\\n\\n',
+                'event: message_delta\\ndata: {{"type":"message_delta","delta":{{"stop_reason":"end_turn"}},'
+                .. '"usage":{{"output_tokens":' .. chunks .. '}}}}\\n\\n',
+                'event: message_stop\\ndata: {{"type":"message_stop"}}\\n\\n')
+        end
+        ngx.req.discard_body()
+        if ngx.var.uri == "/v1/messages" then anthropic() else openai() end
+    """
+
+
+def start_mock(processes: Processes, home: Path, chunks: int, pacing_ms: int) -> tuple[Service, Service]:
+    """The streaming mock and a sink (the data plane's collector), one nginx worker on the load core."""
+    home.mkdir(parents=True)
+    mock_port, sink_port = free_port(), free_port()
+    user = "user root;" if os.geteuid() == 0 else ""
+    kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    temp = "\n".join(f"    {kind}_temp_path {home}/{kind};" for kind in kinds)
+    conf = f"""{chr(10).join(DEBIAN_PRELUDE)}
+{user}
+worker_processes 1;
+worker_rlimit_nofile 65536;
+error_log {home}/error.log warn;
+pid {home}/nginx.pid;
+events {{
+    worker_connections 16384;
+}}
+http {{
+    access_log off;
+{temp}
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    server {{
+        listen 127.0.0.1:{mock_port} backlog=8192;
+        location / {{
+            content_by_lua_block {{ {_mock_lua(chunks, pacing_ms)} }}
+        }}
+    }}
+    server {{
+        listen 127.0.0.1:{sink_port};
+        location / {{ return 200 '{{}}'; }}
+    }}
+}}
+"""
+    (home / "nginx.conf").write_text(conf)
+    log = home / "stderr.log"
+    process = processes.popen(
+        ["taskset", "-c", str(LOAD_CORE), "nginx", "-p", f"{home}/", "-c", str(home / "nginx.conf"), "-g",
+         "daemon off;"],
+        env={"PATH": SYSTEM_PATH}, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
+    )  # fmt: skip
+    wait_until_answering(f"http://127.0.0.1:{sink_port}/", process, "the sink (nginx)", log)
+    return Service("mock", process, mock_port, log), Service("sink", process, sink_port, log)
+
+
+def start_gateway(processes: Processes, home: Path, task: TaskDefinition, mock: Service, sink: Service) -> Service:
+    """The gateway as the harness runs it, on the task's core; both providers mapped to the mock."""
+    home.mkdir(parents=True)
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        **task.environment(GATEWAY_CONTAINER),
+        "AIGW_INTERCEPT_MAP": json.dumps({host: f"http://127.0.0.1:{mock.port}" for _, _, host in SHAPES.values()}),
+        "AIGW_INTERCEPT_SINK": f"http://127.0.0.1:{sink.port}",
+    }
+    log = home / "gateway.log"
+    command = ["taskset", "-c", str(TASK_CORE), str(GATEWAY_NODE), "--require", str(INTERCEPT), str(GATEWAY_SERVER),
+               f"--port={port}"]  # fmt: skip
+    process = processes.popen(command, cwd=home, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    wait_until_answering(f"http://127.0.0.1:{port}/", process, "the gateway", log)
+    return Service("gateway", process, port, log)
+
+
+def pin(pid: int, core: int) -> None:
+    """Every thread of every process under ``pid`` onto ``core``."""
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for thread in os.listdir(f"/proc/{member}/task"):
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(int(thread), {core})
+
+
+def cpu_seconds(pid: int) -> float:
+    total = 0
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def rss_mib(pid: int) -> float:
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError), open(f"/proc/{member}/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total / 1024
+
+
+# --------------------------------------------------------- the load generator
+@dataclass
+class Record:
+    """One stream: when it started, its first event, its events' arrival times, how it ended."""
+
+    started: float
+    first: float | None = None
+    arrivals: list[float] = field(default_factory=list)
+    ended: float | None = None
+    outcome: str = ""  # "ok" or the failure
+
+
+class Client(asyncio.Protocol):
+    """One user's connection: streams one after the other on it."""
+
+    def __init__(self, user: User) -> None:
+        self.user = user
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.user.received(data, time.monotonic())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.user.lost(exc)
+
+
+class User:
+    def __init__(self, load: Load) -> None:
+        self.load = load
+        self.client: Client | None = None
+        self.record: Record | None = None
+        self.head = b""
+        self.status = 0
+        self.tail = b""
+        self.done = False
+        self.waiter: asyncio.Future[str] | None = None
+
+    def finish(self, outcome: str) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(outcome)
+
+    def received(self, data: bytes, now: float) -> None:
+        record = self.record
+        if record is None:
+            return
+        if not self.status:
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            self.status = int(self.head[9:12] or b"0")
+            data = self.head[end + 4 :]
+            if self.status != 200:
+                self.finish(f"HTTP {self.status}")
+                return
+        events = (self.tail[-5:] + data).count(b"data:")
+        if events:
+            if record.first is None:
+                record.first = now
+            record.arrivals.append(now)
+        self.tail = (self.tail + data)[-64:]
+        if self.load.end_marker in self.tail and b"0\r\n\r\n" in self.tail:
+            self.finish("ok")
+
+    def lost(self, exc: Exception | None) -> None:
+        self.client = None
+        self.finish("reset" if exc else "closed")
+
+    async def connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        _, client = await asyncio.wait_for(
+            loop.create_connection(lambda: Client(self), "127.0.0.1", self.load.port), STREAM_TIMEOUT_SECONDS
+        )
+        self.client = client
+
+    async def run(self, until: float) -> None:
+        loop = asyncio.get_running_loop()
+        while time.monotonic() < until:
+            record = Record(started=time.monotonic())
+            self.record, self.head, self.status, self.tail = record, b"", 0, b""
+            self.waiter = loop.create_future()
+            try:
+                if self.client is None:
+                    await self.connect()
+                assert self.client is not None and self.client.transport is not None
+                self.client.transport.write(self.load.request)
+                outcome = await asyncio.wait_for(asyncio.shield(self.waiter), STREAM_TIMEOUT_SECONDS * 4)
+            except ConnectionRefusedError:
+                outcome = "connection refused"
+            except TimeoutError:
+                outcome = "timeout"
+            except OSError as error:
+                outcome = f"connect error ({error.errno})"
+            record.ended, record.outcome = time.monotonic(), outcome
+            self.load.records.append(record)
+            if outcome != "ok":
+                if self.client is not None and self.client.transport is not None:
+                    self.client.transport.close()
+                self.client = None
+                # A client honouring Retry-After (the data plane's 503), or backing off after an error.
+                await asyncio.sleep(1.0)
+
+
+class Load:
+    def __init__(self, port: int, request: bytes, end_marker: bytes) -> None:
+        self.port, self.request, self.end_marker = port, request, end_marker
+        self.records: list[Record] = []
+
+
+def request_bytes(path: str, shape: str) -> bytes:
+    route, provider, _ = SHAPES[shape]
+    body: dict[str, object] = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    if shape == "anthropic":
+        body = {"model": "claude-3-5-haiku-20241022", "max_tokens": 256, "stream": True,
+                "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    payload = json.dumps(body).encode()
+    headers = [f"POST {route} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json",
+               f"Content-Length: {len(payload)}"]  # fmt: skip
+    if path == "direct":
+        headers += [f"x-portkey-provider: {provider}", "Authorization: Bearer sk-bench-direct"]
+    elif path == "data plane":
+        headers += [f"x-portkey-provider: {provider}", f"Authorization: Bearer {CLIENT_JWT}"]
+    return ("\r\n".join(headers) + "\r\n\r\n").encode() + payload
+
+
+@dataclass
+class Step:
+    path: str
+    users: int
+    completed: int
+    failures: Counter[str]
+    streaming: float
+    ttfb_ms: tuple[float, float]
+    gap_ms: tuple[float, float, float]
+    cpu: dict[str, float]
+    rss: dict[str, float]
+    generator: float  # cores the load generator itself used
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def run_step(load: Load, users: int, ramp: float, hold: float, pacing: float, watched: dict[str, int]) -> Step:
+    start = time.monotonic()
+    hold_start, hold_end = start + ramp, start + ramp + hold
+    pool = [User(load) for _ in range(users)]
+    tasks = []
+    for index, user in enumerate(pool):
+        await asyncio.sleep(max(0.0, start + ramp * index / users - time.monotonic()))
+        tasks.append(asyncio.create_task(user.run(hold_end)))
+    await asyncio.sleep(max(0.0, hold_start - time.monotonic()))
+    cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
+    load_before = own_cpu_seconds()
+    streaming: list[int] = []
+    while time.monotonic() < hold_end:
+        streaming.append(sum(1 for u in pool if u.record and u.record.first and not u.record.ended))
+        await asyncio.sleep(0.5)
+    cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / hold for name, pid in watched.items()}
+    generator = (own_cpu_seconds() - load_before) / hold
+    rss = {name: rss_mib(pid) for name, pid in watched.items()}
+    await asyncio.wait(tasks, timeout=STREAM_TIMEOUT_SECONDS * 4 + 5)
+    for user in pool:
+        user.finish("stopped")
+        if user.client is not None and user.client.transport is not None:
+            user.client.transport.close()
+    in_hold = [r for r in load.records if r.ended is not None and hold_start <= r.ended < hold_end]
+    load.records.clear()
+    started_in_hold = [r for r in in_hold if r.started >= hold_start and r.first is not None]
+    gaps = [
+        (later - earlier - pacing) * 1000
+        for r in in_hold
+        for earlier, later in zip(r.arrivals, r.arrivals[1:], strict=False)
+        if later >= hold_start
+    ]
+    gaps = gaps or [float("nan")]
+    ttfb = [((r.first or 0) - r.started) * 1000 for r in started_in_hold]
+    return Step(
+        path="",
+        users=users,
+        completed=sum(1 for r in in_hold if r.outcome == "ok"),
+        failures=Counter(r.outcome for r in in_hold if r.outcome != "ok"),
+        streaming=statistics.mean(streaming) if streaming else 0.0,
+        ttfb_ms=(percentile(ttfb, 0.5), percentile(ttfb, 0.99)),
+        gap_ms=(percentile(gaps, 0.5), percentile(gaps, 0.99), max(gaps)),
+        cpu=cpu,
+        rss=rss,
+        generator=generator,
+    )
+
+
+def print_step(step: Step) -> None:
+    failed = ", ".join(f"{count} {cause}" for cause, count in sorted(step.failures.items())) or "0"
+    cpu = " + ".join(f"{name} {value:.2f}" for name, value in step.cpu.items()) or "-"
+    rss = ", ".join(f"{name} {value:.0f}" for name, value in step.rss.items()) or "-"
+    per_stream = ""
+    if step.completed and step.cpu:
+        per_stream = "; CPU ms per stream: " + ", ".join(
+            f"{name} {value * HOLD_SECONDS[0] * 1000 / step.completed:.2f}" for name, value in step.cpu.items()
+        )
+    print(
+        f"  {step.users:>5} {step.path:<11} completed {step.completed:>6}  failed {failed}  streaming "
+        f"{step.streaming:7.0f}  TTFB p50/p99 {step.ttfb_ms[0]:7.0f} / {step.ttfb_ms[1]:7.0f} ms  +gap "
+        f"p50/p99/max {step.gap_ms[0]:6.1f} / {step.gap_ms[1]:6.1f} / {step.gap_ms[2]:6.1f} ms  cores {cpu}  "
+        f"RSS MiB {rss}{per_stream}; load generator {step.generator:.2f} cores",
+        flush=True,
+    )
+
+
+HOLD_SECONDS = [10.0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--steps", default="250,500,1000,2000,4000")
+    parser.add_argument("--ramp", type=float, default=5.0)
+    parser.add_argument("--hold", type=float, default=10.0)
+    parser.add_argument("--chunks", type=int, default=20)
+    parser.add_argument("--pacing-ms", type=int, default=250)
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="openai")
+    parser.add_argument("--quick", action="store_true", help="two small steps, short: proves the benchmark runs")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.steps, args.ramp, args.hold, args.chunks, args.pacing_ms = "10,20", 0.5, 2.0, 4, 100
+    missing = system_tools_missing()
+    if missing:
+        print(f"missing: {', '.join(missing)} (make system-deps)", file=sys.stderr)
+        return 2
+    steps = [int(value) for value in args.steps.split(",")]
+    HOLD_SECONDS[0] = args.hold
+    os.sched_setaffinity(0, {LOAD_CORE})
+    processes = Processes()
+    try:
+        with tempfile.TemporaryDirectory(prefix="aigw-concurrency-") as workdir:
+            work = Path(workdir)
+            prod, _, _ = synthesize_prod(work / "synth")
+            mock, sink = start_mock(processes, work / "mock", args.chunks, args.pacing_ms)
+            gateway = start_gateway(processes, work / "gateway", prod, mock, sink)
+            data_plane = start_dataplane(processes, work / "data-plane", prod, gateway, sink)
+            pin(gateway.process.pid, TASK_CORE)
+            pin(data_plane.process.pid, TASK_CORE)
+            print(
+                f"Concurrency: {args.chunks} {args.shape} chunks {args.pacing_ms} ms apart per stream; users ramp "
+                f"in over {args.ramp:g} s, hold {args.hold:g} s. Gateway and data plane on core {TASK_CORE}, "
+                f"mock and load generator on core {LOAD_CORE}. Machine: {os.cpu_count()} cores, load average "
+                f"{os.getloadavg()[0]:.2f} at the start.",
+                flush=True,
+            )
+            targets = {
+                "mock alone": (mock.port, {}),
+                "direct": (gateway.port, {"gateway": gateway.process.pid}),
+                "data plane": (data_plane.port, {"gateway": gateway.process.pid, "nginx": data_plane.process.pid}),
+            }
+            end_marker = b"[DONE]" if args.shape == "openai" else b"message_stop"
+            for users in steps:
+                for path in PATHS:
+                    port, watched = targets[path]
+                    load = Load(port, request_bytes(path, args.shape), end_marker)
+                    step = asyncio.run(run_step(load, users, args.ramp, args.hold, args.pacing_ms / 1000, watched))
+                    step.path = path
+                    print_step(step)
+                    time.sleep(2.0)  # connections of the last step close
+    finally:
+        processes.stop_all()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
