@@ -50,6 +50,7 @@ from typing import Any
 
 from aigw.data_plane.bundle import read_environment_file, unpack
 from aigw.data_plane.contract import BUNDLE_VARIABLE, DATA_PLANE_CONTAINER, GATEWAY_CONTAINER
+from bench.synth import process_tree
 from tests.gateway_runtime import GATEWAY_NODE, GATEWAY_SERVER
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,16 +204,15 @@ def wait_for_line(log: Path, text: str, process: subprocess.Popen[bytes], what: 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM (a data plane then drains, as in ECS), then after 10 s SIGKILL to
-    its whole session: a data plane's nginx is its start script's child."""
+    it and every process below it: a data plane's nginx is its start script's child."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            if os.getpgid(process.pid) == process.pid:
-                os.killpg(process.pid, signal.SIGKILL)
-            else:
-                process.kill()
+            for pid in reversed(process_tree(process.pid)):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
             process.wait(timeout=10)
 
 
@@ -360,7 +360,6 @@ def start_data_plane_process(
         env=env,
         stdout=(home / "stdout.log").open("wb"),
         stderr=(home / "stderr.log").open("wb"),
-        start_new_session=True,  # nginx is the start script's child: stopped as one group
     )
     return process, port
 

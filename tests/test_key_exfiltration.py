@@ -20,6 +20,7 @@ import socket
 
 import pytest
 
+from bench.synth import process_tree
 from tests.gateway_fixtures import CLIENT, ORG_KEYS, assert_no_org_key_leaves_its_provider
 from tests.gateway_harness import GatewayHarness, Response, RunningDataPlane, chat, request
 from tests.local_task import listening_addresses
@@ -510,7 +511,9 @@ def test_the_gateway_data_planes_and_mocks_listen_on_loopback_only(
     # harness's preload (tests/harness/intercept.cjs) binds it to 127.0.0.1, so a local run with a real
     # provider key is never reachable from the network. Here: every listening socket of the gateway, of
     # each data plane's nginx master, and of this process (the mocks, the collector).
-    pids = [process.pid for process in harness.processes if process.poll() is None] + [os.getpid()]
+    # A data plane's nginx is its start script's child: every process below each one started.
+    started = [process.pid for process in harness.processes if process.poll() is None]
+    pids = [pid for started_pid in started for pid in process_tree(started_pid)] + [os.getpid()]
     listening = listening_addresses(pids)
     ports = {port for _, port in listening}
     assert harness.gateway_port in ports and org_data_plane.port in ports

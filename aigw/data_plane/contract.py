@@ -14,7 +14,14 @@ UPSTREAM_TIMEOUT_SECONDS = 300
 # closing and answers 502.
 ALB_IDLE_TIMEOUT_SECONDS = 300
 CLIENT_KEEPALIVE_SECONDS = ALB_IDLE_TIMEOUT_SECONDS + 50
-UPSTREAM_KEEPALIVE_CONNECTIONS = 32
+# Idle connections to the gateway each worker keeps: enough that streams
+# reuse them rather than open new ones in bursts, which the gateway's listen
+# queue (Node's default backlog, 511) would drop and the kernel retry seconds later.
+UPSTREAM_KEEPALIVE_CONNECTIONS = 1024
+# How long one stays idle: under the gateway's own keep-alive timeout (Node's
+# http server default, 5 s), or nginx could send a request on a connection the
+# gateway is closing, and a POST is not retried (a 502).
+UPSTREAM_IDLE_SECONDS = 4
 # The containers' open-files limit (ulimit nofile, soft and hard): sockets
 # included, the data plane and the gateway hold two per request in flight.
 OPEN_FILES = 65_536

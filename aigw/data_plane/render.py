@@ -33,6 +33,7 @@ from aigw.data_plane.contract import (
     SERVICE_NAME,
     STREAMS_IN_FLIGHT_METRIC,
     TELEMETRY_FLUSH_SECONDS,
+    UPSTREAM_IDLE_SECONDS,
     UPSTREAM_KEEPALIVE_CONNECTIONS,
     UPSTREAM_TIMEOUT_SECONDS,
 )
@@ -147,6 +148,8 @@ GUARDRAIL_OPTIONS: dict[str, Any] = {"connect_port": 443, "pool_size": 32, "idle
 # nginx's connections per worker and open files per process, below the
 # containers' nofile limit (task definition: OPEN_FILES).
 WORKER_CONNECTIONS = 16_384
+# The data plane's accept queue (the kernel caps it at net.core.somaxconn, 4096 on current kernels).
+LISTEN_BACKLOG = 4096
 # The routes whose answers the output check reads: the generated text, and an
 # image's rewritten prompt (the image itself is not checked).
 CHECKED_ANSWER_ROUTES: tuple[str, ...] = (*GENERATING_ROUTES, "/v1/images/generations")
@@ -215,6 +218,7 @@ def server_config(config: DataPlaneConfig) -> str:
     """The http-level configuration (templates/server.conf.j2)."""
     return _TEMPLATES.get_template("server.conf.j2").render(
         upstream_keepalive=UPSTREAM_KEEPALIVE_CONNECTIONS,
+        upstream_idle=UPSTREAM_IDLE_SECONDS,
         max_body_mib=config.max_body_mib,
         alb_idle_timeout=ALB_IDLE_TIMEOUT_SECONDS,
         client_keepalive=CLIENT_KEEPALIVE_SECONDS,
@@ -250,6 +254,7 @@ def entrypoint(config: DataPlaneConfig) -> str:
     """The data plane's start (templates/entrypoint.sh.j2), run once the bundle is verified."""
     return _TEMPLATES.get_template("entrypoint.sh.j2").render(
         listen=DATA_PLANE_PORT,
+        listen_backlog=LISTEN_BACKLOG,
         gateway=f"127.0.0.1:{GATEWAY_PORT}",
         uses_store=verifies_aws_tls(config),
         store_ca=STORE_CA_FILE,
