@@ -249,8 +249,10 @@ class User:
         self.head = b""
         self.status = 0
         self.tail = b""
-        self.done = False
         self.waiter: asyncio.Future[str] | None = None
+        # A refusal's body still to read (Content-Length), or -1 while chunked.
+        self.refusal_left = 0
+        self.keep = True  # whether the connection may carry the next request
 
     def finish(self, outcome: str) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -266,10 +268,21 @@ class User:
             if end < 0:
                 return
             self.status = int(self.head[9:12] or b"0")
+            headers = self.head[:end].lower()
             data = self.head[end + 4 :]
             if self.status != 200:
+                # Read the refusal to its end and keep the connection, as a pooling client (the ALB) does.
+                self.keep = b"connection: close" not in headers
+                length = next((int(line.split(b":")[1]) for line in headers.split(b"\r\n")
+                               if line.startswith(b"content-length:")), None)  # fmt: skip
+                self.refusal_left = length if length is not None else -1
+        if self.status != 200:
+            self.tail = (self.tail + data)[-64:]
+            if self.refusal_left >= 0:
+                self.refusal_left -= len(data)
+            if self.refusal_left == 0 or (self.refusal_left < 0 and b"0\r\n\r\n" in self.tail):
                 self.finish(f"HTTP {self.status}")
-                return
+            return
         events = (self.tail[-5:] + data).count(b"data:")
         if events:
             if record.first is None:
@@ -294,7 +307,7 @@ class User:
         loop = asyncio.get_running_loop()
         while time.monotonic() < until:
             record = Record(started=time.monotonic())
-            self.record, self.head, self.status, self.tail = record, b"", 0, b""
+            self.record, self.head, self.status, self.tail, self.keep = record, b"", 0, b"", True
             self.waiter = loop.create_future()
             try:
                 if self.client is None:
@@ -311,9 +324,11 @@ class User:
             record.ended, record.outcome = time.monotonic(), outcome
             self.load.records.append(record)
             if outcome != "ok":
-                if self.client is not None and self.client.transport is not None:
+                refused = outcome.startswith("HTTP ") and self.keep
+                if not refused and self.client is not None and self.client.transport is not None:
                     self.client.transport.close()
-                self.client = None
+                if not refused:
+                    self.client = None
                 # A client honouring Retry-After (the data plane's 503), or backing off after an error.
                 await asyncio.sleep(1.0)
 
