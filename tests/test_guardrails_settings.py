@@ -44,6 +44,9 @@ def test_the_defaults_alone_are_a_valid_guardrail(tmp_path: Path) -> None:
         ('[[guardrails.denied_topics]]\nname = "Stocks"\ndefinition = "Shares."\n'
          '[[guardrails.denied_topics]]\nname = "stocks"\ndefinition = "Bonds."',
          "test.toml: guardrails.denied_topics[1].name: 'stocks' is listed twice"),
+        ('[[guardrails.denied_topics]]\nname = "stocks"\ndefinition = "Shares."\n'
+         '[[guardrails.denied_topics]]\nname = "Stocks"\ndefinition = "Bonds."',
+         "test.toml: guardrails.denied_topics[1].name: 'Stocks' is listed twice"),
         ('[[guardrails.denied_topics]]\nname = "Stocks/bonds"\ndefinition = "Shares."',
          "test.toml: guardrails.denied_topics[0].name: 'Stocks/bonds': 1-100 letters, digits, spaces and _ ! ? . - "
          "(Bedrock's topic names)"),
@@ -58,6 +61,13 @@ def test_the_defaults_alone_are_a_valid_guardrail(tmp_path: Path) -> None:
          "test.toml: guardrails.pii.email: input should be 'BLOCK' or 'ANONYMIZE' (got 'MASK')"),
         ("timeout_ms = 100",
          "test.toml: guardrails.timeout_ms: input should be greater than or equal to 200 (got 100)"),
+        ("timeout_ms = 30001",
+         "test.toml: guardrails.timeout_ms: input should be less than or equal to 30000 (got 30001)"),
+        ('blocked_words = ["fal\\tcon"]',
+         "test.toml: guardrails.blocked_words[0]: 'fal\\tcon': 1-100 characters, no surrounding whitespace or control "
+         "characters"),
+        ('blocked_output_message = "Withheld.\\nAsk the platform team."',
+         "test.toml: guardrails.blocked_output_message: 1-500 characters on one line"),
         ('pii = {}\nmanaged_profanity = false\ncontent_filters = { hate = "NONE", insults = "NONE", sexual = "NONE", '
          'violence = "NONE", misconduct = "NONE", prompt_attack = "NONE" }',
          "test.toml: guardrails.content_filters: every policy is off: the guardrail would check nothing"),
@@ -65,6 +75,14 @@ def test_the_defaults_alone_are_a_valid_guardrail(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_each_bad_setting_is_named_by_its_field(tmp_path: Path, table: str, expected: str) -> None:
     assert problems(tmp_path, JWT + ON + table + "\n") == [expected]
+
+
+def test_values_at_bedrocks_limits_are_accepted(tmp_path: Path) -> None:
+    table = (
+        f'blocked_input_message = "{"x" * 500}"\nblocked_output_message = "{"y" * 500}"\n'
+        f'blocked_words = ["{"w" * 100}"]\ntimeout_ms = 30000\n'
+    )
+    assert problems(tmp_path, JWT + ON + table) == []
 
 
 def test_keys_set_while_guardrails_are_off_are_refused_one_by_one(tmp_path: Path) -> None:

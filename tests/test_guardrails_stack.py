@@ -16,9 +16,12 @@ from typing import Any
 import pytest
 
 from aigw.data_plane.contract import DATA_PLANE_CONTAINER, RUNTIME_VARIABLE
+from aigw.data_plane.render import bundle_files
 from aigw.environments import Environment
+from aigw.settings import EnvironmentSettings
+from modules.data_plane import data_plane_config
 from security.stackdoc import StackDoc
-from tests.scenarios import base, vary
+from tests.scenarios import base, scenario_settings, vary
 
 GUARDRAIL_TYPES = ("aws_bedrock_guardrail", "aws_bedrock_guardrail_version")
 
@@ -49,6 +52,35 @@ def bare(tmp_path_factory: pytest.TempPathFactory) -> StackDoc:
     outdir = tmp_path_factory.mktemp("guardrails-bare.out")
     synthesize([environment], outdir)
     return StackDoc.load(outdir / "stacks" / environment.stack_name / "cdk.tf.json")
+
+
+@pytest.fixture(scope="module")
+def words_only(tmp_path_factory: pytest.TempPathFactory) -> StackDoc:
+    """A guardrail of blocked words alone, the managed profanity list turned off."""
+    from modules.stack import synthesize
+
+    settings = vary(
+        base(),
+        guardrails={
+            "enabled": True,
+            "content_filters": dict.fromkeys(
+                ("hate", "insults", "sexual", "violence", "misconduct", "prompt_attack"), "NONE"
+            ),
+            "pii": {},
+            "blocked_words": ["project-falcon"],
+            "managed_profanity": False,
+        },
+    )
+    environment = Environment("guardrails-words", Path(__file__), settings)
+    outdir = tmp_path_factory.mktemp("guardrails-words.out")
+    synthesize([environment], outdir)
+    return StackDoc.load(outdir / "stacks" / environment.stack_name / "cdk.tf.json")
+
+
+def bundle_settings(settings: EnvironmentSettings, environment: str) -> dict[str, Any]:
+    """The settings.json of the data plane's bundle the stack ships for ``settings``."""
+    files = bundle_files(data_plane_config(settings, environment))
+    return json.loads(files["settings.json"])  # type: ignore[no-any-return]
 
 
 def task_role_statements(stack: StackDoc) -> list[dict[str, Any]]:
@@ -107,6 +139,12 @@ def test_the_guardrail_is_named_for_the_environment_and_answers_with_the_configu
     assert guardrail["name"] == "aigw-guardrails-guardrail"
     assert guardrail["blocked_input_messaging"] == "Refused by the Example Corp guardrail."
     assert guardrail["blocked_outputs_messaging"] == "The answer was withheld by the Example Corp guardrail."
+
+
+def test_blocked_words_without_the_profanity_list_leave_the_list_out(words_only: StackDoc) -> None:
+    (policy,) = words_only.resource("aws_bedrock_guardrail")["word_policy_config"]
+    assert policy["words_config"] == [{"text": "project-falcon"}]
+    assert "managed_word_lists_config" not in policy
 
 
 def test_a_policy_with_nothing_in_it_is_left_out(bare: StackDoc) -> None:
@@ -203,3 +241,24 @@ def test_the_dashboard_shows_what_the_guardrail_blocked(guarded: StackDoc, scena
     ]
     secure = json.loads(scenarios["secure"].resource("aws_cloudwatch_dashboard")["dashboard_body"])
     assert not [w for w in secure["widgets"] if w["properties"]["title"].startswith("Guardrail")]
+
+
+def test_the_data_plane_applies_the_guardrail_at_bedrocks_regional_endpoint_over_tls_with_each_check_as_set() -> None:
+    settings = vary(scenario_settings()["guardrails"], guardrails={"check_input": False})
+    guardrail = bundle_settings(settings, "guardrails")["guardrail"]
+    # TLS (443) to the region's bedrock-runtime endpoint, whose name the certificate is verified against.
+    assert (guardrail["host"], guardrail["connect_host"], guardrail["connect_port"], guardrail["region"]) == (
+        "bedrock-runtime.us-east-1.amazonaws.com", "bedrock-runtime.us-east-1.amazonaws.com", 443, "us-east-1",
+    )  # fmt: skip
+    assert (guardrail["check_input"], guardrail["check_output"], guardrail["output_streams"]) == (
+        False, True, "refuse",
+    )  # fmt: skip
+    assert guardrail["timeout_ms"] == 3000
+
+
+def test_only_a_data_plane_that_applies_a_guardrail_reports_guardrail_metrics() -> None:
+    guardrail_metrics = {"GuardrailBlockedInputs", "GuardrailBlockedOutputs", "GuardrailUnavailable"}
+    guarded = bundle_settings(scenario_settings()["guardrails"], "guardrails")["telemetry"]["metric_names"]
+    assert guardrail_metrics <= set(guarded.values())
+    secure = bundle_settings(scenario_settings()["secure"], "secure")["telemetry"]["metric_names"]
+    assert not [name for name in secure.values() if name.startswith("Guardrail")], secure

@@ -155,6 +155,22 @@ describe("guardrail.verdict", function()
         assert.same({ ["a@b.co"] = "{EMAIL}", ["555-0100"] = "{PHONE}", ["T-1"] = "{ticketid}" }, tags)
     end)
 
+    it("masks beside findings the guardrail took no action on (they neither block nor mask)", function()
+        local answer = { action = "GUARDRAIL_INTERVENED", assessments = { {
+            sensitiveInformationPolicy = { piiEntities = { { type = "EMAIL", match = "a@b.co", action = "ANONYMIZED" } } },
+            contentPolicy = { filters = { { type = "INSULTS", confidence = "LOW", action = "NONE" } } },
+        } } }
+        assert.same({ action = "anonymize", masks = { { match = "a@b.co", tag = "{EMAIL}" } } },
+            guardrail.verdict(answer))
+    end)
+
+    it("blocks when one anonymized finding names no match, even beside one that does", function()
+        local answer = { action = "GUARDRAIL_INTERVENED", assessments = { { sensitiveInformationPolicy = {
+            piiEntities = { { type = "EMAIL", match = "a@b.co", action = "ANONYMIZED" },
+                            { type = "PHONE", action = "ANONYMIZED" } } } } } }
+        assert.equal("blocked", guardrail.verdict(answer).action)
+    end)
+
     it("blocks an intervention it cannot apply, and refuses an answer that is not a verdict", function()
         assert.equal("blocked", guardrail.verdict({ action = "GUARDRAIL_INTERVENED", assessments = {} }).action)
         local anonymized_without_match = { action = "GUARDRAIL_INTERVENED", assessments = { {

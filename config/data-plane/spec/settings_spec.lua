@@ -121,6 +121,10 @@ describe("settings", function()
           problem = "the guardrail's id is not a guardrail id" },
         { runtime = '{"teams":{},"guardrail":{"id":"abc","version":"DRAFT"}}',
           problem = "the guardrail's version is not a published version number" },
+        { runtime = '{"teams":{},"guardrail":{"id":"' .. string.rep("a", 65) .. '","version":"1"}}',
+          problem = "the guardrail's id is not a guardrail id" },
+        { runtime = '{"teams":{},"guardrail":{"id":"abc","version":"123456789"}}',
+          problem = "the guardrail's version is not a published version number" },
         { runtime = '{"teams":{},"guardrail":{"id":"abc","version":1}}',
           problem = "the guardrail's version is not a published version number" },
     }) do

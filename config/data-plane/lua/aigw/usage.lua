@@ -74,8 +74,12 @@ local function take_event(self, data)
 end
 
 -- A complete line of a stream: an event's data, when it is a JSON object.
+-- Decoded only when it can say something new: a usage object (`"usage":{`,
+-- which a string inside the JSON cannot spell: its quotes are escaped), or
+-- the model while none is known. Most events carry neither: a chunk of text.
 local function take_line(self, line)
     if sub(line, 1, 5) ~= "data:" then return end
+    if self.model ~= nil and not find(line, '"usage"%s*:%s*{', 6) then return end
     local first = find(line, "[^ \t]", 6)
     if first and byte(line, first) == OPEN_BRACE then take_event(self, sub(line, first)) end
 end
