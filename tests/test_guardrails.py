@@ -363,14 +363,15 @@ def test_an_answer_that_cannot_be_read_to_check_it_is_refused_not_sent_unchecked
     assert guardrail.calls_from("OUTPUT") == []
 
 
-def test_an_answer_without_text_is_sent_without_an_output_check(
+def test_an_answer_with_an_empty_message_is_still_checked_and_sent(
     data_plane: RunningDataPlane, guardrail: ApplyGuardrailMock, mocks: dict[str, MockProvider]
 ) -> None:
+    # Its strings and keys are checked all the same (a model chooses a tool call's keys, say): never a 502.
     mocks["openai"].reply_text = ""
     response, line = ask(data_plane, chat("hi"))
     assert response.status == 200
     assert json.loads(response.body)["choices"][0]["message"]["content"] == ""
-    assert [call.source for call in guardrail.calls] == ["INPUT"]
+    assert [call.source for call in guardrail.calls] == ["INPUT", "OUTPUT"]
     assert line["guardrail"] == "passed"
 
 
@@ -442,12 +443,10 @@ def test_a_guardrail_endpoint_whose_certificate_is_not_trusted_is_never_sent_a_r
         store_ca=certificates(tmp_path / "other-ca", guardrail.host), guardrail_address=guardrail.address,
         credentials_uri=credentials.full_uri,
     )  # fmt: skip
-    headers = {"Authorization": f"Bearer {fake_jwt(client_id_of('default'))}", "x-portkey-provider": "openai"}
-    response = request(f"{untrusted.base_url}/v1/chat/completions", chat("what is 2 + 2?"), headers)
-    # Refused: 503 (guardrail-unavailable). The harness's Debian lua-resty-core (0.1.25) sometimes raises
-    # in sslhandshake when the verification fails at once (openresty/lua-resty-core#499), and nginx then
-    # answers 500: refused too, which is all this test can hold on to.
-    assert response.status in (500, 503), response.body
+    for _ in range(5):  # the handshake's failure can raise inside lua-resty-core (#499): every time, a 503
+        response, line = ask(untrusted, chat("what is 2 + 2?"))
+        assert response.status == 503 and error_of(response)["rule"] == "guardrail-unavailable", response.body
+        assert line["guardrail"] == "unavailable"  # logged, so counted in GuardrailUnavailable
     assert guardrail.calls == [] and mocks["openai"].requests == []
 
 

@@ -441,7 +441,14 @@ local function apply_guardrail(ctx, source, texts)
     local set = task_role()
     local verdict, err
     if set then
-        verdict, err = guard:apply(source, texts, set, ngx.utctime())
+        -- Protected: a TLS verification failing at once can raise inside sslhandshake in some
+        -- lua-resty-core releases (openresty/lua-resty-core#499); it is a failed check like any other.
+        local ok, result, why = pcall(guard.apply, guard, source, texts, set, ngx.utctime())
+        if ok then
+            verdict, err = result, why
+        else
+            err = result
+        end
     else
         err = "the task role's credentials are unavailable"
     end
