@@ -68,6 +68,21 @@ def guardrail_references(task: TaskDefinition) -> dict[str, str]:
     return values
 
 
+def start_guarded(
+    harness: GatewayHarness,
+    task: TaskDefinition,
+    guardrail: ApplyGuardrailMock,
+    credentials: CredentialsEndpoint,
+    otlp: OtlpRecorder,
+    name: str,
+) -> RunningDataPlane:
+    """The "guarded" scenario's data plane, its guardrail the mock (every module that runs one names its own)."""
+    return harness.start_data_plane(
+        ORG_KEYS, name, task=task, references=guardrail_references(task), store_ca=guardrail.ca,
+        guardrail_address=guardrail.address, credentials_uri=credentials.full_uri, otlp_port=otlp.port,
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def data_plane(
     harness: GatewayHarness,
@@ -76,11 +91,7 @@ def data_plane(
     credentials: CredentialsEndpoint,
     otlp: OtlpRecorder,
 ) -> RunningDataPlane:
-    return harness.start_data_plane(
-        ORG_KEYS, "guarded", task=guarded_task, references=guardrail_references(guarded_task),
-        store_ca=guardrail.ca, guardrail_address=guardrail.address, credentials_uri=credentials.full_uri,
-        otlp_port=otlp.port,
-    )  # fmt: skip
+    return start_guarded(harness, guarded_task, guardrail, credentials, otlp, "guarded")
 
 
 @pytest.fixture(autouse=True)

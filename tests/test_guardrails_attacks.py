@@ -34,6 +34,7 @@ from tests.test_guardrails import (  # noqa: F401  (fixtures)
     guarded_task,
     guardrail,
     guardrail_references,
+    start_guarded,
 )
 
 pytestmark = pytest.mark.gateway
@@ -49,13 +50,8 @@ def data_plane(
     credentials: CredentialsEndpoint,
     otlp: OtlpRecorder,
 ) -> RunningDataPlane:
-    """The "guarded" scenario as tests/test_guardrails.py runs it, under a name of its own (both modules may
-    run in one session)."""
-    return harness.start_data_plane(
-        ORG_KEYS, "guarded-attacks", task=guarded_task, references=guardrail_references(guarded_task),
-        store_ca=guardrail.ca, guardrail_address=guardrail.address, credentials_uri=credentials.full_uri,
-        otlp_port=otlp.port,
-    )  # fmt: skip
+    """The "guarded" scenario as tests/test_guardrails.py runs it, under a name of its own."""
+    return start_guarded(harness, guarded_task, guardrail, credentials, otlp, "guarded-attacks")
 
 
 @contextmanager

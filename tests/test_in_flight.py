@@ -32,6 +32,17 @@ def collector() -> Iterator[OtlpRecorder]:
     recorder.stop()
 
 
+def open_stream(connection: http.client.HTTPConnection) -> http.client.HTTPResponse:
+    """A stream under way on ``connection``: its first event read (the mock holds the rest at its gate)."""
+    body = json.dumps({"model": "mock", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+    connection.request("POST", "/v1/chat/completions", body, {
+        "content-type": "application/json", "x-portkey-provider": "openai", **CLIENT,
+    })  # fmt: skip
+    response = connection.getresponse()
+    assert response.status == 200 and response.read1(65536)
+    return response
+
+
 def runtime_teams(task: TaskDefinition) -> list[str]:
     """The Terraform references of the task's team client ids."""
     return list(json.loads(task.environment(DATA_PLANE_CONTAINER)[RUNTIME_VARIABLE])["teams"])
@@ -69,15 +80,7 @@ def test_streams_in_flight_rise_with_open_streams_and_fall_when_they_end(
     mocks["openai"].stream_gate = gate  # each stream's first event now, the rest when the gate opens
     connections = [http.client.HTTPConnection("127.0.0.1", data_plane.port, timeout=30) for _ in range(2)]
     try:
-        responses = []
-        for connection in connections:
-            body = json.dumps({"model": "mock", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
-            connection.request("POST", "/v1/chat/completions", body, {
-                "content-type": "application/json", "x-portkey-provider": "openai", **CLIENT,
-            })  # fmt: skip
-            response = connection.getresponse()
-            assert response.status == 200 and response.read1(65536)
-            responses.append(response)
+        responses = [open_stream(connection) for connection in connections]
         busy = wait_for(collector, (2, 2), after=idle + 1)
         gate.set()
         for response in responses:
@@ -105,15 +108,7 @@ def test_past_its_bound_a_task_answers_503_with_retry_after_at_once_and_takes_re
     mocks["openai"].stream_gate = gate
     connections = [http.client.HTTPConnection("127.0.0.1", data_plane.port, timeout=30) for _ in range(10)]
     try:
-        responses = []
-        for connection in connections:
-            body = json.dumps({"model": "mock", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
-            connection.request("POST", "/v1/chat/completions", body, {
-                "content-type": "application/json", "x-portkey-provider": "openai", **CLIENT,
-            })  # fmt: skip
-            response = connection.getresponse()
-            assert response.status == 200 and response.read1(65536)
-            responses.append(response)
+        responses = [open_stream(connection) for connection in connections]
         trace = f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
         refused = chat(data_plane.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT})
         assert refused.status == 503 and refused.headers["retry-after"] == "1"

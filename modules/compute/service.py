@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cdktf import ITerraformDependable, TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws import appautoscaling_policy as scaling
 from cdktf_cdktf_provider_aws.appautoscaling_policy import (
     AppautoscalingPolicy,
     AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration,
-    AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecification,
-    AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationDimensions,
-    AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification,
 )
 from cdktf_cdktf_provider_aws.appautoscaling_target import AppautoscalingTarget
 from cdktf_cdktf_provider_aws.ecs_cluster import (
@@ -256,13 +255,38 @@ class GatewayService(Construct):
             min_capacity=plan.min_capacity,
             max_capacity=plan.max_capacity,
         )
-        policies: list[tuple[str, str, int | None, str | None]] = [
-            ("cpu", "ECSServiceAverageCPUUtilization", plan.cpu_target_percent, None),
-            ("memory", "ECSServiceAverageMemoryUtilization", plan.memory_target_percent, None),
-            ("requests", "ALBRequestCountPerTarget", plan.requests_per_target,
-             f"{edge.load_balancer_arn_suffix}/{edge.target_group_arn_suffix}"),
+
+        predefined_spec = (
+            scaling.AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification
+        )
+        customized_spec = (
+            scaling.AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecification
+        )
+        dimension = (
+            scaling.AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationDimensions
+        )
+
+        def predefined(metric: str, resource_label: str | None = None) -> dict[str, Any]:
+            spec = predefined_spec(predefined_metric_type=metric, resource_label=resource_label)
+            return {"predefined_metric_specification": spec}
+
+        # The data plane's gauge of each task (StreamsInFlight), averaged over the tasks reporting.
+        streams = {
+            "customized_metric_specification": customized_spec(
+                metric_name=STREAMS_IN_FLIGHT_METRIC,
+                namespace=METRICS_NAMESPACE,
+                statistic="Average",
+                dimensions=[dimension(name=IN_FLIGHT_DIMENSION, value=environment)],
+            )
+        }
+        policies: list[tuple[str, int | None, dict[str, Any]]] = [
+            ("cpu", plan.cpu_target_percent, predefined("ECSServiceAverageCPUUtilization")),
+            ("memory", plan.memory_target_percent, predefined("ECSServiceAverageMemoryUtilization")),
+            ("requests", plan.requests_per_target, predefined(
+                "ALBRequestCountPerTarget", f"{edge.load_balancer_arn_suffix}/{edge.target_group_arn_suffix}")),
+            ("streams", plan.streams_per_task, streams),
         ]  # fmt: skip
-        for name, metric, value, resource_label in policies:
+        for name, value, metric in policies:
             if value is None:
                 continue
             AppautoscalingPolicy(
@@ -277,34 +301,6 @@ class GatewayService(Construct):
                     target_value=value,
                     scale_in_cooldown=plan.scale_in_cooldown_seconds,
                     scale_out_cooldown=plan.scale_out_cooldown_seconds,
-                    predefined_metric_specification=AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification(
-                        predefined_metric_type=metric, resource_label=resource_label
-                    ),
-                ),
-            )
-        if plan.streams_per_task is not None:
-            # The data plane's gauge of each task, averaged over the tasks reporting.
-            AppautoscalingPolicy(
-                self,
-                "scale-on-streams",
-                name=f"{prefix}-streams",
-                policy_type="TargetTrackingScaling",
-                service_namespace=target.service_namespace,
-                resource_id=target.resource_id,
-                scalable_dimension=target.scalable_dimension,
-                target_tracking_scaling_policy_configuration=AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration(
-                    target_value=plan.streams_per_task,
-                    scale_in_cooldown=plan.scale_in_cooldown_seconds,
-                    scale_out_cooldown=plan.scale_out_cooldown_seconds,
-                    customized_metric_specification=AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecification(
-                        metric_name=STREAMS_IN_FLIGHT_METRIC,
-                        namespace=METRICS_NAMESPACE,
-                        statistic="Average",
-                        dimensions=[
-                            AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationDimensions(
-                                name=IN_FLIGHT_DIMENSION, value=environment
-                            )
-                        ],
-                    ),
+                    **metric,
                 ),
             )
