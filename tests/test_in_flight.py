@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 import uuid
@@ -18,8 +19,15 @@ import pytest
 
 from aigw.data_plane.contract import DATA_PLANE_CONTAINER, RUNTIME_VARIABLE
 from tests.aws_mocks import CredentialsEndpoint, MetricPoint, OtlpRecorder
-from tests.gateway_fixtures import CLIENT, CLIENT_ID, ORG_KEYS, stack_file
-from tests.gateway_harness import GatewayHarness, TaskDefinition, chat
+from tests.gateway_fixtures import CLIENT, CLIENT_ID, ORG_KEYS, REFERENCES, stack_file
+from tests.gateway_harness import (
+    GatewayHarness,
+    TaskDefinition,
+    chat,
+    free_port,
+    start_data_plane_process,
+    stop_process,
+)
 from tests.mock_providers import MockProvider
 
 pytestmark = pytest.mark.gateway
@@ -123,3 +131,28 @@ def test_past_its_bound_a_task_answers_503_with_retry_after_at_once_and_takes_re
         for connection in connections:
             connection.close()
     assert chat(data_plane.base_url, {"x-portkey-provider": "openai", **CLIENT}).status == 200
+
+
+def test_requests_that_end_on_nginxs_own_error_pages_leave_the_count(
+    harness: GatewayHarness, scenarios_outdir: Path, tmp_path: Path
+) -> None:
+    """The "saturating" scenario (10 in flight) in front of a gateway that is down: every request ends on
+    nginx's own 502 page (an internal redirect). Each must give its place back, or after ten the task
+    would refuse everything, for good."""
+    task = TaskDefinition.from_stack(stack_file(scenarios_outdir, "saturating"))
+    references = {**REFERENCES, **{expression[2:-1]: CLIENT_ID for expression in runtime_teams(task)}}
+    process, port = start_data_plane_process(task, ORG_KEYS, tmp_path / "down", free_port(), references=references)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "the data plane did not start"
+                time.sleep(0.1)
+        statuses = [chat(f"http://127.0.0.1:{port}", {"x-portkey-provider": "openai", **CLIENT}).status
+                    for _ in range(15)]  # fmt: skip
+        assert statuses == [502] * 15
+    finally:
+        stop_process(process)
