@@ -45,14 +45,26 @@ local function teams_of(runtime)
     return teams
 end
 
--- The shared store: its options from settings.json joined with its address
--- from the runtime settings (the cache's endpoint, known once it exists).
-local function store_of(options, address)
+-- A part of settings.json joined with the values only another construct
+-- knows, from the runtime settings: nil when settings.json has no such part
+-- (and then the runtime settings must name none); else its options with the
+-- values `check` takes from the runtime's part (or nil and what is wrong).
+local function joined(options, runtime_part, name, lacking, check)
     if options == nil or options == cjson.null then
-        if address ~= nil then return nil, "the runtime settings name a store settings.json does not use" end
+        if runtime_part ~= nil then
+            return nil, "the runtime settings name a " .. name .. " settings.json does not use"
+        end
         return nil
     end
-    if type(address) ~= "table" then return nil, "the runtime settings lack the store's address" end
+    if type(runtime_part) ~= "table" then return nil, "the runtime settings lack the " .. lacking end
+    local values, err = check(runtime_part)
+    if not values then return nil, err end
+    for key, value in pairs(options) do values[key] = value end
+    return values
+end
+
+-- The shared store's address (the cache's endpoint, known once it exists).
+local function store_address(address)
     local host, port = address.host, tonumber(address.port)
     if type(host) ~= "string" or not host:find("^[%w][%w.-]*$") or #host > 253 then
         return nil, "the store's host is not a host name"
@@ -60,29 +72,19 @@ local function store_of(options, address)
     if not port or port < 1 or port > 65535 or port ~= math.floor(port) then
         return nil, "the store's port is not a port"
     end
-    local store = { host = host, port = port }
-    for key, value in pairs(options) do store[key] = value end
-    return store
+    return { host = host, port = port }
 end
 
--- The guardrail: its options from settings.json joined with its id and
--- published version from the runtime settings (the guardrail's resources).
-local function guardrail_of(options, joined)
-    if options == nil or options == cjson.null then
-        if joined ~= nil then return nil, "the runtime settings name a guardrail settings.json does not use" end
-        return nil
-    end
-    if type(joined) ~= "table" then return nil, "the runtime settings lack the guardrail's id and version" end
-    local id, version = joined.id, joined.version
+-- The guardrail's id and published version (its resources').
+local function guardrail_version(named)
+    local id, version = named.id, named.version
     if type(id) ~= "string" or not id:find("^[%w]+$") or #id > 64 then
         return nil, "the guardrail's id is not a guardrail id"
     end
     if type(version) ~= "string" or not version:find("^%d+$") or #version > 8 then
         return nil, "the guardrail's version is not a published version number"
     end
-    local guardrail = { id = id, version = version }
-    for key, value in pairs(options) do guardrail[key] = value end
-    return guardrail
+    return { id = id, version = version }
 end
 
 -- The settings from the text of settings.json and of the runtime settings
@@ -118,11 +120,12 @@ function _M.parse(text, runtime_text)
     end
     settings.teams = teams
     local store
-    store, err = store_of(settings.store, runtime.store)
+    store, err = joined(settings.store, runtime.store, "store", "store's address", store_address)
     if err then return nil, err end
     settings.store = store
     local guardrail
-    guardrail, err = guardrail_of(settings.guardrail, runtime.guardrail)
+    guardrail, err = joined(settings.guardrail, runtime.guardrail, "guardrail", "guardrail's id and version",
+        guardrail_version)
     if err then return nil, err end
     settings.guardrail = guardrail
     -- Texts of refusals, built once from the settings (never from a request).
