@@ -572,15 +572,23 @@ end
 
 local STAGES = { check_request, admit, identify, choose_upstream, check_limits, check_guardrail, check_cache }
 
+-- What an answer's usage reader found, for the log, the metrics and the limits.
+local function take_usage(ctx, found)
+    if found.input_tokens then ngx_var.aigw_input_tokens = found.input_tokens end
+    if found.output_tokens then ngx_var.aigw_output_tokens = found.output_tokens end
+    if found.model and not ctx.model then
+        ctx.model = found.model
+        ngx_var.aigw_model = text.clean(found.model)
+    end
+    ctx.input_tokens, ctx.output_tokens = found.input_tokens, found.output_tokens
+end
+
 -- Token usage of an answer read here whole (a blocked one is counted too:
 -- the provider was paid for it).
 local function read_usage(ctx, content_type, answer)
     local reader = usage.new(content_type, settings.usage)
     reader:feed(answer)
-    local found = reader:finish()
-    if found.input_tokens then ngx_var.aigw_input_tokens = found.input_tokens end
-    if found.output_tokens then ngx_var.aigw_output_tokens = found.output_tokens end
-    ctx.input_tokens, ctx.output_tokens = found.input_tokens, found.output_tokens
+    take_usage(ctx, reader:finish())
 end
 
 local function first_value(value)
@@ -754,16 +762,7 @@ function _M.body_filter()
             end
         end
     end
-    if eof then
-        local found = reader:finish()
-        if found.input_tokens then ngx_var.aigw_input_tokens = found.input_tokens end
-        if found.output_tokens then ngx_var.aigw_output_tokens = found.output_tokens end
-        if found.model and not ctx.model then
-            ctx.model = found.model
-            ngx_var.aigw_model = text.clean(found.model)
-        end
-        ctx.input_tokens, ctx.output_tokens = found.input_tokens, found.output_tokens
-    end
+    if eof then take_usage(ctx, reader:finish()) end
 end
 
 -- Settles one request with the store, in a timer (the log phase cannot
