@@ -47,7 +47,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aigw.data_plane.contract import GATEWAY_CONTAINER
-from bench.dataplane import CLOCK_TICKS, Processes, Service, start_dataplane, synthesize_prod
+from bench.dataplane import (
+    Processes,
+    Service,
+    cpu_seconds,
+    nginx_temp_paths,
+    nginx_user,
+    start_dataplane,
+    synthesize_prod,
+)
 from bench.synth import process_tree
 from tests.gateway_fixtures import CLIENT_JWT
 from tests.gateway_harness import (
@@ -116,12 +124,8 @@ def start_mock(processes: Processes, home: Path, chunks: int, pacing_ms: int) ->
     """The streaming mock and a sink (the data plane's collector), one nginx worker on the load core."""
     home.mkdir(parents=True)
     mock_port, sink_port = free_port(), free_port()
-    user = "user root;" if os.geteuid() == 0 else ""
-    kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    temp = "\n".join(f"    {kind}_temp_path {home}/{kind};" for kind in kinds)
     conf = f"""{chr(10).join(DEBIAN_PRELUDE)}
-{user}
+{nginx_user()}
 worker_processes 1;
 worker_rlimit_nofile 65536;
 error_log {home}/error.log warn;
@@ -131,7 +135,7 @@ events {{
 }}
 http {{
     access_log off;
-{temp}
+{nginx_temp_paths(home)}
     keepalive_requests 1000000;
     keepalive_timeout 300s;
     server {{
@@ -183,18 +187,6 @@ def pin(pid: int, core: int) -> None:
             for thread in os.listdir(f"/proc/{member}/task"):
                 with contextlib.suppress(OSError):
                     os.sched_setaffinity(int(thread), {core})
-
-
-def cpu_seconds(pid: int) -> float:
-    total = 0
-    for member in process_tree(pid):
-        try:
-            with open(f"/proc/{member}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / CLOCK_TICKS
 
 
 def own_cpu_seconds() -> float:
@@ -367,6 +359,7 @@ class Step:
     cpu: dict[str, float]
     rss: dict[str, float]
     generator: float  # cores the load generator itself used
+    hold: float  # seconds measured
 
 
 def percentile(values: Sequence[float], share: float) -> float:
@@ -421,6 +414,7 @@ async def run_step(load: Load, users: int, ramp: float, hold: float, pacing: flo
         cpu=cpu,
         rss=rss,
         generator=generator,
+        hold=hold,
     )
 
 
@@ -431,7 +425,7 @@ def print_step(step: Step) -> None:
     per_stream = ""
     if step.completed and step.cpu:
         per_stream = "; CPU ms per stream: " + ", ".join(
-            f"{name} {value * HOLD_SECONDS[0] * 1000 / step.completed:.2f}" for name, value in step.cpu.items()
+            f"{name} {value * step.hold * 1000 / step.completed:.2f}" for name, value in step.cpu.items()
         )
     print(
         f"  {step.users:>5} {step.path:<11} completed {step.completed:>6}  failed {failed}  streaming "
@@ -440,9 +434,6 @@ def print_step(step: Step) -> None:
         f"RSS MiB {rss}{per_stream}; load generator {step.generator:.2f} cores",
         flush=True,
     )
-
-
-HOLD_SECONDS = [10.0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -462,7 +453,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"missing: {', '.join(missing)} (make system-deps)", file=sys.stderr)
         return 2
     steps = [int(value) for value in args.steps.split(",")]
-    HOLD_SECONDS[0] = args.hold
     os.sched_setaffinity(0, {LOAD_CORE})
     processes = Processes()
     try:

@@ -201,7 +201,7 @@ class Run:
 # --------------------------------------------------------------- processes
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process and its children (nginx: master and workers)."""
     total = 0
     for member in process_tree(pid):
@@ -255,12 +255,12 @@ class Processes:
                 stop_process(process)
 
 
-def _nginx_user() -> str:
+def nginx_user() -> str:
     # A root master needs a worker user that exists here (as the harness does).
     return "user root;" if os.geteuid() == 0 else ""
 
 
-def _nginx_temp_paths(home: Path) -> str:
+def nginx_temp_paths(home: Path) -> str:
     return "\n".join(
         f"    {kind}_temp_path {home}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
@@ -273,7 +273,7 @@ def start_mock(processes: Processes, home: Path) -> tuple[Service, Service]:
     completion = json.dumps(MOCK_COMPLETION, separators=(",", ":"))
     if "'" in completion or "$" in completion or "\\" in completion:
         raise RuntimeError("the mock completion cannot be an nginx single-quoted string")
-    conf = f"""{_nginx_user()}
+    conf = f"""{nginx_user()}
 worker_processes 1;
 error_log {home}/error.log warn;
 pid {home}/nginx.pid;
@@ -282,7 +282,7 @@ events {{
 }}
 http {{
     access_log off;
-{_nginx_temp_paths(home)}
+{nginx_temp_paths(home)}
     keepalive_requests 1000000;
     keepalive_timeout 300s;
     default_type application/json;
@@ -400,7 +400,7 @@ def start_baseline(processes: Processes, home: Path, gateway: Service, sink: Ser
         **environment,
         **{name: ORG_KEYS[name] for name in environment["AIGW_KEY_VARIABLES"].split()},
         "AIGW_HOME": str(run),
-        "AIGW_NGINX_PRELUDE": "\n".join([*BASELINE_PRELUDE, _nginx_user()]),
+        "AIGW_NGINX_PRELUDE": "\n".join([*BASELINE_PRELUDE, nginx_user()]),
     }
     log = run / "stderr.log"
     process = processes.popen(
@@ -533,15 +533,15 @@ class Bench:
     def cpu_readers(self, chain: Chain) -> dict[str, Callable[[], float]]:
         gateway, mock = self.services[DIRECT.key].process.pid, self.services["mock"].process.pid
         readers: dict[str, Callable[[], float]] = {
-            "gateway": lambda: _cpu_seconds(gateway),
-            "mock": lambda: _cpu_seconds(mock),
+            "gateway": lambda: cpu_seconds(gateway),
+            "mock": lambda: cpu_seconds(mock),
         }
         if chain is not DIRECT:
             front = self.services[chain.key].process.pid
-            readers["data_plane"] = lambda: _cpu_seconds(front)
+            readers["data_plane"] = lambda: cpu_seconds(front)
         if chain in (LIMITS, CACHED):
             store = self.services["store"].process.pid
-            readers["store"] = lambda: _cpu_seconds(store)
+            readers["store"] = lambda: cpu_seconds(store)
         return readers
 
     def run_completing(self, chain: Chain, threads: int, connections: int, seconds: float) -> Run:
