@@ -12,9 +12,12 @@ environments/dev.toml's.
 from __future__ import annotations
 
 import base64
+import contextlib
+import http.client
 import json
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -208,3 +211,35 @@ def assert_no_org_key_leaves_its_provider(harness: GatewayHarness, *texts: str |
                 assert event["host"] in official_hosts(provider), (
                     f"the {provider} organisation key went to {event['host']}: {event}"
                 )
+
+
+@contextlib.contextmanager
+def held_streams(mock: MockProvider, port: int, count: int) -> Iterator[Callable[[], None]]:
+    """``count`` chat streams under way through the data plane at ``port``, each past its first event
+    and held there at ``mock``'s gate; the context gives the function that opens the gate and reads each
+    stream to its end."""
+    gate = threading.Event()
+    mock.stream_gate = gate
+    connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(count)]
+    try:
+        responses = []
+        for connection in connections:
+            body = json.dumps({"model": "mock", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+            connection.request("POST", "/v1/chat/completions", body, {
+                "content-type": "application/json", "x-portkey-provider": "openai", **CLIENT,
+            })  # fmt: skip
+            response = connection.getresponse()
+            assert response.status == 200 and response.read1(65536)  # under way
+            responses.append(response)
+
+        def finish() -> None:
+            gate.set()
+            for response in responses:
+                rest = response.read()
+                assert b"data: [DONE]" in rest, rest[-300:]
+
+        yield finish
+    finally:
+        gate.set()
+        for connection in connections:
+            connection.close()

@@ -6,17 +6,14 @@ front of the real gateway."""
 
 from __future__ import annotations
 
-import http.client
-import json
 import signal
 import socket
-import threading
 import time
 
 import pytest
 
 from tests.aws_mocks import CredentialsEndpoint
-from tests.gateway_fixtures import CLIENT, ORG_KEYS
+from tests.gateway_fixtures import ORG_KEYS, held_streams
 from tests.gateway_harness import GatewayHarness
 from tests.mock_providers import MockProvider
 
@@ -27,17 +24,7 @@ def test_a_stream_in_flight_finishes_after_sigterm_and_no_new_connection_is_take
     harness: GatewayHarness, mocks: dict[str, MockProvider], credentials: CredentialsEndpoint
 ) -> None:
     data_plane = harness.start_data_plane(ORG_KEYS, "drain", credentials_uri=credentials.full_uri)
-    gate = threading.Event()
-    mocks["openai"].stream_gate = gate  # the first event now, the rest when the gate opens
-    connection = http.client.HTTPConnection("127.0.0.1", data_plane.port, timeout=30)
-    try:
-        body = json.dumps({"model": "mock", "stream": True, "messages": [{"role": "user", "content": "hello"}]})
-        connection.request("POST", "/v1/chat/completions", body, {
-            "content-type": "application/json", "x-portkey-provider": "openai", **CLIENT,
-        })  # fmt: skip
-        response = connection.getresponse()
-        assert response.status == 200
-        assert response.read1(65536)  # the stream is under way
+    with held_streams(mocks["openai"], data_plane.port, 1) as finish:
         data_plane.process.send_signal(signal.SIGTERM)  # what ECS sends when it stops the container
         # nginx stops listening: a new connection is refused while the stream goes on.
         deadline = time.monotonic() + 10
@@ -50,12 +37,7 @@ def test_a_stream_in_flight_finishes_after_sigterm_and_no_new_connection_is_take
         else:
             raise AssertionError("the data plane still takes new connections after SIGTERM")
         assert data_plane.process.poll() is None  # still finishing the stream
-        gate.set()
-        rest = response.read()
-    finally:
-        gate.set()
-        connection.close()
-    assert b"data: [DONE]" in rest, rest[-300:]
+        finish()  # it ends with its [DONE]
     assert data_plane.process.wait(timeout=20) == 0  # then it exits, cleanly
 
 

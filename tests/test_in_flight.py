@@ -6,10 +6,8 @@ collector of its own."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +17,7 @@ import pytest
 
 from aigw.data_plane.contract import DATA_PLANE_CONTAINER, RUNTIME_VARIABLE
 from tests.aws_mocks import CredentialsEndpoint, MetricPoint, OtlpRecorder
-from tests.gateway_fixtures import CLIENT, CLIENT_ID, ORG_KEYS, REFERENCES, stack_file
+from tests.gateway_fixtures import CLIENT, CLIENT_ID, ORG_KEYS, REFERENCES, held_streams, stack_file
 from tests.gateway_harness import (
     GatewayHarness,
     TaskDefinition,
@@ -38,17 +36,6 @@ def collector() -> Iterator[OtlpRecorder]:
     recorder = OtlpRecorder().start()
     yield recorder
     recorder.stop()
-
-
-def open_stream(connection: http.client.HTTPConnection) -> http.client.HTTPResponse:
-    """A stream under way on ``connection``: its first event read (the mock holds the rest at its gate)."""
-    body = json.dumps({"model": "mock", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
-    connection.request("POST", "/v1/chat/completions", body, {
-        "content-type": "application/json", "x-portkey-provider": "openai", **CLIENT,
-    })  # fmt: skip
-    response = connection.getresponse()
-    assert response.status == 200 and response.read1(65536)
-    return response
 
 
 def runtime_teams(task: TaskDefinition) -> list[str]:
@@ -84,19 +71,9 @@ def test_streams_in_flight_rise_with_open_streams_and_fall_when_they_end(
         ORG_KEYS, "in-flight", otlp_port=collector.port, credentials_uri=credentials.full_uri
     )
     idle = wait_for(collector, (0, 0))
-    gate = threading.Event()
-    mocks["openai"].stream_gate = gate  # each stream's first event now, the rest when the gate opens
-    connections = [http.client.HTTPConnection("127.0.0.1", data_plane.port, timeout=30) for _ in range(2)]
-    try:
-        responses = [open_stream(connection) for connection in connections]
+    with held_streams(mocks["openai"], data_plane.port, 2) as finish:
         busy = wait_for(collector, (2, 2), after=idle + 1)
-        gate.set()
-        for response in responses:
-            assert b"[DONE]" in response.read()
-    finally:
-        gate.set()
-        for connection in connections:
-            connection.close()
+        finish()
     wait_for(collector, (0, 0), after=busy + 1)
 
 
@@ -112,24 +89,14 @@ def test_past_its_bound_a_task_answers_503_with_retry_after_at_once_and_takes_re
     data_plane = harness.start_data_plane(
         ORG_KEYS, "saturating", task=task, references=references, credentials_uri=credentials.full_uri
     )
-    gate = threading.Event()
-    mocks["openai"].stream_gate = gate
-    connections = [http.client.HTTPConnection("127.0.0.1", data_plane.port, timeout=30) for _ in range(10)]
-    try:
-        responses = [open_stream(connection) for connection in connections]
+    with held_streams(mocks["openai"], data_plane.port, 10) as finish:
         trace = f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
         refused = chat(data_plane.base_url, {"x-portkey-provider": "openai", "x-amzn-trace-id": trace, **CLIENT})
         assert refused.status == 503 and refused.headers["retry-after"] == "1"
         assert json.loads(refused.body)["error"]["rule"] == "saturated"
         assert data_plane.access_line(trace)["rule"] == "saturated"
         assert len(mocks["openai"].requests) == 10  # the refused one never reached the gateway
-        gate.set()
-        for response in responses:
-            assert b"[DONE]" in response.read()
-    finally:
-        gate.set()
-        for connection in connections:
-            connection.close()
+        finish()
     assert chat(data_plane.base_url, {"x-portkey-provider": "openai", **CLIENT}).status == 200
 
 
