@@ -37,13 +37,15 @@ def _client(service: str, region: str, endpoint: str | None) -> Any:
     return boto3.client(service, region_name=region, endpoint_url=endpoint or None)
 
 
-def _state_key(kms: Any, alias: str) -> str:
+def ensure_key(kms: Any, alias: str, description: str) -> str:
+    """The ARN of the customer-managed key behind ``alias``; when there is none, a
+    new symmetric key with rotation on and that alias (also tools/hybrid_secrets.py)."""
     try:
         return str(kms.describe_key(KeyId=alias)["KeyMetadata"]["Arn"])
     except ClientError as error:
         if error.response["Error"]["Code"] != "NotFoundException":
             raise
-    key = kms.create_key(Description=f"Terraform state ({alias})", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]
+    key = kms.create_key(Description=description, KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]
     kms.enable_key_rotation(KeyId=key["KeyId"])
     kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
     return str(key["Arn"])
@@ -122,7 +124,8 @@ def _lock_table(dynamodb: Any, table: str, key_arn: str) -> None:
 def bootstrap(environment: Environment) -> StateBackend:
     backend = environment.settings.backend
     endpoint = environment.settings.emulator.endpoint or None
-    key_arn = _state_key(_client("kms", backend.region, endpoint), f"alias/{backend.bucket}")
+    alias = f"alias/{backend.bucket}"
+    key_arn = ensure_key(_client("kms", backend.region, endpoint), alias, f"Terraform state ({alias})")
     # A plain-HTTP emulator would be locked out by a TLS-only policy (moto enforces
     # bucket policies); AWS itself is always reached over TLS.
     tls_only = endpoint is None or endpoint.startswith("https://")
