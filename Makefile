@@ -34,7 +34,7 @@ PY := .venv/bin/python
 # stays on one worker (--dist loadfile), so module fixtures are built once.
 TEST_WORKERS ?= 4
 
-.PHONY: help setup system-deps synth deploy destroy token bootstrap test security gateway-local lint docs bench clean
+.PHONY: help setup system-deps synth deploy destroy token bootstrap hybrid-secrets test security gateway-local lint docs bench clean
 
 # --- the local emulator environment (environments/local.toml) ----------------
 LOCAL_ENV := local
@@ -123,6 +123,11 @@ prices: setup ## Write config/pricing/prices.toml into ENV=<env>'s pricing table
 bootstrap: setup ## Create the state bucket and lock table of ENV=<env> (AWS credentials from your shell)
 	@test -n "$(ENV)" || { echo "usage: make bootstrap ENV=<environment>" >&2; exit 2; }
 	$(PY) -m tools.state_bootstrap $(ENV)
+
+# Silent lines (@): stdout is only the TOML snippet (`make -s hybrid-secrets ENV=prod >> snippet.toml`).
+hybrid-secrets: setup ## Create ENV=<env>'s hybrid-mode secrets, KMS-encrypted (values from your shell or prompts); print their ARNs
+	@test -n "$(ENV)" || { echo "usage: make hybrid-secrets ENV=<environment> [ONLY=registry|client-org]" >&2; exit 2; }
+	@$(PY) -m tools.hybrid_secrets $(ENV) $(if $(ONLY),--$(ONLY))
 
 test: setup system-deps ## Run the whole test suite (after ruff and mypy)
 	$(PY) -m ruff check .

@@ -15,6 +15,8 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from tests import processes
+from tests.conftest import ROOT
 from tools import hybrid_secrets
 
 REGION = "us-east-1"  # environments/prod.toml
@@ -281,3 +283,10 @@ def test_the_prefix_is_the_stacks() -> None:
 
     context = StackContext(environment="prod", region=REGION, account_id="1", partition="aws", deletion_protection=True)
     assert hybrid_secrets.prefix("prod") == context.prefix
+
+
+def test_make_without_env_prints_the_usage_and_exits_2() -> None:
+    # -o setup: the prerequisite counts as done, so nothing is installed.
+    result = processes.run(["make", "--no-print-directory", "-o", "setup", "hybrid-secrets"], cwd=ROOT, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: make hybrid-secrets ENV=<environment> [ONLY=registry|client-org]")
