@@ -108,12 +108,24 @@ def wildcard_resource_only_where_required(res: Res, stack: StackDoc) -> Verdict:
     return Verdict.COMPLIANT
 
 
+def _secret_of(value_from: str) -> str:
+    """The secret's ARN of a `valueFrom`, without the JSON key and version that may follow it."""
+    return ":".join(value_from.split(":")[:7])
+
+
 def execution_role_reads_only_injected_secrets(res: Res, stack: StackDoc) -> Verdict:
     definitions = _container_definitions(res)
-    # Judged per container, not pooled: a key given to the gateway is exposed even when the role may read it.
-    if any(c.get("secrets") for c in definitions if c.get("name") != DATA_PLANE_CONTAINER):
+    # Judged per container, not pooled: where a data plane runs, a key given to the gateway is exposed even
+    # when the role may read it. (Hybrid mode runs the enterprise gateway alone, with its own secrets.)
+    names = {c.get("name") for c in definitions}
+    if DATA_PLANE_CONTAINER in names and any(
+        c.get("secrets") for c in definitions if c.get("name") != DATA_PLANE_CONTAINER
+    ):
         return Verdict.NON_COMPLIANT
-    injected = {s["valueFrom"] for c in definitions for s in c.get("secrets", [])}
+    injected = {_secret_of(s["valueFrom"]) for c in definitions for s in c.get("secrets", [])}
+    injected |= {
+        c["repositoryCredentials"]["credentialsParameter"] for c in definitions if c.get("repositoryCredentials")
+    }
     role = stack.resolve(res.body.get("execution_role_arn", ""))
     if role is None:
         return _verdict(not injected)
@@ -359,10 +371,11 @@ RULES: tuple[Rule, ...] = (
          "Only actions without resource-level permissions (WILDCARD_RESOURCE_ACTIONS) may use '*'; "
          "cloudwatch:PutMetricData also needs a cloudwatch:namespace condition.", POLICIES,
          wildcard_resource_only_where_required),
-    Rule("AIGW-IAM3", "A container other than the data plane receives a secret, or the execution role may read "
-         "secrets the data plane does not receive (or misses one it does)",
-         "Only the data plane holds provider keys (the gateway and the collector never do), and the execution "
-         "role's secretsmanager:GetSecretValue resources equal the secrets the data plane receives.",
+    Rule("AIGW-IAM3", "A container beside the data plane receives a secret, or the execution role may read "
+         "secrets the task does not receive (or misses one it does)",
+         "Where a data plane runs, only it holds provider keys (the gateway and the collector never do); and the "
+         "execution role's secretsmanager:GetSecretValue resources equal the secrets the task's containers "
+         "receive (JSON keys stripped) and their registry credentials, nothing more.",
          ("aws_ecs_task_definition",), execution_role_reads_only_injected_secrets),
     Rule("AIGW-IAM4", "Service trust policy not scoped to this account",
          "Service principals need aws:SourceAccount (and aws:SourceArn where the service sends it) "

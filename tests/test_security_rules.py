@@ -131,6 +131,39 @@ def test_iam3_non_compliant_when_a_container_other_than_the_data_plane_receives_
     assert verdict("AIGW-IAM3", stack, "aws_ecs_task_definition", "task") is Verdict.NON_COMPLIANT
 
 
+HYBRID_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:client-org-AbCdEf"
+REGISTRY_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:registry-XyZ123"
+
+
+def hybrid_stack(readable: list[str], *, registry: bool = True) -> StackDoc:
+    """Hybrid mode's task: the enterprise gateway alone, one secret from a JSON key, the registry credentials."""
+    stack = execution_stack(readable, {"gateway": [f"{HYBRID_SECRET}:PORTKEY_CLIENT_AUTH::"]})
+    task = stack.resource("aws_ecs_task_definition")
+    containers = json.loads(task["container_definitions"])
+    if registry:
+        containers[0]["repositoryCredentials"] = {"credentialsParameter": REGISTRY_SECRET}
+    task.body["container_definitions"] = json.dumps(containers)
+    return stack
+
+
+def test_iam3_compliant_in_hybrid_mode_when_the_role_reads_the_gateways_secrets_and_registry_credentials() -> None:
+    stack = hybrid_stack([HYBRID_SECRET, REGISTRY_SECRET])
+    assert verdict("AIGW-IAM3", stack, "aws_ecs_task_definition", "task") is Verdict.COMPLIANT
+
+
+@pytest.mark.parametrize(
+    ("readable", "registry"),
+    [([HYBRID_SECRET], True), ([HYBRID_SECRET, REGISTRY_SECRET, "arn:aws:secretsmanager:x"], True),
+     ([HYBRID_SECRET, REGISTRY_SECRET], False)],
+    ids=["misses-the-registry-credentials", "reads-one-more", "reads-credentials-no-container-uses"],
+)  # fmt: skip
+def test_iam3_non_compliant_in_hybrid_mode_when_the_role_reads_other_secrets(
+    readable: list[str], registry: bool
+) -> None:
+    stack = hybrid_stack(readable, registry=registry)
+    assert verdict("AIGW-IAM3", stack, "aws_ecs_task_definition", "task") is Verdict.NON_COMPLIANT
+
+
 @pytest.mark.parametrize(
     ("service", "condition", "expected"),
     [
