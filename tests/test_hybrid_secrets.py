@@ -15,6 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from aigw.settings import HybridSettings
 from tests import processes
 from tests.conftest import ROOT
 from tools import hybrid_secrets
@@ -92,6 +93,7 @@ def test_stdout_is_the_arns_as_toml_and_no_value_is_printed(aws: None, capsys: p
     client_org_arn = secretsmanager.describe_secret(SecretId=CLIENT_ORG_NAME)["ARN"]
     assert tomllib.loads(out) == {
         "hybrid": {
+            "enabled": True,
             "registry_credentials_secret_arn": registry_arn,
             "secrets_kms_key_arn": client("kms").describe_key(KeyId=ALIAS)["KeyMetadata"]["Arn"],
             "gateway": {"secrets": {"PORTKEY_CLIENT_AUTH": client_org_arn, "ORGANISATIONS_TO_SYNC": client_org_arn}},
@@ -99,6 +101,9 @@ def test_stdout_is_the_arns_as_toml_and_no_value_is_printed(aws: None, capsys: p
     }
     assert leaked(out + err) == []
     assert f"{REGISTRY_NAME}: created" in err and f"{CLIENT_ORG_NAME}: created" in err
+    # What it prints is what the settings take: pasted as it is, the hybrid table validates.
+    pasted = HybridSettings.model_validate(tomllib.loads(out)["hybrid"])
+    assert list(pasted.problems()) == []
 
 
 def test_a_second_run_keeps_the_arns_and_puts_no_new_version(aws: None, capsys: pytest.CaptureFixture[str]) -> None:

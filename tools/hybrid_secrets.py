@@ -109,7 +109,7 @@ class HybridArns:
 
 def settings_snippet(arns: HybridArns) -> str:
     """The environment file's hybrid settings for these ARNs (TOML; ARNs only, never a value)."""
-    lines = ["[hybrid]"]
+    lines = ["[hybrid]", "enabled = true"]
     if arns.registry_credentials:
         lines.append(f"registry_credentials_secret_arn = {json.dumps(arns.registry_credentials)}")
     lines.append(f"secrets_kms_key_arn = {json.dumps(arns.key)}")
