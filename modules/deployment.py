@@ -29,10 +29,10 @@ from cdktf_cdktf_provider_aws.lb_listener_rule import (
 from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup
 from constructs import Construct
 
-from aigw.data_plane.contract import DATA_PLANE_PORT
 from aigw.settings import DeploymentPlan
+from aigw.task_entries import TaskEntry
 from modules.context import StackContext
-from modules.edge import EdgeOutputs, data_plane_health_check
+from modules.edge import EdgeOutputs, entry_health_check
 from modules.grants import grant_ecs_traffic_shifting, grant_lambda_invoke, policy_document, service_trust_policy
 
 # Rules on the production listener, ahead of its default action. Test traffic
@@ -87,7 +87,9 @@ class DeploymentTraffic(Construct):
         edge: EdgeOutputs,
         listener: LbListener,
         vpc_id: str,
+        entry: TaskEntry,
     ) -> None:
+        """``entry``: the task's primary entry (aigw/task_entries.py), which the alternate group targets too."""
         super().__init__(scope, construct_id)
         prefix = context.prefix
         # The same target and health check as the edge's group (modules/edge.py).
@@ -95,12 +97,12 @@ class DeploymentTraffic(Construct):
             self,
             "gateway-tg-alt",
             name=f"{prefix}-gw-alt",
-            port=DATA_PLANE_PORT,
+            port=entry.port,
             protocol="HTTP",
             target_type="ip",
             vpc_id=vpc_id,
             deregistration_delay=edge.deregistration_delay,
-            health_check=data_plane_health_check(),
+            health_check=entry_health_check(entry),
         )
         alternate_arn, listener_arn = alternate.arn, listener.arn
         primary_arn = edge.target_group_arn

@@ -40,9 +40,10 @@ from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGrou
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from constructs import Construct
 
-from aigw.data_plane.contract import ALB_IDLE_TIMEOUT_SECONDS, DATA_PLANE_PORT, HEALTH_PATH
+from aigw.data_plane.contract import ALB_IDLE_TIMEOUT_SECONDS
 from aigw.data_plane.policy import refusal
 from aigw.settings import EdgeSettings, LoadBalancerType
+from aigw.task_entries import TaskEntry
 from modules.access_logs import access_log_destination
 from modules.context import StackContext
 from modules.grants import allow_cidrs
@@ -54,7 +55,7 @@ TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # Host routing: one listener rule per routed host, keyed by the host's role, so
 # that a later host (the enterprise image's MCP gateway) gets a rule of its own
 # without renumbering or renaming this one.
-HOST_RULE_PRIORITIES: dict[str, int] = {"gateway": 10}
+HOST_RULE_PRIORITIES: dict[str, int] = {"gateway": 10, "mcp": 20}
 # What a request for any other host gets: the data plane's JSON error shape,
 # without naming the hosts that are served.
 UNKNOWN_HOST_STATUS = "404"
@@ -124,6 +125,8 @@ class EdgeOutputs:
     load_balancer_security_group_id: str
     target_group_arn: str
     target_group_arn_suffix: str
+    # The target group of each task entry by role (aigw/task_entries.py), the primary's included.
+    target_group_arns: dict[str, str]
     # How long a deregistered target keeps its requests in flight (every target group of the service).
     deregistration_delay: str
     base_url: str
@@ -134,12 +137,13 @@ class EdgeOutputs:
     listeners: list[ITerraformDependable]
 
 
-def data_plane_health_check() -> LbTargetGroupHealthCheck:
-    """HTTP GET of the data plane's health path, proxied to the gateway: a task is
-    healthy only when both answer. The same check behind either load balancer."""
+def entry_health_check(entry: TaskEntry) -> LbTargetGroupHealthCheck:
+    """HTTP GET of the entry's health path: the data plane's, proxied to the gateway
+    (a task is healthy only when both answer), or the enterprise gateway's own.
+    The same check behind either load balancer."""
     return LbTargetGroupHealthCheck(
         enabled=True,
-        path=HEALTH_PATH,
+        path=entry.health_path,
         port="traffic-port",
         protocol="HTTP",
         matcher="200",
@@ -196,10 +200,17 @@ class Edge(Construct):
         jwt: JwtIssuer,
         waf_log_group_arn: str | None,
         drain_seconds: int,
+        entries: list[TaskEntry],
+        hosts: dict[str, str],
+        private_link_inbound: bool = False,
     ) -> None:
         """``allowed_cidrs``: what the listeners admit, resolved from the settings
         (``EnvironmentSettings.load_balancer_cidrs``); ``drain_seconds``: the
-        target group's deregistration delay (``gateway.drain_seconds``)."""
+        target groups' deregistration delay (``gateway.drain_seconds``);
+        ``entries``: a target group each, the first the primary; ``hosts``: the
+        host each entry's role is routed by (none: the primary takes every
+        host); ``private_link_inbound``: an endpoint service fronts the (network)
+        load balancer, whose security group cannot name the consumers' addresses."""
         super().__init__(scope, construct_id)
         prefix = context.prefix
         kind = edge.load_balancer_type
@@ -244,23 +255,29 @@ class Edge(Construct):
             enable_deletion_protection=context.deletion_protection,
             idle_timeout=resources.idle_timeout,
             access_logs=logs.config,
+            enforce_security_group_inbound_rules_on_private_link_traffic="off" if private_link_inbound else None,
             depends_on=logs.wait_for or None,
         )
-        target_group = LbTargetGroup(
-            self,
-            resources.target_group_id,
-            name=f"{prefix}-{resources.target_group_name}",
-            # The task's entry point is the data plane, never the gateway itself.
-            port=DATA_PLANE_PORT,
-            protocol=kind.target_protocol,
-            target_type="ip",
-            vpc_id=network.vpc_id,
-            deregistration_delay=str(drain_seconds),
-            preserve_client_ip=resources.preserve_client_ip,
-            # An HTTP check through the data plane behind either type.
-            health_check=data_plane_health_check(),
-        )
-        listeners = self._listeners(edge, lb.arn, forward_actions(edge, target_group.arn, jwt))
+        target_groups = {
+            entry.role: LbTargetGroup(
+                self,
+                # The primary keeps the target group the stack always had.
+                resources.target_group_id if index == 0 else f"{entry.role}-tg",
+                name=f"{prefix}-{resources.target_group_name}" if index == 0 else f"{prefix}-{entry.role}",
+                # The task's entry point: the data plane, never the OSS gateway itself.
+                port=entry.port,
+                protocol=kind.target_protocol,
+                target_type="ip",
+                vpc_id=network.vpc_id,
+                deregistration_delay=str(drain_seconds),
+                preserve_client_ip=resources.preserve_client_ip,
+                health_check=entry_health_check(entry),
+            )
+            for index, entry in enumerate(entries)
+        }
+        target_group = target_groups[entries[0].role]
+        forwards = {role: forward_actions(edge, group.arn, jwt) for role, group in target_groups.items()}
+        listeners = self._listeners(edge, lb.arn, forwards, hosts, primary=entries[0].role)
         if edge.enable_waf:
             if waf_log_group_arn is None:
                 raise ValueError("WAF is enabled but observability created no WAF log group")
@@ -275,13 +292,17 @@ class Edge(Construct):
             load_balancer_security_group_id=lb_sg_id,
             target_group_arn=target_group.arn,
             target_group_arn_suffix=target_group.arn_suffix,
+            target_group_arns={role: group.arn for role, group in target_groups.items()},
             deregistration_delay=str(drain_seconds),
             base_url=f"{'https' if edge.https else 'http'}://{edge.gateway_host or dns_name}",
             access_logs_bucket=logs.bucket_name,
             listeners=listeners,
         )
 
-    def _listeners(self, edge: EdgeSettings, lb_arn: str, forward: list[dict[str, Any]]) -> list[ITerraformDependable]:
+    def _listeners(
+        self, edge: EdgeSettings, lb_arn: str, forwards: dict[str, list[dict[str, Any]]], hosts: dict[str, str],
+        *, primary: str,
+    ) -> list[ITerraformDependable]:  # fmt: skip
         """The serving listener: with a certificate HTTPS (ALB) or TLS ending at
         the NLB on 443, else HTTP or TCP on 80 (development); with a certificate
         the ALB's port 80 only redirects, and the NLB has no port 80 (it cannot
@@ -301,8 +322,8 @@ class Edge(Construct):
                     default_action=[LbListenerDefaultAction(type="redirect", redirect=redirect)],
                 )
             )
-        # Role -> hostname of each host-routed service (only the gateway for now).
-        routes = {"gateway": edge.gateway_host} if edge.gateway_host else {}
+        # Role -> hostname of each host-routed entry.
+        routes = {role: host for role, host in hosts.items() if host}
         protocol = kind.listener_protocol(edge.https)
         serving = LbListener(
             self,
@@ -314,7 +335,9 @@ class Edge(Construct):
             ssl_policy=TLS_POLICY if edge.https else None,
             certificate_arn=edge.certificate_arn or None,
             # No ALPN on the NLB's TLS: the data plane speaks HTTP/1.1 behind it, so clients must not negotiate h2.
-            default_action=[unknown_host_action()] if routes else [LbListenerDefaultAction(**a) for a in forward],
+            default_action=[unknown_host_action()]
+            if routes
+            else [LbListenerDefaultAction(**a) for a in forwards[primary]],
         )
         listeners.append(serving)
         serving_arn = serving.arn
@@ -326,7 +349,7 @@ class Edge(Construct):
                     listener_arn=serving_arn,
                     priority=HOST_RULE_PRIORITIES[role],
                     condition=[LbListenerRuleCondition(host_header=LbListenerRuleConditionHostHeader(values=[host]))],
-                    action=[LbListenerRuleAction(**action) for action in forward],
+                    action=[LbListenerRuleAction(**action) for action in forwards[role]],
                 )
             )
         return listeners

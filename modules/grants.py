@@ -399,3 +399,62 @@ def grant_log_delivery_key_use(*, account_id: str, region: str, partition: str) 
             "ArnLike": {"aws:SourceArn": f"arn:{partition}:logs:{region}:{account_id}:*"},
         },
     }
+
+
+def grant_hybrid_secrets_read(secret_arns: Sequence[str], *, kms_key_arn: str | None, region: str) -> list[Statement]:
+    """Read exactly the hybrid mode's secrets (the registry credentials and
+    each service's variables); decrypt with their customer key, where they
+    have one, only through Secrets Manager (the AWS-managed key needs no grant)."""
+    statements: list[Statement] = [
+        {"Sid": "ReadHybridSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+         "Resource": sorted(set(secret_arns))},
+    ]  # fmt: skip
+    if kms_key_arn:
+        statements.append(
+            {
+                "Sid": "DecryptHybridSecretsThroughSecretsManager",
+                "Effect": "Allow",
+                "Action": "kms:Decrypt",
+                "Resource": kms_key_arn,
+                "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}},
+            }
+        )
+    return statements
+
+
+# The object actions of Portkey's log store, per service (its ECS module's iam.tf).
+LOG_STORE_GATEWAY_ACTIONS: tuple[str, ...] = ("s3:GetObject", "s3:PutObject")
+LOG_STORE_DATA_SERVICE_ACTIONS: tuple[str, ...] = (
+    "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
+)  # fmt: skip
+
+
+def grant_log_store(
+    buckets: Sequence[str], actions: Sequence[str], *, partition: str, kms_key_arn: str | None, bucket_region: str
+) -> list[Statement]:
+    """Exactly these object actions on the log store's buckets' objects, and
+    with a customer key its encrypt and decrypt through S3 in the buckets' region."""
+    statements: list[Statement] = [
+        {
+            "Sid": "LogStoreObjects",
+            "Effect": "Allow",
+            "Action": list(actions),
+            "Resource": [f"arn:{partition}:s3:::{bucket}/*" for bucket in buckets],
+        }
+    ]
+    if kms_key_arn:
+        statements.append(
+            {
+                "Sid": "LogStoreKeyThroughS3",
+                "Effect": "Allow",
+                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                "Resource": kms_key_arn,
+                "Condition": {"StringEquals": {"kms:ViaService": f"s3.{bucket_region}.amazonaws.com"}},
+            }
+        )
+    return statements
+
+
+def grant_assume_role(role_arn: str) -> Statement:
+    """Assume exactly one role (cross-account Bedrock: the role there trusts this one)."""
+    return {"Sid": "AssumeBedrockAccountRole", "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role_arn}

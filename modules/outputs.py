@@ -80,6 +80,12 @@ OUTPUTS: tuple[StackOutput, ...] = (
                 "`[guardrails]` is off)", lambda w: w.guardrail.guardrail_id if w.guardrail else ""),
     StackOutput("guardrail_version", "Its published version the tasks apply (a new one with every change to the "
                 "guardrail; empty when off)", lambda w: w.guardrail.version if w.guardrail else ""),
+    StackOutput("gateway_task_role_arn", "Role of the gateway tasks: in hybrid mode the principal that a Bedrock "
+                "account's role trusts for cross-account access (docs/hybrid.md)", lambda w: w.compute.task_role_arn),
+    StackOutput("control_plane_endpoint_service_name", "VPC endpoint service Portkey's control plane connects "
+                "to (hybrid.control_plane.inbound = privatelink; empty otherwise): give it to Portkey, then accept "
+                "its connection request", lambda w: w.compute.hybrid.endpoint_service_name if w.compute.hybrid
+                else ""),
     StackOutput("cognito_client_secrets", "App client secret of each team (sensitive: `cdktf output` hides it; "
                 "`make token TEAM=<team>` reads it)", lambda w: w.auth.client_secrets, sensitive=True),
 )  # fmt: skip

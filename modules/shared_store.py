@@ -98,13 +98,13 @@ class SharedStore(Construct):
             host=endpoint.address, port=Token.as_string(endpoint.port), security_group_id=security_group_id
         )
 
-    def admit(self, task_security_group_id: str) -> None:
+    def admit(self, task_security_group_id: str, *, name: str = "tasks", what: str = "gateway tasks") -> None:
         """The tasks, and nothing else, reach the store on its port."""
         allow_from(
             self,
-            "tasks-to-store",
+            f"{name}-to-store",
             source_security_group_id=task_security_group_id,
             target_security_group_id=self._security_group_id,
             port=STORE_PORT,
-            description="gateway tasks to the shared store",
+            description=f"{what} to the shared store",
         )

@@ -18,11 +18,12 @@ from constructs import Construct
 
 from aigw.data_plane.config import DataPlaneRuntime
 from aigw.environments import Environment
+from aigw.task_entries import entry_hosts, task_entries
 from modules.auth import Auth
 from modules.compute import Compute
 from modules.context import PROJECT, StackContext
 from modules.cost_attribution import CostAttribution, CostAttributionOutputs
-from modules.data_plane import DataPlane, data_plane_config
+from modules.data_plane import DataPlane, DataPlaneOutputs, data_plane_config
 from modules.deployment import DeploymentTraffic, production_listener
 from modules.edge import Edge
 from modules.grants import grant_apply_guardrail
@@ -146,6 +147,8 @@ class GatewayStack(TerraformStack):
             gateway_endpoints=GATEWAY_ENDPOINTS + (("dynamodb",) if settings.cost_attribution.enabled else ()),
         ).outputs
         auth = Auth(self, "auth", context=context, teams=settings.teams).outputs
+        hybrid = settings.hybrid
+        entries = task_entries(settings)
         edge = Edge(
             self,
             "edge",
@@ -156,6 +159,9 @@ class GatewayStack(TerraformStack):
             jwt=auth.jwt_issuer,
             waf_log_group_arn=observability.waf_log_group_arn,
             drain_seconds=settings.gateway.drain_seconds,
+            entries=entries,
+            hosts=entry_hosts(settings),
+            private_link_inbound=hybrid.enabled and hybrid.control_plane.inbound == "privatelink",
         ).outputs
         traffic_shifting = None
         if settings.gateway.deployment.advanced:
@@ -167,6 +173,7 @@ class GatewayStack(TerraformStack):
                 edge=edge,
                 listener=production_listener(edge, https=settings.edge.https),
                 vpc_id=network.vpc_id,
+                entry=entries[0],
             ).outputs
         store = (
             SharedStore(self, "shared-store", settings=settings.shared_store, context=context, network=network)
@@ -176,34 +183,40 @@ class GatewayStack(TerraformStack):
         guardrail: GuardrailOutputs | None = None
         if settings.guardrails.enabled:
             guardrail = Guardrails(self, "guardrails", settings=settings.guardrails, context=context).outputs
-        data_plane_settings = data_plane_config(settings, environment.name)
         routing: RoutingOutputs | None = None
-        if data_plane_settings.default_route is not None:
-            routing = RouteDiscovery(
-                self, "routing", routes=dict(data_plane_settings.routing),
-                default=data_plane_settings.default_route, context=context,
-            ).outputs  # fmt: skip
-        data_plane = DataPlane(
-            self,
-            "data-plane",
-            config=data_plane_settings,
-            runtime=DataPlaneRuntime(
-                teams={client_id: team for team, client_id in auth.client_ids.items()},
-                store_host=store.outputs.host if store else None,
-                store_port=store.outputs.port if store else None,
-                guardrail_id=guardrail.guardrail_id if guardrail else None,
-                guardrail_version=guardrail.version if guardrail else None,
-            ),
-            context=context,
-            # The data plane applies the guardrail with the task role's credentials.
-            task_statements=[grant_apply_guardrail(guardrail.guardrail_arn)] if guardrail else [],
-        ).outputs
+        data_plane: DataPlaneOutputs | None = None
+        # Hybrid mode runs Portkey's enterprise gateway without the data plane (docs/hybrid.md).
+        if not hybrid.enabled:
+            data_plane_settings = data_plane_config(settings, environment.name)
+            if data_plane_settings.default_route is not None:
+                routing = RouteDiscovery(
+                    self, "routing", routes=dict(data_plane_settings.routing),
+                    default=data_plane_settings.default_route, context=context,
+                ).outputs  # fmt: skip
+            data_plane = DataPlane(
+                self,
+                "data-plane",
+                config=data_plane_settings,
+                runtime=DataPlaneRuntime(
+                    teams={client_id: team for team, client_id in auth.client_ids.items()},
+                    store_host=store.outputs.host if store else None,
+                    store_port=store.outputs.port if store else None,
+                    guardrail_id=guardrail.guardrail_id if guardrail else None,
+                    guardrail_version=guardrail.version if guardrail else None,
+                ),
+                context=context,
+                # The data plane applies the guardrail with the task role's credentials.
+                task_statements=[grant_apply_guardrail(guardrail.guardrail_arn)] if guardrail else [],
+            ).outputs
         compute = Compute(
             self,
             "compute",
             gateway=settings.gateway,
             autoscaling=settings.autoscaling,
             data_plane=data_plane,
+            hybrid=hybrid,
+            entries=entries,
+            store_endpoint=(store.outputs.host, store.outputs.port) if store else None,
             context=context,
             network=network,
             edge=edge,
@@ -213,6 +226,9 @@ class GatewayStack(TerraformStack):
         ).outputs
         if store:
             store.admit(compute.task_security_group_id)
+            if compute.hybrid and compute.hybrid.data_service_security_group_id:
+                store.admit(compute.hybrid.data_service_security_group_id, name="data-service",
+                            what="hybrid data service tasks")  # fmt: skip
         cost: CostAttributionOutputs | None = None
         if settings.cost_attribution.enabled:
             cost = CostAttribution(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from aigw.task_entries import task_entries
 from security.stackdoc import StackDoc
 from tests.scenarios import CERTIFICATE_ARN, base, vary
 
@@ -274,4 +275,6 @@ def test_waf_without_a_waf_log_group_is_refused() -> None:
             jwt=jwt,
             waf_log_group_arn=None,
             drain_seconds=300,
+            entries=task_entries(base()),
+            hosts={},
         )

@@ -58,6 +58,7 @@ from aigw.settings.gateway import (
     AzureSettings,
     GatewaySettings,
 )
+from aigw.settings.hybrid import HybridSettings
 from aigw.settings.load_balancer import LoadBalancerType
 from aigw.settings.network import (
     CREATED_VPC_KEYS,
@@ -113,6 +114,7 @@ __all__ = [
     "EnvironmentSettings",
     "FeatureSettings",
     "GatewaySettings",
+    "HybridSettings",
     "LifecycleHookSettings",
     "LifecycleStage",
     "LoadBalancerType",

@@ -44,6 +44,16 @@ _HOSTNAME = re.compile(r"^(?=.{1,128}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a
 _KEY_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$")
 
 
+def valid_hostname(value: str) -> str:
+    """A host name an ALB host condition matches."""
+    if not _HOSTNAME.match(value):
+        raise ValueError(
+            f"{value!r} is not a hostname the load balancer can route: lowercase DNS labels (letters, digits, "
+            "inner '-') joined by dots, at least two, at most 128 characters, no wildcards, no IP addresses"
+        )
+    return value
+
+
 class AccessLogSettings(Section):
     """The load balancer's access logs in S3 (`[edge.access_logs]`)."""
 
@@ -196,12 +206,7 @@ class EdgeSettings(Section):
     @field_validator("gateway_host")
     @classmethod
     def _host(cls, value: str) -> str:
-        if value and not _HOSTNAME.match(value):
-            raise ValueError(
-                f"{value!r} is not a hostname the load balancer can route: lowercase DNS labels (letters, digits, "
-                "inner '-') joined by dots, at least two, at most 128 characters, no wildcards, no IP addresses"
-            )
-        return value
+        return valid_hostname(value) if value else value
 
     @field_validator("waf_counted_body_rules")
     @classmethod

@@ -28,6 +28,7 @@ from aigw.settings.emulator import EmulatorSettings
 from aigw.settings.features import FeatureSettings
 from aigw.settings.gateway import DEFAULT_REQUESTS_PER_TARGET, AutoscalingPlan, GatewaySettings
 from aigw.settings.guardrails import GuardrailSettings
+from aigw.settings.hybrid import HybridSettings
 from aigw.settings.network import NetworkSettings, default_zones
 from aigw.settings.observability import ObservabilitySettings
 from aigw.settings.routing import RouteName, RouteSettings, routing_problems
@@ -56,7 +57,7 @@ _TAG_KEY = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
 
 SECTION_NAMES: tuple[str, ...] = (
     "backend", "network", "gateway", "edge", "observability", "emulator", "shared_store", "response_cache",
-    "cost_attribution", "guardrails", "features",
+    "cost_attribution", "guardrails", "hybrid", "features",
 )  # fmt: skip
 
 Tags = dict[Annotated[str, Field(pattern=_TAG_KEY.pattern)], Annotated[str, Field(max_length=256)]]
@@ -109,6 +110,7 @@ class EnvironmentSettings(Section):
     )
     cost_attribution: CostAttributionSettings = Field(default_factory=CostAttributionSettings)
     guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
+    hybrid: HybridSettings = Field(default_factory=HybridSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
 
     @field_validator("region")
@@ -125,10 +127,16 @@ class EnvironmentSettings(Section):
     @property
     def load_balancer_cidrs(self) -> list[str]:
         """The CIDRs the load balancer admits: ``edge.allowed_cidrs``, or when it is not
-        set the default of the scheme (internet-facing: the whole internet; internal: the VPC)."""
+        set the default of the scheme (internet-facing: the whole internet; internal: the VPC),
+        and in hybrid mode with inbound ``ip_allow_list`` the control plane's addresses."""
         if self.edge.allowed_cidrs is not None:
-            return list(self.edge.allowed_cidrs)
-        return [self.network.vpc_cidr] if self.edge.internal else list(INTERNET_FACING_DEFAULT_CIDRS)
+            cidrs = list(self.edge.allowed_cidrs)
+        else:
+            cidrs = [self.network.vpc_cidr] if self.edge.internal else list(INTERNET_FACING_DEFAULT_CIDRS)
+        control = self.hybrid.control_plane
+        if self.hybrid.enabled and control.inbound == "ip_allow_list":
+            cidrs += [cidr for cidr in control.allowed_cidrs if cidr not in cidrs]
+        return cidrs
 
     @property
     def world_open_cidrs(self) -> list[str]:
@@ -177,7 +185,8 @@ class EnvironmentSettings(Section):
 
     @property
     def needs_shared_store(self) -> bool:
-        return self.response_cache.enabled or any(client.limited for client in self.clients.values())
+        hybrid_store = self.hybrid.enabled and self.hybrid.cache.backend == "serverless"
+        return hybrid_store or self.response_cache.enabled or any(client.limited for client in self.clients.values())
 
     def _cost_problems(self) -> Iterator[Problem]:
         cost = self.cost_attribution

@@ -42,6 +42,15 @@ _AZURE_DEPLOYMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _AZURE_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 
 
+def valid_image(value: str) -> str:
+    """An image reference pinned by a tag (not `latest`) or a digest."""
+    if not _IMAGE.match(value):
+        raise ValueError(f"{value!r} must be an image reference pinned by a tag or an @sha256 digest")
+    if value.endswith(":latest"):
+        raise ValueError(f"{value!r}: the 'latest' tag is not reproducible; pin a version")
+    return value
+
+
 class AzureSettings(Section):
     """The Azure OpenAI deployment the gateway sends Azure requests to. The
     data plane sets these for every Azure request; clients cannot choose them."""
@@ -206,11 +215,10 @@ class GatewaySettings(Section):
     )
     server_mode: Literal["gateway", "mcp", "all"] = Field(
         "gateway",
-        description="What the gateway serves: `gateway`, the AI gateway. Portkey's `mcp` (the MCP gateway) and "
-        "`all` (both, the MCP gateway on 8788 behind host routing) exist only in its enterprise image and are "
-        "refused until this stack deploys that image (the hybrid deployment issue): the OSS image "
-        "(`@portkey-ai/gateway` 1.15.2) has no MCP server, no SERVER_MODE variable and no port 8788. "
-        "Default: `gateway`.",
+        description="What the gateway serves: `gateway`, the AI gateway; `mcp`, Portkey's MCP gateway (port "
+        "8788); `all`, both, routed by host (an ALB with `edge.gateway_host` and `hybrid.mcp_host`). `mcp` and "
+        "`all` exist only in the enterprise image, so they need `[hybrid]`: the OSS image (`@portkey-ai/gateway` "
+        "1.15.2) has no MCP server, no SERVER_MODE variable and no port 8788. Default: `gateway`.",
     )
     fargate_spot_weight: int = Field(
         0,
@@ -223,11 +231,7 @@ class GatewaySettings(Section):
     @field_validator("image", "collector_image", "data_plane_image")
     @classmethod
     def _image(cls, value: str) -> str:
-        if not _IMAGE.match(value):
-            raise ValueError(f"{value!r} must be an image reference pinned by a tag or an @sha256 digest")
-        if value.endswith(":latest"):
-            raise ValueError(f"{value!r}: the 'latest' tag is not reproducible; pin a version")
-        return value
+        return valid_image(value)
 
     @field_validator("min_capacity", "desired_count")
     @classmethod
@@ -258,13 +262,6 @@ class GatewaySettings(Section):
         return self.cpu * 1000 // 1024
 
     def problems(self) -> Iterator[Problem]:
-        if self.server_mode != "gateway":
-            yield Problem(
-                "server_mode",
-                f"{self.server_mode!r} needs Portkey's enterprise gateway image, which this stack does not deploy "
-                "yet (the hybrid deployment issue): the OSS image @portkey-ai/gateway 1.15.2 has no MCP server, "
-                'reads no SERVER_MODE variable and listens on no port 8788. Use "gateway" or remove this key',
-            )
         for problem in self.deployment.problems():
             yield Problem(f"deployment.{problem.field}", problem.message)
         allowed = FARGATE_MEMORY_BY_CPU[self.cpu]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from aigw.settings.common import Problem
 from aigw.settings.deployment import DEPLOYMENT_STRATEGY_MIN_PROVIDER, LAMBDA_ARN
 from aigw.settings.edge import ACM_ARN, JWT_VALIDATION_MIN_PROVIDER, WORLD_OPEN_BELOW_PREFIX
+from aigw.settings.hybrid import ENDPOINT_SERVICE_NAME_REGION
 from aigw.settings.network import MAX_ZONES, MIN_ZONES, default_zones
 from aigw.versions import admits_older_than, parse_constraint
 
@@ -42,6 +43,26 @@ def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             'validation (edge.enable_jwt_auth); use "~> 6.22" or turn JWT auth off',
             frozenset({"edge", "aws_provider_version"}),
         )
+    if env.hybrid.enabled or env.gateway.server_mode != "gateway":
+        yield from hybrid_problems(env)
+    else:
+        yield from _provider_problems(env)
+    yield from _public_access_problems(env)
+    yield from _client_problems(env)
+    yield from _load_balancer_capability_problems(env)
+    yield from _deployment_problems(env)
+    certificate = re.match(ACM_ARN, env.edge.certificate_arn)
+    if certificate and certificate["region"] != env.region:
+        yield Problem(
+            "edge.certificate_arn",
+            f"the certificate is in {certificate['region']} but the load balancer is in {env.region}; "
+            "ACM certificates must be in the load balancer's region",
+            frozenset({"edge", "region"}),
+        )
+
+
+def _provider_problems(env: EnvironmentSettings) -> Iterator[Problem]:
+    """The organisation keys the data plane injects, and the Azure target."""
     if "provider_keys" in env.gateway.model_fields_set and env.gateway.provider_keys and not env.edge.enable_jwt_auth:
         yield Problem(
             "gateway.provider_keys",
@@ -69,18 +90,6 @@ def cross_section_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             "with JWT auth the data plane offers only providers with an organisation key; add azure to "
             "gateway.provider_keys or remove this table",
             frozenset({"gateway", "edge"}),
-        )
-    yield from _public_access_problems(env)
-    yield from _client_problems(env)
-    yield from _load_balancer_capability_problems(env)
-    yield from _deployment_problems(env)
-    certificate = re.match(ACM_ARN, env.edge.certificate_arn)
-    if certificate and certificate["region"] != env.region:
-        yield Problem(
-            "edge.certificate_arn",
-            f"the certificate is in {certificate['region']} but the load balancer is in {env.region}; "
-            "ACM certificates must be in the load balancer's region",
-            frozenset({"edge", "region"}),
         )
 
 
@@ -278,3 +287,116 @@ def _zone_problems(region: str, zones: list[str] | None) -> Iterator[Problem]:
                 f"{region}a (zone IDs and Local Zones are not accepted)",
                 inputs,
             )
+
+
+# What each data-plane capability is replaced by in hybrid mode (the enterprise
+# gateway authenticates each request against Portkey's control plane).
+_HYBRID_REFUSED_GATEWAY_KEYS: dict[str, str] = {
+    "image": "the enterprise image is hybrid.gateway_image",
+    "image_from_ecr": "the enterprise image is pulled from Portkey's registry with the registry credentials",
+    "data_plane_image": "hybrid mode runs no data plane",
+    "provider_keys": "provider credentials live in Portkey's control plane (integrations, virtual keys)",
+    "azure": "provider credentials and targets live in Portkey's control plane",
+    "max_requests_in_flight": "the bound is the data plane's, which hybrid mode does not run",
+    "streams_per_task": "StreamsInFlight is the data plane's metric, which hybrid mode does not run",
+}
+_HYBRID_REFUSED_TABLES: dict[str, str] = {
+    "clients": "teams are the data plane's; the enterprise gateway authenticates Portkey API keys instead",
+    "routing": "routing configs live in Portkey's control plane",
+    "response_cache": "the enterprise gateway caches through hybrid.cache",
+    "guardrails": "guardrails are configured in Portkey's control plane",
+    "cost_attribution": "it prices the data plane's access log, which hybrid mode does not write; Portkey's "
+    "control plane attributes cost",
+}
+
+
+def hybrid_problems(env: EnvironmentSettings) -> Iterator[Problem]:
+    """Hybrid mode against the other tables: what it replaces, the server modes and connectivity."""
+    hybrid, gateway, edge = env.hybrid, env.gateway, env.edge
+    mode = gateway.server_mode
+    inputs = frozenset({"hybrid", "gateway", "edge"})
+    if not hybrid.enabled:
+        yield Problem(
+            "gateway.server_mode",
+            f"{mode!r} exists only in Portkey's enterprise gateway (the OSS image @portkey-ai/gateway 1.15.2 has no "
+            'MCP server, no SERVER_MODE variable and no port 8788): turn on [hybrid] or use "gateway"',
+            frozenset({"gateway", "hybrid"}),
+        )
+        return
+    if env.emulator.endpoint:
+        yield Problem(
+            "hybrid.enabled",
+            "the emulator's local task runs the OSS gateway; Portkey's enterprise image is licensed and cannot be "
+            "pulled here: deploy hybrid mode to AWS (its synthesized output is tested)",
+            frozenset({"hybrid", "emulator"}),
+        )
+    for name, reason in _HYBRID_REFUSED_GATEWAY_KEYS.items():
+        if name in gateway.model_fields_set:
+            yield Problem(f"gateway.{name}", f"not with hybrid mode: {reason}; remove this key", inputs)
+    enabled = {
+        "clients": bool(env.clients),
+        "routing": bool(env.routing),
+        "response_cache": env.response_cache.enabled,
+        "guardrails": env.guardrails.enabled,
+        "cost_attribution": env.cost_attribution.enabled,
+    }
+    for name, reason in _HYBRID_REFUSED_TABLES.items():
+        if enabled[name]:
+            yield Problem(name, f"not with hybrid mode: {reason}; remove it", frozenset({"hybrid", name}))
+    if edge.enable_jwt_auth:
+        yield Problem(
+            "edge.enable_jwt_auth",
+            "not with hybrid mode: the enterprise gateway authenticates every request's Portkey API key against "
+            "the control plane, and the control plane's own calls in carry no Cognito token; set it to false",
+            inputs,
+        )
+    if mode in ("mcp", "all") and hybrid.mcp_gateway_base_url is None:
+        yield Problem("hybrid.mcp_gateway_base_url", f"required with gateway.server_mode = {mode!r}", inputs)
+    if mode == "gateway" and hybrid.mcp_gateway_base_url is not None:
+        yield Problem("hybrid.mcp_gateway_base_url", "only with gateway.server_mode 'mcp' or 'all'; remove it", inputs)
+    if mode == "all":
+        if not edge.load_balancer_type.routes_by_host:
+            yield Problem(
+                "gateway.server_mode",
+                "'all' serves the AI gateway and the MCP gateway by host name, which a network load balancer "
+                "never sees; set edge.load_balancer_type = 'application'",
+                inputs,
+            )
+        else:
+            if not edge.gateway_host:
+                yield Problem("edge.gateway_host", "required with gateway.server_mode = 'all' (host routing)", inputs)
+            if hybrid.mcp_host is None:
+                yield Problem("hybrid.mcp_host", "required with gateway.server_mode = 'all' (host routing)", inputs)
+            elif hybrid.mcp_host == edge.gateway_host:
+                yield Problem("hybrid.mcp_host", "must differ from edge.gateway_host", inputs)
+    elif hybrid.mcp_host is not None:
+        yield Problem("hybrid.mcp_host", "only with gateway.server_mode = 'all'; remove it", inputs)
+    control = hybrid.control_plane
+    if control.inbound == "privatelink" and edge.load_balancer_type.value != "network":
+        yield Problem(
+            "hybrid.control_plane.inbound",
+            "a VPC endpoint service needs a Network Load Balancer; set edge.load_balancer_type = 'network' "
+            "(behind an ALB, Portkey's guide puts an NLB of your own in front of it, outside this stack)",
+            inputs,
+        )
+    if control.inbound == "ip_allow_list" and edge.internal:
+        yield Problem(
+            "hybrid.control_plane.inbound",
+            "the control plane calls in over the internet, which cannot reach an internal load balancer; set "
+            "edge.internal = false or use 'privatelink'",
+            inputs,
+        )
+    service = control.privatelink_service_name
+    service_region = ENDPOINT_SERVICE_NAME_REGION.match(service) if service else None
+    if service_region and service_region["region"] != env.region:
+        yield Problem(
+            "hybrid.control_plane.privatelink_service_name",
+            f"the endpoint service is in {service_region['region']} and the stack in {env.region}: cross-region "
+            "interface endpoints are not built; deploy in the service's region or use outbound = 'internet'",
+            frozenset({"hybrid", "region"}),
+        )
+    if hybrid.cache.backend != "serverless" and "shared_store" in env.model_fields_set:
+        yield Problem(
+            "shared_store", "hybrid.cache.backend is not 'serverless', so no store is created; remove this table",
+            frozenset({"hybrid", "shared_store"}),
+        )  # fmt: skip

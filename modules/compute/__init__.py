@@ -5,7 +5,9 @@ service, wired through named grants. One construct per part:
 - secrets.py: the provider-key secrets and their key;
 - task.py: the execution and task roles and the task definition;
 - service.py: the cluster, the tasks' security group, the service, autoscaling;
-- exec_sessions.py: with ECS Exec on, the key of its sessions.
+- exec_sessions.py: with ECS Exec on, the key of its sessions;
+- hybrid.py: in hybrid mode, the enterprise gateway's task instead of task.py's,
+  and the data service, the built-in Redis and the PrivateLink endpoints.
 """
 
 from __future__ import annotations
@@ -14,10 +16,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cdktf import ITerraformDependable
+from cdktf_cdktf_provider_aws.ecs_service import (
+    EcsServiceServiceConnectConfiguration,
+    EcsServiceServiceConnectConfigurationService,
+    EcsServiceServiceConnectConfigurationServiceClientAlias,
+)
+from cdktf_cdktf_provider_aws.service_discovery_http_namespace import ServiceDiscoveryHttpNamespace
 from constructs import Construct
 
-from aigw.settings import AutoscalingPlan, GatewaySettings
+from aigw.settings import AutoscalingPlan, GatewaySettings, HybridSettings
+from aigw.task_entries import TaskEntry
 from modules.compute.exec_sessions import ExecSessions
+from modules.compute.hybrid import HybridGatewayTask, HybridOutputs, HybridServices, cache_endpoint
 from modules.compute.images import GatewayImages
 from modules.compute.secrets import ProviderSecrets
 from modules.compute.service import GatewayService
@@ -26,6 +36,7 @@ from modules.context import StackContext
 from modules.data_plane import DataPlaneOutputs
 from modules.deployment import TrafficShifting
 from modules.edge import EdgeOutputs
+from modules.grants import grant_ecs_exec_sessions
 from modules.network import NetworkOutputs
 from modules.observability import ObservabilityOutputs
 
@@ -42,6 +53,8 @@ class ComputeOutputs:
     task_security_group_id: str
     execution_role_arn: str
     task_role_arn: str
+    # Hybrid mode's services and endpoints (None outside hybrid mode).
+    hybrid: HybridOutputs | None = None
 
 
 class Compute(Construct):
@@ -52,7 +65,10 @@ class Compute(Construct):
         *,
         gateway: GatewaySettings,
         autoscaling: AutoscalingPlan | None,
-        data_plane: DataPlaneOutputs,
+        data_plane: DataPlaneOutputs | None,
+        hybrid: HybridSettings,
+        entries: list[TaskEntry],
+        store_endpoint: tuple[str, str] | None,
         context: StackContext,
         network: NetworkOutputs,
         edge: EdgeOutputs,
@@ -62,7 +78,9 @@ class Compute(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         images = GatewayImages(self, "images", context=context)
-        secrets = ProviderSecrets(self, "secrets", providers=list(gateway.provider_keys), context=context)
+        # Hybrid mode keeps provider credentials in Portkey's control plane: no provider secrets.
+        providers: list[str] = [] if hybrid.enabled else list(gateway.provider_keys)
+        secrets = ProviderSecrets(self, "secrets", providers=providers, context=context)
         exec_sessions = None
         if gateway.enable_execute_command:
             exec_sessions = ExecSessions(
@@ -72,17 +90,37 @@ class Compute(Construct):
                 log_group_name=observability.log_group_names["ecs_exec"],
                 log_group_arn=observability.log_group_arns["ecs_exec"],
             ).outputs
-        task = GatewayTask(
-            self,
-            "task",
-            gateway=gateway,
-            data_plane=data_plane,
-            context=context,
-            images=images,
-            secrets=secrets,
-            observability=observability,
-            exec_sessions=exec_sessions,
-        )
+        task: GatewayTask | HybridGatewayTask
+        namespace: ServiceDiscoveryHttpNamespace | None = None
+        cache = None
+        if hybrid.enabled:
+            store_host, store_port = store_endpoint or (None, None)
+            cache = cache_endpoint(hybrid, store_host=store_host, store_port=store_port)
+            task = HybridGatewayTask(
+                self, "task", gateway=gateway, hybrid=hybrid, cache=cache, context=context,
+                observability=observability,
+                extra_task_statements=grant_ecs_exec_sessions(
+                    log_group_arn=exec_sessions.log_group_arn, kms_key_arn=exec_sessions.kms_key_arn
+                ) if exec_sessions else [],
+            )  # fmt: skip
+            # The gateway reaches the data service and the built-in Redis by name, and the data service it.
+            namespace = ServiceDiscoveryHttpNamespace(
+                self, "namespace", name=context.prefix, description="Hybrid mode's services (Service Connect)"
+            )
+        elif data_plane is None:
+            raise ValueError("the OSS gateway runs behind the data plane; none was given")
+        else:
+            task = GatewayTask(
+                self,
+                "task",
+                gateway=gateway,
+                data_plane=data_plane,
+                context=context,
+                images=images,
+                secrets=secrets,
+                observability=observability,
+                exec_sessions=exec_sessions,
+            )
         service = GatewayService(
             self,
             "service",
@@ -95,15 +133,43 @@ class Compute(Construct):
             exec_sessions=exec_sessions,
             traffic_shifting=traffic_shifting,
             depends_on=wait_for,
+            entries=entries,
+            service_connect=gateway_service_connect(entries, namespace.arn) if namespace else None,
         )
+        hybrid_outputs = None
+        if hybrid.enabled and cache is not None and namespace is not None:
+            hybrid_outputs = HybridServices(
+                self, "hybrid", hybrid=hybrid, cache=cache, context=context, network=network,
+                observability=observability, cluster_arn=service.cluster_arn, namespace_arn=namespace.arn,
+                gateway_security_group_id=service.security_group_id, load_balancer_arn=edge.load_balancer_arn,
+            ).outputs  # fmt: skip
         self.outputs = ComputeOutputs(
             ecr_repository_url=images.gateway.url,
             data_plane_ecr_repository_url=images.data_plane.url,
             cluster_name=service.cluster_name,
             service_name=service.service_name,
             provider_secret_arns=secrets.arns,
-            injected_secret_arns=task.injected_secret_arns,
+            injected_secret_arns=task.injected_secret_arns if isinstance(task, GatewayTask) else {},
             task_security_group_id=service.security_group_id,
             execution_role_arn=task.execution_role_arn,
             task_role_arn=task.task_role_arn,
+            hybrid=hybrid_outputs,
         )
+
+
+def gateway_service_connect(entries: list[TaskEntry], namespace_arn: str) -> EcsServiceServiceConnectConfiguration:
+    """The enterprise gateway in the namespace: a client of the data service and the
+    built-in Redis, and the data service's way back to it (`gateway:8787`)."""
+    return EcsServiceServiceConnectConfiguration(
+        enabled=True,
+        namespace=namespace_arn,
+        service=[
+            EcsServiceServiceConnectConfigurationService(
+                port_name=entry.role,
+                discovery_name=entry.role,
+                client_alias=EcsServiceServiceConnectConfigurationServiceClientAlias(port=entry.port,
+                                                                                      dns_name=entry.role),
+            )
+            for entry in entries
+        ],
+    )  # fmt: skip

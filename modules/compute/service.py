@@ -41,17 +41,14 @@ from cdktf_cdktf_provider_aws.ecs_service import (
     EcsServiceLoadBalancer,
     EcsServiceLoadBalancerAdvancedConfiguration,
     EcsServiceNetworkConfiguration,
+    EcsServiceServiceConnectConfiguration,
 )
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from constructs import Construct
 
-from aigw.data_plane.contract import (
-    DATA_PLANE_CONTAINER,
-    DATA_PLANE_PORT,
-    IN_FLIGHT_DIMENSION,
-    STREAMS_IN_FLIGHT_METRIC,
-)
+from aigw.data_plane.contract import IN_FLIGHT_DIMENSION, STREAMS_IN_FLIGHT_METRIC
 from aigw.settings import AutoscalingPlan, GatewaySettings
+from aigw.task_entries import TaskEntry
 from modules.compute.exec_sessions import ExecSessionLogging
 from modules.context import StackContext
 from modules.deployment import TrafficShifting
@@ -149,7 +146,11 @@ class GatewayService(Construct):
         exec_sessions: ExecSessionLogging | None,
         traffic_shifting: TrafficShifting | None,
         depends_on: Sequence[ITerraformDependable],
+        entries: list[TaskEntry],
+        service_connect: EcsServiceServiceConnectConfiguration | None = None,
     ) -> None:
+        """``entries``: the task's ports the load balancer reaches, each in the edge's
+        target group of its role; ``service_connect``: hybrid mode's Service Connect."""
         super().__init__(scope, construct_id)
         prefix = context.prefix
         strategy = capacity_strategy(gateway.fargate_spot_weight)
@@ -184,14 +185,16 @@ class GatewayService(Construct):
             vpc_id=network.vpc_id,
             tags={"Name": f"{prefix}-tasks"},
         ).id
-        allow_from(
-            self,
-            "tasks-from-alb",
-            source_security_group_id=edge.load_balancer_security_group_id,
-            target_security_group_id=self.security_group_id,
-            port=DATA_PLANE_PORT,
-            description="load balancer to data plane",
-        )
+        for index, entry in enumerate(entries):
+            allow_from(
+                self,
+                # The first keeps the construct id the data plane's rule always had.
+                "tasks-from-alb" if index == 0 else f"tasks-from-alb-{entry.role}",
+                source_security_group_id=edge.load_balancer_security_group_id,
+                target_security_group_id=self.security_group_id,
+                port=entry.port,
+                description=f"load balancer to {entry.reached}",
+            )
         allow_https_egress(
             self, "tasks-https-out", security_group_id=self.security_group_id,
             description="HTTPS to LLM providers and AWS APIs",
@@ -215,12 +218,17 @@ class GatewayService(Construct):
             ),
             load_balancer=[
                 EcsServiceLoadBalancer(
-                    target_group_arn=edge.target_group_arn,
-                    container_name=DATA_PLANE_CONTAINER,
-                    container_port=DATA_PLANE_PORT,
-                    advanced_configuration=advanced_configuration(traffic_shifting) if traffic_shifting else None,
+                    target_group_arn=edge.target_group_arns[entry.role],
+                    container_name=entry.container,
+                    container_port=entry.port,
+                    # Traffic shifting is for the primary (validation refuses it with a second entry).
+                    advanced_configuration=advanced_configuration(traffic_shifting)
+                    if traffic_shifting and index == 0
+                    else None,
                 )
+                for index, entry in enumerate(entries)
             ],
+            service_connect_configuration=service_connect,
             # A rolling deployment is ECS's default: no deployment_configuration block at all.
             deployment_configuration=deployment_configuration(traffic_shifting) if traffic_shifting else None,
             # The circuit breaker watches rolling and blue/green-family deployments alike.
@@ -238,6 +246,7 @@ class GatewayService(Construct):
             depends_on=[*depends_on, *(traffic_shifting.listener_rules if traffic_shifting else ())],
         )
         self.cluster_name = cluster_name
+        self.cluster_arn = cluster.arn
         self.service_name = service.name
         if autoscaling:
             self._autoscaling(prefix, autoscaling, edge, context.environment)
