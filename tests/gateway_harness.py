@@ -8,8 +8,9 @@
   command (config/data-plane/start.sh: the bundle verified against the
   pinned sha256, unpacked, started) under BusyBox's sh and tools, as in the
   Alpine-based OpenResty image, with Debian's nginx, ngx_lua, LuaJIT and
-  lua-resty-core. The gateway runs with its deployed environment, from the
-  npm package at the image's version, with the image's dependency versions,
+  lua-resty-core. The gateway runs its deployed command (the image's own, or
+  the cluster primary of a task with more than one vCPU: gateway_command)
+  with its deployed environment, from the npm package at the image's version, with the image's dependency versions,
   on the image's Node major (tests/gateway_runtime.py).
 - Provider hosts are not configured anywhere (production configures none).
   Instead, the gateway process preloads tests/harness/intercept.cjs, which
@@ -51,7 +52,7 @@ from typing import Any
 from aigw.data_plane.bundle import read_environment_file, unpack
 from aigw.data_plane.contract import BUNDLE_VARIABLE, DATA_PLANE_CONTAINER, GATEWAY_CONTAINER
 from bench.synth import process_tree
-from tests.gateway_runtime import GATEWAY_NODE, GATEWAY_SERVER
+from tests.gateway_runtime import GATEWAY_DIR, GATEWAY_NODE, GATEWAY_SERVER
 
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS_DIR = Path(__file__).resolve().parent / "harness"
@@ -188,13 +189,45 @@ def wait_until_answering(url: str, process: subprocess.Popen[bytes], what: str, 
 
 
 GATEWAY_READY = "Ready for connections"
+# The gateway image's working directory, where its files are (the npm package's here).
+GATEWAY_IMAGE_DIR = "/app/"
 
 
-def wait_for_line(log: Path, text: str, process: subprocess.Popen[bytes], what: str) -> None:
-    """Wait until ``log`` holds ``text``; fail with its tail if ``process`` exits first or time runs out."""
+def gateway_command(task: TaskDefinition, port: int) -> tuple[list[str], dict[str, str]]:
+    """The gateway container's command as the task definition runs it, and the
+    variables it needs here: Node 20 for the image's `node`, the npm package
+    for the image's /app, the interception preloaded (NODE_OPTIONS, which a
+    cluster primary's workers inherit) and the port (``--port``, which the
+    primary hands on to its workers). Without a command, the image's own:
+    `npm run start:node`, i.e. `node build/start-server.js` (no --headless)."""
+    container = task.containers[GATEWAY_CONTAINER]
+    if "command" not in container:
+        return [str(GATEWAY_NODE), "--require", str(INTERCEPT), str(GATEWAY_SERVER), f"--port={port}"], {}
+    command = task.command(GATEWAY_CONTAINER)
+    if container.get("entryPoint") != [] or command[:2] != ["node", "-e"]:
+        raise RuntimeError(f"the gateway's command is no longer `node -e <primary> ...`: {command[:2]}")
+    args = [str(GATEWAY_DIR / arg.removeprefix(GATEWAY_IMAGE_DIR)) if arg.startswith(GATEWAY_IMAGE_DIR) else arg
+            for arg in command[2:]]  # fmt: skip
+    return [str(GATEWAY_NODE), "-e", *args, f"--port={port}"], {"NODE_OPTIONS": f"--require={INTERCEPT}"}
+
+
+def wait_for_gateway(log: Path, process: subprocess.Popen[bytes], what: str = "the gateway") -> None:
+    """Until each of the gateway's processes (a cluster primary's workers, or
+    the one process) has printed that it is ready: it answers as soon as it
+    listens, but installs its handlers of uncaught errors only after its
+    start-up spinner, about a second later; until then one stray error ends it.
+    A primary forks its workers before any of them can be ready."""
+    wait_for_line(log, GATEWAY_READY, process, what)
+    workers = max(1, len(process_tree(process.pid)) - 1)
+    wait_for_line(log, GATEWAY_READY, process, what, count=workers)
+
+
+def wait_for_line(log: Path, text: str, process: subprocess.Popen[bytes], what: str, count: int = 1) -> None:
+    """Wait until ``log`` holds ``text`` (``count`` times); fail with its tail if
+    ``process`` exits first or time runs out."""
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
-        if text in log.read_text(errors="replace"):
+        if log.read_text(errors="replace").count(text) >= count:
             return
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with {process.returncode}:\n{log_tail(log)}")
@@ -381,6 +414,7 @@ class GatewayHarness:
         self.upstreams = dict(upstreams)
         self.sink = sink
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.gateway_process: subprocess.Popen[bytes] | None = None
         self.gateway_port = free_port()
         self.interception = Interception(workdir / "intercept.jsonl")
         # Harness-only variables of the gateway process (the CA of a test shared store).
@@ -409,14 +443,14 @@ class GatewayHarness:
             "AIGW_INTERCEPT_LOG": str(self.interception.log),
         }
         log = self.workdir / "gateway.log"
-        # The image runs `node build/start-server.js` (no --headless); only the port differs.
-        command = [str(GATEWAY_NODE), "--require", str(INTERCEPT), str(GATEWAY_SERVER), f"--port={self.gateway_port}"]
+        # The task definition's command (or the image's); only the port differs.
+        command, variables = gateway_command(self.task, self.gateway_port)
+        env.update(variables)
         process = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
         self.processes.append(process)
+        self.gateway_process = process
         wait_until_answering(f"{self.gateway_url}/", process, "the gateway", log)
-        # It answers as soon as it listens, but installs its handlers of uncaught errors only after
-        # its start-up spinner, about a second later: until then one stray error ends the process.
-        wait_for_line(log, GATEWAY_READY, process, "the gateway")
+        wait_for_gateway(log, process)
 
     def start_data_plane(
         self,

@@ -5,6 +5,11 @@ variables that carry the bundle. One place, read by both sides."""
 from __future__ import annotations
 
 GATEWAY_PORT = 8787  # the gateway's own (default) port, inside the task only
+# The gateway image's entry point (its WORKDIR is /app; its own command is
+# `npm run start:node`, i.e. `node build/start-server.js`).
+GATEWAY_SERVER_PATH = "/app/build/start-server.js"
+# Fargate's CPU units per vCPU: a task runs one gateway process per vCPU.
+CPU_UNITS_PER_VCPU = 1024
 DATA_PLANE_PORT = 8080  # the task's entry point: the load balancer's target
 HEALTH_PATH = "/health"  # proxied to the gateway's "/" ("AI Gateway says hey!")
 # Upstream (gateway) read/send timeout: completions stream for minutes.

@@ -17,10 +17,12 @@ from typing import Any
 from aigw.data_plane.config import DataPlaneRuntime
 from aigw.data_plane.contract import (
     COLLECTOR_CONTAINER,
+    CPU_UNITS_PER_VCPU,
     DATA_PLANE_CONTAINER,
     DATA_PLANE_PORT,
     GATEWAY_CONTAINER,
     GATEWAY_PORT,
+    GATEWAY_SERVER_PATH,
     HEALTH_PATH,
     KEY_VARIABLES_VARIABLE,
     OPEN_FILES,
@@ -54,6 +56,61 @@ def gateway_environment(runtime: DataPlaneRuntime) -> dict[str, str]:
     return {**GATEWAY_ENVIRONMENT, **({"REDIS_CONNECTION_STRING": redis_url} if redis_url else {})}
 
 
+# Node runs the gateway's JavaScript on one core: a task of N vCPUs runs N
+# gateway processes, forked by this primary with Node's cluster module (the
+# task definition's command, `node -e GATEWAY_PRIMARY <N> <server> [args]`;
+# the image stays the upstream one). Each worker is exactly the image's
+# `node build/start-server.js [args]` (execArgv emptied: the -e would
+# otherwise be inherited); they share the port, the primary handing out the
+# connections in turn (the data plane's keep-alive connections, the health
+# check's). A worker that exits is forked again, so a task never stays at
+# reduced capacity unnoticed and the other workers' streams go on; more exits
+# than workers within a minute is a crash loop (a start-up failure, memory
+# exhausted): the primary exits 1 and ECS replaces the task, as it does today
+# when the one process dies. SIGTERM (ECS stopping the task, after the data
+# plane has drained and exited) or SIGINT: every worker gets SIGTERM (the
+# gateway has no handler of it: it ends at once, with nothing in flight) and
+# the primary exits 0 once they have. The primary is PID 1: it must handle
+# SIGTERM itself (the kernel ignores unhandled signals to PID 1).
+GATEWAY_PRIMARY = """const cluster = require("node:cluster");
+const [n, exec, ...args] = process.argv.slice(1);
+const workers = Number(n), exits = [];
+let alive = 0, stopping = false;
+cluster.setupPrimary({ exec, args, execArgv: [] });
+const fork = () => { alive++; cluster.fork(); };
+cluster.on("exit", (worker, code, signal) => {
+  alive--;
+  if (stopping) { if (!alive) process.exit(0); return; }
+  const now = Date.now();
+  exits.push(now);
+  while (now - exits[0] > 60000) exits.shift();
+  console.error(`gateway worker ${worker.process.pid} exited (${signal || code}), ${exits.length} in the last minute`);
+  if (exits.length > workers) { console.error("gateway workers keep exiting: stopping the task"); process.exit(1); }
+  fork();
+});
+for (const signal of ["SIGTERM", "SIGINT"]) process.on(signal, () => {
+  stopping = true;
+  for (const worker of Object.values(cluster.workers)) worker.process.kill("SIGTERM");
+  if (!alive) process.exit(0);
+});
+for (let i = 0; i < workers; i++) fork();
+"""
+
+
+def gateway_processes(cpu: int) -> int:
+    """Gateway processes in a task of ``cpu`` CPU units: one per vCPU, at least one."""
+    return max(1, cpu // CPU_UNITS_PER_VCPU)
+
+
+def gateway_command(cpu: int) -> dict[str, list[str]]:
+    """The gateway container's entry point and command: none with one process
+    (the image's own, `npm run start:node`), else the cluster primary."""
+    processes = gateway_processes(cpu)
+    if processes == 1:
+        return {}
+    return {"entryPoint": [], "command": ["node", "-e", GATEWAY_PRIMARY, str(processes), GATEWAY_SERVER_PATH]}
+
+
 @dataclass(frozen=True)
 class DataPlaneTaskInputs:
     """What the data plane container is started with: its image, its bundle
@@ -77,9 +134,11 @@ def task_containers(
     region: str,
     log_groups: Mapping[str, str],
     metrics_namespace: str,
+    cpu: int,
 ) -> list[dict[str, Any]]:
     """The task's container definitions (ECS JSON): data plane, gateway, collector.
-    Only the data plane receives secrets (the org keys)."""
+    Only the data plane receives secrets (the org keys). ``cpu``: the task's CPU
+    units, which set how many gateway processes it runs (one per vCPU)."""
 
     def awslogs(group: str, stream_prefix: str) -> dict[str, Any]:
         return {
@@ -124,6 +183,7 @@ def task_containers(
         "image": gateway_image,
         "essential": True,
         "portMappings": [{"containerPort": GATEWAY_PORT, "protocol": "tcp", "name": "gateway"}],
+        **gateway_command(cpu),
         "environment": [
             {"name": name, "value": value} for name, value in gateway_environment(data_plane.runtime).items()
         ],

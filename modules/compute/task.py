@@ -136,6 +136,7 @@ class GatewayTask(Construct):
             region=region,
             log_groups=observability.log_group_names,
             metrics_namespace=METRICS_NAMESPACE,
+            cpu=gateway.cpu,
         )
         self.arn = EcsTaskDefinition(
             self,
