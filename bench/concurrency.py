@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import copy
 import json
 import os
 import resource
@@ -48,26 +49,30 @@ from pathlib import Path
 
 from aigw.data_plane.contract import GATEWAY_CONTAINER
 from bench.dataplane import (
+    ROUTE,
+    WRK,
     Processes,
     Service,
     cpu_seconds,
     nginx_temp_paths,
     nginx_user,
+    parse_wrk,
     start_dataplane,
     synthesize_prod,
+    write_wrk_script,
 )
 from bench.synth import process_tree
 from tests.gateway_fixtures import CLIENT_JWT
 from tests.gateway_harness import (
     DEBIAN_PRELUDE,
-    INTERCEPT,
     SYSTEM_PATH,
     TaskDefinition,
     free_port,
+    gateway_command,
     system_tools_missing,
+    wait_for_gateway,
     wait_until_answering,
 )
-from tests.gateway_runtime import GATEWAY_NODE, GATEWAY_SERVER
 
 TASK_CORE, LOAD_CORE = 0, 1
 STREAM_TIMEOUT_SECONDS = 30.0  # no byte for this long: the stream counts as timed out
@@ -115,13 +120,24 @@ def _mock_lua(chunks: int, pacing_ms: int) -> str:
                 .. '"usage":{{"output_tokens":' .. chunks .. '}}}}\\n\\n',
                 'event: message_stop\\ndata: {{"type":"message_stop"}}\\n\\n')
         end
-        ngx.req.discard_body()
+        ngx.req.read_body()
+        if not (ngx.req.get_body_data() or ""):find('"stream":%s*true') then
+            -- A non-streamed completion (the --processes comparison's wrk run).
+            ngx.header["Content-Type"] = "application/json"
+            ngx.print('{{"id":"chatcmpl-bench","object":"chat.completion","created":1767225600,'
+                .. '"model":"gpt-4o-mini-2024-07-18","choices":[{{"index":0,"message":{{"role":"assistant",'
+                .. '"content":"Hello from the benchmark mock."}},"finish_reason":"stop"}}],'
+                .. '"usage":{{"prompt_tokens":9,"completion_tokens":7,"total_tokens":16}}}}')
+            return
+        end
         if ngx.var.uri == "/v1/messages" then anthropic() else openai() end
     """
 
 
-def start_mock(processes: Processes, home: Path, chunks: int, pacing_ms: int) -> tuple[Service, Service]:
-    """The streaming mock and a sink (the data plane's collector), one nginx worker on the load core."""
+def start_mock(
+    processes: Processes, home: Path, chunks: int, pacing_ms: int, cores: str = str(LOAD_CORE)
+) -> tuple[Service, Service]:
+    """The streaming mock and a sink (the data plane's collector), one nginx worker on ``cores``."""
     home.mkdir(parents=True)
     mock_port, sink_port = free_port(), free_port()
     conf = f"""{chr(10).join(DEBIAN_PRELUDE)}
@@ -153,7 +169,7 @@ http {{
     (home / "nginx.conf").write_text(conf)
     log = home / "stderr.log"
     process = processes.popen(
-        ["taskset", "-c", str(LOAD_CORE), "nginx", "-p", f"{home}/", "-c", str(home / "nginx.conf"), "-g",
+        ["taskset", "-c", cores, "nginx", "-p", f"{home}/", "-c", str(home / "nginx.conf"), "-g",
          "daemon off;"],
         env={"PATH": SYSTEM_PATH}, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
     )  # fmt: skip
@@ -161,32 +177,39 @@ http {{
     return Service("mock", process, mock_port, log), Service("sink", process, sink_port, log)
 
 
-def start_gateway(processes: Processes, home: Path, task: TaskDefinition, mock: Service, sink: Service) -> Service:
-    """The gateway as the harness runs it, on the task's core; both providers mapped to the mock."""
+def start_gateway(
+    processes: Processes, home: Path, task: TaskDefinition, mock: Service, sink: Service, cores: str = str(TASK_CORE)
+) -> Service:
+    """The gateway as the harness runs it (the task definition's command: one process, or a cluster
+    primary and its workers), on ``cores``; both providers mapped to the mock."""
     home.mkdir(parents=True)
     port = free_port()
+    command, variables = gateway_command(task, port)
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(home),
         **task.environment(GATEWAY_CONTAINER),
+        **variables,
         "AIGW_INTERCEPT_MAP": json.dumps({host: f"http://127.0.0.1:{mock.port}" for _, _, host in SHAPES.values()}),
         "AIGW_INTERCEPT_SINK": f"http://127.0.0.1:{sink.port}",
     }
     log = home / "gateway.log"
-    command = ["taskset", "-c", str(TASK_CORE), str(GATEWAY_NODE), "--require", str(INTERCEPT), str(GATEWAY_SERVER),
-               f"--port={port}"]  # fmt: skip
-    process = processes.popen(command, cwd=home, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    process = processes.popen(
+        ["taskset", "-c", cores, *command], cwd=home, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
     wait_until_answering(f"http://127.0.0.1:{port}/", process, "the gateway", log)
+    wait_for_gateway(log, process)
     return Service("gateway", process, port, log)
 
 
-def pin(pid: int, core: int) -> None:
-    """Every thread of every process under ``pid`` onto ``core``."""
+def pin(pid: int, cores: int | set[int]) -> None:
+    """Every thread of every process under ``pid`` onto ``cores``."""
+    allowed = {cores} if isinstance(cores, int) else cores
     for member in process_tree(pid):
         with contextlib.suppress(OSError):
             for thread in os.listdir(f"/proc/{member}/task"):
                 with contextlib.suppress(OSError):
-                    os.sched_setaffinity(int(thread), {core})
+                    os.sched_setaffinity(int(thread), allowed)
 
 
 def own_cpu_seconds() -> float:
@@ -436,6 +459,140 @@ def print_step(step: Step) -> None:
     )
 
 
+# ------------------------------------------- one gateway process per vCPU
+@dataclass(frozen=True)
+class TaskSize:
+    """One task to measure with --compare-processes: its name, its task definition, the cores its processes
+    (gateway and data plane) run on, and those of the mock and the load generator."""
+
+    name: str
+    task: TaskDefinition
+    task_cores: set[int]
+    load_cores: set[int]
+
+
+def synthesize_sizes(outdir: Path, cpus: Sequence[int]) -> dict[int, TaskDefinition]:
+    """environments/prod.toml's task at each of ``cpus`` CPU units (memory: 2 MiB per unit, Fargate's least)."""
+    import aigw.fast_import
+
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    aigw.fast_import.install()
+    from aigw.environments import Environment, load_environments
+    from modules.stack import synthesize
+
+    (prod,) = [e for e in load_environments() if e.name == "prod"]
+    sized = {}
+    for cpu in cpus:
+        gateway = prod.settings.gateway.model_copy(update={"cpu": cpu, "memory": 2 * cpu})
+        sized[cpu] = Environment(f"prod-cpu{cpu}", prod.path, prod.settings.model_copy(update={"gateway": gateway}))
+    synthesize(list(sized.values()), outdir)
+    stacks = outdir / "stacks"
+    return {cpu: TaskDefinition.from_stack(stacks / e.stack_name / "cdk.tf.json") for cpu, e in sized.items()}
+
+
+def one_process(task: TaskDefinition) -> TaskDefinition:
+    """``task`` with the gateway's image command (one process) instead of its cluster primary."""
+    containers = copy.deepcopy(task.containers)
+    containers[GATEWAY_CONTAINER].pop("command", None)
+    containers[GATEWAY_CONTAINER].pop("entryPoint", None)
+    return TaskDefinition(containers, task.environment_files)
+
+
+def run_wrk(port: int, script: Path, seconds: float, watched: dict[str, int]) -> str:
+    """Non-streamed completions through the data plane at saturation (wrk -t2 -c128): requests/s,
+    latency and the task's CPU per request."""
+    before = {name: cpu_seconds(pid) for name, pid in watched.items()}
+    command = [str(WRK), "-t2", "-c128", f"-d{seconds:g}s", "--latency", "--timeout=10s", "-s", str(script),
+               f"http://127.0.0.1:{port}{ROUTE}"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    cpu = {name: cpu_seconds(pid) - before[name] for name, pid in watched.items()}
+    if result.returncode != 0 or result.stderr.strip():
+        return f"wrk failed ({result.returncode}): {result.stderr.strip()}"
+    requests, elapsed, rps, p50, p99, non_2xx, socket_errors = parse_wrk(result.stdout)
+    per_request = ", ".join(f"{name} {value * 1e6 / max(1, requests):.0f}" for name, value in cpu.items())
+    cores = " + ".join(f"{name} {value / elapsed:.2f}" for name, value in cpu.items())
+    return (
+        f"{rps:8.0f} requests/s  p50/p99 {p50:.1f} / {p99:.1f} ms  non-2xx {non_2xx}  socket errors "
+        f"{socket_errors}  cores {cores}  CPU us per request: {per_request}"
+    )
+
+
+def measure_size(
+    args: argparse.Namespace,
+    steps: Sequence[int],
+    size: TaskSize,
+    processes: Processes,
+    home: Path,
+    script: Path,
+    end_marker: bytes,
+) -> None:
+    os.sched_setaffinity(0, size.load_cores)
+    load_cores = ",".join(map(str, sorted(size.load_cores)))
+    task_cores = ",".join(map(str, sorted(size.task_cores)))
+    mock, sink = start_mock(processes, home / "mock", args.chunks, args.pacing_ms, load_cores)
+    gateway = start_gateway(processes, home / "gateway", size.task, mock, sink, task_cores)
+    data_plane = start_dataplane(processes, home / "data-plane", size.task, gateway, sink)
+    pin(gateway.process.pid, size.task_cores)
+    pin(data_plane.process.pid, size.task_cores)
+    workers = len(process_tree(gateway.process.pid)) - 1 or 1
+    print(
+        f"\n{size.name}: task on cores {task_cores}, load on {load_cores}; {workers} gateway process(es); "
+        f"load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    watched = {"gateway": gateway.process.pid, "nginx": data_plane.process.pid}
+    held = 0.0
+    for users in steps:
+        load = Load(data_plane.port, request_bytes("data plane", args.shape), end_marker)
+        step = asyncio.run(run_step(load, users, args.ramp, args.hold, args.pacing_ms / 1000, watched))
+        step.path = "data plane"
+        print_step(step)
+        if not [cause for cause in step.failures if cause != "HTTP 503"]:
+            held = max(held, step.streaming)
+        time.sleep(2.0)
+    print(f"  held: {held:.0f} streams (the most streaming at a step where every failure was a 503)")
+    print(f"  wrk: {run_wrk(data_plane.port, script, args.wrk_seconds, watched)}", flush=True)
+
+
+def compare_processes(args: argparse.Namespace, steps: Sequence[int]) -> int:
+    """Streams held per task through the data plane, and its non-streamed throughput, with the task on
+    one core (prod's 1 vCPU, the load on the other core) and on both cores (a 2-vCPU task, its data plane
+    bounded as one: 2,000 in flight) with one gateway process, then with one per vCPU as deployed."""
+    cores = os.cpu_count() or 1
+    if cores < 2:
+        print("--compare-processes needs two cores", file=sys.stderr)
+        return 2
+    both = set(range(cores))
+    with tempfile.TemporaryDirectory(prefix="aigw-concurrency-") as workdir:
+        work = Path(workdir)
+        tasks = synthesize_sizes(work / "synth", (1024, 2048))
+        sizes = [
+            TaskSize("1 vCPU, 1 process", tasks[1024], {TASK_CORE}, {LOAD_CORE}),
+            TaskSize("2 vCPUs, 1 process", one_process(tasks[2048]), both, both),
+            TaskSize("2 vCPUs, 2 processes", tasks[2048], both, both),
+        ]
+        script = work / "wrk.lua"
+        write_wrk_script(script)
+        print(
+            f"Gateway processes per task: {args.chunks} {args.shape} chunks {args.pacing_ms} ms apart per "
+            f"stream, through the data plane (prod's, its bound on requests in flight as the task's size sets "
+            f"it); users ramp in over {args.ramp:g} s, hold {args.hold:g} s; then wrk -t2 -c128 for "
+            f"{args.wrk_seconds:g} s of non-streamed completions. Machine: {cores} cores: at 1 vCPU the task "
+            f"runs on core {TASK_CORE} and the mock, the load generator and wrk on core {LOAD_CORE}; at 2 vCPUs "
+            "all of them share both cores (there is no third). 4 vCPUs cannot be simulated here.",
+            flush=True,
+        )
+        end_marker = b"[DONE]" if args.shape == "openai" else b"message_stop"
+        for index, size in enumerate(sizes):
+            processes = Processes()
+            try:
+                measure_size(args, steps, size, processes, work / f"size-{index}", script, end_marker)
+            finally:
+                processes.stop_all()
+            time.sleep(2.0)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--steps", default="250,500,1000,2000,4000")
@@ -445,14 +602,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pacing-ms", type=int, default=250)
     parser.add_argument("--shape", choices=sorted(SHAPES), default="openai")
     parser.add_argument("--quick", action="store_true", help="two small steps, short: proves the benchmark runs")
+    parser.add_argument(
+        "--compare-processes",
+        action="store_true",
+        help="streams held and non-streamed throughput per task: 1 vCPU, 2 vCPUs with one gateway process, "
+        "2 vCPUs with one per vCPU (through the data plane only; default steps 1000,2000,3000)",
+    )
+    parser.add_argument("--wrk-seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
+    if args.compare_processes and args.steps == parser.get_default("steps"):
+        args.steps = "1000,2000,3000"
     if args.quick:
         args.steps, args.ramp, args.hold, args.chunks, args.pacing_ms = "10,20", 0.5, 2.0, 4, 100
+        args.wrk_seconds = 1.0
     missing = system_tools_missing()
     if missing:
         print(f"missing: {', '.join(missing)} (make system-deps)", file=sys.stderr)
         return 2
     steps = [int(value) for value in args.steps.split(",")]
+    if args.compare_processes:
+        return compare_processes(args, steps)
     os.sched_setaffinity(0, {LOAD_CORE})
     processes = Processes()
     try:
