@@ -42,3 +42,14 @@ def test_the_concurrency_benchmark_runs_every_path_to_a_report() -> None:
     for path in ("mock alone", "direct", "data plane"):
         rows = re.findall(rf"^ +\d+ {re.escape(path)} +completed +\d+ .*$", result.stdout, re.M)
         assert len(rows) == 2, (path, result.stdout[-2000:])  # one row per step
+
+
+def test_the_gateway_processes_comparison_runs_every_task_size_to_a_report() -> None:
+    command = [sys.executable, "-m", "bench.concurrency", "--compare-processes", "--quick"]
+    result = processes.run(command, cwd=ROOT, env=os.environ, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for size, workers in (("1 vCPU, 1 process", 1), ("2 vCPUs, 1 process", 1), ("2 vCPUs, 2 processes", 2)):
+        assert re.search(rf"^{re.escape(size)}: .*; {workers} gateway process\(es\)", result.stdout, re.M), size
+    assert len(re.findall(r"^ +\d+ data plane +completed +\d+ .*$", result.stdout, re.M)) == 6
+    assert len(re.findall(r"^  held: \d+ streams", result.stdout, re.M)) == 3
+    assert len(re.findall(r"^  wrk: +\d+ requests/s .* non-2xx 0 ", result.stdout, re.M)) == 3
