@@ -147,7 +147,10 @@ class GatewaySettings(Section):
         description="ADOT collector sidecar image. Default: `amazon/aws-otel-collector:v0.43.3`.",
     )
     cpu: Literal[256, 512, 1024, 2048, 4096, 8192, 16384] = Field(
-        512, description="Task CPU units (Fargate sizes). Default: 512."
+        512,
+        description="Task CPU units (Fargate sizes). The task runs one gateway process per vCPU (`cpu` / 1024, at "
+        "least one: Node runs the gateway's JavaScript on one core), forked by a Node cluster primary; at 1 vCPU "
+        "or less, the image's own command. Default: 512.",
     )
     memory: int = Field(1024, description="Task memory in MiB; must be valid for `cpu` on Fargate. Default: 1024.")
     desired_count: int = Field(
