@@ -150,7 +150,7 @@ class GatewaySettings(Section):
         512,
         description="Task CPU units (Fargate sizes). The task runs one gateway process per vCPU (`cpu` / 1024, at "
         "least one: Node runs the gateway's JavaScript on one core), forked by a Node cluster primary; at 1 vCPU "
-        "or less, the image's own command. Default: 512.",
+        "or less, the image's own command (hybrid mode: the enterprise image's own command, always). Default: 512.",
     )
     memory: int = Field(1024, description="Task memory in MiB; must be valid for `cpu` on Fargate. Default: 1024.")
     desired_count: int = Field(
