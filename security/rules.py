@@ -140,6 +140,31 @@ def execution_role_reads_only_injected_secrets(res: Res, stack: StackDoc) -> Ver
     return _verdict(readable == injected)
 
 
+def _exec_session_keys(stack: StackDoc) -> set[str]:
+    """The keys that encrypt ECS Exec sessions (the cluster's execute-command configuration)."""
+    keys = set()
+    for cluster in stack.resources("aws_ecs_cluster"):
+        configuration = cluster.body.get("configuration", {}).get("execute_command_configuration", {})
+        if configuration.get("kms_key_id"):
+            keys.add(configuration["kms_key_id"])
+    return keys
+
+
+def kms_use_only_through_a_service(res: Res, stack: StackDoc) -> Verdict:
+    exempt = _exec_session_keys(stack)
+    for statement in _statements(res.policy("policy")):
+        actions = [str(action) for action in _as_list(statement.get("Action", []))]
+        if statement.get("Effect") != "Allow" or not any(action.startswith("kms:") for action in actions):
+            continue
+        if any("kms:ViaService" in block for block in statement.get("Condition", {}).values()):
+            continue
+        # The SSM agent decrypts an ECS Exec session's data channel with the key itself, not through a service.
+        if actions == ["kms:Decrypt"] and set(_as_list(statement.get("Resource", []))) <= exempt:
+            continue
+        return Verdict.NON_COMPLIANT
+    return Verdict.COMPLIANT
+
+
 def trust_policies_scoped_to_account(res: Res, stack: StackDoc) -> Verdict:
     for statement in _statements(res.policy("assume_role_policy")):
         services = _as_list(statement.get("Principal", {}).get("Service", []))
@@ -377,6 +402,10 @@ RULES: tuple[Rule, ...] = (
          "execution role's secretsmanager:GetSecretValue resources equal the secrets the task's containers "
          "receive (JSON keys stripped) and their registry credentials, nothing more.",
          ("aws_ecs_task_definition",), execution_role_reads_only_injected_secrets),
+    Rule("AIGW-IAM5", "IAM policy lets a principal use a KMS key directly, not only through a service",
+         "Every kms: grant carries kms:ViaService (Secrets Manager, S3, ECR, ...), so the key decrypts only what "
+         "that service holds for the principal; the one exception is kms:Decrypt on an ECS Exec session key, "
+         "which the SSM agent uses itself.", POLICIES, kms_use_only_through_a_service),
     Rule("AIGW-IAM4", "Service trust policy not scoped to this account",
          "Service principals need aws:SourceAccount (and aws:SourceArn where the service sends it) "
          "against the confused-deputy problem.", ("aws_iam_role",), trust_policies_scoped_to_account),

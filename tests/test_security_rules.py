@@ -131,6 +131,36 @@ def test_iam3_non_compliant_when_a_container_other_than_the_data_plane_receives_
     assert verdict("AIGW-IAM3", stack, "aws_ecs_task_definition", "task") is Verdict.NON_COMPLIANT
 
 
+KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+
+
+@pytest.mark.parametrize(
+    ("statement", "expected"),
+    [
+        ({"Effect": "Allow", "Action": "kms:Decrypt", "Resource": KEY,
+          "Condition": {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}},
+         Verdict.COMPLIANT),
+        ({"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": KEY}, Verdict.NON_COMPLIANT),
+        ({"Effect": "Allow", "Action": "kms:Decrypt", "Resource": KEY}, Verdict.NON_COMPLIANT),
+        ({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}, Verdict.COMPLIANT),
+    ],
+    ids=["through-secrets-manager", "direct-generate-and-decrypt", "direct-decrypt", "no-kms"],
+)  # fmt: skip
+def test_iam5_kms_use_only_through_a_service(statement: dict[str, Any], expected: Verdict) -> None:
+    assert verdict("AIGW-IAM5", role_policy(statement), "aws_iam_role_policy", "p") is expected
+
+
+def test_iam5_admits_a_direct_decrypt_of_the_ecs_exec_session_key_only() -> None:
+    stack = role_policy({"Effect": "Allow", "Action": "kms:Decrypt", "Resource": KEY})
+    stack.document["resource"]["aws_ecs_cluster"] = {
+        "c": {"configuration": {"execute_command_configuration": {"kms_key_id": KEY}}}
+    }
+    assert verdict("AIGW-IAM5", stack, "aws_iam_role_policy", "p") is Verdict.COMPLIANT
+    widened = role_policy({"Effect": "Allow", "Action": ["kms:Decrypt", "kms:Encrypt"], "Resource": KEY})
+    widened.document["resource"]["aws_ecs_cluster"] = stack.document["resource"]["aws_ecs_cluster"]
+    assert verdict("AIGW-IAM5", widened, "aws_iam_role_policy", "p") is Verdict.NON_COMPLIANT
+
+
 HYBRID_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:client-org-AbCdEf"
 REGISTRY_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:registry-XyZ123"
 
