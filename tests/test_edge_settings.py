@@ -258,11 +258,11 @@ def test_server_mode_gateway_may_be_written_out(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("mode", ["mcp", "all"])
-def test_mcp_server_modes_are_refused_until_the_enterprise_image(tmp_path: Path, mode: str) -> None:
+def test_mcp_server_modes_are_refused_without_hybrid_mode(tmp_path: Path, mode: str) -> None:
     assert problems(tmp_path, gateway(f'server_mode = "{mode}"')) == [
-        f"gateway.server_mode: '{mode}' needs Portkey's enterprise gateway image, which this stack does not deploy "
-        "yet (the hybrid deployment issue): the OSS image @portkey-ai/gateway 1.15.2 has no MCP server, reads no "
-        'SERVER_MODE variable and listens on no port 8788. Use "gateway" or remove this key'
+        f"gateway.server_mode: '{mode}' exists only in Portkey's enterprise gateway (the OSS image "
+        "@portkey-ai/gateway 1.15.2 has no MCP server, no SERVER_MODE variable and no port 8788): turn on "
+        '[hybrid] or use "gateway"'
     ]
 
 
