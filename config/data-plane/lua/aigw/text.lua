@@ -2,7 +2,7 @@
 -- span attributes, refusals. Printable ASCII only, bounded in length, so a
 -- client-chosen byte can neither break a JSON log line nor make the
 -- collector refuse a whole batch of spans.
-local type, gsub, sub = type, string.gsub, string.sub
+local type, find, gsub, sub = type, string.find, string.gsub, string.sub
 
 local _M = {}
 
@@ -18,7 +18,9 @@ function _M.clean(value, max)
     elseif kind ~= "string" then
         return ""
     end
-    return sub(gsub(value, "[^ -~]", "?"), 1, max or _M.MAX_LENGTH)
+    max = max or _M.MAX_LENGTH
+    if #value <= max and not find(value, "[^ -~]") then return value end  -- already clean: no new string
+    return sub(gsub(value, "[^ -~]", "?"), 1, max)
 end
 
 return _M
