@@ -182,6 +182,32 @@ describe("telemetry.record and drain", function()
         assert.equal("none", dimensions_of(points[1]).provider)
     end)
 
+    it("writes a span's every field, as JSON whatever its strings hold", function()
+        telemetry.drain(settings, 0)
+        telemetry.record(request({ status = 503, provider = "openai", model = 5, rule = 'a"b\\c/d', routing = "chat",
+            client_id = "4mq0client0a", team = "search", guardrail = "passed", output_tokens = 7,
+            amzn_trace = "Root=1-5f2a6b3c-0123456789abcdef01234567" }), settings)
+        telemetry.record(request({ model = {}, client_config = true }), settings)
+        local spans = cjson.decode(telemetry.drain(settings, 1002)[1][2]).resourceSpans[1].scopeSpans[1].spans
+        assert.truthy(spans[1].spanId:find("^%x+$") and #spans[1].spanId == 16)
+        spans[1].spanId = nil
+        local function string_value(key, value) return { key = key, value = { stringValue = value } } end
+        assert.same({ traceId = "5f2a6b3c0123456789abcdef01234567", name = "POST /v1/chat/completions", kind = 2,
+            startTimeUnixNano = "1000250000000", endTimeUnixNano = "1001500000000", status = { code = 2 },
+            attributes = { string_value("http.route", "/v1/chat/completions"),
+                { key = "http.response.status_code", value = { intValue = "503" } },
+                string_value("gen_ai.system", "openai"),
+                { key = "gen_ai.request.model", value = { intValue = "5" } },
+                string_value("aigw.client_id", "4mq0client0a"), string_value("aigw.team", "search"),
+                string_value("aigw.rule", 'a"b\\c/d'), string_value("aigw.route", "chat"),
+                string_value("aigw.guardrail", "passed"),
+                { key = "gen_ai.usage.output_tokens", value = { intValue = "7" } },
+                string_value("aws.xray.trace_id", "1-5f2a6b3c-0123456789abcdef01234567") } }, spans[1])
+        assert.truthy(spans[2].traceId:find("^%x+$") and #spans[2].traceId == 32)
+        assert.same({ code = 1 }, spans[2].status)
+        assert.same(string_value("gen_ai.request.model", ""), spans[2].attributes[4])
+    end)
+
     it("writes only printable text into span attributes", function()
         telemetry.record(request({ provider = "openai", model = "gpt\255\n", rule = "model" }), settings)
         local payload = telemetry.drain(settings, 1002)[1][2]

@@ -14,17 +14,21 @@ local cjson = require "cjson.safe"
 local text = require "aigw.text"
 
 local type, pairs, next, tostring, format, concat = type, pairs, next, tostring, string.format, table.concat
+local find, sub = string.find, string.sub
 local floor, random = math.floor, math.random
 
 local _M = {}
 
--- Per worker: spans waiting for the next flush, and metric sums by dimensions.
+-- Per worker: spans waiting for the next flush (their JSON text), and metric sums by dimensions.
 local spans, counters, route_counters = {}, {}, {}
 
-local function random_hex(bytes)
-    local parts = {}
-    for i = 1, bytes do parts[i] = format("%02x", random(0, 255)) end
-    return concat(parts)
+-- 8 and 12 random bytes in hex (a span id, the random part of a trace id): 32 bits per call.
+local function random_hex8()
+    return format("%08x%08x", random(0, 0xffffffff), random(0, 0xffffffff))
+end
+
+local function random_hex12()
+    return format("%08x%08x%08x", random(0, 0xffffffff), random(0, 0xffffffff), random(0, 0xffffffff))
 end
 
 -- The OTel trace id of the load balancer's X-Amzn-Trace-Id
@@ -33,11 +37,11 @@ function _M.trace_id(amzn_trace, now)
     local epoch, unique = (type(amzn_trace) == "string" and amzn_trace or "")
         :match("^Root=1%-(%x%x%x%x%x%x%x%x)%-(%x+)")
     if epoch and #unique == 24 then return (epoch .. unique):lower(), true end
-    return format("%08x", floor(now)) .. random_hex(12), false
+    return format("%08x", floor(now)) .. random_hex12(), false
 end
 
--- The bounded value of each dimension (see the top of this file).
-function _M.dimensions(request, settings)
+-- The bounded value of each dimension (see the top of this file): provider, model, team, status.
+local function dimension_values(request, settings)
     local provider = request.provider
     if not (provider and settings.providers[provider]) then
         provider = request.client_config and "config" or "none"
@@ -56,7 +60,12 @@ function _M.dimensions(request, settings)
     end
     local status = request.status
     if type(status) ~= "number" or status < 100 or status > 599 then status = 0 end
-    return { provider = provider, model = model, team = team, status = floor(status) }
+    return provider, model, team, floor(status)
+end
+
+function _M.dimensions(request, settings)
+    local provider, model, team, status = dimension_values(request, settings)
+    return { provider = provider, model = model, team = team, status = status }
 end
 
 local function attribute(key, value)
@@ -68,10 +77,11 @@ end
 
 -- The counter of the dimensions of `request`, created at zero.
 local function counter_of(request, settings)
-    local d = _M.dimensions(request, settings)
-    local key = concat({ d.provider, d.model, d.team, d.status }, "\31")
+    local provider, model, team, status = dimension_values(request, settings)
+    local key = provider .. "\31" .. model .. "\31" .. team .. "\31" .. status
     local counter = counters[key]
     if not counter then
+        local d = { provider = provider, model = model, team = team, status = status }
         counter = { dimensions = d, requests = 0, input = 0, output = 0, unavailable = 0, alerts = 0,
                     cache_unavailable = 0, guardrail_input = 0, guardrail_output = 0, guardrail_unavailable = 0 }
         counters[key] = counter
@@ -81,14 +91,60 @@ end
 
 -- Counts a request on a named route (only configured names reach here).
 local function count_routed(request, settings)
-    local d = _M.dimensions(request, settings)
-    local key = request.routing .. "\31" .. d.provider .. "\31" .. d.status
+    local provider, _, _, status = dimension_values(request, settings)
+    local key = request.routing .. "\31" .. provider .. "\31" .. status
     local counter = route_counters[key]
     if not counter then
-        counter = { route = request.routing, provider = d.provider, status = d.status, requests = 0 }
+        counter = { route = request.routing, provider = provider, status = status, requests = 0 }
         route_counters[key] = counter
     end
     counter.requests = counter.requests + 1
+end
+
+-- A span is queued as its OTLP/HTTP JSON text (what drain sends), written
+-- here rather than built as tables for cjson: one string per request. Every
+-- string goes through json_string; a span's strings are printable ASCII
+-- (text.clean) but for the route, a configured name.
+local JSON_PLAIN = '[%c"\\/\128-\255]'  -- what a JSON string writes escaped (cjson also escapes "/")
+
+local function json_string(value)
+    if not find(value, JSON_PLAIN) then return '"' .. value .. '"' end
+    return cjson.encode(value)
+end
+
+-- attribute() as JSON text.
+local function attribute_json(key, value)
+    if type(value) == "number" then
+        return '{"key":"' .. key .. '","value":{"intValue":"' .. tostring(floor(value)) .. '"}}'
+    end
+    return '{"key":"' .. key .. '","value":{"stringValue":' .. json_string(text.clean(value)) .. '}}'
+end
+
+local function span_json(request)
+    local trace, linked = _M.trace_id(request.amzn_trace, request.ended)
+    local attributes = attribute_json("http.route", request.route) .. ","
+        .. attribute_json("http.response.status_code", request.status) .. ","
+        .. attribute_json("gen_ai.system", request.provider or "") .. ","
+        .. attribute_json("gen_ai.request.model", request.model or "") .. ","
+        .. attribute_json("aigw.client_id", request.client_id or "") .. ","
+        .. attribute_json("aigw.team", request.team or "") .. ","
+        .. attribute_json("aigw.rule", request.rule or "") .. ","
+        .. attribute_json("aigw.route", request.routing or "") .. ","
+        .. attribute_json("aigw.guardrail", request.guardrail or "")
+    if request.input_tokens then
+        attributes = attributes .. "," .. attribute_json("gen_ai.usage.input_tokens", request.input_tokens)
+    end
+    if request.output_tokens then
+        attributes = attributes .. "," .. attribute_json("gen_ai.usage.output_tokens", request.output_tokens)
+    end
+    if linked then
+        attributes = attributes .. "," .. attribute_json("aws.xray.trace_id",
+            "1-" .. sub(trace, 1, 8) .. "-" .. sub(trace, 9))
+    end
+    return '{"traceId":"' .. trace .. '","spanId":"' .. random_hex8() .. '","name":'
+        .. json_string("POST " .. request.route) .. ',"kind":2,"startTimeUnixNano":"'
+        .. format("%d", request.started * 1e9) .. '","endTimeUnixNano":"' .. format("%d", request.ended * 1e9)
+        .. '","attributes":[' .. attributes .. '],"status":{"code":' .. (request.status >= 500 and 2 or 1) .. "}}"
 end
 
 -- What the guardrail did (ctx.guardrail) -> the counter it adds to.
@@ -102,31 +158,8 @@ local GUARDRAIL_COUNTERS = { ["blocked-input"] = "guardrail_input", ["blocked-ou
 -- started, ended }.
 function _M.record(request, settings)
     local telemetry = settings.telemetry
-    local trace, linked = _M.trace_id(request.amzn_trace, request.ended)
-    local attributes = {
-        attribute("http.route", request.route), attribute("http.response.status_code", request.status),
-        attribute("gen_ai.system", request.provider or ""), attribute("gen_ai.request.model", request.model or ""),
-        attribute("aigw.client_id", request.client_id or ""), attribute("aigw.team", request.team or ""),
-        attribute("aigw.rule", request.rule or ""), attribute("aigw.route", request.routing or ""),
-        attribute("aigw.guardrail", request.guardrail or ""),
-    }
-    if request.input_tokens then
-        attributes[#attributes + 1] = attribute("gen_ai.usage.input_tokens", request.input_tokens)
-    end
-    if request.output_tokens then
-        attributes[#attributes + 1] = attribute("gen_ai.usage.output_tokens", request.output_tokens)
-    end
-    if linked then
-        attributes[#attributes + 1] = attribute("aws.xray.trace_id", "1-" .. trace:sub(1, 8) .. "-" .. trace:sub(9))
-    end
     if #spans < telemetry.max_queued_spans then
-        spans[#spans + 1] = {
-            traceId = trace, spanId = random_hex(8), name = "POST " .. request.route, kind = 2,
-            startTimeUnixNano = format("%d", request.started * 1e9),
-            endTimeUnixNano = format("%d", request.ended * 1e9),
-            attributes = attributes,
-            status = { code = request.status >= 500 and 2 or 1 },
-        }
+        spans[#spans + 1] = span_json(request)
     end
     local counter = counter_of(request, settings)
     counter.requests = counter.requests + 1
@@ -171,8 +204,8 @@ function _M.drain(settings, now)
     if #spans > 0 then
         local batch = spans
         spans = {}
-        payloads[#payloads + 1] = { "/v1/traces", cjson.encode({ resourceSpans = { { resource = resource(settings),
-            scopeSpans = { { scope = { name = "aigw.dataplane" }, spans = batch } } } } }) }
+        payloads[#payloads + 1] = { "/v1/traces", '{"resourceSpans":[{"resource":' .. cjson.encode(resource(settings))
+            .. ',"scopeSpans":[{"scope":{"name":"aigw.dataplane"},"spans":[' .. concat(batch, ",") .. "]}]}]}" }
     end
     if next(counters) or next(route_counters) then
         local batch, routed = counters, route_counters
