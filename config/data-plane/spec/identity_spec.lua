@@ -27,6 +27,24 @@ describe("identity.resolve", function()
         end
     end)
 
+    it("reads a header the same again, with the team of the teams it is given", function()
+        local header = token('{"client_id":"4mq0client0a"}')
+        for _ = 1, 2 do
+            assert.same({ client_id = "4mq0client0a", team = "search" }, identity.resolve(header, TEAMS))
+            assert.same({ client_id = "4mq0client0a" }, identity.resolve(header, {}))
+            local who, decision = identity.resolve(header .. "!", TEAMS)
+            assert.is_nil(who)
+            assert.equal(401, decision.status)
+        end
+    end)
+
+    it("still reads every header after more than it remembers", function()
+        for i = 1, 2100 do
+            assert.equal("c" .. i, identity.resolve(token('{"client_id":"c' .. i .. '"}'), {}).client_id)
+        end
+        assert.equal("c1", identity.resolve(token('{"client_id":"c1"}'), {}).client_id)
+    end)
+
     it("accepts the scheme in either case", function()
         local header = token('{"client_id":"abc"}'):gsub("^Bearer", "bearer")
         assert.equal("abc", identity.resolve(header, {}).client_id)

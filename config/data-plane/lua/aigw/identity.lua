@@ -32,14 +32,37 @@ function _M.claims(authorization)
     return type(claims) == "table" and claims or nil
 end
 
--- { client_id = ..., team = ... (nil when the client has no team) } of the
--- request's Authorization header, or nil and the refusal.
-function _M.resolve(authorization, teams)
+-- The client id of an Authorization header, or false. A client sends the
+-- same token until it expires: what a header says is remembered per worker
+-- (at most MAX_REMEMBERED headers, forgotten all at once past that; the
+-- decoding is a function of the header alone).
+local MAX_REMEMBERED = 1000
+local MAX_REMEMBERED_BYTES = 4 * 1024 * 1024
+local remembered, remembered_count, remembered_bytes = {}, 0, 0
+
+local function client_id_of(authorization)
     local claims = _M.claims(authorization)
     local client_id = claims and claims.client_id
     if type(client_id) ~= "string" or #client_id > MAX_CLIENT_ID or not client_id:find(CLIENT_ID) then
-        return nil, NO_TOKEN
+        return false
     end
+    return client_id
+end
+
+-- { client_id = ..., team = ... (nil when the client has no team) } of the
+-- request's Authorization header, or nil and the refusal.
+function _M.resolve(authorization, teams)
+    if type(authorization) ~= "string" then return nil, NO_TOKEN end
+    local client_id = remembered[authorization]
+    if client_id == nil then
+        client_id = client_id_of(authorization)
+        if remembered_count >= MAX_REMEMBERED or remembered_bytes + #authorization > MAX_REMEMBERED_BYTES then
+            remembered, remembered_count, remembered_bytes = {}, 0, 0
+        end
+        remembered[authorization] = client_id
+        remembered_count, remembered_bytes = remembered_count + 1, remembered_bytes + #authorization
+    end
+    if not client_id then return nil, NO_TOKEN end
     return { client_id = client_id, team = teams[client_id] }
 end
 
