@@ -6,6 +6,7 @@ local refusal = require "aigw.refusal"
 local text = require "aigw.text"
 
 local type, pairs, ipairs, next, lower, floor, huge = type, pairs, ipairs, next, string.lower, math.floor, math.huge
+local rawget, setmetatable, gsub = rawget, setmetatable, string.gsub
 
 -- JSON as the gateway's JSON.parse reads it: no NaN, Infinity or hex numbers.
 local cjson = require("cjson.safe").new()
@@ -16,6 +17,21 @@ local _M = {}
 local MAX_CONFIG_DEPTH = 16
 -- Control characters (other than tab): nginx passes them in header values, the gateway refuses them.
 local CONTROL = "[%z\1-\8\10-\31\127]"
+
+-- Header names as ngx.req.get_headers keys them (lowercase, "_" as "-"),
+-- per list: a lookup by its key needs no metamethod (which lowercases the
+-- name again for every header a request does not carry).
+local normalized_names = setmetatable({}, { __mode = "k" })
+
+local function header_keys(names)
+    local keys = normalized_names[names]
+    if not keys then
+        keys = {}
+        for index, name in ipairs(names) do keys[index] = (gsub(lower(name), "_", "-")) end
+        normalized_names[names] = keys
+    end
+    return keys
+end
 
 -- headers: ngx.req.get_headers(max) of the request; truncated: whether it
 -- stopped at `max` (the rest would go unseen, a repeated security header
@@ -29,8 +45,9 @@ function _M.headers(headers, truncated, settings)
         return nil, refusal.new(400, "websocket", "WebSocket upgrades (realtime) are not offered by this gateway")
     end
     -- The data plane reads or forwards these: each must mean one thing, in printable text.
-    for _, name in ipairs(settings.single_headers) do
-        local value = headers[name]
+    local keys = header_keys(settings.single_headers)
+    for index, name in ipairs(settings.single_headers) do
+        local value = rawget(headers, keys[index])
         if type(value) == "table" then
             return nil, refusal.new(400, "header", name .. " may appear once")
         end
