@@ -678,15 +678,29 @@ function _M.header_filter()
     if not ctx.upstream then return end
     -- A response header that carries a credential is dropped (all of them are
     -- read: 0 lifts the default limit of 100, past which one would go unseen).
-    for name, value in pairs(ngx.resp.get_headers(0)) do
-        local values = type(value) == "table" and value or { value }
-        local carries = redactor:clean(name) ~= name
-        for _, item in ipairs(values) do
-            carries = carries or redactor:clean(item) ~= item
+    -- One scan of all names and values first: each is looked at alone only
+    -- when a credential turned up somewhere.
+    local response_headers = ngx.resp.get_headers(0)
+    local all = {}
+    for name, value in pairs(response_headers) do
+        all[#all + 1] = name
+        if type(value) == "table" then
+            for _, item in ipairs(value) do all[#all + 1] = item end
+        else
+            all[#all + 1] = value
         end
-        if carries then
-            ngx.header[name] = nil
-            ngx.log(ngx.WARN, "aigw: dropped a response header carrying a credential")
+    end
+    if redactor:holds(concat(all, "\n")) then
+        for name, value in pairs(response_headers) do
+            local values = type(value) == "table" and value or { value }
+            local carries = redactor:clean(name) ~= name
+            for _, item in ipairs(values) do
+                carries = carries or redactor:clean(item) ~= item
+            end
+            if carries then
+                ngx.header[name] = nil
+                ngx.log(ngx.WARN, "aigw: dropped a response header carrying a credential")
+            end
         end
     end
     local option = routing.option(ngx.header["x-portkey-last-used-option-index"])
@@ -708,15 +722,16 @@ function _M.header_filter()
         ngx_var.aigw_option = option
     end
     ngx.header[CACHE_HEADER] = nil  -- the data plane's header alone, never a provider's
+    local content_type = ngx.header["Content-Type"]
     if ctx.cache_key then
         ngx.header[CACHE_HEADER] = "MISS"
-        if cache.storable(ngx.status, ngx.header["Content-Type"]) then
-            ctx.cache_parts, ctx.cache_size, ctx.cache_type = {}, 0, ngx.header["Content-Type"]
+        if cache.storable(ngx.status, content_type) then
+            ctx.cache_parts, ctx.cache_size, ctx.cache_type = {}, 0, content_type
         end
     elseif ctx.cache_state == "bypass" then
         ngx.header[CACHE_HEADER] = "BYPASS"
     end
-    ctx.usage = usage.new(ngx.header["Content-Type"], settings.usage)
+    ctx.usage = usage.new(content_type, settings.usage)
     ctx.redaction = { lines = ctx.usage.streaming }
     ngx_var.aigw_stream = ctx.usage.streaming and "true" or "false"
     if ctx.usage.streaming and ngx.status == 200 then enter("streams", "aigw_streaming") end

@@ -69,7 +69,13 @@ function _M.new(secrets)
     -- Longest first: a credential that contains another is masked whole.
     sort(list, function(a, b) return #a > #b end)
     local longest = list[1] and #list[1] or 0
-    return setmetatable({ secrets = list, hold = max(_M.HOLD, longest) }, mt)
+    -- Without "*" in any form, masking never makes a new occurrence: clean
+    -- text, and any part of it, is clean (filter relies on it).
+    local starless = true
+    for _, form in ipairs(list) do
+        if find(form, "*", 1, true) then starless = false end
+    end
+    return setmetatable({ secrets = list, hold = max(_M.HOLD, longest), starless = starless }, mt)
 end
 
 local function mask(text, secret)
@@ -84,6 +90,15 @@ local function mask(text, secret)
     end
     parts[#parts + 1] = sub(text, from)
     return concat(parts)
+end
+
+-- Whether `text` holds a credential (in any of its forms): clean(text)
+-- differs from text only when it does.
+function _M:holds(text)
+    for _, secret in ipairs(self.secrets) do
+        if find(text, secret, 1, true) then return true end
+    end
+    return false
 end
 
 -- `text` with every credential masked.
@@ -108,12 +123,14 @@ end
 -- across chunks; `state.lines` for an event stream). Returns what may go to
 -- the client now.
 function _M:filter(state, chunk, eof)
-    local text = (state.carry or "") .. (chunk or "")
+    local carry = state.carry
+    local text = (carry or "") .. (chunk or "")
     if #self.secrets == 0 then
         state.carry = nil
         return text
     end
-    text = self:clean(text)
+    -- What was held back was masked already: nothing new, nothing to mask again.
+    if not (self.starless and carry and (chunk or "") == "") then text = self:clean(text) end
     local held = eof and 0 or self:held_back(text, state.lines)
     state.carry = held > 0 and sub(text, -held) or nil
     return held > 0 and sub(text, 1, #text - held) or text
