@@ -105,7 +105,7 @@ end
 -- here rather than built as tables for cjson: one string per request. Every
 -- string goes through json_string; a span's strings are printable ASCII
 -- (text.clean) but for the route, a configured name.
-local JSON_PLAIN = '[%c"\\/\128-\255]'  -- what a JSON string writes escaped (cjson also escapes "/")
+local JSON_PLAIN = '[%c"\\\128-\255]'  -- what a JSON string must escape (and bytes past ASCII, for cjson)
 
 local function json_string(value)
     if not find(value, JSON_PLAIN) then return '"' .. value .. '"' end
