@@ -38,6 +38,15 @@ describe("request.headers", function()
         end)
     end
 
+    it("refuses exactly the control characters but tab, anywhere in a long value", function()
+        for byte = 0, 255 do
+            local value = string.rep("a", 1000) .. string.char(byte) .. "b"
+            local control = (byte < 32 and byte ~= 9) or byte == 127
+            local ok = request.headers({ authorization = value }, false, settings)
+            assert.equal(not control, ok == true, "byte " .. byte)
+        end
+    end)
+
     it("lets a tab pass in a header it forwards", function()
         assert.is_true(request.headers({ ["x-portkey-metadata"] = '{"a":\t"b"}' }, false, settings))
     end)

@@ -16,7 +16,15 @@ local _M = {}
 
 local MAX_CONFIG_DEPTH = 16
 -- Control characters (other than tab): nginx passes them in header values, the gateway refuses them.
-local CONTROL = "[%z\1-\8\10-\31\127]"
+-- A regex (PCRE, compiled once): a Lua pattern's class costs ~10 ns a byte of a long token.
+local CONTROL = "[\\x00-\\x08\\x0a-\\x1f\\x7f]"
+local re_find = ngx.re.find
+
+-- Whether a header value holds a control character (an error in the match counts as one).
+local function has_control(value)
+    local from, _, err = re_find(value, CONTROL, "jo")
+    return from ~= nil or err ~= nil
+end
 
 -- Header names as ngx.req.get_headers keys them (lowercase, "_" as "-"),
 -- per list: a lookup by its key needs no metamethod (which lowercases the
@@ -51,7 +59,7 @@ function _M.headers(headers, truncated, settings)
         if type(value) == "table" then
             return nil, refusal.new(400, "header", name .. " may appear once")
         end
-        if value and value:find(CONTROL) then
+        if value and has_control(value) then
             return nil, refusal.new(400, "header", name .. " has a control character")
         end
     end
