@@ -21,6 +21,7 @@ local _M = {}
 local mt = { __index = _M }
 
 _M.HOLD = 4096
+local NEWLINE = 10  -- "\n"
 
 -- Percent-encoded, with upper- or lowercase hex digits (both are valid).
 local function percent_encoded(secret, digits)
@@ -112,7 +113,13 @@ end
 -- How many bytes at the end of `text` wait for the next chunk.
 function _M:held_back(text, lines)
     if lines then
-        local last_newline = find(text, "\n[^\n]*$")
+        local last_newline
+        for at = #text, 1, -1 do
+            if byte(text, at) == NEWLINE then
+                last_newline = at
+                break
+            end
+        end
         local open = last_newline and #text - last_newline or #text
         if open <= self.hold then return open end
     end

@@ -77,9 +77,20 @@ end
 -- Decoded only when it can say something new: a usage object (`"usage":{`,
 -- which a string inside the JSON cannot spell: its quotes are escaped), or
 -- the model while none is known. Most events carry neither: a chunk of text.
+-- Whether `line` spells a usage object from `from` on ('"usage"%s*:%s*{'):
+-- its key found as plain text first, the pattern tried only where it is.
+local function spells_usage(line, from)
+    local at = find(line, '"usage"', from, true)
+    while at do
+        if find(line, '^%s*:%s*{', at + 7) then return true end
+        at = find(line, '"usage"', at + 1, true)
+    end
+    return false
+end
+
 local function take_line(self, line)
     if sub(line, 1, 5) ~= "data:" then return end
-    if self.model ~= nil and not find(line, '"usage"%s*:%s*{', 6) then return end
+    if self.model ~= nil and not spells_usage(line, 6) then return end
     local first = find(line, "[^ \t]", 6)
     if first and byte(line, first) == OPEN_BRACE then take_event(self, sub(line, first)) end
 end
