@@ -45,7 +45,8 @@ OUTPUTS: tuple[StackOutput, ...] = (
     StackOutput("alb_dns_name", "DNS name of the load balancer, ALB or NLB (point your CNAME here)",
                 lambda w: w.edge.load_balancer_dns_name),
     StackOutput("gateway_url", "Base URL clients call: the load balancer's listener, which forwards to the data "
-                "plane of each task (https when a certificate is set; the host is edge.gateway_host when set, else "
+                "plane of each task, or in hybrid mode to the enterprise gateway (https when a certificate is set; "
+                "the host is edge.gateway_host when set, else "
                 "the load balancer's DNS name). On the emulator nothing answers there: `make deploy` runs the task "
                 "on loopback and prints that URL", lambda w: w.edge.base_url),
     StackOutput("access_logs_bucket", "S3 bucket of the load balancer's access logs (empty when "
