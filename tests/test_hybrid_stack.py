@@ -96,6 +96,11 @@ def test_the_task_runs_the_enterprise_gateway_alone_with_the_registry_credential
     assert gateway["healthCheck"]["command"] == ["CMD-SHELL", "wget -qO- http://localhost:8787/v1/health || exit 1"]
 
 
+def test_the_gateway_service_waits_for_the_enterprise_gateway_as_the_guide_does(stacks: dict[str, StackDoc]) -> None:
+    service = stacks["hyb-min"].resource("aws_ecs_service", {"name": "aigw-hyb-min-gateway"})
+    assert service["health_check_grace_period_seconds"] == 150
+
+
 def test_no_data_plane_is_built_in_hybrid_mode(stacks: dict[str, StackDoc]) -> None:
     stack = stacks["hyb-min"]
     assert stack.count("aws_s3_object") == 0  # the data plane's bundle

@@ -27,7 +27,13 @@ from constructs import Construct
 from aigw.settings import AutoscalingPlan, GatewaySettings, HybridSettings
 from aigw.task_entries import TaskEntry
 from modules.compute.exec_sessions import ExecSessions
-from modules.compute.hybrid import HybridGatewayTask, HybridOutputs, HybridServices, cache_endpoint
+from modules.compute.hybrid import (
+    HYBRID_HEALTH_CHECK_GRACE_SECONDS,
+    HybridGatewayTask,
+    HybridOutputs,
+    HybridServices,
+    cache_endpoint,
+)
 from modules.compute.images import GatewayImages
 from modules.compute.secrets import ProviderSecrets
 from modules.compute.service import GatewayService
@@ -135,6 +141,8 @@ class Compute(Construct):
             depends_on=wait_for,
             entries=entries,
             service_connect=gateway_service_connect(entries, namespace.arn) if namespace else None,
+            # The enterprise gateway syncs with the control plane before it answers (the guide's module: 150 s).
+            health_check_grace_seconds=HYBRID_HEALTH_CHECK_GRACE_SECONDS if hybrid.enabled else 60,
         )
         hybrid_outputs = None
         if hybrid.enabled and cache is not None and namespace is not None:

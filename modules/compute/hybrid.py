@@ -62,6 +62,8 @@ from modules.network import NetworkOutputs
 from modules.observability import ObservabilityOutputs
 
 HTTPS_PORT = 443
+# How long ECS ignores the load balancer's health checks of a new task (Portkey's module: 150 s).
+HYBRID_HEALTH_CHECK_GRACE_SECONDS = 150
 
 
 def cache_endpoint(hybrid: HybridSettings, *, store_host: str | None, store_port: str | None) -> CacheEndpoint:

@@ -148,6 +148,7 @@ class GatewayService(Construct):
         depends_on: Sequence[ITerraformDependable],
         entries: list[TaskEntry],
         service_connect: EcsServiceServiceConnectConfiguration | None = None,
+        health_check_grace_seconds: int = 60,
     ) -> None:
         """``entries``: the task's ports the load balancer reaches, each in the edge's
         target group of its role; ``service_connect``: hybrid mode's Service Connect."""
@@ -235,7 +236,7 @@ class GatewayService(Construct):
             deployment_circuit_breaker=EcsServiceDeploymentCircuitBreaker(enable=True, rollback=True),
             deployment_minimum_healthy_percent=100,
             deployment_maximum_percent=200,
-            health_check_grace_period_seconds=60,
+            health_check_grace_period_seconds=health_check_grace_seconds,
             propagate_tags="SERVICE",
             enable_ecs_managed_tags=True,
             # True only where gateway.enable_execute_command says so (the gate reports it: AIGW-ECS1).
