@@ -144,11 +144,24 @@ MAX_LATENCY_SECONDS = 10.0  # the duration is raised up to this for MIN_REQUESTS
 WRK_TIMEOUT = "60s"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
+LIMITS_KEY, CACHED_KEY = "limits", "cached"
 TARGET_ADDED_P50_MS = 1.0
 # A response cache hit, on loopback, at concurrency 1: its whole latency.
 TARGET_CACHE_HIT_P50_MS = 2.0
 TARGET_ADDED_P99_MS = 3.0
 TARGET_THROUGHPUT_RATIO = 0.90
+# The data plane's CPU per request with today's features (the plain nginx proxy it
+# replaced cost 130-150 us), and what each feature may add on top of it: the budget
+# a change to that feature is held to. Judged on the median over the concurrency
+# levels (each the median of its rounds): CPU per request is steadier than latency
+# on a shared machine, and the saturation run alone is the noisiest.
+TARGET_DATA_PLANE_CPU_US = 150.0
+FEATURE_CPU_BUDGETS_US: dict[str, float] = {
+    # two store scripts per request (requests per minute, in flight, tokens) and their settling
+    LIMITS_KEY: 150.0,
+    # a whole request answered from the store: key, lookup, the stored answer
+    CACHED_KEY: 150.0,
+}
 OTHER_LOAD_WARNING = 0.2  # cores used by processes not part of the benchmark
 
 
@@ -161,8 +174,8 @@ class Chain:
 DIRECT = Chain("direct", "direct (wrk -> gateway)")
 BASELINE = Chain("baseline", f"baseline (the data plane of {BASELINE_COMMIT})")
 DATAPLANE = Chain("dataplane", "data plane (nginx + ngx_lua)")
-LIMITS = Chain("limits", "data plane, team limits in the store")
-CACHED = Chain("cached", "data plane, response cache hits")
+LIMITS = Chain(LIMITS_KEY, "data plane, team limits in the store")
+CACHED = Chain(CACHED_KEY, "data plane, response cache hits")
 PATHS = (DIRECT, BASELINE, DATAPLANE, LIMITS, CACHED)
 # The team of the limits path: everything counted, nothing ever tripped.
 LIMITS_TEAM = "bench"
@@ -729,6 +742,36 @@ def targets(results: Results, scenarios: Sequence[Scenario]) -> list[tuple[str, 
                 f"(>= {TARGET_THROUGHPUT_RATIO * 100:.0f} %; baseline {reference * 100:.1f} %)"
             )
             checks.append((text, ratio >= TARGET_THROUGHPUT_RATIO))
+    checks += cpu_targets(results, scenarios)
+    return checks
+
+
+def cpu_targets(results: Results, scenarios: Sequence[Scenario]) -> list[tuple[str, bool]]:
+    """The data plane's CPU per request against its target, and each feature's against its budget."""
+
+    def per_request(chain: Chain) -> float:
+        return _median([_median([r.cpu_us_per_request("data_plane") for r in results.of(s, chain)])
+                        for s in scenarios])  # fmt: skip
+
+    ours, reference = per_request(DATAPLANE), per_request(BASELINE)
+    checks = [(f"data plane CPU: {ours:.0f} us per request (<= {TARGET_DATA_PLANE_CPU_US:g} us; "
+               f"baseline {reference:.0f} us)", ours <= TARGET_DATA_PLANE_CPU_US)]  # fmt: skip
+    limits = per_request(LIMITS) - ours
+    checks.append(
+        (
+            f"budget: team limits add {limits:.0f} us of data-plane CPU per request "
+            f"(<= {FEATURE_CPU_BUDGETS_US[LIMITS_KEY]:g} us)",
+            limits <= FEATURE_CPU_BUDGETS_US[LIMITS_KEY],
+        )
+    )
+    hit = per_request(CACHED)
+    checks.append(
+        (
+            f"budget: a response cache hit costs {hit:.0f} us of data-plane CPU "
+            f"(<= {FEATURE_CPU_BUDGETS_US[CACHED_KEY]:g} us)",
+            hit <= FEATURE_CPU_BUDGETS_US[CACHED_KEY],
+        )
+    )
     return checks
 
 

@@ -33,6 +33,10 @@ def test_the_data_plane_benchmark_runs_every_path_to_a_report() -> None:
         rows = re.findall(rf"^  {re.escape(path)}.*$", result.stdout, re.M)
         assert len(rows) == 3, (path, rows)  # one row in each scenario's table
     assert len(re.findall(r"^  c=\d+: [+-][\d.]+ ms p50, .* store CPU per request$", result.stdout, re.M)) == 3
+    # The CPU target and each feature's budget are judged and printed (met or not: numbers are not asserted).
+    assert re.search(r"^  (PASS|MISS)  data plane CPU: \d+ us per request \(<= 150 us; baseline \d+ us\)$",
+                     result.stdout, re.M)  # fmt: skip
+    assert len(re.findall(r"^  (PASS|MISS)  budget: ", result.stdout, re.M)) == 2
 
 
 def test_the_concurrency_benchmark_runs_every_path_to_a_report() -> None:
