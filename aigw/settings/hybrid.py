@@ -17,8 +17,12 @@ from aigw.settings.common import Problem, Section, valid_bucket_name, valid_regi
 from aigw.settings.edge import valid_hostname
 from aigw.settings.gateway import FARGATE_MEMORY_BY_CPU, valid_image
 
-SECRET_ARN = re.compile(r"^arn:aws:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}$")
-KMS_KEY_ARN = re.compile(r"^arn:aws:kms:[a-z0-9-]+:\d{12}:key/(mrk-[0-9a-f]{32}|[0-9a-f-]{36})$")
+# The full ARN: the name, then "-" and the six characters Secrets Manager adds (IAM matches the full ARN,
+# so a partial one, as in the guide's examples, would be denied when a task starts).
+SECRET_ARN = re.compile(
+    r"^arn:aws:secretsmanager:(?P<region>[a-z0-9-]+):\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,505}-[A-Za-z0-9]{6}$"
+)
+KMS_KEY_ARN = re.compile(r"^arn:aws:kms:(?P<region>[a-z0-9-]+):\d{12}:key/(mrk-[0-9a-f]{32}|[0-9a-f-]{36})$")
 POLICY_ARN = re.compile(r"^arn:aws:iam::(\d{12}|aws):policy/[A-Za-z0-9+=,.@_/-]{1,512}$")
 ROLE_ARN = re.compile(r"^arn:aws:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
 PRINCIPAL_ARN = re.compile(r"^arn:aws:iam::\d{12}:(root|role/[A-Za-z0-9+=,.@_/-]+|user/[A-Za-z0-9+=,.@_/-]+)$")
@@ -64,7 +68,14 @@ STACK_VARIABLES: dict[str, str] = {
     "CONFIG_READER_PATH": "hybrid.control_plane.outbound",
 }
 # Plain variables whose value is a credential: they belong in `secrets` (as an ARN).
-_SECRET_NAME = re.compile(r"(^|_)(PASSWORD|SECRET|TOKEN|API_KEY|PRIVATE_KEY|CLIENT_AUTH|ACCESS_KEY)(_|$)")
+_SECRET_NAME = re.compile(
+    r"(^|_)(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|PRIVATE_KEY|ACCESS_KEY|CREDENTIALS?)(_|$)"
+    r"|(^|_)(KEY|AUTH|PASS|PWD)$|CONNECTION_(STRING|URL|URI)"
+)
+# Values that carry a credential whatever their name: a URL with a password, a connection string's key.
+_SECRET_VALUE = re.compile(r"://[^/@\s:]*:[^/@\s]+@|(?i:(account_?key|password|pwd|secret|sharedaccesskey)=)")
+# Terraform and cdktf template sequences: a value is written into the task definition as it is.
+_TEMPLATE = re.compile(r"[$%]\{")
 SECRET_VARIABLES = frozenset({"PORTKEY_CLIENT_AUTH", "ORGANISATIONS_TO_SYNC"})
 
 
@@ -92,8 +103,24 @@ def _variable_name(name: str) -> str:
 
 
 def _base_url(value: str) -> str:
+    # The value is not echoed: a refused URL may carry credentials (user:password@).
     if not BASE_URL.match(value):
-        raise ValueError(f"{value!r} must be an http:// or https:// URL with a host name, e.g. https://mcp.example.com")
+        raise ValueError(
+            "must be an http:// or https:// URL of a host name, without credentials, e.g. https://mcp.example.com"
+        )
+    return value
+
+
+def _https_url(value: str) -> str:
+    _base_url(value)
+    if not value.startswith("https://"):
+        raise ValueError("must be an https:// URL: the gateway sends its PORTKEY_CLIENT_AUTH there")
+    return value
+
+
+def _variable_value(value: str) -> str:
+    if _TEMPLATE.search(value):
+        raise ValueError("holds '${' or '%{': a value reaches the task definition as it is, never as a template")
     return value
 
 
@@ -101,12 +128,25 @@ SecretArn = Annotated[str, AfterValidator(_secret_arn)]
 KmsKeyArn = Annotated[str, AfterValidator(_kms_key_arn)]
 VariableName = Annotated[str, AfterValidator(_variable_name)]
 BaseUrl = Annotated[str, AfterValidator(_base_url)]
+HttpsUrl = Annotated[str, AfterValidator(_https_url)]
+VariableValue = Annotated[str, Field(max_length=4096), AfterValidator(_variable_value)]
+
+
+def credential_problems(environment: dict[str, str]) -> Iterator[Problem]:
+    """A plain variable that holds a credential, by its name or its value (never echoed)."""
+    for name, value in sorted(environment.items()):
+        if name in SECRET_VARIABLES or _SECRET_NAME.search(name) or _SECRET_VALUE.search(value):
+            yield Problem(
+                f"environment.{name}",
+                "holds a credential: move it to `secrets` as the ARN of a Secrets Manager secret whose JSON "
+                f"key {name} holds the value (never the value itself in the environment file)",
+            )
 
 
 class ServiceVariables(Section):
     """Variables and secrets of one service, as Portkey's guide gives them."""
 
-    environment: dict[VariableName, Annotated[str, Field(max_length=4096)]] = Field(
+    environment: dict[VariableName, VariableValue] = Field(
         default_factory=dict,
         description="Plain variables (name -> value), e.g. SERVICE_NAME, ANALYTICS_STORE, LOG_STORE. A name that "
         "holds a credential (PORTKEY_CLIENT_AUTH, ORGANISATIONS_TO_SYNC, *_PASSWORD, *_SECRET, *_TOKEN, *_API_KEY, "
@@ -121,13 +161,7 @@ class ServiceVariables(Section):
     )
 
     def problems(self) -> Iterator[Problem]:
-        for name in sorted(self.environment):
-            if name in SECRET_VARIABLES or _SECRET_NAME.search(name):
-                yield Problem(
-                    f"environment.{name}",
-                    "holds a credential: move it to `secrets` as the ARN of a Secrets Manager secret whose JSON "
-                    f"key {name} holds the value (never the value itself in the environment file)",
-                )
+        yield from credential_problems(self.environment)
 
 
 class DataServiceSettings(Section):
@@ -159,7 +193,7 @@ class DataServiceSettings(Section):
         description="ECS's deployment circuit breaker with rollback: a deployment whose tasks keep failing rolls "
         "back. Default: true.",
     )
-    environment: dict[VariableName, Annotated[str, Field(max_length=4096)]] = Field(
+    environment: dict[VariableName, VariableValue] = Field(
         default_factory=dict,
         description="Plain variables of the data service, as `hybrid.gateway.environment`. Default: none.",
     )
@@ -180,7 +214,7 @@ class DataServiceSettings(Section):
             for name in sorted(self.model_fields_set - {"enabled"}):
                 yield Problem(name, "the data service is off (enabled = false); remove this key")
             return
-        yield from ServiceVariables(environment=self.environment, secrets=self.secrets).problems()
+        yield from credential_problems(self.environment)
         if not self.enable_autoscaling:
             for name in ("min_capacity", "max_capacity", "cpu_target_percent"):
                 if name in self.model_fields_set:
@@ -237,8 +271,8 @@ class CacheSettings(Section):
     @field_validator("endpoint")
     @classmethod
     def _endpoint(cls, value: str | None) -> str | None:
-        if value is not None and not ENDPOINT.match(value):
-            raise ValueError(f"{value!r} must be host:port, e.g. master.x.use1.cache.amazonaws.com:6379")
+        if value is not None and (not ENDPOINT.match(value) or not 1 <= int(value.rsplit(":", 1)[1]) <= 65535):
+            raise ValueError(f"{value!r} must be host:port (port 1-65535), e.g. master.x.use1.cache.amazonaws.com:6379")
         return value
 
     @field_validator("security_group_id")
@@ -347,7 +381,7 @@ class ControlPlaneSettings(Section):
         description="Endpoint service Portkey gives you, `com.amazonaws.vpce.<region>.vpce-svc-...` "
         "(privatelink only). Required there.",
     )
-    privatelink_base_url: BaseUrl = Field(
+    privatelink_base_url: HttpsUrl = Field(
         DEFAULT_PRIVATE_CONTROL_PLANE,
         description="The control plane's private DNS name behind the endpoint (privatelink only): sets "
         "ALBUS_BASEPATH (`/albus`), CONTROL_PLANE_BASEPATH (`/api/v1`), SOURCE_SYNC_API_BASEPATH "
@@ -508,14 +542,3 @@ class HybridSettings(Section):
                 "data_service.enabled", "the data service writes exports and fine-tuning files to the log store; "
                 "add [hybrid.log_store]",
             )  # fmt: skip
-
-    @property
-    def secret_arns(self) -> list[str]:
-        """Every secret the tasks read, once each."""
-        arns = [self.registry_credentials_secret_arn or ""]
-        arns += list(self.gateway.secrets.values())
-        if self.data_service.enabled:
-            arns += list(self.data_service.secrets.values())
-        if self.cache.backend == "elasticache" and self.cache.auth_secret_arn:
-            arns.append(self.cache.auth_secret_arn)
-        return [arn for arn in dict.fromkeys(arns) if arn]

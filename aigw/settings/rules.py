@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from aigw.settings.common import Problem
 from aigw.settings.deployment import DEPLOYMENT_STRATEGY_MIN_PROVIDER, LAMBDA_ARN
 from aigw.settings.edge import ACM_ARN, JWT_VALIDATION_MIN_PROVIDER, WORLD_OPEN_BELOW_PREFIX
-from aigw.settings.hybrid import ENDPOINT_SERVICE_NAME_REGION
+from aigw.settings.hybrid import ENDPOINT_SERVICE_NAME_REGION, KMS_KEY_ARN, SECRET_ARN
 from aigw.settings.network import MAX_ZONES, MIN_ZONES, default_zones
 from aigw.versions import admits_older_than, parse_constraint
 
@@ -187,9 +187,9 @@ def _load_balancer_capability_problems(env: EnvironmentSettings) -> Iterator[Pro
 
 def _public_access_problems(env: EnvironmentSettings) -> Iterator[Problem]:
     """An unauthenticated gateway open to the internet is refused unless accepted by name.
-    Reads only [edge]: an internal load balancer is never open to the internet, and an
+    Reads [edge] (and [hybrid], for the advice): an internal load balancer is never open to the internet, and an
     internet-facing one's default does not depend on the VPC."""
-    edge, inputs = env.edge, frozenset({"edge"})
+    edge, inputs = env.edge, frozenset({"edge", "hybrid"})
     open_cidrs = ", ".join(env.world_open_cidrs)
     if open_cidrs and not edge.enable_jwt_auth and not edge.allow_unauthenticated_public_access:
         default = "" if edge.allowed_cidrs is not None else " (the default)"
@@ -198,7 +198,12 @@ def _public_access_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             f"{open_cidrs}{default} lets anyone on the internet reach the gateway while edge.enable_jwt_auth "
             "is off, so anyone could use it. Narrow this to your clients' ranges (public ranges of "
             f"/{WORLD_OPEN_BELOW_PREFIX} or narrower), turn on edge.enable_jwt_auth, or accept it with "
-            "edge.allow_unauthenticated_public_access = true",
+            "edge.allow_unauthenticated_public_access = true"
+            if not env.hybrid.enabled
+            else f"{open_cidrs}{default} lets anyone on the internet reach the enterprise gateway, which then "
+            "rests on its Portkey API keys alone. Narrow this to your clients' ranges (public ranges of "
+            f"/{WORLD_OPEN_BELOW_PREFIX} or narrower) or accept it with edge.allow_unauthenticated_public_access "
+            "= true",
             inputs,
         )
     if edge.allow_unauthenticated_public_access and (edge.enable_jwt_auth or not open_cidrs):
@@ -299,6 +304,9 @@ _HYBRID_REFUSED_GATEWAY_KEYS: dict[str, str] = {
     "azure": "provider credentials and targets live in Portkey's control plane",
     "max_requests_in_flight": "the bound is the data plane's, which hybrid mode does not run",
     "streams_per_task": "StreamsInFlight is the data plane's metric, which hybrid mode does not run",
+    "max_request_body_mib": "the limit is the data plane's, which hybrid mode does not run (the enterprise "
+    "gateway applies its own)",
+    "collector_image": "the collector receives the data plane's telemetry, and hybrid mode runs neither",
 }
 _HYBRID_REFUSED_TABLES: dict[str, str] = {
     "clients": "teams are the data plane's; the enterprise gateway authenticates Portkey API keys instead",
@@ -395,8 +403,54 @@ def hybrid_problems(env: EnvironmentSettings) -> Iterator[Problem]:
             "interface endpoints are not built; deploy in the service's region or use outbound = 'internet'",
             frozenset({"hybrid", "region"}),
         )
+    if mode == "mcp" and hybrid.data_service.enabled:
+        yield Problem(
+            "hybrid.data_service.enabled",
+            "the data service calls the AI gateway (http://gateway:8787), which server_mode 'mcp' does not run; "
+            "use server_mode 'all' or turn the data service off",
+            inputs,
+        )
+    if control.inbound == "ip_allow_list" and env.world_open_cidrs:
+        yield Problem(
+            "hybrid.control_plane.inbound",
+            f"the load balancer already admits {', '.join(env.world_open_cidrs)}, so allow-listing the control "
+            "plane's addresses restricts nothing; narrow edge.allowed_cidrs",
+            inputs,
+        )
+    yield from _hybrid_region_problems(env)
     if hybrid.cache.backend != "serverless" and "shared_store" in env.model_fields_set:
         yield Problem(
             "shared_store", "hybrid.cache.backend is not 'serverless', so no store is created; remove this table",
             frozenset({"hybrid", "shared_store"}),
         )  # fmt: skip
+
+
+def _hybrid_region_problems(env: EnvironmentSettings) -> Iterator[Problem]:
+    """Secrets and keys the tasks use through a regional service: in the region they are used from."""
+    hybrid, inputs = env.hybrid, frozenset({"hybrid", "region"})
+    secrets = {"hybrid.registry_credentials_secret_arn": hybrid.registry_credentials_secret_arn}
+    secrets.update({f"hybrid.gateway.secrets.{name}": arn for name, arn in hybrid.gateway.secrets.items()})
+    if hybrid.data_service.enabled:
+        secrets.update({f"hybrid.data_service.secrets.{n}": arn for n, arn in hybrid.data_service.secrets.items()})
+    if hybrid.cache.backend == "elasticache":
+        secrets["hybrid.cache.auth_secret_arn"] = hybrid.cache.auth_secret_arn
+    for field, arn in secrets.items():
+        found = SECRET_ARN.match(arn or "")
+        if found and found["region"] != env.region:
+            message = (
+                f"the secret is in {found['region']} and the tasks in {env.region}: ECS reads secrets "
+                "through Secrets Manager in the task's region; replicate it there"
+            )
+            yield Problem(field, message, inputs)
+    key = KMS_KEY_ARN.match(hybrid.secrets_kms_key_arn or "")
+    if key and key["region"] != env.region:
+        yield Problem("hybrid.secrets_kms_key_arn", f"the key is in {key['region']} and the secrets are read in "
+                      f"{env.region}; a KMS key serves its own region only", inputs)  # fmt: skip
+    store = hybrid.log_store
+    store_key = KMS_KEY_ARN.match(store.kms_key_arn or "") if store else None
+    if store and store_key and store_key["region"] != (store.region or env.region):
+        message = (
+            f"the key is in {store_key['region']} and the buckets in {store.region or env.region}; S3 "
+            "encrypts with a key of the bucket's region"
+        )
+        yield Problem("hybrid.log_store.kms_key_arn", message, inputs)

@@ -146,11 +146,14 @@ class Compute(Construct):
         )
         hybrid_outputs = None
         if hybrid.enabled and cache is not None and namespace is not None:
-            hybrid_outputs = HybridServices(
+            hybrid_services = HybridServices(
                 self, "hybrid", hybrid=hybrid, cache=cache, context=context, network=network,
                 observability=observability, cluster_arn=service.cluster_arn, namespace_arn=namespace.arn,
                 gateway_security_group_id=service.security_group_id, load_balancer_arn=edge.load_balancer_arn,
-            ).outputs  # fmt: skip
+            )  # fmt: skip
+            # The gateway starts after the services it calls (their Service Connect names exist for it).
+            service.wait_for(hybrid_services.services)
+            hybrid_outputs = hybrid_services.outputs
         self.outputs = ComputeOutputs(
             ecr_repository_url=images.gateway.url,
             data_plane_ecr_repository_url=images.data_plane.url,

@@ -211,6 +211,10 @@ class HybridServices(Construct):
         super().__init__(scope, construct_id)
         self._context, self._network, self._observability = context, network, observability
         self._cluster_arn, self._namespace_arn = cluster_arn, namespace_arn
+        # The services the gateway's calls go to, Redis first: a task gets the Service Connect
+        # endpoints that exist when it starts, so each caller starts after what it calls.
+        self.services: list[EcsService] = []
+        redis_group = self._redis(hybrid) if hybrid.cache.backend == "builtin" else None
         data_service_name = data_service_group = ""
         if hybrid.data_service.enabled:
             data_service_name, data_service_group = self._data_service(hybrid, cache)
@@ -223,8 +227,7 @@ class HybridServices(Construct):
             clients = [gateway_security_group_id, data_service_group]
         else:
             clients = [gateway_security_group_id]
-        if hybrid.cache.backend == "builtin":
-            redis_group = self._redis(hybrid)
+        if redis_group is not None:
             for index, client in enumerate(clients):
                 allow_from(self, f"redis-from-{('gateway', 'data-service')[index]}", source_security_group_id=client,
                            target_security_group_id=redis_group, port=REDIS_PORT,
@@ -264,6 +267,7 @@ class HybridServices(Construct):
     def _service(
         self, name: str, *, task_definition_arn: str, desired_count: int, security_group_id: str,
         connect: EcsServiceServiceConnectConfigurationService, circuit_breaker: bool, scaled: bool,
+        after: list[EcsService] | None = None,
     ) -> EcsService:  # fmt: skip
         return EcsService(
             self,
@@ -287,6 +291,7 @@ class HybridServices(Construct):
             enable_ecs_managed_tags=True,
             wait_for_steady_state=False,
             lifecycle={"ignore_changes": ["desired_count"]} if scaled else None,
+            depends_on=after or None,
         )  # fmt: skip
 
     def _data_service(self, hybrid: HybridSettings, cache: CacheEndpoint) -> tuple[str, str]:
@@ -330,8 +335,9 @@ class HybridServices(Construct):
         service = self._service(
             "data-service", task_definition_arn=task_definition, desired_count=settings.desired_count,
             security_group_id=group, connect=connect, circuit_breaker=settings.enable_circuit_breaker,
-            scaled=settings.enable_autoscaling,
+            scaled=settings.enable_autoscaling, after=list(self.services),
         )  # fmt: skip
+        self.services.append(service)
         if settings.enable_autoscaling:
             target = AppautoscalingTarget(
                 self,
@@ -375,15 +381,18 @@ class HybridServices(Construct):
             execution=execution, task=task, containers=[container],
         )  # fmt: skip
         group = self._security_group("redis", "Built-in Redis: 6379 from the hybrid tasks only")
+        # Fargate pulls the image, writes its logs and runs the Service Connect agent through the task's interface.
+        allow_https_egress(self, "redis-https-out", security_group_id=group,
+                           description="HTTPS to the image registry, CloudWatch Logs and ECS")  # fmt: skip
         connect = EcsServiceServiceConnectConfigurationService(
             port_name=REDIS_ALIAS,
             discovery_name=REDIS_ALIAS,
             client_alias=EcsServiceServiceConnectConfigurationServiceClientAlias(port=REDIS_PORT, dns_name=REDIS_ALIAS),
         )
-        self._service(
+        self.services.append(self._service(
             "redis", task_definition_arn=task_definition, desired_count=1, security_group_id=group,
             connect=connect, circuit_breaker=True, scaled=False,
-        )  # fmt: skip
+        ))  # fmt: skip
         return group
 
     def _control_plane_endpoint(self, service_name: str, clients: list[str]) -> str:

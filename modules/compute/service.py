@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cdktf import ITerraformDependable, TerraformResourceLifecycle
+from cdktf import ITerraformDependable, TerraformResource, TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws import appautoscaling_policy as scaling
 from cdktf_cdktf_provider_aws.appautoscaling_policy import (
     AppautoscalingPolicy,
@@ -246,11 +246,17 @@ class GatewayService(Construct):
             lifecycle=TerraformResourceLifecycle(ignore_changes=["desired_count"]) if autoscaling else None,
             depends_on=[*depends_on, *(traffic_shifting.listener_rules if traffic_shifting else ())],
         )
+        self.service = service
         self.cluster_name = cluster_name
         self.cluster_arn = cluster.arn
         self.service_name = service.name
         if autoscaling:
             self._autoscaling(prefix, autoscaling, edge, context.environment)
+
+    def wait_for(self, resources: Sequence[TerraformResource]) -> None:
+        """Start the service only after these exist (written as the constructor writes `depends_on`)."""
+        references = [f"{r.terraform_resource_type}.{r.friendly_unique_id}" for r in resources]
+        self.service.depends_on = [*(self.service.depends_on or []), *references]
 
     def _autoscaling(self, prefix: str, plan: AutoscalingPlan, edge: EdgeOutputs, environment: str) -> None:
         """Target tracking between the plan's bounds: CPU always, memory,
