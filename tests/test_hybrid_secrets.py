@@ -295,3 +295,27 @@ def test_make_without_env_prints_the_usage_and_exits_2() -> None:
     result = processes.run(["make", "--no-print-directory", "-o", "setup", "hybrid-secrets"], cwd=ROOT, timeout=60)
     assert result.returncode == 2
     assert result.stderr.startswith("usage: make hybrid-secrets ENV=<environment> [ONLY=registry|client-org]")
+
+
+def test_a_run_that_loses_the_race_for_the_alias_uses_the_winners_key_and_retires_its_own(aws: None) -> None:
+    from tools.state_bootstrap import ensure_key
+
+    kms = client("kms")
+    winner = ensure_key(kms, ALIAS, "the first run's")
+
+    class Late:
+        """A run that looked before the first made the alias: describe_key finds nothing."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(kms, name)
+
+        def describe_key(self, KeyId: str) -> Any:
+            if not getattr(self, "looked", False):
+                self.looked = True
+                raise ClientError({"Error": {"Code": "NotFoundException", "Message": "no alias"}}, "DescribeKey")
+            return kms.describe_key(KeyId=KeyId)
+
+    assert ensure_key(Late(), ALIAS, "the second run's") == winner
+    keys = [kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"] for k in kms.list_keys()["Keys"]]
+    assert sorted(k["KeyState"] for k in keys) == ["Enabled", "PendingDeletion"]
+    assert next(k for k in keys if k["KeyState"] == "Enabled")["Arn"] == winner

@@ -47,7 +47,15 @@ def ensure_key(kms: Any, alias: str, description: str) -> str:
             raise
     key = kms.create_key(Description=description, KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]
     kms.enable_key_rotation(KeyId=key["KeyId"])
-    kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
+    try:
+        kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "AlreadyExistsException":
+            raise
+        # Another run made the alias since this one looked: use its key, and retire ours (the shortest
+        # waiting period KMS allows) rather than leave an unused key behind.
+        kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
+        return str(kms.describe_key(KeyId=alias)["KeyMetadata"]["Arn"])
     return str(key["Arn"])
 
 
