@@ -78,6 +78,24 @@ describe("telemetry.record and drain", function()
         assert.same({}, telemetry.drain(settings, 1003))
     end)
 
+    it("writes every sum as a decimal integer, however large (never 1e+14, which no collector reads)", function()
+        telemetry.drain(settings, 0)
+        for _ = 1, 120 do
+            telemetry.record(request({ provider = "openai", model = "gpt-4o", input_tokens = 1e12,
+                output_tokens = 1e12 }), settings)
+        end
+        local payloads = telemetry.drain(settings, 1004)
+        local found = 0
+        for _, payload in ipairs(payloads) do
+            for value in payload[2]:gmatch('"asInt":"([^"]*)"') do
+                assert.truthy(value:match("^%d+$"), value)
+                found = found + 1
+            end
+        end
+        assert.truthy(found > 0)
+        assert.truthy(payloads[2][2]:find('"asInt":"120000000000000"', 1, true))
+    end)
+
     local function sums_of(payload)
         local sums = {}
         for _, metric in ipairs(cjson.decode(payload).resourceMetrics[1].scopeMetrics[1].metrics) do

@@ -15,7 +15,14 @@ local text = require "aigw.text"
 
 local type, pairs, next, tostring, format, concat = type, pairs, next, tostring, string.format, table.concat
 local find, sub = string.find, string.sub
-local floor, random = math.floor, math.random
+local floor, random, min = math.floor, math.random, math.min
+
+-- An OTLP integer as decimal text: tostring would write 1e+14 past 10^14, which no collector
+-- reads as an integer (the whole batch would be refused). Capped at 2^53, where a double's integers end.
+local MAX_INT = 2 ^ 53
+local function int_text(value)
+    return format("%d", min(floor(value), MAX_INT))
+end
 
 local _M = {}
 
@@ -70,7 +77,7 @@ end
 
 local function attribute(key, value)
     if type(value) == "number" then
-        return { key = key, value = { intValue = tostring(floor(value)) } }
+        return { key = key, value = { intValue = int_text(value) } }
     end
     return { key = key, value = { stringValue = text.clean(value) } }
 end
@@ -115,7 +122,7 @@ end
 -- attribute() as JSON text.
 local function attribute_json(key, value)
     if type(value) == "number" then
-        return '{"key":"' .. key .. '","value":{"intValue":"' .. tostring(floor(value)) .. '"}}'
+        return '{"key":"' .. key .. '","value":{"intValue":"' .. int_text(value) .. '"}}'
     end
     return '{"key":"' .. key .. '","value":{"stringValue":' .. json_string(text.clean(value)) .. '}}'
 end
@@ -190,7 +197,7 @@ function _M.in_flight_payload(settings, now, requests, streams)
     local attributes = { attribute(names.dimension, settings.environment) }
     local function gauge(name, value)
         return { name = name, unit = "1", gauge = { dataPoints = { {
-            attributes = attributes, timeUnixNano = time, asInt = tostring(floor(value)) } } } }
+            attributes = attributes, timeUnixNano = time, asInt = int_text(value) } } } }
     end
     return { "/v1/metrics", cjson.encode({ resourceMetrics = { { resource = resource(settings),
         scopeMetrics = { { scope = { name = "aigw.dataplane" },
@@ -218,7 +225,7 @@ function _M.drain(settings, now)
             local attributes = { attribute("provider", d.provider), attribute("model", d.model),
                                  attribute("team", d.team), attribute("status", tostring(d.status)) }
             for name, list in pairs(points) do
-                list[#list + 1] = { attributes = attributes, timeUnixNano = time, asInt = tostring(counter[name]) }
+                list[#list + 1] = { attributes = attributes, timeUnixNano = time, asInt = int_text(counter[name]) }
             end
         end
         local metrics = {}
@@ -231,7 +238,7 @@ function _M.drain(settings, now)
         end
         local route_points = {}
         for _, counter in pairs(routed) do
-            route_points[#route_points + 1] = { timeUnixNano = time, asInt = tostring(counter.requests),
+            route_points[#route_points + 1] = { timeUnixNano = time, asInt = int_text(counter.requests),
                 attributes = { attribute("route", counter.route), attribute("provider", counter.provider),
                                attribute("status", tostring(counter.status)) } }
         end
