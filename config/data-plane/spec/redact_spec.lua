@@ -40,6 +40,14 @@ describe("redact", function()
         end
     end)
 
+    it("masks a credential percent-encoded with '/' kept, as Python's quote() and URL paths write it", function()
+        for _, digits in ipairs({ "%%%02X", "%%%02x" }) do
+            local form = SECRET:gsub("[^%w%-%._~/]", function(c) return string.format(digits, c:byte()) end)
+            assert.truthy(form:find("/", 1, true))
+            assert.is_nil(redactor:clean("GET /v1/" .. form .. "?x=1"):find(form, 1, true), form)
+        end
+    end)
+
     for offset = 0, 2 do
         it("masks a credential base64url-encoded inside a longer text, at offset " .. offset, function()
             -- "~" and "?" give base64 its "+" and "/", which base64url spells "-" and "_".

@@ -23,9 +23,13 @@ local mt = { __index = _M }
 _M.HOLD = 4096
 local NEWLINE = 10  -- "\n"
 
--- Percent-encoded, with upper- or lowercase hex digits (both are valid).
-local function percent_encoded(secret, digits)
-    return (gsub(secret, "[^%w%-%._~]", function(char) return format(digits, byte(char)) end))
+-- Percent-encoded, with upper- or lowercase hex digits (both are valid), every
+-- reserved character encoded or, as Python's quote() and URL paths do, "/" kept.
+-- (Hex digits of mixed case in one text are not a form here.)
+local EVERY_RESERVED, BUT_SLASH = "[^%w%-%._~]", "[^%w%-%._~/]"
+
+local function percent_encoded(secret, digits, reserved)
+    return (gsub(secret, reserved, function(char) return format(digits, byte(char)) end))
 end
 
 -- The base64 of `secret` as it appears inside a longer base64 text, for each
@@ -44,8 +48,11 @@ local function base64_cores(secret)
 end
 
 local function forms(secret)
-    local list = { secret, (gsub(secret, "/", "\\/")), percent_encoded(secret, "%%%02X"),
-                   percent_encoded(secret, "%%%02x") }
+    local list = { secret, (gsub(secret, "/", "\\/")) }
+    for _, reserved in ipairs({ EVERY_RESERVED, BUT_SLASH }) do
+        list[#list + 1] = percent_encoded(secret, "%%%02X", reserved)
+        list[#list + 1] = percent_encoded(secret, "%%%02x", reserved)
+    end
     for _, core in ipairs(base64_cores(secret)) do
         list[#list + 1] = core
         list[#list + 1] = (gsub(core, "[+/]", BASE64URL))  -- base64url
