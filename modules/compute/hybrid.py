@@ -43,6 +43,7 @@ from aigw.hybrid_task import (
     redis_container,
 )
 from aigw.settings import GatewaySettings, HybridSettings
+from aigw.settings.hybrid import ENTERPRISE_GATEWAY_PORT
 from modules.compute.task import terraform_literal
 from modules.context import StackContext
 from modules.grants import (
@@ -222,7 +223,7 @@ class HybridServices(Construct):
                        target_security_group_id=data_service_group, port=hybrid.data_service.port,
                        description="enterprise gateway to data service")  # fmt: skip
             allow_from(self, "data-service-to-gateway", source_security_group_id=data_service_group,
-                       target_security_group_id=gateway_security_group_id, port=8787,
+                       target_security_group_id=gateway_security_group_id, port=ENTERPRISE_GATEWAY_PORT,
                        description="data service to enterprise gateway")  # fmt: skip
             clients = [gateway_security_group_id, data_service_group]
         else:
