@@ -16,11 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cdktf import ITerraformDependable
-from cdktf_cdktf_provider_aws.ecs_service import (
-    EcsServiceServiceConnectConfiguration,
-    EcsServiceServiceConnectConfigurationService,
-    EcsServiceServiceConnectConfigurationServiceClientAlias,
-)
+from cdktf_cdktf_provider_aws.ecs_service import EcsServiceServiceConnectConfiguration
 from cdktf_cdktf_provider_aws.service_discovery_http_namespace import ServiceDiscoveryHttpNamespace
 from constructs import Construct
 
@@ -33,6 +29,7 @@ from modules.compute.hybrid import (
     HybridOutputs,
     HybridServices,
     cache_endpoint,
+    connect_service,
 )
 from modules.compute.images import GatewayImages
 from modules.compute.secrets import ProviderSecrets
@@ -172,15 +169,5 @@ def gateway_service_connect(entries: list[TaskEntry], namespace_arn: str) -> Ecs
     """The enterprise gateway in the namespace: a client of the data service and the
     built-in Redis, and the data service's way back to it (`gateway:8787`)."""
     return EcsServiceServiceConnectConfiguration(
-        enabled=True,
-        namespace=namespace_arn,
-        service=[
-            EcsServiceServiceConnectConfigurationService(
-                port_name=entry.role,
-                discovery_name=entry.role,
-                client_alias=EcsServiceServiceConnectConfigurationServiceClientAlias(port=entry.port,
-                                                                                      dns_name=entry.role),
-            )
-            for entry in entries
-        ],
-    )  # fmt: skip
+        enabled=True, namespace=namespace_arn, service=[connect_service(entry.role, entry.port) for entry in entries]
+    )

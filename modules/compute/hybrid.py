@@ -80,6 +80,15 @@ def cache_endpoint(hybrid: HybridSettings, *, store_host: str | None, store_port
     return CacheEndpoint(f"{store_host}:{store_port}", tls=True, mode=cache.mode, store="aws-elastic-cache")
 
 
+def connect_service(name: str, port: int) -> EcsServiceServiceConnectConfigurationService:
+    """A port of a service in the namespace: named (the port mapping's name), found and called as `name:port`."""
+    return EcsServiceServiceConnectConfigurationService(
+        port_name=name,
+        discovery_name=name,
+        client_alias=EcsServiceServiceConnectConfigurationServiceClientAlias(port=port, dns_name=name),
+    )
+
+
 def _service_roles(
     scope: Construct,
     name: str,
@@ -326,13 +335,7 @@ class HybridServices(Construct):
         group = self._security_group("data-service", "Portkey data service: its port from the gateway tasks only")
         allow_https_egress(self, "data-service-https-out", security_group_id=group,
                            description="HTTPS to the control plane, S3 and AWS APIs")  # fmt: skip
-        connect = EcsServiceServiceConnectConfigurationService(
-            port_name=DATA_SERVICE_ALIAS,
-            discovery_name=DATA_SERVICE_ALIAS,
-            client_alias=EcsServiceServiceConnectConfigurationServiceClientAlias(
-                port=settings.port, dns_name=DATA_SERVICE_ALIAS
-            ),
-        )
+        connect = connect_service(DATA_SERVICE_ALIAS, settings.port)
         service = self._service(
             "data-service", task_definition_arn=task_definition, desired_count=settings.desired_count,
             security_group_id=group, connect=connect, circuit_breaker=settings.enable_circuit_breaker,
@@ -385,11 +388,7 @@ class HybridServices(Construct):
         # Fargate pulls the image, writes its logs and runs the Service Connect agent through the task's interface.
         allow_https_egress(self, "redis-https-out", security_group_id=group,
                            description="HTTPS to the image registry, CloudWatch Logs and ECS")  # fmt: skip
-        connect = EcsServiceServiceConnectConfigurationService(
-            port_name=REDIS_ALIAS,
-            discovery_name=REDIS_ALIAS,
-            client_alias=EcsServiceServiceConnectConfigurationServiceClientAlias(port=REDIS_PORT, dns_name=REDIS_ALIAS),
-        )
+        connect = connect_service(REDIS_ALIAS, REDIS_PORT)
         self.services.append(self._service(
             "redis", task_definition_arn=task_definition, desired_count=1, security_group_id=group,
             connect=connect, circuit_breaker=True, scaled=False,
