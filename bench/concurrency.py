@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aigw.data_plane.contract import GATEWAY_CONTAINER
+from bench import cpu_profile
 from bench.dataplane import (
     ROUTE,
     WRK,
@@ -177,9 +178,13 @@ http {{
     return Service("mock", process, mock_port, log), Service("sink", process, sink_port, log)
 
 
+PROFILER = Path(__file__).resolve().parent / "gateway_profile.cjs"
+
+
 def start_gateway(
-    processes: Processes, home: Path, task: TaskDefinition, mock: Service, sink: Service, cores: str = str(TASK_CORE)
-) -> Service:
+    processes: Processes, home: Path, task: TaskDefinition, mock: Service, sink: Service, cores: str = str(TASK_CORE),
+    profile_dir: Path | None = None,
+) -> Service:  # fmt: skip
     """The gateway as the harness runs it (the task definition's command: one process, or a cluster
     primary and its workers), on ``cores``; both providers mapped to the mock."""
     home.mkdir(parents=True)
@@ -193,6 +198,11 @@ def start_gateway(
         "AIGW_INTERCEPT_MAP": json.dumps({host: f"http://127.0.0.1:{mock.port}" for _, _, host in SHAPES.values()}),
         "AIGW_INTERCEPT_SINK": f"http://127.0.0.1:{sink.port}",
     }
+    if profile_dir is not None:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        # Beside the task's own Node options, not instead of them.
+        node_options = f"--require {PROFILER} {env.get('NODE_OPTIONS', '')}".strip()
+        env |= {"NODE_OPTIONS": node_options, "AIGW_PROFILE_DIR": str(profile_dir)}
     log = home / "gateway.log"
     process = processes.popen(
         ["taskset", "-c", cores, *command], cwd=home, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
@@ -609,6 +619,12 @@ def main(argv: list[str] | None = None) -> int:
         "2 vCPUs with one per vCPU (through the data plane only; default steps 1000,2000,3000)",
     )
     parser.add_argument("--wrk-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--profile-gateway",
+        type=Path,
+        metavar="DIR",
+        help="sample the gateway's CPU (bench/gateway_profile.cjs) into DIR and print where its time went",
+    )
     args = parser.parse_args(argv)
     if args.compare_processes and args.steps == parser.get_default("steps"):
         args.steps = "1000,2000,3000"
@@ -629,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
             work = Path(workdir)
             prod, _, _ = synthesize_prod(work / "synth")
             mock, sink = start_mock(processes, work / "mock", args.chunks, args.pacing_ms)
-            gateway = start_gateway(processes, work / "gateway", prod, mock, sink)
+            gateway = start_gateway(processes, work / "gateway", prod, mock, sink, profile_dir=args.profile_gateway)
             data_plane = start_dataplane(processes, work / "data-plane", prod, gateway, sink)
             pin(gateway.process.pid, TASK_CORE)
             pin(data_plane.process.pid, TASK_CORE)
@@ -656,6 +672,8 @@ def main(argv: list[str] | None = None) -> int:
                     time.sleep(2.0)  # connections of the last step close
     finally:
         processes.stop_all()
+    if args.profile_gateway is not None:
+        print(cpu_profile.report(sorted(args.profile_gateway.glob("gateway-*.cpuprofile"))))
     return 0
 
 
