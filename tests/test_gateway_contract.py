@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests import processes
 from tests.gateway_fixtures import CLIENT, CLIENT_JWT, ORG_KEYS, REFERENCES, stack_file
 from tests.gateway_harness import (
     GatewayHarness,
@@ -29,6 +30,7 @@ from tests.gateway_harness import (
     request,
     start_data_plane_process,
 )
+from tests.gateway_runtime import GATEWAY_NODE
 from tests.mock_providers import MockProvider
 
 pytestmark = pytest.mark.gateway
@@ -500,3 +502,32 @@ def test_org_keys_a_provider_never_issues_stop_the_data_plane_with_a_clear_line(
     stderr = (tmp_path / "data-plane" / "stderr.log").read_text()
     assert stderr.startswith("data-plane: ANTHROPIC_API_KEY ")
     assert bad.strip() == "" or bad not in stderr
+
+
+# Allocates with enough survival that V8 grows the young generation to its largest (two semi-spaces),
+# and prints that size in MiB.
+YOUNG_GENERATION_PROBE = (
+    "const v8 = require('v8'); let most = 0; const kept = [];"
+    "for (let i = 0; i < 300; i++) { const a = []; for (let j = 0; j < 20000; j++) a.push({ x: j, y: 's' + j });"
+    "kept.push(a); if (kept.length > 8) kept.shift();"
+    "most = Math.max(most, v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size); }"
+    "console.log(most / 1048576);"
+)
+
+
+def test_the_gateways_node_options_are_taken_by_the_images_node_and_enlarge_its_young_generation(
+    prod_task: TaskDefinition,
+) -> None:
+    # GIVEN the gateway container's environment as prod deploys it, and the image's Node (20)
+    options = prod_task.environment("gateway")["NODE_OPTIONS"]
+
+    def young_generation_mib(node_options: str | None) -> float:
+        env = {"PATH": "/usr/bin:/bin", **({"NODE_OPTIONS": node_options} if node_options else {})}
+        result = processes.run([str(GATEWAY_NODE), "-e", YOUNG_GENERATION_PROBE], env=env, timeout=60)
+        assert result.returncode == 0, result.stderr  # a flag Node refuses in NODE_OPTIONS fails the start
+        return float(result.stdout.strip())
+
+    # THEN Node accepts them and the young generation grows to two 64 MiB semi-spaces, not V8's default 2 x 16
+    assert options == "--max-semi-space-size=64"
+    assert young_generation_mib(options) == 128
+    assert young_generation_mib(None) == 32
