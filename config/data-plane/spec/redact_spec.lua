@@ -130,6 +130,17 @@ describe("redact", function()
         assert.is_false(redact.new({}):holds(KEY))
     end)
 
+    it("masks what was held back again when the redactor was rebuilt with a credential fetched meanwhile", function()
+        local before = redact.new({ KEY })
+        local state = {}
+        local fresh = "AKIAFRESHCREDENTIAL0"
+        local sent = before:filter(state, "tail " .. fresh, false)  -- held back: a body's last 4 KiB
+        assert.equal("", sent)
+        local after = redact.new({ KEY, fresh })  -- the task role's credentials were refreshed
+        local rest = after:filter(state, "", true)
+        assert.is_nil(rest:find(fresh, 1, true))
+    end)
+
     it("masks again what it held back when the credential's own text has a star", function()
         -- "*" in a credential: masking one can make another appear, so held-back text is not taken as clean.
         local starred = redact.new({ "ab**cdefgh", "ab*cdefg" })

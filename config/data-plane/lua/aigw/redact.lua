@@ -143,10 +143,14 @@ function _M:filter(state, chunk, eof)
         state.carry = nil
         return text
     end
-    -- What was held back was masked already: nothing new, nothing to mask again.
-    if not (self.starless and carry and (chunk or "") == "") then text = self:clean(text) end
+    -- What was held back was masked already, by this redactor: nothing new, nothing to mask again. (A
+    -- redactor rebuilt since, with credentials fetched meanwhile, masks the whole text again.)
+    if not (self.starless and carry and state.masked_by == self and (chunk or "") == "") then
+        text = self:clean(text)
+    end
     local held = eof and 0 or self:held_back(text, state.lines)
     state.carry = held > 0 and sub(text, -held) or nil
+    state.masked_by = self
     return held > 0 and sub(text, 1, #text - held) or text
 end
 
