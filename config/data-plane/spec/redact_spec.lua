@@ -133,7 +133,7 @@ describe("redact", function()
     it("masks what was held back again when the redactor was rebuilt with a credential fetched meanwhile", function()
         local before = redact.new({ KEY })
         local state = {}
-        local fresh = "AKIAFRESHCREDENTIAL0"
+        local fresh = "fresh-role-credential-after-refresh"
         local sent = before:filter(state, "tail " .. fresh, false)  -- held back: a body's last 4 KiB
         assert.equal("", sent)
         local after = redact.new({ KEY, fresh })  -- the task role's credentials were refreshed
