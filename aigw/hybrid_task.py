@@ -112,6 +112,14 @@ def cache_secret(hybrid: HybridSettings) -> dict[str, str]:
     return {"REDIS_PASSWORD": auth} if auth else {}
 
 
+def secrets_read(containers: list[dict[str, Any]]) -> list[str]:
+    """The secrets ECS reads to start these containers, once each: the secret of each variable
+    (its ARN, without the JSON key after it) and the registry credentials."""
+    arns = [":".join(s["valueFrom"].split(":")[:7]) for c in containers for s in c.get("secrets", [])]
+    arns += [c["repositoryCredentials"]["credentialsParameter"] for c in containers if "repositoryCredentials" in c]
+    return sorted(set(arns))
+
+
 def gateway_container(
     hybrid: HybridSettings, server_mode: str, cache: CacheEndpoint, *, region: str, log_group: str
 ) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from aigw.hybrid_task import (
     data_service_container,
     gateway_container,
     redis_container,
+    secrets_read,
 )
 from aigw.settings import GatewaySettings, HybridSettings
 from aigw.settings.hybrid import ENTERPRISE_GATEWAY_PORT
@@ -154,13 +155,15 @@ class HybridGatewayTask(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         region = context.region
-        secrets = [hybrid.registry_credentials_secret_arn or "", *hybrid.gateway.secrets.values()]
-        if hybrid.cache.backend == "elasticache" and hybrid.cache.auth_secret_arn:
-            secrets.append(hybrid.cache.auth_secret_arn)
+        container = gateway_container(
+            hybrid, gateway.server_mode, cache, region=region, log_group=observability.log_group_names["gateway"]
+        )
+        # The execution role reads exactly what the container is started with.
         execution_statements = [
             grant_log_writes([observability.log_group_arns["gateway"]], sid="ContainerLogs"),
-            *grant_hybrid_secrets_read(secrets, kms_key_arn=hybrid.secrets_kms_key_arn, region=region),
-        ]
+            *grant_hybrid_secrets_read(secrets_read([container]), kms_key_arn=hybrid.secrets_kms_key_arn,
+                                       region=region),
+        ]  # fmt: skip
         task_statements = list(extra_task_statements)
         if hybrid.log_store is not None:
             store = hybrid.log_store
@@ -176,9 +179,6 @@ class HybridGatewayTask(Construct):
         )  # fmt: skip
         for index, policy_arn in enumerate(hybrid.bedrock.policy_arns):
             IamRolePolicyAttachment(self, f"bedrock-policy-{index}", role=task.name, policy_arn=policy_arn)
-        container = gateway_container(
-            hybrid, gateway.server_mode, cache, region=region, log_group=observability.log_group_names["gateway"]
-        )
         self.arn = _task_definition(
             self, "task", family=f"{context.prefix}-gateway", cpu=gateway.cpu, memory=gateway.memory,
             execution=execution, task=task, containers=[container],
@@ -234,18 +234,18 @@ class HybridServices(Construct):
             allow_from(self, "data-service-to-gateway", source_security_group_id=data_service_group,
                        target_security_group_id=gateway_security_group_id, port=ENTERPRISE_GATEWAY_PORT,
                        description="data service to enterprise gateway")  # fmt: skip
-            clients = [gateway_security_group_id, data_service_group]
-        else:
-            clients = [gateway_security_group_id]
+        # The hybrid tasks that call Redis and the control plane, by name.
+        clients = {"gateway": gateway_security_group_id}
+        if data_service_group:
+            clients["data-service"] = data_service_group
         if redis_group is not None:
-            for index, client in enumerate(clients):
-                allow_from(self, f"redis-from-{('gateway', 'data-service')[index]}", source_security_group_id=client,
+            for name, client in clients.items():
+                allow_from(self, f"redis-from-{name}", source_security_group_id=client,
                            target_security_group_id=redis_group, port=REDIS_PORT,
                            description="Redis (built-in) from the hybrid tasks")  # fmt: skip
         elif hybrid.cache.backend == "elasticache":
-            for index, client in enumerate(clients):
-                allow_from(self, f"elasticache-from-{('gateway', 'data-service')[index]}",
-                           source_security_group_id=client,
+            for name, client in clients.items():
+                allow_from(self, f"elasticache-from-{name}", source_security_group_id=client,
                            target_security_group_id=hybrid.cache.security_group_id or "",
                            port=hybrid.cache.port, description="ElastiCache from the hybrid tasks")  # fmt: skip
         endpoint_id = ""
@@ -307,9 +307,9 @@ class HybridServices(Construct):
     def _data_service(self, hybrid: HybridSettings, cache: CacheEndpoint) -> tuple[str, str]:
         context, settings = self._context, hybrid.data_service
         region = context.region
-        secrets = [hybrid.registry_credentials_secret_arn or "", *settings.secrets.values()]
-        if hybrid.cache.backend == "elasticache" and hybrid.cache.auth_secret_arn:
-            secrets.append(hybrid.cache.auth_secret_arn)
+        container = data_service_container(
+            hybrid, cache, region=region, log_group=self._observability.log_group_names["gateway"]
+        )
         store = hybrid.log_store
         if store is None:
             raise ValueError("the data service needs a log store; validation should have refused this")
@@ -317,7 +317,8 @@ class HybridServices(Construct):
             self, "data-service", context=context,
             execution_statements=[
                 grant_log_writes([self._observability.log_group_arns["gateway"]], sid="ContainerLogs"),
-                *grant_hybrid_secrets_read(secrets, kms_key_arn=hybrid.secrets_kms_key_arn, region=region),
+                *grant_hybrid_secrets_read(secrets_read([container]), kms_key_arn=hybrid.secrets_kms_key_arn,
+                                           region=region),
             ],
             task_statements=grant_log_store(
                 store.buckets, LOG_STORE_DATA_SERVICE_ACTIONS, partition=context.partition,
@@ -325,9 +326,6 @@ class HybridServices(Construct):
             ),
             what="data service",
         )  # fmt: skip
-        container = data_service_container(
-            hybrid, cache, region=region, log_group=self._observability.log_group_names["gateway"]
-        )
         task_definition = _task_definition(
             self, "data-service-task", family=f"{context.prefix}-data-service", cpu=settings.cpu,
             memory=settings.memory, execution=execution, task=task, containers=[container],
@@ -395,11 +393,11 @@ class HybridServices(Construct):
         ))  # fmt: skip
         return group
 
-    def _control_plane_endpoint(self, service_name: str, clients: list[str]) -> str:
+    def _control_plane_endpoint(self, service_name: str, clients: dict[str, str]) -> str:
         """An interface endpoint to Portkey's control plane, private DNS on, 443 from the hybrid tasks only."""
         group = self._security_group("control-plane-endpoint", "Portkey control plane endpoint: 443 from the tasks")
-        for index, client in enumerate(clients):
-            allow_from(self, f"control-plane-from-{('gateway', 'data-service')[index]}",
+        for name, client in clients.items():
+            allow_from(self, f"control-plane-from-{name}",
                        source_security_group_id=client, target_security_group_id=group, port=HTTPS_PORT,
                        description="Portkey control plane over PrivateLink")  # fmt: skip
         return VpcEndpoint(
