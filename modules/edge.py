@@ -322,8 +322,7 @@ class Edge(Construct):
                     default_action=[LbListenerDefaultAction(type="redirect", redirect=redirect)],
                 )
             )
-        # Role -> hostname of each host-routed entry.
-        routes = {role: host for role, host in hosts.items() if host}
+        routes = hosts  # role -> host name of each host-routed entry (aigw/task_entries.entry_hosts)
         protocol = kind.listener_protocol(edge.https)
         serving = LbListener(
             self,
