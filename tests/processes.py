@@ -35,6 +35,20 @@ def _text(data: str | bytes | None) -> str:
     return data or ""
 
 
+# How much of a timed-out command's output its error message ends with.
+TAIL_CHARS = 4000
+
+
+class CommandTimedOut(subprocess.TimeoutExpired):
+    """``subprocess.TimeoutExpired`` whose message ends with the tail of what
+    the command printed, so a report shows where it was stuck (for example
+    Terraform's "Still destroying... [id=...]"), not only that it was."""
+
+    def __str__(self) -> str:
+        output = (_text(self.stdout) + _text(self.stderr))[-TAIL_CHARS:]
+        return f"{super().__str__()}; its output ended with:\n{output}"
+
+
 def _kill_group(process: subprocess.Popen[str]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
@@ -48,7 +62,7 @@ def run(
     env: Mapping[str, str] | None = None,
     check: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``args``; raise ``subprocess.TimeoutExpired`` (with the output so far)
+    """Run ``args``; raise ``CommandTimedOut`` (with the output so far)
     after ``timeout`` seconds, once the command and everything it started are
     killed; with ``check``, raise ``CalledProcessError`` on a non-zero exit."""
     command = [str(arg) for arg in args]
@@ -72,7 +86,7 @@ def run(
             except subprocess.TimeoutExpired as held:
                 # A process outside the group still holds the pipes: report what was read.
                 stdout, stderr = _text(held.stdout), _text(held.stderr) + "\n(output cut: the pipes stayed open)"
-            raise subprocess.TimeoutExpired(command, timeout, stdout, stderr) from None
+            raise CommandTimedOut(command, timeout, stdout, stderr) from None
     except BaseException:
         # The timeout above, pytest-timeout's failure, Ctrl-C: nothing the command started outlives the wait.
         _kill_group(process)

@@ -40,6 +40,15 @@ def test_a_timeout_ends_the_grandchild_holding_the_pipes_and_returns_promptly() 
     assert not alive(grandchild), f"sleep {grandchild} outlived the timeout"
 
 
+def test_a_timeout_reports_where_the_command_was_stuck() -> None:
+    # The report of a stuck `cdktf destroy` must show Terraform's last lines, not only the command
+    # (printed through printf, so the command line itself does not contain them).
+    script = "printf 'Still destroying... [id=%s]\\n' sg-0123; printf 'on %s\\n' stderr >&2; sleep 120"
+    with pytest.raises(subprocess.TimeoutExpired) as raised:
+        processes.run(["sh", "-c", script], timeout=1)
+    assert "Still destroying... [id=sg-0123]" in str(raised.value) and "on stderr" in str(raised.value)
+
+
 def test_an_interrupted_wait_ends_the_group_too(tmp_path: Path) -> None:
     # pytest-timeout's failure or Ctrl-C arrives as an exception inside the wait:
     # the command and what it started must not outlive it (here SIGALRM stands in).
