@@ -49,8 +49,9 @@ EMULATED_SERVICES: tuple[str, ...] = (
 # transport error it retries. One attempt turned that into a failed deploy about
 # once in seven plans; four give it three retries while a call the emulator
 # does not implement still fails within seconds (jittered backoff of at most
-# 2 + 4 + 8 s), not after the default 25 attempts. As against AWS, a retried
-# create whose first answer was lost can meet the resource it already made.
+# 2 + 4 + 8 s), not after the default 25 attempts. The emulator answers a
+# retried call that had succeeded with its first answer (tools/moto_launcher.py),
+# so a retried create does not meet the resource it already made.
 EMULATOR_MAX_ATTEMPTS = 4
 
 

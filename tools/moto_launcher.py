@@ -20,13 +20,34 @@ that behaves like AWS, and nothing else in moto changes:
 - Lambda functions lose their DeadLetterConfig and LoggingConfig, so every
   plan would update the cost attribution function. Both are kept from the
   create and update calls and returned.
+
+And two things about the server, which answers each connection in a thread
+of its own and closes it after one answer:
+
+- moto's backends are plain dicts and lists without locks. Terraform calls ten
+  at a time, and now and then one call iterated a dict another was changing
+  ("dictionary changed size during iteration": a 500). Requests are handled
+  one at a time (``one_at_a_time``), as one AWS endpoint would appear to a
+  client: each call sees the effects of every call answered before it.
+- On a loaded machine the provider's SDK now and then fails to read an answer
+  the server sent, and sends the call again. A create then met the resource
+  it had made (KMS CreateAlias: AlreadyExists), and Terraform's state lock met
+  itself (DynamoDB PutItem: ConditionalCheckFailed). AWS's SDKs mark every
+  attempt of one call with the same ``amz-sdk-invocation-id`` and number it in
+  ``amz-sdk-request``; a repeated attempt of a call that already succeeded is
+  answered with that first answer instead of running again
+  (``replaying_retries``), as AWS's idempotency tokens do for the calls that
+  take one.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from moto.applicationautoscaling.responses import ApplicationAutoScalingResponse
@@ -35,6 +56,7 @@ from moto.cognitoidp.responses import CognitoIdpResponse
 from moto.core.responses import ActionResult, EmptyResult
 from moto.ec2.models.security_groups import SecurityGroupRule
 from moto.ecs.responses import EC2ContainerServiceResponse
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import main as moto_server_main
 
 _TAGS: dict[str, dict[str, str]] = {}
@@ -145,7 +167,68 @@ def _function_update_keeping_settings(self: LambdaFunction, config_updates: dict
     return _function_update(self, config_updates)
 
 
+def _produced(response: Iterable[bytes]) -> list[bytes]:
+    """A WSGI answer's whole body, with the answer closed as WSGI requires."""
+    try:
+        return list(response)
+    finally:
+        close = getattr(response, "close", None)
+        if close is not None:
+            close()
+
+
+def one_at_a_time(handler: Callable[..., Iterable[bytes]]) -> Callable[..., list[bytes]]:
+    """``handler`` (a WSGI application, or its ``__call__``) with one request
+    inside it at a time: the request is handled and its whole answer produced
+    under one lock, since a lazily produced body could still read the backends."""
+    lock = threading.Lock()
+
+    def serialized(*args: Any) -> list[bytes]:
+        with lock:
+            return _produced(handler(*args))
+
+    return serialized
+
+
+# Successful answers kept for repeated attempts: the most recent ones, far more
+# than the calls one Terraform run has in flight.
+KEPT_ANSWERS = 1024
+_ATTEMPT = re.compile(r"attempt=(\d+)")
+
+
+def replaying_retries(handler: Callable[..., Iterable[bytes]]) -> Callable[..., list[bytes]]:
+    """``handler`` (a WSGI application, or its ``__call__``), answering a
+    repeated attempt (``amz-sdk-request: attempt=2`` or later) of a call whose
+    earlier attempt succeeded with that attempt's answer, without running the
+    call again. Not thread-safe by itself: wrap it in ``one_at_a_time``."""
+    answers: OrderedDict[str, tuple[str, list[tuple[str, str]], list[bytes]]] = OrderedDict()
+
+    def replaying(*args: Any) -> list[bytes]:
+        *leading, environ, start_response = args
+        invocation = environ.get("HTTP_AMZ_SDK_INVOCATION_ID")
+        attempt = _ATTEMPT.search(environ.get("HTTP_AMZ_SDK_REQUEST", ""))
+        if invocation in answers and attempt is not None and int(attempt.group(1)) > 1:
+            status, headers, body = answers[invocation]
+            start_response(status, headers)
+            return body
+        started: list[tuple[str, list[tuple[str, str]]]] = []
+
+        def recording_start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            started.append((status, list(headers)))
+            return start_response(status, headers, exc_info)
+
+        body = _produced(handler(*leading, environ, recording_start))
+        if invocation and started and started[-1][0].startswith("2"):
+            answers[invocation] = (*started[-1], body)
+            while len(answers) > KEPT_ANSWERS:
+                answers.popitem(last=False)
+        return body
+
+    return replaying
+
+
 def install() -> None:
+    DomainDispatcherApplication.__call__ = one_at_a_time(replaying_retries(DomainDispatcherApplication.__call__))  # type: ignore[method-assign]
     ApplicationAutoScalingResponse.register_scalable_target = _register_with_tags  # type: ignore[method-assign]
     ApplicationAutoScalingResponse.tag_resource = _tag_resource  # type: ignore[attr-defined]
     ApplicationAutoScalingResponse.untag_resource = _untag_resource  # type: ignore[attr-defined]
