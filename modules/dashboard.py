@@ -17,10 +17,11 @@ PERIOD_SECONDS = 60
 
 @dataclass(frozen=True)
 class Watched:
-    """What the dashboard shows: the access-log group and the metric dimensions."""
+    """What the dashboard shows: the access-log group (None in hybrid mode, which
+    writes none: no query panels) and the metric dimensions."""
 
     region: str
-    access_log_group: str
+    access_log_group: str | None
     load_balancer_type: LoadBalancerType
     load_balancer_arn_suffix: str
     target_group_arn_suffix: str
@@ -35,13 +36,13 @@ class Watched:
     guardrail_namespace: str | None = None
 
 
-def _query_panel(title: str, query: str, watched: Watched) -> dict[str, Any]:
+def _query_panel(title: str, query: str, log_group: str, watched: Watched) -> dict[str, Any]:
     return {
         "type": "log",
         "properties": {
             "title": title,
             "region": watched.region,
-            "query": f"SOURCE '{watched.access_log_group}' | {query}",
+            "query": f"SOURCE '{log_group}' | {query}",
             "view": "table",
         },
     }
@@ -183,12 +184,13 @@ def _guardrail_panel(namespace: str, watched: Watched) -> dict[str, Any]:
 
 
 def panels(queries: Mapping[str, str], watched: Watched) -> list[dict[str, Any]]:
-    """Every panel in reading order: the saved queries (title -> query), then
-    load balancer and service health."""
+    """Every panel in reading order: the saved queries (title -> query) over the
+    access log where there is one, then load balancer and service health."""
     service = ["ClusterName", watched.cluster_name, "ServiceName", watched.service_name]
     elb = watched.load_balancer_type.cloudwatch_namespace
+    log_group = watched.access_log_group
     return [
-        *(_query_panel(title, query, watched) for title, query in queries.items()),
+        *(_query_panel(title, query, log_group, watched) for title, query in queries.items() if log_group),
         *_traffic_panels(watched),
         _metric_panel(
             "Healthy / unhealthy targets",

@@ -154,15 +154,18 @@ def entry_health_check(entry: TaskEntry) -> LbTargetGroupHealthCheck:
     )
 
 
-def forward_actions(edge: EdgeSettings, target_group_arn: str, jwt: JwtIssuer) -> list[dict[str, Any]]:
+def forward_actions(edge: EdgeSettings, target_group_arn: str, jwt: JwtIssuer | None) -> list[dict[str, Any]]:
     """What the serving listener does with a request for the gateway, as the
     action blocks a listener's default action and a listener rule share:
     forward, preceded with JWT auth by ALB-native validation (hashicorp/aws
     >= 6.22) of the signature against the pool's JWKS, iss/exp/nbf/iat, the
     invoke scope, and a `client_id` that is one of the stack's app clients
-    (another client of the same pool gets a 401 here)."""
+    (another client of the same pool gets a 401 here). ``jwt`` is None only
+    where there is no pool (hybrid mode, which refuses JWT auth)."""
     if not edge.enable_jwt_auth:
         return [{"type": "forward", "target_group_arn": target_group_arn}]
+    if jwt is None:
+        raise ValueError("edge.enable_jwt_auth needs the stack's Cognito pool; none was given")
     claims = [
         {"name": "scope", "format": "space-separated-values", "values": [jwt.required_scope]},
         {"name": "client_id", "format": "single-string", "values": list(jwt.client_ids)},
@@ -197,7 +200,7 @@ class Edge(Construct):
         allowed_cidrs: list[str],
         context: StackContext,
         network: NetworkOutputs,
-        jwt: JwtIssuer,
+        jwt: JwtIssuer | None,
         waf_log_group_arn: str | None,
         drain_seconds: int,
         entries: list[TaskEntry],

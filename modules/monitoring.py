@@ -69,7 +69,7 @@ class Monitoring(Construct):
             {title: query for title, query in SAVED_QUERIES.values()},
             Watched(
                 region=context.region,
-                access_log_group=observability.log_group_names["access"],
+                access_log_group=observability.log_group_names.get("access"),
                 load_balancer_type=watched.load_balancer_type,
                 load_balancer_arn_suffix=watched.load_balancer_arn_suffix,
                 target_group_arn_suffix=watched.target_group_arn_suffix,

@@ -28,6 +28,8 @@ LOG_STREAMS: dict[str, str] = {
     "metrics": "metrics",
     "vpc_flow": "vpc-flow",
 }
+# The roles only the data plane and its collector write (not in hybrid mode).
+DATA_PLANE_LOG_ROLES = frozenset({"access", "collector", "otlp_logs", "metrics"})
 
 # Logs Insights queries over the data plane's JSON access-log lines (fields
 # `provider`, `status`, `request_time` in seconds, `path`; see
@@ -77,6 +79,7 @@ class Observability(Construct):
         create_waf_log_group: bool,
         create_flow_log_group: bool,
         create_exec_log_group: bool,
+        create_data_plane_log_groups: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
         prefix = context.prefix
@@ -120,6 +123,8 @@ class Observability(Construct):
         for role, stream in LOG_STREAMS.items():
             if role == "vpc_flow" and not create_flow_log_group:
                 continue  # an existing VPC's flow logs are its owner's
+            if role in DATA_PLANE_LOG_ROLES and not create_data_plane_log_groups:
+                continue
             group = CloudwatchLogGroup(
                 self,
                 f"log-group-{stream}",
@@ -151,7 +156,9 @@ class Observability(Construct):
             )
             names["ecs_exec"], arns["ecs_exec"] = exec_group.name, exec_group.arn
 
-        for query_id, (title, query) in SAVED_QUERIES.items() if settings.enable_saved_queries else ():
+        # The saved queries read the data plane's access log.
+        saved_queries = settings.enable_saved_queries and create_data_plane_log_groups
+        for query_id, (title, query) in SAVED_QUERIES.items() if saved_queries else ():
             CloudwatchQueryDefinition(
                 self,
                 f"query-{query_id}",

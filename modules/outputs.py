@@ -25,7 +25,7 @@ class Wiring:
 
     network: NetworkOutputs
     edge: EdgeOutputs
-    auth: AuthOutputs
+    auth: AuthOutputs | None  # None in hybrid mode
     compute: ComputeOutputs
     dashboard_name: str
     routing: RoutingOutputs | None = None
@@ -52,22 +52,22 @@ OUTPUTS: tuple[StackOutput, ...] = (
     StackOutput("access_logs_bucket", "S3 bucket of the load balancer's access logs (empty when "
                 "edge.access_logs is off)", lambda w: w.edge.access_logs_bucket),
     StackOutput("vpc_id", "ID of the VPC", lambda w: w.network.vpc_id),
-    StackOutput("cognito_user_pool_id", "ID of the Cognito user pool of M2M clients", lambda w: w.auth.user_pool_id),
-    StackOutput("cognito_client_ids", "App client id of each team (`[clients.<team>]`; `default` without them)",
-                lambda w: w.auth.client_ids),
-    StackOutput("cognito_token_endpoint", "OAuth2 token endpoint (client_credentials grant)",
-                lambda w: w.auth.token_endpoint),
-    StackOutput("cognito_scopes", "OAuth2 scopes of the gateway's resource server", lambda w: w.auth.scopes),
-    StackOutput("ecr_repository_url", "ECR repository for the gateway image", lambda w: w.compute.ecr_repository_url),
-    StackOutput(
-        "data_plane_ecr_repository_url",
-        "ECR repository for the data plane image",
-        lambda w: w.compute.data_plane_ecr_repository_url,
-    ),
+    StackOutput("cognito_user_pool_id", "ID of the Cognito user pool of M2M clients (empty in hybrid mode, which "
+                "has none)", lambda w: w.auth.user_pool_id if w.auth else ""),
+    StackOutput("cognito_client_ids", "App client id of each team (`[clients.<team>]`; `default` without them; "
+                "empty in hybrid mode)", lambda w: w.auth.client_ids if w.auth else {}),
+    StackOutput("cognito_token_endpoint", "OAuth2 token endpoint (client_credentials grant; empty in hybrid mode)",
+                lambda w: w.auth.token_endpoint if w.auth else ""),
+    StackOutput("cognito_scopes", "OAuth2 scopes of the gateway's resource server (empty in hybrid mode)",
+                lambda w: w.auth.scopes if w.auth else []),
+    StackOutput("ecr_repository_url", "ECR repository for the gateway image (empty in hybrid mode, which pulls "
+                "Portkey's)", lambda w: w.compute.ecr_repository_url),
+    StackOutput("data_plane_ecr_repository_url", "ECR repository for the data plane image (empty in hybrid mode, "
+                "which has no data plane)", lambda w: w.compute.data_plane_ecr_repository_url),
     StackOutput("ecs_cluster_name", "Name of the ECS cluster", lambda w: w.compute.cluster_name),
     StackOutput("ecs_service_name", "Name of the gateway ECS service", lambda w: w.compute.service_name),
-    StackOutput("provider_secret_arns", "Secrets Manager ARNs of the provider API keys (values set by operators)",
-                lambda w: w.compute.provider_secret_arns),
+    StackOutput("provider_secret_arns", "Secrets Manager ARNs of the provider API keys (values set by operators; "
+                "empty in hybrid mode, where the control plane holds them)", lambda w: w.compute.provider_secret_arns),
     StackOutput("dashboard_name", "Name of the CloudWatch dashboard", lambda w: w.dashboard_name),
     StackOutput("routing_config_parameters", "SSM parameter of each route's config, without credentials "
                 "(`[routing.<name>]`; empty without routes)", lambda w: w.routing.parameters if w.routing else {}),
@@ -88,5 +88,6 @@ OUTPUTS: tuple[StackOutput, ...] = (
                 "its connection request", lambda w: w.compute.hybrid.endpoint_service_name if w.compute.hybrid
                 else ""),
     StackOutput("cognito_client_secrets", "App client secret of each team (sensitive: `cdktf output` hides it; "
-                "`make token TEAM=<team>` reads it)", lambda w: w.auth.client_secrets, sensitive=True),
+                "`make token TEAM=<team>` reads it; empty in hybrid mode)", lambda w: w.auth.client_secrets if w.auth
+                else {}, sensitive=True),
 )  # fmt: skip

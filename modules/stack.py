@@ -133,6 +133,8 @@ class GatewayStack(TerraformStack):
             create_waf_log_group=settings.edge.enable_waf,
             create_flow_log_group=not settings.network.existing_vpc,
             create_exec_log_group=settings.gateway.enable_execute_command,
+            # Hybrid mode runs neither the data plane nor its collector.
+            create_data_plane_log_groups=not settings.hybrid.enabled,
         ).outputs
         network = Network(
             self,
@@ -147,8 +149,10 @@ class GatewayStack(TerraformStack):
             # Cost attribution's function reads its pricing table through a DynamoDB endpoint.
             gateway_endpoints=GATEWAY_ENDPOINTS + (("dynamodb",) if settings.cost_attribution.enabled else ()),
         ).outputs
-        auth = Auth(self, "auth", context=context, teams=settings.teams).outputs
         hybrid = settings.hybrid
+        # Hybrid mode authenticates Portkey API keys in the enterprise gateway and refuses
+        # JWT auth: no Cognito pool, whose clients nothing would check (docs/hybrid.md).
+        auth = None if hybrid.enabled else Auth(self, "auth", context=context, teams=settings.teams).outputs
         entries = task_entries(settings)
         edge = Edge(
             self,
@@ -157,7 +161,7 @@ class GatewayStack(TerraformStack):
             allowed_cidrs=settings.load_balancer_cidrs,
             context=context,
             network=network,
-            jwt=auth.jwt_issuer,
+            jwt=auth.jwt_issuer if auth else None,
             waf_log_group_arn=observability.waf_log_group_arn,
             drain_seconds=settings.gateway.drain_seconds,
             entries=entries,
@@ -186,8 +190,8 @@ class GatewayStack(TerraformStack):
             guardrail = Guardrails(self, "guardrails", settings=settings.guardrails, context=context).outputs
         routing: RoutingOutputs | None = None
         data_plane: DataPlaneOutputs | None = None
-        # Hybrid mode runs Portkey's enterprise gateway without the data plane (docs/hybrid.md).
-        if not hybrid.enabled:
+        # Hybrid mode (no pool) runs Portkey's enterprise gateway without the data plane (docs/hybrid.md).
+        if auth is not None:
             data_plane_settings = data_plane_config(settings, environment.name)
             if data_plane_settings.default_route is not None:
                 routing = RouteDiscovery(

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from aigw.settings import EdgeSettings
 from aigw.task_entries import task_entries
+from modules.edge import forward_actions
 from security.stackdoc import StackDoc
 from tests.scenarios import CERTIFICATE_ARN, base, vary
 
@@ -128,6 +130,12 @@ def test_https_listener_with_jwt_auth_validates_the_token_before_forwarding(scen
     validate, forward = default_actions(stack, 443)
     assert (validate["type"], forward["type"]) == ("jwt-validation", "forward")
     assert forward["target_group_arn"] == stack.resource("aws_lb_target_group").ref("arn")
+
+
+def test_jwt_auth_without_the_stacks_pool_is_an_error_not_a_listener_that_forwards_everyone() -> None:
+    # Only hybrid mode has no pool, and it refuses JWT auth; were that rule lost, synth must fail, not open up.
+    with pytest.raises(ValueError, match="Cognito pool"):
+        forward_actions(EdgeSettings.model_validate({"enable_jwt_auth": True}), "target-group", None)
 
 
 def test_jwt_validation_trusts_only_the_stacks_user_pool(scenarios: dict[str, StackDoc]) -> None:

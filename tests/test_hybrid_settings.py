@@ -138,6 +138,9 @@ def test_hybrid_keys_while_hybrid_mode_is_off_are_refused(tmp_path: Path) -> Non
         ({"gateway": {"image": "portkeyai/gateway:1.15.2"}}, "gateway.image"),
         ({"gateway": {"streams_per_task": 100}}, "gateway.streams_per_task"),
         ({"gateway": {"max_requests_in_flight": 100}}, "gateway.max_requests_in_flight"),
+        # Set either way: the queries read the access log hybrid mode does not write, and none are created.
+        ({"observability": {"enable_saved_queries": True}}, "observability.enable_saved_queries"),
+        ({"observability": {"enable_saved_queries": False}}, "observability.enable_saved_queries"),
     ],
 )
 def test_the_data_planes_features_are_refused_in_hybrid_mode(

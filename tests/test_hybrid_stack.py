@@ -108,6 +108,29 @@ def test_no_data_plane_is_built_in_hybrid_mode(stacks: dict[str, StackDoc]) -> N
     assert stack.count("aws_secretsmanager_secret") == 0  # no provider keys: they live in the control plane
 
 
+@pytest.mark.parametrize("name", [*VARIANTS, "hybrid-prod", "hybrid-mcp", "hybrid-private"])
+def test_nothing_only_the_oss_gateway_or_its_data_plane_uses_is_created(stacks: dict[str, StackDoc], name: str) -> None:
+    # Hybrid mode refuses JWT auth, pulls Portkey's image, keeps provider keys in the control plane and
+    # writes no access log: no pool whose clients nothing checks, no repositories, keys or empty log groups.
+    stack = stacks[name]
+    prefix = f"aigw-{stack.environment}"
+    for kind in ("aws_cognito_user_pool", "aws_cognito_user_pool_client", "aws_cognito_user_pool_domain",
+                 "aws_ecr_repository", "aws_cloudwatch_query_definition"):  # fmt: skip
+        assert stack.count(kind) == 0, kind
+    aliases = {alias["name"] for alias in stack.resources("aws_kms_alias")}
+    assert f"alias/{prefix}-logs" in aliases and not aliases & {f"alias/{prefix}-ecr", f"alias/{prefix}-secrets"}
+    groups = {group["name"] for group in stack.resources("aws_cloudwatch_log_group")}
+    assert f"/{prefix}/gateway" in groups
+    assert not groups & {f"/{prefix}/{stream}" for stream in ("access", "collector", "otlp-logs", "metrics")}
+    (dashboard,) = stack.resources("aws_cloudwatch_dashboard")
+    widgets = json.loads(dashboard["dashboard_body"])["widgets"]
+    assert widgets and all(widget["type"] == "metric" for widget in widgets)  # no panels over an access log
+    values = {name: output["value"] for name, output in stack.outputs.items()}
+    assert values["cognito_user_pool_id"] == values["cognito_token_endpoint"] == values["ecr_repository_url"] == ""
+    assert values["data_plane_ecr_repository_url"] == "" and values["cognito_scopes"] == []
+    assert values["cognito_client_ids"] == values["cognito_client_secrets"] == values["provider_secret_arns"] == {}
+
+
 def test_the_guides_variables_are_set_from_the_settings_and_the_operators_pass_through(
     stacks: dict[str, StackDoc],
 ) -> None:

@@ -21,8 +21,9 @@ class ObservabilitySettings(Section):
     log_retention_days: int = Field(365, description="Retention of every log group, in days. Default: 365.")
     enable_saved_queries: bool = Field(
         True,
-        description="Create the four saved Logs Insights queries. Turn off only where CloudWatch Logs query "
-        "definitions are unavailable (the local emulator); the dashboard keeps its query widgets. Default: true.",
+        description="Create the four saved Logs Insights queries over the data plane's access log. Turn off only "
+        "where CloudWatch Logs query definitions are unavailable (the local emulator); the dashboard keeps its query "
+        "widgets. Hybrid mode writes no access log and has neither (the key is refused there). Default: true.",
     )
     alarm_email: str = Field(
         "",

@@ -341,6 +341,13 @@ def hybrid_problems(env: EnvironmentSettings) -> Iterator[Problem]:
     for name, reason in _HYBRID_REFUSED_GATEWAY_KEYS.items():
         if name in gateway.model_fields_set:
             yield Problem(f"gateway.{name}", f"not with hybrid mode: {reason}; remove this key", inputs)
+    if "enable_saved_queries" in env.observability.model_fields_set:
+        yield Problem(
+            "observability.enable_saved_queries",
+            "not with hybrid mode: the saved queries read the data plane's access log, which hybrid mode does not "
+            "write; remove this key",
+            frozenset({"hybrid", "observability"}),
+        )
     enabled = {
         "clients": bool(env.clients),
         "routing": bool(env.routing),

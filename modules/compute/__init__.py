@@ -80,10 +80,13 @@ class Compute(Construct):
         wait_for: Sequence[ITerraformDependable],
     ) -> None:
         super().__init__(scope, construct_id)
-        images = GatewayImages(self, "images", context=context)
-        # Hybrid mode keeps provider credentials in Portkey's control plane: no provider secrets.
-        providers: list[str] = [] if hybrid.enabled else list(gateway.provider_keys)
-        secrets = ProviderSecrets(self, "secrets", providers=providers, context=context)
+        # Hybrid mode pulls Portkey's image and keeps provider credentials in its control
+        # plane: no repositories, no provider secrets, and no keys for either.
+        images: GatewayImages | None = None
+        secrets: ProviderSecrets | None = None
+        if not hybrid.enabled:
+            images = GatewayImages(self, "images", context=context)
+            secrets = ProviderSecrets(self, "secrets", providers=list(gateway.provider_keys), context=context)
         exec_sessions = None
         if gateway.enable_execute_command:
             exec_sessions = ExecSessions(
@@ -110,7 +113,7 @@ class Compute(Construct):
             namespace = ServiceDiscoveryHttpNamespace(
                 self, "namespace", name=context.prefix, description="Hybrid mode's services (Service Connect)"
             )
-        elif data_plane is None:
+        elif data_plane is None or images is None or secrets is None:
             raise ValueError("the OSS gateway runs behind the data plane; none was given")
         else:
             task = GatewayTask(
@@ -152,11 +155,11 @@ class Compute(Construct):
             service.wait_for(hybrid_services.services)
             hybrid_outputs = hybrid_services.outputs
         self.outputs = ComputeOutputs(
-            ecr_repository_url=images.gateway.url,
-            data_plane_ecr_repository_url=images.data_plane.url,
+            ecr_repository_url=images.gateway.url if images else "",
+            data_plane_ecr_repository_url=images.data_plane.url if images else "",
             cluster_name=service.cluster_name,
             service_name=service.service_name,
-            provider_secret_arns=secrets.arns,
+            provider_secret_arns=secrets.arns if secrets else {},
             injected_secret_arns=task.injected_secret_arns if isinstance(task, GatewayTask) else {},
             task_security_group_id=service.security_group_id,
             execution_role_arn=task.execution_role_arn,
