@@ -99,6 +99,16 @@ def test_an_environment_without_jwt_auth_has_no_token(tmp_path: Path, capsys: py
     assert "edge.enable_jwt_auth is off: dev takes no token" in captured.err
 
 
+def test_a_hybrid_environment_has_no_token_and_says_what_its_clients_send(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AIGW_ENV_DIR", str(ROOT / "examples" / "hybrid-mcp"))
+    assert token.main(["hybrid-mcp"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "hybrid-mcp runs in hybrid mode and takes no token: its clients send their Portkey API key" in captured.err
+
+
 class Redirecting(LoopbackServer):
     """A token endpoint that answers 302 to another server: urllib would follow it with the same headers."""
 

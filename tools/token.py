@@ -105,6 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         problem = f"no team {args.team!r}" if args.team else "more than one team"
         print(f"{environment.path}: {problem}; name one of {', '.join(teams)} with TEAM=<team>", file=sys.stderr)
         return 2
+    if environment.settings.hybrid.enabled:
+        print(
+            f"{environment.path}: {environment.name} runs in hybrid mode and takes no token: its clients send their "
+            "Portkey API key, which the enterprise gateway checks against Portkey's control plane (docs/hybrid.md)",
+            file=sys.stderr,
+        )
+        return 1
     if not environment.settings.edge.enable_jwt_auth:
         print(
             f"{environment.path}: edge.enable_jwt_auth is off: {environment.name} takes no token; its clients send "
