@@ -11,6 +11,7 @@ itself (ConditionalCheckFailed).
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import textwrap
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from tests.project_copy import ROOT
+from tools import moto_launcher
 from tools.moto_launcher import one_at_a_time, replaying_retries
 
 THREADS = 6
@@ -167,6 +169,65 @@ def test_a_first_attempt_is_never_answered_from_the_record() -> None:
     assert attempt(handler, "call-1", 1)[0] == "200 OK"
     assert attempt(handler, "call-1", 1)[0] == "400 BAD REQUEST"
     assert app.calls == 2
+
+
+class StalledBody:
+    """A request body whose client sent its headers and then stopped sending."""
+
+    def __init__(self) -> None:
+        self.reading = threading.Event()
+        self.resume = threading.Event()
+
+    def read(self, size: int = -1) -> bytes:
+        self.reading.set()
+        self.resume.wait(timeout=30)
+        return b"x" * max(size, 0)
+
+
+def reading_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """An application that reads its request's body, as moto does."""
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    start_response("200 OK", [])
+    return [b"read %d" % len(body)]
+
+
+def test_a_client_stalled_halfway_through_its_body_holds_up_no_other_request() -> None:
+    handler = one_at_a_time(reading_app)
+    stalled = StalledBody()
+    answers: list[bytes] = []
+    held = threading.Thread(target=lambda: answers.append(b"".join(handler(
+        {"wsgi.input": stalled, "CONTENT_LENGTH": "100"}, lambda status, headers, exc_info=None: None))))  # fmt: skip
+    held.start()
+    try:
+        assert stalled.reading.wait(timeout=10)
+        started = time.monotonic()
+        other = handler({"wsgi.input": io.BytesIO(b"abc"), "CONTENT_LENGTH": "3"}, lambda *args: None)
+        assert other == [b"read 3"] and time.monotonic() - started < 2
+    finally:
+        stalled.resume.set()
+        held.join(timeout=30)
+    assert answers == [b"read 100"]
+
+
+class CountingApp:
+    """Every call succeeds with an answer of its own."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        self.calls += 1
+        start_response("200 OK", [])
+        return [b"answer %d" % self.calls]
+
+
+def test_the_record_keeps_the_most_recent_answers_only(monkeypatch: Any) -> None:
+    monkeypatch.setattr(moto_launcher, "KEPT_ANSWERS", 2)
+    handler = replaying_retries(CountingApp())
+    for call in ("call-1", "call-2", "call-3"):
+        attempt(handler, call, 1)
+    assert attempt(handler, "call-3", 2) == ("200 OK", b"answer 3")  # recent: replayed
+    assert attempt(handler, "call-1", 2) == ("200 OK", b"answer 4")  # the oldest was let go: runs again
 
 
 def test_the_launcher_serializes_the_servers_application() -> None:

@@ -42,6 +42,7 @@ of its own and closes it after one answer:
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import sys
@@ -177,13 +178,31 @@ def _produced(response: Iterable[bytes]) -> list[bytes]:
             close()
 
 
+def _read_body_now(environ: dict[str, Any]) -> None:
+    """Read the request's body from its socket into memory: a client that
+    stalls halfway through its body then holds only its own thread, not the lock."""
+    stream = environ.get("wsgi.input")
+    length = environ.get("CONTENT_LENGTH") or ""
+    if stream is None:
+        return
+    if length.isdigit():
+        body = stream.read(int(length))
+    elif environ.get("wsgi.input_terminated"):  # chunked: werkzeug ends the stream at the last chunk
+        body = stream.read()
+    else:
+        return
+    environ["wsgi.input"] = io.BytesIO(body)
+
+
 def one_at_a_time(handler: Callable[..., Iterable[bytes]]) -> Callable[..., list[bytes]]:
     """``handler`` (a WSGI application, or its ``__call__``) with one request
-    inside it at a time: the request is handled and its whole answer produced
-    under one lock, since a lazily produced body could still read the backends."""
+    inside it at a time: the request's body is read first, then the request is
+    handled and its whole answer produced under one lock, since a lazily
+    produced body could still read the backends."""
     lock = threading.Lock()
 
     def serialized(*args: Any) -> list[bytes]:
+        _read_body_now(args[-2])
         with lock:
             return _produced(handler(*args))
 
@@ -200,15 +219,18 @@ def replaying_retries(handler: Callable[..., Iterable[bytes]]) -> Callable[..., 
     """``handler`` (a WSGI application, or its ``__call__``), answering a
     repeated attempt (``amz-sdk-request: attempt=2`` or later) of a call whose
     earlier attempt succeeded with that attempt's answer, without running the
-    call again. Not thread-safe by itself: wrap it in ``one_at_a_time``."""
+    call again. The record has a lock of its own; calls are not serialized here."""
     answers: OrderedDict[str, tuple[str, list[tuple[str, str]], list[bytes]]] = OrderedDict()
+    record = threading.Lock()
 
     def replaying(*args: Any) -> list[bytes]:
         *leading, environ, start_response = args
         invocation = environ.get("HTTP_AMZ_SDK_INVOCATION_ID")
         attempt = _ATTEMPT.search(environ.get("HTTP_AMZ_SDK_REQUEST", ""))
-        if invocation in answers and attempt is not None and int(attempt.group(1)) > 1:
-            status, headers, body = answers[invocation]
+        with record:
+            recorded = answers.get(invocation) if attempt is not None and int(attempt.group(1)) > 1 else None
+        if recorded is not None:
+            status, headers, body = recorded
             start_response(status, headers)
             return body
         started: list[tuple[str, list[tuple[str, str]]]] = []
@@ -219,9 +241,10 @@ def replaying_retries(handler: Callable[..., Iterable[bytes]]) -> Callable[..., 
 
         body = _produced(handler(*leading, environ, recording_start))
         if invocation and started and started[-1][0].startswith("2"):
-            answers[invocation] = (*started[-1], body)
-            while len(answers) > KEPT_ANSWERS:
-                answers.popitem(last=False)
+            with record:
+                answers[invocation] = (*started[-1], body)
+                while len(answers) > KEPT_ANSWERS:
+                    answers.popitem(last=False)  # the oldest
         return body
 
     return replaying
