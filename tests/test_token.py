@@ -103,10 +103,14 @@ def test_a_hybrid_environment_has_no_token_and_says_what_its_clients_send(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("AIGW_ENV_DIR", str(ROOT / "examples" / "hybrid-mcp"))
-    assert token.main(["hybrid-mcp"]) == 1
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert "hybrid-mcp runs in hybrid mode and takes no token: its clients send their Portkey API key" in captured.err
+    # With or without a team named: hybrid mode has no teams, and no token for any of them.
+    for argv in (["hybrid-mcp"], ["hybrid-mcp", "--team", "ops"]):
+        assert token.main(argv) == 1
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert "hybrid-mcp runs in hybrid mode and takes no token: its clients send their Portkey API key" in (
+            captured.err
+        )
 
 
 class Redirecting(LoopbackServer):

@@ -99,12 +99,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print("\n".join(error.lines), file=sys.stderr)
         return 2
-    teams = sorted(environment.settings.teams)
-    team = args.team or (teams[0] if len(teams) == 1 else None)
-    if team not in teams:
-        problem = f"no team {args.team!r}" if args.team else "more than one team"
-        print(f"{environment.path}: {problem}; name one of {', '.join(teams)} with TEAM=<team>", file=sys.stderr)
-        return 2
     if environment.settings.hybrid.enabled:
         print(
             f"{environment.path}: {environment.name} runs in hybrid mode and takes no token: its clients send their "
@@ -112,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    teams = sorted(environment.settings.teams)
+    team = args.team or (teams[0] if len(teams) == 1 else None)
+    if team not in teams:
+        problem = f"no team {args.team!r}" if args.team else "more than one team"
+        print(f"{environment.path}: {problem}; name one of {', '.join(teams)} with TEAM=<team>", file=sys.stderr)
+        return 2
     if not environment.settings.edge.enable_jwt_auth:
         print(
             f"{environment.path}: edge.enable_jwt_auth is off: {environment.name} takes no token; its clients send "
