@@ -36,6 +36,8 @@ class MonitoredService:
     cluster_name: str
     service_name: str
     min_tasks: int
+    # The data plane's access log the query panels read (None in hybrid mode, which writes none).
+    access_log_group: str | None
     # The second target group of a blue/green, canary or linear deployment.
     alternate_target_group_arn_suffix: str | None = None
     # Teams with a token budget (an alarm each on its alert), and whether any team is counted in the shared store.
@@ -69,7 +71,7 @@ class Monitoring(Construct):
             {title: query for title, query in SAVED_QUERIES.values()},
             Watched(
                 region=context.region,
-                access_log_group=observability.log_group_names.get("access"),
+                access_log_group=watched.access_log_group,
                 load_balancer_type=watched.load_balancer_type,
                 load_balancer_arn_suffix=watched.load_balancer_arn_suffix,
                 target_group_arn_suffix=watched.target_group_arn_suffix,

@@ -259,6 +259,7 @@ class GatewayStack(TerraformStack):
                 cluster_name=compute.cluster_name,
                 service_name=compute.service_name,
                 min_tasks=settings.gateway.minimum_tasks,
+                access_log_group=None if hybrid.enabled else observability.log_group_names["access"],
                 budget_teams=tuple(team for team, client in sorted(settings.clients.items()) if client.budget),
                 counts_limits=any(client.limited for client in settings.clients.values()),
                 caches_answers=settings.response_cache.enabled,

@@ -76,7 +76,8 @@ class EnvironmentSettings(Section):
     )
     deletion_protection: bool = Field(
         True,
-        description="Protect the load balancer and the Cognito user pool from deletion. Default: true.",
+        description="Protect the load balancer and the Cognito user pool (none in hybrid mode) from deletion. "
+        "Default: true.",
     )
     tags: Tags = Field(
         default_factory=dict,
