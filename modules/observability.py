@@ -79,7 +79,7 @@ class Observability(Construct):
         create_waf_log_group: bool,
         create_flow_log_group: bool,
         create_exec_log_group: bool,
-        create_data_plane_log_groups: bool = True,
+        create_data_plane_log_groups: bool,
     ) -> None:
         super().__init__(scope, construct_id)
         prefix = context.prefix
