@@ -31,8 +31,9 @@ of its own and closes it after one answer:
   client: each call sees the effects of every call answered before it.
 - On a loaded machine the provider's SDK now and then fails to read an answer
   the server sent, and sends the call again. A create then met the resource
-  it had made (KMS CreateAlias: AlreadyExists), and Terraform's state lock met
-  itself (DynamoDB PutItem: ConditionalCheckFailed). AWS's SDKs mark every
+  it had made (KMS CreateAlias: AlreadyExists), and Terraform's state lock, a
+  conditional PutItem, can meet itself (ConditionalCheckFailed, as earlier CI
+  runs failed). AWS's SDKs mark every
   attempt of one call with the same ``amz-sdk-invocation-id`` and number it in
   ``amz-sdk-request``; a repeated attempt of a call that already succeeded is
   answered with that first answer instead of running again
