@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,16 @@ def environment_named(name: str, directory: Path | None = None) -> Environment:
     if name not in environments:
         raise ConfigError([f"unknown environment {name!r}; known: {', '.join(sorted(environments))}"])
     return environments[name]
+
+
+def environment_named_or_report(name: str) -> Environment | None:
+    """For a command: the environment called ``name``, or None once every
+    problem is printed to standard error (the command then exits 2)."""
+    try:
+        return environment_named(name)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return None
 
 
 def load_environment(path: Path) -> tuple[Environment | None, list[Problem]]:

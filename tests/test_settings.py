@@ -3,6 +3,7 @@ names, reported as `<file>: <dotted.field>: <problem>`, all problems at once."""
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 from pathlib import Path
@@ -572,3 +573,14 @@ def test_an_unknown_environment_name_lists_the_known_ones() -> None:
         environment_named("prdo")
     (line,) = raised.value.lines
     assert line.startswith("unknown environment 'prdo'; known: ") and "dev, " in line and "prod" in line
+
+
+@pytest.mark.parametrize("command", ["emulator", "hybrid_secrets", "prices", "state_bootstrap", "token"])
+def test_a_command_given_an_unknown_environment_prints_why_and_exits_2(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main = importlib.import_module(f"tools.{command}").main
+    argv = ["start", "prdo"] if command == "emulator" else ["prdo"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("unknown environment 'prdo'; known: ")

@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-from aigw.environments import ConfigError, environment_named
+from aigw.environments import environment_named_or_report
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".tools" / "emulator"
@@ -112,10 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=("start", "stop", "status"))
     parser.add_argument("environment")
     args = parser.parse_args(argv)
-    try:
-        environment = environment_named(args.environment)
-    except ConfigError as error:
-        print("\n".join(error.lines), file=sys.stderr)
+    environment = environment_named_or_report(args.environment)
+    if environment is None:
         return 2
     if not environment.settings.emulator.endpoint:
         print(f"{environment.path}: emulator.endpoint: not set; this environment deploys to AWS", file=sys.stderr)

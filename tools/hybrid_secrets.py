@@ -41,7 +41,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from aigw.environments import ConfigError, Environment, environment_named
+from aigw.environments import Environment, environment_named_or_report
 from tools.state_bootstrap import ensure_key
 
 REDACTED = "<redacted>"
@@ -235,10 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     for spec in SPECS:
         parser.add_argument(f"--{spec.option}", action="store_true", help=f"only {secret_name('<env>', spec)}")
     args = parser.parse_args(argv)
-    try:
-        environment = environment_named(args.environment)
-    except ConfigError as error:
-        print("\n".join(error.lines), file=sys.stderr)
+    environment = environment_named_or_report(args.environment)
+    if environment is None:
         return 2
     chosen = [spec for spec in SPECS if getattr(args, spec.option.replace("-", "_"))] or list(SPECS)
     documents, problems = read_values(chosen, os.environ, ask=getpass.getpass if interactive() else None)

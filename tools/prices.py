@@ -24,7 +24,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from aigw.environments import ConfigError, environment_named
+from aigw.environments import environment_named_or_report
 
 ROOT = Path(__file__).resolve().parent.parent
 PRICE_LIST = ROOT / "config" / "pricing" / "prices.toml"
@@ -167,10 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.environment:
         parser.error("name the environment (or --check)")
-    try:
-        environment = environment_named(args.environment)
-    except ConfigError as error:
-        print(error, file=sys.stderr)
+    environment = environment_named_or_report(args.environment)
+    if environment is None:
         return 2
     settings = environment.settings
     if not settings.cost_attribution.enabled:

@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from aigw.environments import ConfigError, Environment, environment_named
+from aigw.environments import Environment, environment_named_or_report
 
 
 @dataclass(frozen=True)
@@ -148,10 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("environment", help="environment name (file stem in the environments directory)")
     args = parser.parse_args(argv)
-    try:
-        environment = environment_named(args.environment)
-    except ConfigError as error:
-        print("\n".join(error.lines), file=sys.stderr)
+    environment = environment_named_or_report(args.environment)
+    if environment is None:
         return 2
     state = bootstrap(environment)
     print(f"state bucket {state.bucket} and lock table {state.table} ready (KMS key {state.key_arn})")

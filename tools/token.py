@@ -29,7 +29,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from aigw.environments import ConfigError, environment_named
+from aigw.environments import environment_named_or_report
 
 ROOT = Path(__file__).resolve().parent.parent
 INVOKE_SCOPE_SUFFIX = "/invoke"
@@ -94,10 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outputs-json", type=Path, help="the stack's outputs (`terraform output -json`) from a file")
     parser.add_argument("--show-secret", action="store_true", help="also print the client id and secret (stderr)")
     args = parser.parse_args(argv)
-    try:
-        environment = environment_named(args.environment)
-    except ConfigError as error:
-        print("\n".join(error.lines), file=sys.stderr)
+    environment = environment_named_or_report(args.environment)
+    if environment is None:
         return 2
     if environment.settings.hybrid.enabled:
         print(
