@@ -230,43 +230,35 @@ def test_the_record_keeps_the_most_recent_answers_only(monkeypatch: Any) -> None
     assert attempt(handler, "call-1", 2) == ("200 OK", b"answer 4")  # the oldest was let go: runs again
 
 
-def test_the_launcher_serializes_the_servers_application() -> None:
-    # In a process of its own, as the launcher runs: install() patches moto's server application class.
+def in_the_launcher(app: str, then: str) -> str:
+    """What ``then`` prints, run in a process of its own as the launcher runs:
+    install() patched moto's server application class, and an instance of it
+    serves ``app`` (an expression over this module, ``t``) as ``call``."""
     probe = textwrap.dedent(
-        """
+        f"""
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-        from tests.test_moto_launcher import SlowApp, call_at_once
+        from tests import test_moto_launcher as t
         from tools import moto_launcher
 
         moto_launcher.install()
-        app = SlowApp()
-        server = DomainDispatcherApplication(lambda service: app)
-        server.get_application = lambda environ: app
-        call_at_once(DomainDispatcherApplication.__call__, server)
-        print(app.most_inside)
-        """
-    )
-    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip() == "1"
-
-
-def test_the_launcher_answers_a_repeated_attempt_from_the_first() -> None:
-    probe = textwrap.dedent(
-        """
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-        from tests.test_moto_launcher import CreatingApp, attempt
-        from tools import moto_launcher
-
-        moto_launcher.install()
-        app = CreatingApp()
+        app = {app}
         server = DomainDispatcherApplication(lambda service: app)
         server.get_application = lambda environ: app
         call = lambda environ, start_response: DomainDispatcherApplication.__call__(server, environ, start_response)
-        print(attempt(call, "call-1", 1), attempt(call, "call-1", 2), app.calls)
         """
     )
-    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", probe + then], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip()
+
+
+def test_the_launcher_serializes_the_servers_application() -> None:
+    assert in_the_launcher("t.SlowApp()", "t.call_at_once(call)\nprint(app.most_inside)") == "1"
+
+
+def test_the_launcher_answers_a_repeated_attempt_from_the_first() -> None:
+    printed = in_the_launcher(
+        "t.CreatingApp()", 'print(t.attempt(call, "call-1", 1), t.attempt(call, "call-1", 2), app.calls)'
+    )
     made = "('200 OK', b'{\"KeyId\": \"made\"}')"
-    assert result.stdout.strip() == f"{made} {made} 1"
+    assert printed == f"{made} {made} 1"
